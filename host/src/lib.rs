@@ -1,0 +1,23 @@
+//! payrules: runs payments through sandboxed WebAssembly rules and decides.
+//!
+//! Modules, in the order a payment flows through them:
+//!
+//! - [`model`]: the payment (its one canonical JSON shape, validated as it is read), exact
+//!   money, the decision and its trace. Plain data.
+//! - [`lists`]: named lists (sanctions, blocklists, directories), indexed for look-up and
+//!   fuzzy name matching.
+//! - [`registry`]: a rule set loaded from a directory: manifests, components, named lists,
+//!   the pipeline policy, and the version that names them all.
+//! - [`runtime`]: the sandbox. One wasmtime engine; each rule compiled once and
+//!   pre-instantiated; a fresh instance per rule per payment with its CPU, memory, output
+//!   and host-call bounds; the host capabilities rules import.
+//! - [`pipeline`]: validate → compliance → fraud → routing → decision. The combining logic
+//!   is pure and lives in [`pipeline::combine`].
+//! - [`velocity`]: the figures the `velocity` capability reports, fed by accepted payments.
+
+pub mod lists;
+pub mod model;
+pub mod pipeline;
+pub mod registry;
+pub mod runtime;
+pub mod velocity;

@@ -1,0 +1,300 @@
+//! Named lists: sanctions lists, blocklists, scheme participant directories.
+//!
+//! A rule's manifest names the files under `[lists]`; the registry reads them, this
+//! module indexes them once, and the `lists` capability answers rules from the index:
+//! `contains` by exact id, `fuzzy-match` by party-name similarity (the normalisation and
+//! measure of the `payrules-names` crate, which the rule SDK shares).
+//!
+//! Two file formats:
+//! - `.csv`, in the spirit of the OFAC SDN file: a header row with at least `id` and
+//!   `name`; optional `aliases` (separated by `;`) and `program`. Other columns are
+//!   ignored.
+//! - anything else: one id per line; blank lines and lines starting with `#` are skipped.
+
+use std::collections::{HashMap, HashSet};
+
+use payrules_names::{normalize, similarity, word_similarity};
+
+/// The largest list file payrules reads.
+pub const LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The most results one `fuzzy-match` returns, whatever the rule asks.
+pub const FUZZY_RESULTS_MAX: usize = 16;
+
+/// A word of a query must be at least this similar (0..=1000) to a word of a listed name
+/// for that name to be scored at all. Looser than any useful match threshold, so it only
+/// saves work and never hides a match a rule would accept.
+const CANDIDATE_WORD_SIMILARITY_MIN: u16 = 750;
+
+/// Why a list file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// Over [`LIST_BYTES_MAX`].
+    #[error("the list is {0} bytes, more than the {LIST_BYTES_MAX} allowed")]
+    TooLarge(usize),
+    /// A CSV list without the `id` or `name` column.
+    #[error("the CSV header has no {0:?} column")]
+    MissingColumn(&'static str),
+    /// A malformed CSV record.
+    #[error("line {line}: {message}")]
+    Csv {
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A CSV record with an empty id or name.
+    #[error("line {0}: the id and the name must not be empty")]
+    EmptyField(u64),
+}
+
+/// One entry of a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its id (the SDN entity number, a routing number, a BIC...).
+    pub id: String,
+    /// Its primary name.
+    pub name: String,
+    /// Its program or category; empty if none.
+    pub program: String,
+}
+
+/// A name or alias of an entry, normalised for matching.
+#[derive(Debug)]
+struct IndexedName {
+    entry: usize,
+    text: String,
+    normalized: String,
+}
+
+/// One fuzzy-match result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListMatch {
+    /// The entry.
+    pub entry: Entry,
+    /// The name or alias that matched best.
+    pub matched_name: String,
+    /// 0..=1000.
+    pub similarity: u16,
+}
+
+/// A loaded, indexed list.
+#[derive(Debug, Default)]
+pub struct NamedList {
+    entries: Vec<Entry>,
+    ids: HashSet<String>,
+    names: Vec<IndexedName>,
+    /// Normalised word → the names (indices into `names`) that contain it.
+    names_by_word: HashMap<String, Vec<usize>>,
+    /// First character → the distinct words that start with it (blocking for fuzzy look-up).
+    words_by_initial: HashMap<char, Vec<String>>,
+}
+
+impl NamedList {
+    /// Reads a list; `csv` chooses the CSV format, else one id per line.
+    pub fn parse(bytes: &[u8], csv: bool) -> Result<NamedList, ListError> {
+        if bytes.len() > LIST_BYTES_MAX {
+            return Err(ListError::TooLarge(bytes.len()));
+        }
+        let mut list = NamedList::default();
+        if csv {
+            list.read_csv(bytes)?;
+        } else {
+            for line in String::from_utf8_lossy(bytes).lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                list.push(line.to_owned(), line.to_owned(), String::new(), &[]);
+            }
+        }
+        Ok(list)
+    }
+
+    fn read_csv(&mut self, bytes: &[u8]) -> Result<(), ListError> {
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+        let csv_error = |error: csv::Error| ListError::Csv {
+            line: error.position().map_or(0, csv::Position::line),
+            message: error.to_string(),
+        };
+        let headers = reader.headers().map_err(csv_error)?.clone();
+        let column = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+        let id_column = column("id").ok_or(ListError::MissingColumn("id"))?;
+        let name_column = column("name").ok_or(ListError::MissingColumn("name"))?;
+        let aliases_column = column("aliases");
+        let program_column = column("program");
+        for record in reader.records() {
+            let record = record.map_err(csv_error)?;
+            let line = record.position().map_or(0, csv::Position::line);
+            let field = |index: Option<usize>| {
+                index.and_then(|i| record.get(i)).map(str::trim).unwrap_or("")
+            };
+            let (id, name) = (field(Some(id_column)), field(Some(name_column)));
+            if id.is_empty() || name.is_empty() {
+                return Err(ListError::EmptyField(line));
+            }
+            let aliases: Vec<&str> = field(aliases_column)
+                .split(';')
+                .map(str::trim)
+                .filter(|alias| !alias.is_empty())
+                .collect();
+            self.push(id.to_owned(), name.to_owned(), field(program_column).to_owned(), &aliases);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, id: String, name: String, program: String, aliases: &[&str]) {
+        let entry = self.entries.len();
+        self.ids.insert(id.clone());
+        for text in std::iter::once(name.as_str()).chain(aliases.iter().copied()) {
+            let normalized = normalize(text);
+            if normalized.is_empty() {
+                continue;
+            }
+            let index = self.names.len();
+            for word in normalized.split(' ') {
+                let names = self.names_by_word.entry(word.to_owned()).or_default();
+                if names.last() != Some(&index) {
+                    names.push(index);
+                }
+                if names.len() == 1 {
+                    let initial = word.chars().next().unwrap_or(' ');
+                    self.words_by_initial.entry(initial).or_default().push(word.to_owned());
+                }
+            }
+            self.names.push(IndexedName {
+                entry,
+                text: text.to_owned(),
+                normalized,
+            });
+        }
+        self.entries.push(Entry { id, name, program });
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the list has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether an entry has exactly this id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// The entries whose name or an alias resembles `name` at least `min_similarity`
+    /// (0..=1000), best first, one result per entry, at most `max_results`
+    /// (capped at [`FUZZY_RESULTS_MAX`]). Ties go to the entry listed first.
+    pub fn fuzzy_match(&self, name: &str, min_similarity: u16, max_results: usize) -> Vec<ListMatch> {
+        let query = normalize(name);
+        if query.is_empty() {
+            return Vec::new();
+        }
+        let mut candidates: Vec<usize> = Vec::new();
+        for word in query.split(' ') {
+            let initial = word.chars().next().unwrap_or(' ');
+            for listed in self.words_by_initial.get(&initial).into_iter().flatten() {
+                if word_similarity(word, listed) >= CANDIDATE_WORD_SIMILARITY_MIN {
+                    candidates.extend(self.names_by_word.get(listed).into_iter().flatten());
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        // Best similarity per entry.
+        let mut best: HashMap<usize, (u16, usize)> = HashMap::new();
+        for index in candidates {
+            let indexed = &self.names[index];
+            let score = similarity(&query, &indexed.normalized);
+            if score < min_similarity {
+                continue;
+            }
+            let slot = best.entry(indexed.entry).or_insert((score, index));
+            if score > slot.0 {
+                *slot = (score, index);
+            }
+        }
+        let mut ranked: Vec<(usize, u16, usize)> =
+            best.into_iter().map(|(entry, (score, index))| (entry, score, index)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+            .into_iter()
+            .take(max_results.min(FUZZY_RESULTS_MAX))
+            .map(|(entry, similarity, index)| ListMatch {
+                entry: self.entries[entry].clone(),
+                matched_name: self.names[index].text.clone(),
+                similarity,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDN: &str = "id,name,type,program,aliases\n\
+        7001,\"KIM, Jong Un\",individual,DPRK,\"KIM Jong-un; Kim Cheong-un\"\n\
+        7002,AL-QAIDA,entity,SDGT,\"AL QAEDA; The Base\"\n\
+        7003,BANCO NACIONAL DE CUBA,entity,CUBA,\"BNC; National Bank of Cuba\"\n";
+
+    fn sdn() -> NamedList {
+        NamedList::parse(SDN.as_bytes(), true).expect("sample list parses")
+    }
+
+    #[test]
+    fn exact_names_and_aliases_match_fully() {
+        let list = sdn();
+        let matches = list.fuzzy_match("Kim Jong-Un", 900, 5);
+        assert_eq!(matches.len(), 1);
+        assert_eq!(matches[0].entry.id, "7001");
+        assert_eq!(matches[0].similarity, 1000);
+        assert_eq!(matches[0].entry.program, "DPRK");
+        let matches = list.fuzzy_match("National Bank of Cuba", 900, 5);
+        assert_eq!(matches[0].entry.id, "7003");
+        assert_eq!(matches[0].matched_name, "National Bank of Cuba");
+    }
+
+    #[test]
+    fn spelling_variants_match_below_the_maximum() {
+        let matches = sdn().fuzzy_match("Al Qaidah", 850, 5);
+        assert_eq!(matches.first().map(|m| m.entry.id.as_str()), Some("7002"));
+        assert!(matches[0].similarity < 1000);
+    }
+
+    #[test]
+    fn unrelated_names_do_not_match() {
+        assert!(sdn().fuzzy_match("Maria Gonzalez Lopez", 700, 5).is_empty());
+        assert!(sdn().fuzzy_match("Ltd.", 0, 5).is_empty());
+    }
+
+    #[test]
+    fn results_are_capped() {
+        let mut csv = String::from("id,name\n");
+        for i in 0..40 {
+            csv.push_str(&format!("{i},Acme Trading {i}\n"));
+        }
+        let list = NamedList::parse(csv.as_bytes(), true).expect("parses");
+        assert_eq!(list.fuzzy_match("Acme Trading", 0, 255).len(), FUZZY_RESULTS_MAX);
+    }
+
+    #[test]
+    fn text_lists_hold_one_id_per_line() {
+        let list = NamedList::parse(b"# FedNow participants\n021000021\n\n121000248\n", false)
+            .expect("parses");
+        assert_eq!(list.len(), 2);
+        assert!(list.contains("021000021"));
+        assert!(!list.contains("# FedNow participants"));
+        assert!(!list.contains("999999999"));
+    }
+
+    #[test]
+    fn a_csv_without_an_id_column_is_refused() {
+        let error = NamedList::parse(b"name\nX\n", true).expect_err("no id column");
+        assert!(matches!(error, ListError::MissingColumn("id")));
+    }
+}

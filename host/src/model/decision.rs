@@ -1,0 +1,253 @@
+//! The decision: what payrules answers for a payment, and the trace of every rule that
+//! made it.
+
+use serde::{Deserialize, Serialize};
+
+/// The three answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Go ahead, on `route`.
+    Accepted,
+    /// Refused; `reasons` say why with ISO 20022 codes.
+    Rejected,
+    /// Held for a person to look at.
+    PendingReview,
+}
+
+/// Why a payment was rejected or held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// ISO 20022 status reason code, or a rule-defined finding code.
+    pub code: String,
+    /// One sentence.
+    pub message: String,
+    /// The rule that gave it; `None` when payrules itself did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// The kinds of rule, in the order the pipeline runs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// `check(payment) -> verdict`.
+    Compliance,
+    /// `score(payment) -> risk`.
+    Fraud,
+    /// `route(payment, candidates) -> result<route, reason>`.
+    Routing,
+}
+
+impl RuleKind {
+    /// The name manifests use.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleKind::Compliance => "compliance",
+            RuleKind::Fraud => "fraud",
+            RuleKind::Routing => "routing",
+        }
+    }
+}
+
+/// A payment rail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rail {
+    /// The Clearing House RTP.
+    Rtp,
+    /// FedNow.
+    Fednow,
+    /// ACH.
+    Ach,
+    /// SEPA Instant Credit Transfer.
+    SepaInstant,
+    /// SEPA Credit Transfer.
+    SepaCreditTransfer,
+    /// SWIFT.
+    Swift,
+    /// A transfer between two accounts of this institution.
+    BookTransfer,
+}
+
+impl Rail {
+    /// Every rail.
+    pub const ALL: [Rail; 7] = [
+        Rail::Rtp,
+        Rail::Fednow,
+        Rail::Ach,
+        Rail::SepaInstant,
+        Rail::SepaCreditTransfer,
+        Rail::Swift,
+        Rail::BookTransfer,
+    ];
+}
+
+/// One contribution to a fraud score.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskReason {
+    /// Rule-defined code.
+    pub code: String,
+    /// Points added.
+    pub points: u16,
+    /// One sentence.
+    pub message: String,
+}
+
+/// What a rule answered, or how it failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RuleOutcome {
+    /// Compliance: nothing to object to.
+    Pass,
+    /// Compliance: hold for review.
+    Review {
+        /// What the rule found.
+        findings: Vec<Reason>,
+    },
+    /// Compliance: refuse.
+    Reject {
+        /// Why, with an ISO code.
+        reason: Reason,
+    },
+    /// Fraud: a score.
+    Score {
+        /// 0..=1000.
+        score: u16,
+        /// A reason for every point.
+        reasons: Vec<RiskReason>,
+    },
+    /// Routing: a rail.
+    Route {
+        /// The rail chosen.
+        rail: Rail,
+        /// Why.
+        explanation: String,
+    },
+    /// Routing: no rail from this rule.
+    Decline {
+        /// Why, with an ISO code.
+        reason: Reason,
+    },
+    /// The rule broke a bound or answered nonsense; its failure policy applied.
+    Failed {
+        /// What went wrong.
+        failure: FailureKind,
+        /// Detail for operators.
+        message: String,
+        /// What the pipeline did about it.
+        policy: FailurePolicy,
+    },
+}
+
+/// How a rule failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// It trapped (a panic, an unreachable, an out-of-bounds access).
+    Trap,
+    /// It used all its fuel (CPU bound).
+    FuelExhausted,
+    /// It ran past its wall-clock deadline.
+    Timeout,
+    /// It tried to grow its memory past its cap.
+    MemoryLimit,
+    /// It overflowed the WebAssembly stack.
+    StackOverflow,
+    /// It called the host more often than allowed.
+    HostCallLimit,
+    /// Its answer was larger than allowed.
+    OutputTooLarge,
+    /// Its answer broke the contract (unknown reason code, wrong score, a rail not offered).
+    InvalidOutput,
+    /// It could not be instantiated.
+    Instantiation,
+}
+
+/// What a failing rule means for the payment. Manifests spell these in kebab-case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Hold the payment for review (the default for compliance and fraud: fail closed).
+    Review,
+    /// Reject the payment (ISO 20022 MS03).
+    Reject,
+    /// Carry on as if the rule had not run (the default for routing: try the next router).
+    Skip,
+}
+
+impl FailurePolicy {
+    /// The policy a rule of `kind` gets when its manifest names none.
+    pub fn default_for(kind: RuleKind) -> FailurePolicy {
+        match kind {
+            RuleKind::Compliance | RuleKind::Fraud => FailurePolicy::Review,
+            RuleKind::Routing => FailurePolicy::Skip,
+        }
+    }
+}
+
+/// One rule's part in a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRun {
+    /// The rule's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: RuleKind,
+    /// The sha256 of its component, hex.
+    pub version: String,
+    /// What it answered.
+    #[serde(flatten)]
+    pub outcome: RuleOutcome,
+    /// Wall time from instantiation to answer, microseconds.
+    pub duration_us: u64,
+    /// Fuel consumed (about one unit per WebAssembly instruction).
+    pub fuel_used: u64,
+    /// What the rule logged while deciding (at most 32 lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<RuleLogLine>,
+}
+
+/// One line a rule logged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleLogLine {
+    /// debug, info, warn or error.
+    pub level: String,
+    /// The message (at most 1024 bytes).
+    pub message: String,
+}
+
+/// The route a payment takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenRoute {
+    /// The rail.
+    pub rail: Rail,
+    /// Why, from the rule.
+    pub explanation: String,
+    /// The routing rule that chose it.
+    pub rule: String,
+}
+
+/// The decision for one payment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The host's id for the payment.
+    pub payment_id: String,
+    /// The payment's end-to-end id.
+    pub end_to_end_id: String,
+    /// The answer.
+    pub status: Status,
+    /// Why rejected or held, ISO codes first; empty when accepted.
+    pub reasons: Vec<Reason>,
+    /// The combined fraud score, if fraud rules ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_score: Option<u16>,
+    /// The route, if a routing rule chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<ChosenRoute>,
+    /// The version of the rule set that decided (sha256 over its rules, manifests and lists).
+    pub rule_set_version: String,
+    /// When, in milliseconds since the Unix epoch (the instant every rule saw).
+    pub decided_at_unix_ms: i64,
+    /// Every rule that ran, in order.
+    pub rules: Vec<RuleRun>,
+}

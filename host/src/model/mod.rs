@@ -1,0 +1,16 @@
+//! Plain data, no I/O: the payment and its money, the decision and its trace.
+
+mod decision;
+mod money;
+mod payment;
+pub mod reason_code;
+
+pub use decision::{
+    ChosenRoute, Decision, FailureKind, FailurePolicy, Rail, Reason, RiskReason, RuleKind,
+    RuleLogLine, RuleOutcome, RuleRun, Status,
+};
+pub use money::{AMOUNT_DIGITS_MAX, AmountError, Currency, DecimalText, Money};
+pub use payment::{
+    Account, AddressLines, Agent, Bic, ChargeBearer, CountryCode, Date, Iban, InvalidPayment,
+    Party, Payment, PostalAddress, Text, Uetr, Urgency,
+};

@@ -1,0 +1,116 @@
+//! The pipeline: validate → compliance → fraud → routing → decision.
+//!
+//! Validation happens when a payment is read ([`Payment::from_json`]); this module runs
+//! the rules of a [`RuleSet`] on a valid payment in one sandbox evaluation and combines
+//! their answers with [`combine`]. Compliance rules all run; if they reject, fraud and
+//! routing do not. Fraud rules all run; if the score rejects, routing does not. Routing
+//! rules run in order until one routes or a failure policy stops them. An accepted
+//! payment feeds the velocity figures.
+
+pub mod combine;
+
+use std::sync::Arc;
+
+use crate::model::{Decision, FailurePolicy, Payment, RuleKind, RuleOutcome, RuleRun, Status};
+use crate::registry::{Rule, RuleSet};
+use crate::runtime::{Evaluation, RuleRunResult, Runtime};
+use crate::velocity::VelocityBook;
+
+/// Runs payments through rule sets.
+pub struct Pipeline {
+    runtime: Arc<Runtime>,
+    velocity: Arc<VelocityBook>,
+}
+
+impl Pipeline {
+    /// A pipeline on `runtime` whose accepted payments feed `velocity`.
+    pub fn new(runtime: Arc<Runtime>, velocity: Arc<VelocityBook>) -> Self {
+        Pipeline { runtime, velocity }
+    }
+
+    /// The runtime rules are compiled with.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Decides `payment` with `rules` at the instant `now_unix_ms`.
+    pub fn evaluate(&self, rules: &RuleSet, payment: &Payment, payment_id: &str, now_unix_ms: i64) -> Decision {
+        let span = tracing::info_span!("pipeline", payment_id, rule_set = %&rules.version[..12]);
+        let _entered = span.enter();
+        let mut evaluation = self.runtime.evaluation(payment, payment_id, now_unix_ms, Arc::clone(&self.velocity));
+        let mut runs = Vec::with_capacity(rules.rules().len());
+        for rule in rules.of_kind(RuleKind::Compliance) {
+            runs.push(execute(&mut evaluation, rule, |e| e.check(&rule.compiled, &rule.context)));
+        }
+        if !combine::compliance_rejects(&runs) {
+            for rule in rules.of_kind(RuleKind::Fraud) {
+                runs.push(execute(&mut evaluation, rule, |e| e.score(&rule.compiled, &rule.context)));
+            }
+            if !combine::fraud_rejects(&runs, &rules.policy.fraud) {
+                let candidates = &rules.policy.routing.candidates;
+                for rule in rules.of_kind(RuleKind::Routing) {
+                    let run = execute(&mut evaluation, rule, |e| e.route(&rule.compiled, &rule.context, candidates));
+                    let settled = match &run.outcome {
+                        RuleOutcome::Route { .. } => true,
+                        RuleOutcome::Failed { policy, .. } => *policy != FailurePolicy::Skip,
+                        _ => false,
+                    };
+                    runs.push(run);
+                    if settled {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(evaluation);
+        let combined = combine::combine(&runs, &rules.policy.fraud);
+        if combined.status == Status::Accepted {
+            self.velocity.record(payment, now_unix_ms);
+        }
+        tracing::info!(status = ?combined.status, rules = runs.len(), "decided");
+        Decision {
+            payment_id: payment_id.to_owned(),
+            end_to_end_id: payment.end_to_end_id.to_string(),
+            status: combined.status,
+            reasons: combined.reasons,
+            risk_score: combined.risk_score,
+            route: combined.route,
+            rule_set_version: rules.version.clone(),
+            decided_at_unix_ms: now_unix_ms,
+            rules: runs,
+        }
+    }
+}
+
+/// Runs one rule and records its part in the trace, applying its failure policy to a
+/// failure.
+fn execute(evaluation: &mut Evaluation, rule: &Rule, call: impl FnOnce(&mut Evaluation) -> RuleRunResult) -> RuleRun {
+    let span = tracing::debug_span!("rule", name = %rule.manifest.name, kind = rule.manifest.kind.name());
+    let _entered = span.enter();
+    let result = call(evaluation);
+    let outcome = match result.outcome {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            tracing::warn!(
+                rule = %rule.manifest.name,
+                failure = ?failure.kind,
+                policy = ?rule.manifest.failure_policy,
+                "rule failed: {}", failure.message
+            );
+            RuleOutcome::Failed {
+                failure: failure.kind,
+                message: failure.message,
+                policy: rule.manifest.failure_policy,
+            }
+        }
+    };
+    RuleRun {
+        name: rule.manifest.name.clone(),
+        kind: rule.manifest.kind,
+        version: rule.version.clone(),
+        outcome,
+        duration_us: u64::try_from(result.duration.as_micros()).unwrap_or(u64::MAX),
+        fuel_used: result.fuel_used,
+        logs: result.logs,
+    }
+}

@@ -1,0 +1,302 @@
+//! A rule set: every rule of a rules directory, compiled and ready, with the pipeline
+//! policy and one version that names it all.
+//!
+//! A rules directory holds, for each rule, a manifest `NAME.toml` ([`manifest`]) beside its
+//! component (`NAME.wasm` unless the manifest says otherwise) and the list files it names;
+//! and optionally `pipeline.toml`, the policy that combines the rules' answers
+//! ([`PipelinePolicy`]). Loading is all or nothing: one bad file and the whole set is
+//! refused, naming the file and why.
+
+pub mod manifest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::lists::NamedList;
+use crate::model::{Rail, RuleKind};
+use crate::runtime::{CompiledRule, RuleContext, Runtime};
+
+pub use manifest::Manifest;
+
+/// The file of the pipeline policy in a rules directory.
+pub const POLICY_FILE: &str = "pipeline.toml";
+/// The most rules a set may hold.
+pub const RULES_MAX: usize = 64;
+/// The largest component file the host compiles.
+pub const COMPONENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// The largest manifest or policy file.
+const TEXT_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+/// Why a rules directory could not be loaded: the file at fault and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct LoadError {
+    /// The file (or directory) at fault.
+    pub path: PathBuf,
+    /// Why.
+    pub message: String,
+}
+
+impl LoadError {
+    fn new(path: &Path, message: impl Into<String>) -> Self {
+        LoadError {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How fraud scores combine into one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreCombination {
+    /// The highest score of any fraud rule.
+    #[default]
+    Max,
+    /// The sum of the scores, capped at 1000.
+    Sum,
+}
+
+/// What the fraud score means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FraudPolicy {
+    /// How scores combine.
+    pub combine: ScoreCombination,
+    /// A combined score at or above this holds the payment for review.
+    pub review_at: u16,
+    /// A combined score at or above this rejects the payment (ISO 20022 FRAD).
+    pub reject_at: u16,
+}
+
+impl Default for FraudPolicy {
+    fn default() -> Self {
+        FraudPolicy {
+            combine: ScoreCombination::Max,
+            review_at: 600,
+            reject_at: 900,
+        }
+    }
+}
+
+/// Which rails routing rules may choose from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RoutingPolicy {
+    /// The rails this deployment can send on, offered to every routing rule.
+    pub candidates: Vec<Rail>,
+}
+
+impl Default for RoutingPolicy {
+    fn default() -> Self {
+        RoutingPolicy {
+            candidates: Rail::ALL.to_vec(),
+        }
+    }
+}
+
+/// The pipeline policy of a rule set (`pipeline.toml`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PipelinePolicy {
+    /// Fraud thresholds and combination.
+    pub fraud: FraudPolicy,
+    /// Routing candidates.
+    pub routing: RoutingPolicy,
+}
+
+impl PipelinePolicy {
+    /// Parses and checks a policy file's text.
+    pub fn parse(text: &str) -> Result<PipelinePolicy, String> {
+        let policy: PipelinePolicy = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let fraud = policy.fraud;
+        if fraud.review_at == 0 || fraud.review_at > fraud.reject_at || fraud.reject_at > 1000 {
+            return Err(format!(
+                "fraud thresholds must satisfy 1 <= review-at <= reject-at <= 1000 (review-at {}, reject-at {})",
+                fraud.review_at, fraud.reject_at
+            ));
+        }
+        if policy.routing.candidates.is_empty() {
+            return Err("routing.candidates must name at least one rail".to_owned());
+        }
+        Ok(policy)
+    }
+}
+
+/// One loaded rule.
+pub struct Rule {
+    /// What its manifest says.
+    pub manifest: Manifest,
+    /// The sha256 of its component, hex.
+    pub version: String,
+    /// The compiled, pre-instantiated component.
+    pub compiled: CompiledRule,
+    /// What the sandbox needs besides the code.
+    pub context: Arc<RuleContext>,
+}
+
+/// Every rule of a directory, in pipeline order.
+pub struct RuleSet {
+    /// sha256 over every rule's name, component, manifest and lists, and the policy.
+    pub version: String,
+    /// How answers combine.
+    pub policy: PipelinePolicy,
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Loads every rule of `dir` and the policy, compiling each component with `runtime`.
+    pub fn load(dir: &Path, runtime: &Runtime) -> Result<RuleSet, LoadError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| LoadError::new(dir, format!("cannot read the rules directory: {e}")))?;
+        let mut manifests = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| LoadError::new(dir, e.to_string()))?.path();
+            let is_manifest = path.extension().is_some_and(|ext| ext == "toml")
+                && path.file_name().is_some_and(|name| name != POLICY_FILE)
+                && path.is_file();
+            if is_manifest {
+                manifests.push(path);
+            }
+        }
+        manifests.sort();
+        if manifests.len() > RULES_MAX {
+            return Err(LoadError::new(dir, format!("{} rules, more than the {RULES_MAX} allowed", manifests.len())));
+        }
+        let mut set_hash = Sha256::new();
+        let policy_path = dir.join(POLICY_FILE);
+        let policy = if policy_path.exists() {
+            let text = read_text(&policy_path)?;
+            set_hash.update(b"policy\0");
+            set_hash.update(text.as_bytes());
+            PipelinePolicy::parse(&text).map_err(|e| LoadError::new(&policy_path, e))?
+        } else {
+            PipelinePolicy::default()
+        };
+        let mut lists: BTreeMap<PathBuf, (Arc<NamedList>, String)> = BTreeMap::new();
+        let mut rules = Vec::with_capacity(manifests.len());
+        for path in manifests {
+            let name = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .ok_or_else(|| LoadError::new(&path, "the file name is not valid UTF-8"))?
+                .to_owned();
+            let text = read_text(&path)?;
+            let manifest = Manifest::parse(&name, &text).map_err(|e| LoadError::new(&path, e))?;
+            let component_path = dir.join(&manifest.component);
+            let wasm = read_bytes(&component_path, COMPONENT_BYTES_MAX)?;
+            let version = hex(&Sha256::digest(&wasm));
+            let compiled = runtime
+                .compile(&wasm, manifest.kind, &manifest.capabilities)
+                .map_err(|e| LoadError::new(&component_path, e.to_string()))?;
+            set_hash.update(name.as_bytes());
+            set_hash.update(b"\0");
+            set_hash.update(version.as_bytes());
+            set_hash.update(Sha256::digest(text.as_bytes()));
+            let mut rule_lists = BTreeMap::new();
+            for (list_name, file) in &manifest.lists {
+                let list_path = dir.join(file);
+                if !lists.contains_key(&list_path) {
+                    let bytes = read_bytes(&list_path, crate::lists::LIST_BYTES_MAX as u64)?;
+                    let csv = list_path.extension().is_some_and(|ext| ext == "csv");
+                    let list = NamedList::parse(&bytes, csv).map_err(|e| LoadError::new(&list_path, e.to_string()))?;
+                    lists.insert(list_path.clone(), (Arc::new(list), hex(&Sha256::digest(&bytes))));
+                }
+                let (list, list_hash) = &lists[&list_path];
+                set_hash.update(list_name.as_bytes());
+                set_hash.update(list_hash.as_bytes());
+                rule_lists.insert(list_name.clone(), Arc::clone(list));
+            }
+            let context = Arc::new(RuleContext {
+                name: name.clone(),
+                limits: manifest.limits,
+                config: manifest.config.clone(),
+                lists: rule_lists,
+            });
+            rules.push(Rule {
+                manifest,
+                version,
+                compiled,
+                context,
+            });
+        }
+        rules.sort_by(|a, b| {
+            kind_rank(a.manifest.kind)
+                .cmp(&kind_rank(b.manifest.kind))
+                .then(a.manifest.order.cmp(&b.manifest.order))
+                .then(a.manifest.name.cmp(&b.manifest.name))
+        });
+        Ok(RuleSet {
+            version: hex(&set_hash.finalize()),
+            policy,
+            rules,
+        })
+    }
+
+    /// Every rule, compliance first, then fraud, then routing, each by order then name.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rules of one kind, in order.
+    pub fn of_kind(&self, kind: RuleKind) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(move |rule| rule.manifest.kind == kind)
+    }
+}
+
+fn kind_rank(kind: RuleKind) -> u8 {
+    match kind {
+        RuleKind::Compliance => 0,
+        RuleKind::Fraud => 1,
+        RuleKind::Routing => 2,
+    }
+}
+
+fn read_bytes(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
+    let metadata = std::fs::metadata(path).map_err(|e| LoadError::new(path, format!("cannot read it: {e}")))?;
+    if metadata.len() > max {
+        return Err(LoadError::new(path, format!("{} bytes, more than the {max} allowed", metadata.len())));
+    }
+    std::fs::read(path).map_err(|e| LoadError::new(path, format!("cannot read it: {e}")))
+}
+
+fn read_text(path: &Path) -> Result<String, LoadError> {
+    let bytes = read_bytes(path, TEXT_FILE_BYTES_MAX)?;
+    String::from_utf8(bytes).map_err(|_| LoadError::new(path, "not valid UTF-8"))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_offers_every_rail() {
+        let policy = PipelinePolicy::parse("").expect("empty policy is the default");
+        assert_eq!(policy, PipelinePolicy::default());
+        assert_eq!(policy.routing.candidates.len(), 7);
+    }
+
+    #[test]
+    fn policies_with_crossed_thresholds_are_refused() {
+        assert!(PipelinePolicy::parse("[fraud]\nreview-at = 900\nreject-at = 800").is_err());
+        assert!(PipelinePolicy::parse("[fraud]\nreject-at = 1200").is_err());
+        assert!(PipelinePolicy::parse("[routing]\ncandidates = []").is_err());
+        assert!(PipelinePolicy::parse("[routing]\ncandidates = [\"carrier-pigeon\"]").is_err());
+        let policy = PipelinePolicy::parse("[fraud]\ncombine = \"sum\"\nreview-at = 500\n[routing]\ncandidates = [\"fednow\", \"ach\"]")
+            .expect("valid");
+        assert_eq!(policy.fraud.combine, ScoreCombination::Sum);
+        assert_eq!(policy.routing.candidates, vec![Rail::Fednow, Rail::Ach]);
+    }
+}

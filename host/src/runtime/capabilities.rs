@@ -1,0 +1,419 @@
+//! The host side of the capabilities a rule imports (`lists`, `velocity`, `clock`, `log`,
+//! `config`), and the state one payment's store carries while its rules run.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{HasSelf, Linker};
+
+use super::bindings::payrules::rules as wit;
+use super::limits::RuleLimiter;
+use super::RuleContext;
+use crate::model::{Currency, Date, Payment, RuleLogLine};
+use crate::velocity::{Scope, VelocityBook, WINDOW_SECONDS_MAX};
+
+/// The most log lines a rule keeps per evaluation; later lines are counted and dropped.
+pub const LOG_LINES_MAX: usize = 32;
+/// The longest log message kept, in bytes; longer ones are cut at a character boundary.
+pub const LOG_MESSAGE_BYTES_MAX: usize = 1024;
+/// The most random bytes one `wasi:random` call may ask for.
+const RANDOM_BYTES_MAX: u64 = 1024 * 1024;
+
+/// A host capability a manifest can grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// `payrules:rules/lists`.
+    Lists,
+    /// `payrules:rules/velocity`.
+    Velocity,
+    /// `payrules:rules/clock`.
+    Clock,
+    /// `payrules:rules/log`.
+    Log,
+    /// `payrules:rules/config`.
+    Config,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 5] = [
+        Capability::Lists,
+        Capability::Velocity,
+        Capability::Clock,
+        Capability::Log,
+        Capability::Config,
+    ];
+
+    /// The name manifests use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Lists => "lists",
+            Capability::Velocity => "velocity",
+            Capability::Clock => "clock",
+            Capability::Log => "log",
+            Capability::Config => "config",
+        }
+    }
+
+    /// The capability behind a component import (its name without the version).
+    pub(crate) fn from_import(interface: &str) -> Option<Capability> {
+        let name = interface.strip_prefix("payrules:rules/")?;
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    pub(crate) fn add_to_linker(self, linker: &mut Linker<EvalState>) -> wasmtime::Result<()> {
+        type State = HasSelf<EvalState>;
+        fn get(state: &mut EvalState) -> &mut EvalState {
+            state
+        }
+        match self {
+            Capability::Lists => wit::lists::add_to_linker::<_, State>(linker, get),
+            Capability::Velocity => wit::velocity::add_to_linker::<_, State>(linker, get),
+            Capability::Clock => wit::clock::add_to_linker::<_, State>(linker, get),
+            Capability::Log => wit::log::add_to_linker::<_, State>(linker, get),
+            Capability::Config => wit::config::add_to_linker::<_, State>(linker, get),
+        }
+    }
+}
+
+/// The data of one payment's store: what the capabilities answer from, and the bounds of
+/// the rule running now.
+pub(crate) struct EvalState {
+    pub(crate) limiter: RuleLimiter,
+    rule: Option<Arc<RuleContext>>,
+    host_calls: u32,
+    host_calls_max: u32,
+    pub(crate) host_calls_exceeded: bool,
+    now: wit::clock::Instant,
+    now_unix_ms: i64,
+    velocity: Arc<VelocityBook>,
+    debtor_account: String,
+    creditor_account: String,
+    currency: Currency,
+    logs: Vec<RuleLogLine>,
+    logs_dropped: u32,
+}
+
+impl EvalState {
+    pub(crate) fn new(payment: &Payment, now_unix_ms: i64, velocity: Arc<VelocityBook>) -> Self {
+        let account = |party: &crate::model::Party| {
+            party.account.as_ref().map(|a| a.identifier().to_owned()).unwrap_or_default()
+        };
+        EvalState {
+            limiter: RuleLimiter::default(),
+            rule: None,
+            host_calls: 0,
+            host_calls_max: 0,
+            host_calls_exceeded: false,
+            now: instant(now_unix_ms),
+            now_unix_ms,
+            velocity,
+            debtor_account: account(&payment.debtor),
+            creditor_account: account(&payment.creditor),
+            currency: payment.currency,
+            logs: Vec::new(),
+            logs_dropped: 0,
+        }
+    }
+
+    /// Prepares the store for the next rule: its bounds, its context, empty logs.
+    pub(crate) fn begin_rule(&mut self, context: &Arc<RuleContext>) {
+        self.limiter = RuleLimiter {
+            memory_bytes_max: usize::try_from(context.limits.memory_bytes_max).unwrap_or(usize::MAX),
+            memory_denied: false,
+        };
+        self.rule = Some(Arc::clone(context));
+        self.host_calls = 0;
+        self.host_calls_max = context.limits.host_calls_max;
+        self.host_calls_exceeded = false;
+        self.logs.clear();
+        self.logs_dropped = 0;
+    }
+
+    /// Ends the rule's run and hands back what it logged.
+    pub(crate) fn end_rule(&mut self) -> Vec<RuleLogLine> {
+        if self.logs_dropped > 0 {
+            let rule = self.rule_name();
+            tracing::warn!(rule, dropped = self.logs_dropped, "rule log lines dropped");
+            self.logs.push(RuleLogLine {
+                level: "warn".to_owned(),
+                message: format!("{} more log lines dropped", self.logs_dropped),
+            });
+        }
+        self.rule = None;
+        std::mem::take(&mut self.logs)
+    }
+
+    fn rule_name(&self) -> &str {
+        self.rule.as_deref().map_or("", |rule| rule.name.as_str())
+    }
+
+    /// Counts one host call; the call past the rule's budget traps.
+    fn charge(&mut self) -> wasmtime::Result<()> {
+        self.host_calls += 1;
+        if self.host_calls > self.host_calls_max {
+            self.host_calls_exceeded = true;
+            return Err(wasmtime::format_err!(
+                "the rule made more than {} host calls",
+                self.host_calls_max
+            ));
+        }
+        Ok(())
+    }
+
+    fn rule(&self) -> wasmtime::Result<&RuleContext> {
+        self.rule
+            .as_deref()
+            .ok_or_else(|| wasmtime::format_err!("a capability was called with no rule running"))
+    }
+}
+
+impl wit::types::Host for EvalState {}
+
+impl wit::lists::Host for EvalState {
+    fn contains(
+        &mut self,
+        list_name: String,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, wit::lists::ListError>> {
+        self.charge()?;
+        let rule = self.rule()?;
+        Ok(match rule.lists.get(&list_name) {
+            Some(list) => Ok(list.contains(&key)),
+            None => Err(wit::lists::ListError::UnknownList(list_name)),
+        })
+    }
+
+    fn fuzzy_match(
+        &mut self,
+        list_name: String,
+        name: String,
+        min_similarity: u16,
+        max_results: u8,
+    ) -> wasmtime::Result<Result<Vec<wit::lists::ListMatch>, wit::lists::ListError>> {
+        self.charge()?;
+        let rule = self.rule()?;
+        let Some(list) = rule.lists.get(&list_name) else {
+            return Ok(Err(wit::lists::ListError::UnknownList(list_name)));
+        };
+        let matches = list
+            .fuzzy_match(&name, min_similarity, usize::from(max_results))
+            .into_iter()
+            .map(|found| wit::lists::ListMatch {
+                entry_id: found.entry.id,
+                entry_name: found.entry.name,
+                matched_name: found.matched_name,
+                similarity: found.similarity,
+                program: found.entry.program,
+            })
+            .collect();
+        Ok(Ok(matches))
+    }
+}
+
+impl wit::velocity::Host for EvalState {
+    fn figures(
+        &mut self,
+        scope: wit::velocity::VelocityScope,
+        window_seconds: u32,
+    ) -> wasmtime::Result<Result<wit::velocity::VelocityFigures, String>> {
+        self.charge()?;
+        if window_seconds == 0 || window_seconds > WINDOW_SECONDS_MAX {
+            return Ok(Err(format!(
+                "window-seconds is {window_seconds}; it must be 1..={WINDOW_SECONDS_MAX}"
+            )));
+        }
+        let scope = match scope {
+            wit::velocity::VelocityScope::DebtorAccount => Scope::Debtor(&self.debtor_account),
+            wit::velocity::VelocityScope::CreditorAccount => Scope::Creditor(&self.creditor_account),
+            wit::velocity::VelocityScope::DebtorToCreditor => {
+                Scope::Pair(&self.debtor_account, &self.creditor_account)
+            }
+        };
+        let figures = self
+            .velocity
+            .figures(scope, self.currency, window_seconds, self.now_unix_ms);
+        Ok(Ok(wit::velocity::VelocityFigures {
+            count: figures.count,
+            sum_minor_units: figures.sum_minor_units,
+        }))
+    }
+}
+
+impl wit::clock::Host for EvalState {
+    fn now(&mut self) -> wasmtime::Result<wit::clock::Instant> {
+        self.charge()?;
+        Ok(self.now)
+    }
+}
+
+impl wit::log::Host for EvalState {
+    fn emit(&mut self, level: wit::log::Level, message: String) -> wasmtime::Result<()> {
+        self.charge()?;
+        if self.logs.len() >= LOG_LINES_MAX {
+            self.logs_dropped += 1;
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > LOG_MESSAGE_BYTES_MAX {
+            let mut cut = LOG_MESSAGE_BYTES_MAX;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let rule = self.rule_name();
+        let level = match level {
+            wit::log::Level::Debug => {
+                tracing::debug!(target: "payrules::rule", rule, "{message}");
+                "debug"
+            }
+            wit::log::Level::Info => {
+                tracing::info!(target: "payrules::rule", rule, "{message}");
+                "info"
+            }
+            wit::log::Level::Warn => {
+                tracing::warn!(target: "payrules::rule", rule, "{message}");
+                "warn"
+            }
+            wit::log::Level::Error => {
+                tracing::error!(target: "payrules::rule", rule, "{message}");
+                "error"
+            }
+        };
+        self.logs.push(RuleLogLine {
+            level: level.to_owned(),
+            message,
+        });
+        Ok(())
+    }
+}
+
+impl wit::config::Host for EvalState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.charge()?;
+        Ok(self.rule()?.config.get(&key).cloned())
+    }
+}
+
+/// Defines the `wasi:random` functions among `imports` (std's `HashMap` seeds itself from
+/// them) with a fixed, deterministic stream: a rule must decide the same way every time.
+pub(crate) fn add_deterministic_random(
+    linker: &mut Linker<EvalState>,
+    imports: &[String],
+) -> wasmtime::Result<()> {
+    for name in imports {
+        let interface = name.split('@').next().unwrap_or(name);
+        let mut instance = linker.instance(name)?;
+        match interface {
+            "wasi:random/random" => {
+                instance.func_wrap("get-random-bytes", |_, (len,): (u64,)| {
+                    Ok((deterministic_bytes(len)?,))
+                })?;
+                instance.func_wrap("get-random-u64", |_, (): ()| Ok((SEED_A,)))?;
+            }
+            "wasi:random/insecure" => {
+                instance.func_wrap("get-insecure-random-bytes", |_, (len,): (u64,)| {
+                    Ok((deterministic_bytes(len)?,))
+                })?;
+                instance.func_wrap("get-insecure-random-u64", |_, (): ()| Ok((SEED_A,)))?;
+            }
+            "wasi:random/insecure-seed" => {
+                instance.func_wrap("insecure-seed", |_, (): ()| Ok(((SEED_A, SEED_B),)))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+const SEED_A: u64 = 0x7061_7972_756c_6573; // "payrules"
+const SEED_B: u64 = 0x7275_6c65_7365_6564; // "ruleseed"
+
+fn deterministic_bytes(len: u64) -> wasmtime::Result<Vec<u8>> {
+    if len > RANDOM_BYTES_MAX {
+        return Err(wasmtime::format_err!(
+            "the rule asked for {len} random bytes, more than {RANDOM_BYTES_MAX}"
+        ));
+    }
+    // splitmix64 from a fixed seed: varied bytes, the same every time.
+    let mut state = SEED_A;
+    let mut bytes = Vec::with_capacity(usize::try_from(len)?);
+    while (bytes.len() as u64) < len {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        bytes.extend_from_slice(&z.to_le_bytes());
+    }
+    bytes.truncate(usize::try_from(len)?);
+    Ok(bytes)
+}
+
+/// The calendar parts of a UTC instant.
+pub(crate) fn instant(unix_ms: i64) -> wit::clock::Instant {
+    let days = unix_ms.div_euclid(86_400_000);
+    let ms_of_day = unix_ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    wit::clock::Instant {
+        unix_ms,
+        date: wit::types::Date { year, month, day },
+        minute_of_day: u16::try_from(ms_of_day / 60_000).unwrap_or(0),
+        // 1970-01-01 was a Thursday (ISO weekday 4).
+        weekday: u8::try_from((days + 3).rem_euclid(7) + 1).unwrap_or(1),
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`), clamped to years 0..=65535.
+fn civil_from_days(days: i64) -> (u16, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        u16::try_from(year.clamp(0, 65_535)).unwrap_or(0),
+        u8::try_from(month).unwrap_or(1),
+        u8::try_from(day).unwrap_or(1),
+    )
+}
+
+/// The date of a UTC instant, as the model spells it.
+pub fn utc_date(unix_ms: i64) -> Date {
+    let (year, month, day) = civil_from_days(unix_ms.div_euclid(86_400_000));
+    Date { year, month, day }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_carry_their_utc_calendar_parts() {
+        // 2026-11-22T06:13:06Z, a Sunday.
+        let now = instant(1_795_327_986_000);
+        assert_eq!((now.date.year, now.date.month, now.date.day), (2026, 11, 22));
+        assert_eq!(now.minute_of_day, 6 * 60 + 13);
+        assert_eq!(now.weekday, 7);
+        let epoch = instant(0);
+        assert_eq!((epoch.date.year, epoch.date.month, epoch.date.day, epoch.weekday), (1970, 1, 1, 4));
+        let leap = instant(951_782_400_000); // 2000-02-29T00:00:00Z, a Tuesday
+        assert_eq!((leap.date.month, leap.date.day, leap.weekday), (2, 29, 2));
+    }
+
+    #[test]
+    fn deterministic_random_is_the_same_every_time_and_bounded() {
+        let first = deterministic_bytes(37).expect("small request");
+        assert_eq!(first.len(), 37);
+        assert_eq!(first, deterministic_bytes(37).expect("small request"));
+        assert!(first.iter().any(|b| *b != 0));
+        assert!(deterministic_bytes(RANDOM_BYTES_MAX + 1).is_err());
+    }
+}

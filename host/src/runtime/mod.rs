@@ -1,0 +1,456 @@
+//! The sandbox: the only module that knows wasmtime.
+//!
+//! - One [`Runtime`] per process: one `wasmtime::Engine` with the pooling allocator,
+//!   fuel metering and epoch interruption, and a thread that ticks the epoch every
+//!   millisecond.
+//! - [`Runtime::compile`] turns a component into a [`CompiledRule`] once per version:
+//!   compiled, its imports checked against the capabilities its manifest grants, and
+//!   pre-instantiated.
+//! - [`Runtime::evaluation`] opens one store for one payment; each rule then gets a fresh
+//!   instance from the pool, its own fuel, deadline, memory cap, output cap and host-call
+//!   budget, and its answer is checked against the contract before anyone sees it.
+//!
+//! A rule that traps, runs out of fuel or time, asks for too much memory, calls the host
+//! too often or answers garbage ends as a [`RuleFailure`]; the host carries on.
+
+mod capabilities;
+mod convert;
+mod limits;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use crate::lists::NamedList;
+use crate::model::{FailureKind, Payment, Rail, RuleKind, RuleLogLine, RuleOutcome};
+use crate::velocity::VelocityBook;
+
+pub use capabilities::{Capability, utc_date};
+pub use limits::{
+    FUEL_CAP, HOST_CALLS_CAP, MEMORY_BYTES_CAP, OUTPUT_BYTES_CAP, RuleLimits, TIMEOUT_MS_CAP,
+};
+
+use capabilities::EvalState;
+
+/// Bindings generated from `wit/`, the same files the guest SDK reads.
+#[allow(missing_docs, clippy::all)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "payrules:rules/host",
+        imports: { default: trappable },
+    });
+}
+
+/// How often the epoch advances: the granularity of rule deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The engine's instance pool: how many rule instances can be alive at once across all
+/// concurrent evaluations. Each payment holds one per rule until its decision is made.
+const POOL_COMPONENT_INSTANCES: u32 = 1_000;
+
+/// The WIT interfaces std's `wasm32-wasip2` support imports for its own plumbing. The host
+/// satisfies them with functions that trap if called (a rule has no stdio, environment or
+/// exit), except randomness, which it answers deterministically so `HashMap` works.
+/// Any other WASI interface (files, sockets, clocks, HTTP) is refused when loading.
+const STD_WASI_INTERFACES: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/insecure-seed",
+    "wasi:random/insecure",
+    "wasi:random/random",
+];
+
+/// Why a component could not become a rule.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Not a valid component, or one wasmtime cannot compile.
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    /// It imports something the host does not offer or the manifest does not grant.
+    #[error("it imports {import}: {why}")]
+    Import {
+        /// The import's name.
+        import: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// It does not export the interface of its kind.
+    #[error("it does not export the {kind} interface of payrules:rules@0.1.0 ({detail})")]
+    WrongWorld {
+        /// The kind its manifest says.
+        kind: &'static str,
+        /// What wasmtime said.
+        detail: String,
+    },
+}
+
+/// The process-wide engine.
+pub struct Runtime {
+    engine: Engine,
+    ticker_stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// Builds the engine: pooling allocator, fuel, epoch deadlines, and the ticker thread.
+    pub fn new() -> anyhow::Result<Runtime> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_COMPONENT_INSTANCES)
+            .total_core_instances(POOL_COMPONENT_INSTANCES * 8)
+            .total_memories(POOL_COMPONENT_INSTANCES)
+            .total_tables(POOL_COMPONENT_INSTANCES * 4)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(2)
+            .max_tables_per_component(8)
+            .table_elements(limits::TABLE_ELEMENTS_MAX)
+            .max_memory_size(usize::try_from(MEMORY_BYTES_CAP)?)
+            // Reset a used memory by rewriting its dirty pages (found with the
+            // PAGEMAP_SCAN ioctl where the kernel has it) instead of unmapping it: a rule
+            // touches a few pages per payment, and keeping them resident avoids page
+            // faults on the next payment.
+            .linear_memory_keep_resident(2 * 1024 * 1024)
+            .table_keep_resident(64 * 1024)
+            .pagemap_scan(Enabled::Auto);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(512 * 1024)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = Arc::clone(&ticker_stop);
+            std::thread::Builder::new()
+                .name("payrules-epoch".to_owned())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })?
+        };
+        Ok(Runtime {
+            engine,
+            ticker_stop,
+            ticker: Some(ticker),
+        })
+    }
+
+    /// Compiles a rule component, checks its imports against `granted` and its exports
+    /// against `kind`, and pre-instantiates it.
+    pub fn compile(
+        &self,
+        wasm: &[u8],
+        kind: RuleKind,
+        granted: &[Capability],
+    ) -> Result<CompiledRule, CompileError> {
+        let component = Component::new(&self.engine, wasm)
+            .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
+        let mut linker: Linker<EvalState> = Linker::new(&self.engine);
+        let mut std_wasi = Vec::new();
+        for (name, item) in component.component_type().imports(&self.engine) {
+            let interface = name.split('@').next().unwrap_or(name);
+            if let Some(capability) = Capability::from_import(interface) {
+                if !granted.contains(&capability) {
+                    return Err(CompileError::Import {
+                        import: name.to_owned(),
+                        why: format!(
+                            "the manifest does not grant the {:?} capability",
+                            capability.name()
+                        ),
+                    });
+                }
+            } else if interface == "payrules:rules/types" {
+                // Types only.
+            } else if STD_WASI_INTERFACES.contains(&interface) {
+                if let ComponentItem::ComponentInstance(_) = item.ty {
+                    std_wasi.push(name.to_owned());
+                }
+            } else {
+                return Err(CompileError::Import {
+                    import: name.to_owned(),
+                    why: "payrules offers rules no such capability (no files, network, clocks \
+                          or environment: use the payrules:rules capabilities)"
+                        .to_owned(),
+                });
+            }
+        }
+        for capability in granted {
+            capability
+                .add_to_linker(&mut linker)
+                .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
+        }
+        capabilities::add_deterministic_random(&mut linker, &std_wasi)
+            .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
+        let wrong_world = |e: wasmtime::Error| CompileError::WrongWorld {
+            kind: kind.name(),
+            detail: format!("{e:#}"),
+        };
+        let exports = match kind {
+            RuleKind::Compliance => KindExports::Compliance(
+                bindings::exports::payrules::rules::compliance::GuestIndices::new(&pre)
+                    .map_err(wrong_world)?,
+            ),
+            RuleKind::Fraud => KindExports::Fraud(
+                bindings::exports::payrules::rules::fraud::GuestIndices::new(&pre)
+                    .map_err(wrong_world)?,
+            ),
+            RuleKind::Routing => KindExports::Routing(
+                bindings::exports::payrules::rules::routing::GuestIndices::new(&pre)
+                    .map_err(wrong_world)?,
+            ),
+        };
+        Ok(CompiledRule { pre, exports })
+    }
+
+    /// Opens the sandbox for one payment: one store, in which each rule gets a fresh
+    /// instance. Every rule sees the same instant, `now_unix_ms`.
+    pub fn evaluation(
+        &self,
+        payment: &Payment,
+        payment_id: &str,
+        now_unix_ms: i64,
+        velocity: Arc<VelocityBook>,
+    ) -> Evaluation {
+        let state = EvalState::new(payment, now_unix_ms, velocity);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        Evaluation {
+            store,
+            payment: convert::guest_payment(payment, payment_id),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            // The ticker sleeps a millisecond at a time and cannot fail.
+            let _ = ticker.join();
+        }
+    }
+}
+
+enum KindExports {
+    Compliance(bindings::exports::payrules::rules::compliance::GuestIndices),
+    Fraud(bindings::exports::payrules::rules::fraud::GuestIndices),
+    Routing(bindings::exports::payrules::rules::routing::GuestIndices),
+}
+
+/// A rule version compiled, checked and pre-instantiated: ready to be instantiated for
+/// a payment in microseconds.
+pub struct CompiledRule {
+    pre: InstancePre<EvalState>,
+    exports: KindExports,
+}
+
+/// What the sandbox needs of a rule besides its code: its name, bounds, configuration
+/// and lists.
+#[derive(Debug)]
+pub struct RuleContext {
+    /// The rule's name, for logs.
+    pub name: String,
+    /// Its bounds.
+    pub limits: RuleLimits,
+    /// Its `[config]` table, flattened to dotted keys and text values.
+    pub config: BTreeMap<String, String>,
+    /// Its named lists.
+    pub lists: BTreeMap<String, Arc<NamedList>>,
+}
+
+/// How a rule failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleFailure {
+    /// The kind of failure.
+    pub kind: FailureKind,
+    /// Detail for operators.
+    pub message: String,
+}
+
+/// One rule's run: its answer (as a decision-trace outcome) or its failure, with cost.
+#[derive(Debug)]
+pub struct RuleRunResult {
+    /// The answer, or why there is none.
+    pub outcome: Result<RuleOutcome, RuleFailure>,
+    /// Wall time from instantiation to checked answer.
+    pub duration: Duration,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// What the rule logged.
+    pub logs: Vec<RuleLogLine>,
+}
+
+/// The sandbox for one payment.
+pub struct Evaluation {
+    store: Store<EvalState>,
+    payment: bindings::payrules::rules::types::Payment,
+}
+
+impl Evaluation {
+    /// Runs a compliance rule's `check`.
+    pub fn check(&mut self, rule: &CompiledRule, context: &Arc<RuleContext>) -> RuleRunResult {
+        let KindExports::Compliance(indices) = &rule.exports else {
+            return wrong_kind("compliance");
+        };
+        let payment = &self.payment;
+        let limits = context.limits;
+        run(&mut self.store, rule, context, |store, instance| {
+            let verdict = indices.load(&mut *store, instance)?.call_check(&mut *store, payment)?;
+            Ok(convert::verdict(verdict, &limits))
+        })
+    }
+
+    /// Runs a fraud rule's `score`.
+    pub fn score(&mut self, rule: &CompiledRule, context: &Arc<RuleContext>) -> RuleRunResult {
+        let KindExports::Fraud(indices) = &rule.exports else {
+            return wrong_kind("fraud");
+        };
+        let payment = &self.payment;
+        let limits = context.limits;
+        run(&mut self.store, rule, context, |store, instance| {
+            let risk = indices.load(&mut *store, instance)?.call_score(&mut *store, payment)?;
+            Ok(convert::risk(risk, &limits))
+        })
+    }
+
+    /// Runs a routing rule's `route` with the rails this deployment can use.
+    pub fn route(
+        &mut self,
+        rule: &CompiledRule,
+        context: &Arc<RuleContext>,
+        candidates: &[Rail],
+    ) -> RuleRunResult {
+        let KindExports::Routing(indices) = &rule.exports else {
+            return wrong_kind("routing");
+        };
+        let payment = &self.payment;
+        let limits = context.limits;
+        let offered: Vec<_> = candidates.iter().map(|rail| convert::guest_rail(*rail)).collect();
+        run(&mut self.store, rule, context, |store, instance| {
+            let answer = indices
+                .load(&mut *store, instance)?
+                .call_route(&mut *store, payment, &offered)?;
+            Ok(convert::route(answer, candidates, &limits))
+        })
+    }
+}
+
+fn wrong_kind(kind: &str) -> RuleRunResult {
+    RuleRunResult {
+        outcome: Err(RuleFailure {
+            kind: FailureKind::Instantiation,
+            message: format!("the rule was not compiled as a {kind} rule"),
+        }),
+        duration: Duration::ZERO,
+        fuel_used: 0,
+        logs: Vec::new(),
+    }
+}
+
+/// Instantiates `rule` afresh in `store` within its bounds, calls it, and classifies what
+/// happened.
+fn run(
+    store: &mut Store<EvalState>,
+    rule: &CompiledRule,
+    context: &Arc<RuleContext>,
+    call: impl FnOnce(
+        &mut Store<EvalState>,
+        &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Result<RuleOutcome, RuleFailure>>,
+) -> RuleRunResult {
+    let limits = context.limits;
+    store.data_mut().begin_rule(context);
+    let started = Instant::now();
+    let result = store.set_fuel(limits.fuel).and_then(|()| {
+        // The deadline is in epoch ticks of one millisecond; one more tick makes sure a
+        // rule gets at least its whole timeout whatever the phase of the ticker.
+        store.set_epoch_deadline(limits.timeout_ms + 1);
+        let instance = rule
+            .pre
+            .instantiate(&mut *store)
+            .map_err(|error| error.context(InstantiationFailed))?;
+        call(store, &instance)
+    });
+    let duration = started.elapsed();
+    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let state = store.data_mut();
+    let logs = state.end_rule();
+    let outcome = match result {
+        Ok(answer) => answer,
+        Err(error) => Err(classify(&error, state.limiter.memory_denied, state.host_calls_exceeded)),
+    };
+    RuleRunResult {
+        outcome,
+        duration,
+        fuel_used,
+        logs,
+    }
+}
+
+/// Marks an error that happened before the rule's code ran.
+#[derive(Debug)]
+struct InstantiationFailed;
+
+impl std::fmt::Display for InstantiationFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the rule could not be instantiated")
+    }
+}
+
+/// Names the failure behind a wasmtime error.
+fn classify(error: &wasmtime::Error, memory_denied: bool, host_calls_exceeded: bool) -> RuleFailure {
+    let message = format!("{error:#}");
+    let kind = if host_calls_exceeded {
+        FailureKind::HostCallLimit
+    } else if let Some(trap) = error.downcast_ref::<Trap>() {
+        match trap {
+            Trap::OutOfFuel => FailureKind::FuelExhausted,
+            Trap::Interrupt => FailureKind::Timeout,
+            Trap::StackOverflow => FailureKind::StackOverflow,
+            _ if memory_denied => FailureKind::MemoryLimit,
+            _ => FailureKind::Trap,
+        }
+    } else if memory_denied {
+        FailureKind::MemoryLimit
+    } else if error.downcast_ref::<InstantiationFailed>().is_some() {
+        FailureKind::Instantiation
+    } else {
+        FailureKind::Trap
+    };
+    let message = if message.contains("wasi:cli/std") {
+        format!(
+            "{message} (the rule panicked or wrote to standard I/O; payrules gives rules no \
+             stdio: log through the log capability)"
+        )
+    } else {
+        message
+    };
+    RuleFailure { kind, message }
+}

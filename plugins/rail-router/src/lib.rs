@@ -1,0 +1,387 @@
+//! Routing rule `rail-router`: chooses the rail for a payment among the candidates the
+//! host offers, by currency, amount limit, both agents' reach, cut-off time and urgency,
+//! and says why.
+//!
+//! Configuration (all under `[config]` of the manifest):
+//!
+//! ```toml
+//! own-bics = ["PAYRUS33", "PAYRDEFF"]     # this institution: both agents here => book transfer
+//! own-member-ids = ["026009593"]
+//! sepa-countries = ["DE", "NL", ...]      # where SEPA reaches (agent BIC countries)
+//! [rails.fednow]
+//! currency = "USD"                        # omit for any currency (SWIFT)
+//! max-amount = "1000000.00"
+//! instant = true                          # settles in seconds, 24x7x365
+//! reach-list = "fednow-participants"      # both agents' member ids must be on this list
+//! [rails.ach]
+//! currency = "USD"
+//! max-amount = "99999999.99"
+//! cutoff-utc = "20:45"                    # last same-day window; later (or weekends) settles next business day
+//! reach = "member-id"                     # both agents need a clearing member id
+//! [rails.sepa-instant]
+//! reach = "sepa"                          # both agents' BICs in sepa-countries
+//! [preference]
+//! instant = ["book-transfer", "fednow", "rtp", "sepa-instant"]
+//! urgent = [...]                          # rails tried in order for each urgency
+//! normal = [...]
+//! ```
+//!
+//! A rail qualifies when it is offered, configured, in the payment's currency, within its
+//! limit, reaches both agents, and is fast enough: an instant payment needs an instant
+//! rail; an urgent one a rail that settles today (instant, or before its cut-off on a
+//! weekday). The first qualifying rail of the urgency's preference wins. If none does,
+//! the rule declines: AM03 if no rail takes the currency, AM02 if the amount is over
+//! every limit, AG03 otherwise.
+
+use payrules_sdk::clock::Instant;
+use payrules_sdk::money::format_minor_units;
+use payrules_sdk::{Payment, Rail, Reason, RouteChoice, RoutingRule, Urgency, clock, config, lists};
+
+/// How a rail reaches agents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Any agent with a BIC (SWIFT).
+    Bic,
+    /// Any agent with a clearing member id (ACH).
+    MemberId,
+    /// Agents whose member id is on a named list (RTP, FedNow participant directories).
+    MemberList(String),
+    /// Agents whose BIC country is in `sepa-countries`.
+    Sepa,
+    /// Both agents are this institution.
+    OwnInstitution,
+}
+
+/// One rail as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RailSpec {
+    /// The rail.
+    pub rail: Rail,
+    /// Its currency; `None` for any.
+    pub currency: Option<String>,
+    /// Its limit in the payment's minor units; `None` for none.
+    pub max_minor_units: Option<u64>,
+    /// Settles in seconds at any hour.
+    pub instant: bool,
+    /// Minute of the UTC day after which it no longer settles today.
+    pub cutoff_minute_utc: Option<u16>,
+    /// How it reaches agents.
+    pub reach: Reach,
+}
+
+/// Everything the choice depends on besides the payment and the clock.
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    /// The configured rails that the host offered.
+    pub rails: Vec<RailSpec>,
+    /// Preference order for the payment's urgency.
+    pub preference: Vec<Rail>,
+    /// This institution's BICs.
+    pub own_bics: Vec<String>,
+    /// This institution's clearing member ids.
+    pub own_member_ids: Vec<String>,
+    /// Countries SEPA reaches.
+    pub sepa_countries: Vec<String>,
+}
+
+fn parse_hh_mm(text: &str) -> Option<u16> {
+    let (hours, minutes) = text.split_once(':')?;
+    let (hours, minutes): (u16, u16) = (hours.parse().ok()?, minutes.parse().ok()?);
+    (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+}
+
+impl Routing {
+    fn read(payment: &Payment, candidates: &[Rail]) -> Routing {
+        let scale = payment.amount.scale;
+        let rails = candidates
+            .iter()
+            .filter_map(|rail| {
+                let key = |field: &str| format!("rails.{}.{field}", rail.name());
+                let reach = match config::get(&key("reach")).as_deref() {
+                    Some("bic") => Reach::Bic,
+                    Some("member-id") => Reach::MemberId,
+                    Some("sepa") => Reach::Sepa,
+                    Some("own-institution") => Reach::OwnInstitution,
+                    _ => Reach::MemberList(config::get(&key("reach-list"))?),
+                };
+                Some(RailSpec {
+                    rail: *rail,
+                    currency: config::get(&key("currency")),
+                    max_minor_units: config::amount(&key("max-amount"), scale),
+                    instant: config::flag(&key("instant"), false),
+                    cutoff_minute_utc: config::get(&key("cutoff-utc")).and_then(|t| parse_hh_mm(&t)),
+                    reach,
+                })
+            })
+            .collect();
+        let urgency = match payment.urgency {
+            Urgency::Instant => "instant",
+            Urgency::Urgent => "urgent",
+            Urgency::Normal => "normal",
+        };
+        Routing {
+            rails,
+            preference: config::list(&format!("preference.{urgency}"))
+                .iter()
+                .filter_map(|name| Rail::from_name(name))
+                .collect(),
+            own_bics: config::list("own-bics"),
+            own_member_ids: config::list("own-member-ids"),
+            sepa_countries: config::list("sepa-countries"),
+        }
+    }
+}
+
+/// Why one rail did not qualify, from least to most specific: the decline code comes from
+/// the most specific miss (a rail in the right currency that was too small says more
+/// than a rail in another currency).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Miss {
+    Currency,
+    Amount,
+    Other,
+}
+
+/// Chooses the rail. `on_list(list, member_id)` answers reach-list look-ups. Pure apart
+/// from that look-up.
+pub fn choose(
+    payment: &Payment,
+    routing: &Routing,
+    now: &Instant,
+    on_list: impl Fn(&str, &str) -> bool,
+) -> Result<RouteChoice, Reason> {
+    let amount = &payment.amount;
+    let shown = |minor: u64| format!("{} {}", format_minor_units(minor, amount.scale), amount.currency);
+    let agents = [&payment.debtor_agent, &payment.creditor_agent];
+    let is_own = |agent: &payrules_sdk::Agent| {
+        agent.bic.as_ref().is_some_and(|bic| {
+            routing.own_bics.iter().any(|own| bic.starts_with(own.as_str()))
+        }) || agent.member_id.as_ref().is_some_and(|id| routing.own_member_ids.contains(id))
+    };
+    let weekday = now.weekday <= 5;
+    let mut best_miss: Option<Miss> = None;
+    let mut note_miss = |miss: Miss| {
+        best_miss = Some(best_miss.map_or(miss, |seen| seen.max(miss)));
+    };
+    for rail in &routing.preference {
+        let Some(spec) = routing.rails.iter().find(|spec| spec.rail == *rail) else {
+            continue;
+        };
+        if spec.currency.as_ref().is_some_and(|c| *c != amount.currency) {
+            note_miss(Miss::Currency);
+            continue;
+        }
+        if spec.max_minor_units.is_some_and(|max| amount.minor_units > max) {
+            note_miss(Miss::Amount);
+            continue;
+        }
+        let reaches = match &spec.reach {
+            Reach::Bic => agents.iter().all(|a| a.bic.is_some()),
+            Reach::MemberId => agents.iter().all(|a| a.member_id.is_some()),
+            Reach::MemberList(list) => agents
+                .iter()
+                .all(|a| a.member_id.as_deref().is_some_and(|id| on_list(list, id))),
+            Reach::Sepa => agents
+                .iter()
+                .all(|a| a.country().is_some_and(|c| routing.sepa_countries.iter().any(|s| s == c))),
+            Reach::OwnInstitution => agents.iter().all(|a| is_own(a)),
+        };
+        if !reaches {
+            // A book transfer is an opportunity, not a requirement: missing it says
+            // nothing about why the payment cannot be routed.
+            if spec.reach != Reach::OwnInstitution {
+                note_miss(Miss::Other);
+            }
+            continue;
+        }
+        let before_cutoff = spec.cutoff_minute_utc.is_none_or(|cutoff| now.minute_of_day <= cutoff);
+        let settles_today = spec.instant || (weekday && before_cutoff);
+        let fast_enough = match payment.urgency {
+            Urgency::Instant => spec.instant,
+            Urgency::Urgent => settles_today,
+            Urgency::Normal => true,
+        };
+        if !fast_enough {
+            note_miss(Miss::Other);
+            continue;
+        }
+        let limit = spec.max_minor_units.map_or(String::new(), |max| format!(" within its {} limit", shown(max)));
+        let timing = if spec.instant {
+            "settles instantly".to_owned()
+        } else if settles_today {
+            "settles today, before its cut-off".to_owned()
+        } else {
+            "settles the next business day (past today's cut-off or not a weekday)".to_owned()
+        };
+        let urgency = match payment.urgency {
+            Urgency::Instant => "instant",
+            Urgency::Urgent => "urgent",
+            Urgency::Normal => "normal",
+        };
+        return Ok(RouteChoice {
+            rail: *rail,
+            explanation: format!(
+                "{}: first {urgency} preference that fits; {}{limit}; reaches both agents; {timing}",
+                rail.name(),
+                shown(amount.minor_units)
+            ),
+        });
+    }
+    Err(match best_miss {
+        Some(Miss::Currency) | None => Reason::new(
+            "AM03",
+            format!("no configured rail takes {} for a {:?} payment", amount.currency, payment.urgency),
+        ),
+        Some(Miss::Amount) => Reason::new(
+            "AM02",
+            format!("{} is over the limit of every rail that takes {}", shown(amount.minor_units), amount.currency),
+        ),
+        Some(Miss::Other) => Reason::new(
+            "AG03",
+            format!(
+                "no rail in {} reaches both agents fast enough for a {:?} payment",
+                amount.currency, payment.urgency
+            ),
+        ),
+    })
+}
+
+struct RailRouter;
+
+impl RoutingRule for RailRouter {
+    fn route(payment: Payment, candidates: Vec<Rail>) -> Result<RouteChoice, Reason> {
+        let routing = Routing::read(&payment, &candidates);
+        let now = clock::now();
+        choose(&payment, &routing, &now, |list, id| lists::contains(list, id).unwrap_or(false))
+    }
+}
+
+payrules_sdk::export_routing_rule!(RailRouter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payrules_sdk::Date;
+    use payrules_sdk::testing::{sepa_payment, us_payment};
+
+    fn routing(preference: &[Rail]) -> Routing {
+        let spec = |rail, currency: Option<&str>, max: Option<u64>, instant, cutoff, reach| RailSpec {
+            rail,
+            currency: currency.map(str::to_owned),
+            max_minor_units: max,
+            instant,
+            cutoff_minute_utc: cutoff,
+            reach,
+        };
+        Routing {
+            rails: vec![
+                spec(Rail::BookTransfer, None, None, true, None, Reach::OwnInstitution),
+                spec(Rail::Fednow, Some("USD"), Some(100_000_000), true, None, Reach::MemberList("fednow".into())),
+                spec(Rail::Rtp, Some("USD"), Some(1_000_000_000), true, None, Reach::MemberList("rtp".into())),
+                spec(Rail::Ach, Some("USD"), None, false, Some(20 * 60 + 45), Reach::MemberId),
+                spec(Rail::SepaInstant, Some("EUR"), Some(10_000_000), true, None, Reach::Sepa),
+                spec(Rail::SepaCreditTransfer, Some("EUR"), None, false, Some(15 * 60), Reach::Sepa),
+                spec(Rail::Swift, None, None, false, Some(16 * 60), Reach::Bic),
+            ],
+            preference: preference.to_vec(),
+            own_bics: vec!["PAYRUS33".into()],
+            own_member_ids: vec!["026009593".into()],
+            sepa_countries: vec!["DE".into(), "NL".into(), "FR".into()],
+        }
+    }
+
+    const INSTANT: &[Rail] = &[Rail::BookTransfer, Rail::Fednow, Rail::Rtp, Rail::SepaInstant];
+    const NORMAL: &[Rail] = &[Rail::BookTransfer, Rail::Ach, Rail::SepaCreditTransfer, Rail::Swift];
+
+    /// Tuesday 2026-11-24 at `hh:mm` UTC.
+    fn tuesday(hh: u16, mm: u16) -> Instant {
+        Instant {
+            unix_ms: 0,
+            date: Date { year: 2026, month: 11, day: 24 },
+            minute_of_day: hh * 60 + mm,
+            weekday: 2,
+        }
+    }
+
+    fn everyone(_: &str, _: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn an_instant_usd_payment_goes_to_the_first_instant_rail_that_reaches_both_agents() {
+        let mut payment = us_payment();
+        payment.urgency = Urgency::Instant;
+        let choice = choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect("a route");
+        assert_eq!(choice.rail, Rail::Fednow);
+        let only_rtp = |list: &str, _: &str| list == "rtp";
+        let choice = choose(&payment, &routing(INSTANT), &tuesday(10, 0), only_rtp).expect("a route");
+        assert_eq!(choice.rail, Rail::Rtp);
+    }
+
+    #[test]
+    fn an_amount_over_the_fednow_limit_goes_to_rtp() {
+        let mut payment = us_payment();
+        payment.urgency = Urgency::Instant;
+        payment.amount.minor_units = 200_000_000;
+        let choice = choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect("a route");
+        assert_eq!(choice.rail, Rail::Rtp);
+        payment.amount.minor_units = 2_000_000_000;
+        let reason = choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect_err("too big");
+        assert_eq!(reason.code, "AM02");
+    }
+
+    #[test]
+    fn a_normal_eur_payment_goes_by_sepa_credit_transfer_and_explains_the_timing() {
+        let choice = choose(&sepa_payment(), &routing(NORMAL), &tuesday(16, 0), everyone).expect("a route");
+        assert_eq!(choice.rail, Rail::SepaCreditTransfer);
+        assert!(choice.explanation.contains("next business day"), "{}", choice.explanation);
+    }
+
+    #[test]
+    fn an_urgent_payment_past_the_cutoff_needs_a_rail_that_still_settles_today() {
+        let mut payment = sepa_payment();
+        payment.urgency = Urgency::Urgent;
+        let urgent = [Rail::SepaCreditTransfer, Rail::SepaInstant, Rail::Swift];
+        let choice = choose(&payment, &routing(&urgent), &tuesday(14, 0), everyone).expect("before cut-off");
+        assert_eq!(choice.rail, Rail::SepaCreditTransfer);
+        let choice = choose(&payment, &routing(&urgent), &tuesday(15, 30), everyone).expect("after cut-off");
+        assert_eq!(choice.rail, Rail::SepaInstant);
+    }
+
+    #[test]
+    fn both_agents_at_this_institution_is_a_book_transfer() {
+        let mut payment = us_payment();
+        payment.debtor_agent.member_id = Some("026009593".into());
+        payment.creditor_agent.bic = Some("PAYRUS33XXX".into());
+        let choice = choose(&payment, &routing(NORMAL), &tuesday(10, 0), everyone).expect("a route");
+        assert_eq!(choice.rail, Rail::BookTransfer);
+    }
+
+    #[test]
+    fn a_currency_no_rail_takes_is_declined_with_am03() {
+        let mut payment = sepa_payment();
+        payment.amount.currency = "CHF".into();
+        let domestic = [Rail::Ach, Rail::SepaCreditTransfer];
+        let reason = choose(&payment, &routing(&domestic), &tuesday(10, 0), everyone).expect_err("no rail");
+        assert_eq!(reason.code, "AM03");
+        // SWIFT takes any currency, given both agents' BICs.
+        let choice = choose(&payment, &routing(NORMAL), &tuesday(10, 0), everyone).expect("by SWIFT");
+        assert_eq!(choice.rail, Rail::Swift);
+    }
+
+    #[test]
+    fn agents_outside_every_rail_are_declined_with_ag03() {
+        let mut payment = us_payment();
+        payment.urgency = Urgency::Instant;
+        let nobody = |_: &str, _: &str| false;
+        let reason = choose(&payment, &routing(INSTANT), &tuesday(10, 0), nobody).expect_err("no reach");
+        assert_eq!(reason.code, "AG03");
+    }
+
+    #[test]
+    fn cut_off_times_are_read_as_hh_mm() {
+        assert_eq!(parse_hh_mm("20:45"), Some(1245));
+        assert_eq!(parse_hh_mm("24:00"), None);
+        assert_eq!(parse_hh_mm("7"), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! Compliance rule `sanctions-screening`: screens the debtor, the creditor and the
+//! ultimate parties against a sanctions list with fuzzy name matching.
+//!
+//! A name at least `strong-match` similar (0..=1000) to a listed name or alias rejects the
+//! payment with RR04 (regulatory reason); a name at least `weak-match` similar holds it
+//! for review, with the matched entry in the finding. The host does the matching
+//! (`lists.fuzzy-match`, normalised names, word-order-insensitive Jaro-Winkler); this rule
+//! decides what a match means.
+//!
+//! Configuration: `list` (default "sanctions"), `strong-match` (default 930),
+//! `weak-match` (default 850).
+
+use payrules_sdk::lists::{self, ListMatch};
+use payrules_sdk::{ComplianceRule, Payment, Reason, Verdict, config};
+
+/// Default similarity at or above which a match rejects.
+pub const STRONG_MATCH_DEFAULT: u16 = 930;
+/// Default similarity at or above which a match holds for review.
+pub const WEAK_MATCH_DEFAULT: u16 = 850;
+
+/// One screened party and what the list said about its name.
+#[derive(Debug)]
+pub struct PartyHits {
+    /// "debtor", "creditor", "ultimate debtor", "ultimate creditor".
+    pub role: &'static str,
+    /// The name as in the payment.
+    pub name: String,
+    /// The list entries it resembles, best first.
+    pub matches: Vec<ListMatch>,
+}
+
+/// The verdict for the screened parties: reject on the strongest match at or above
+/// `strong_match`; otherwise review with one finding per party with a match; otherwise
+/// pass.
+pub fn verdict(hits: &[PartyHits], strong_match: u16) -> Verdict {
+    let strongest = hits
+        .iter()
+        .filter_map(|hit| hit.matches.first().map(|best| (hit, best)))
+        .max_by_key(|(_, best)| best.similarity);
+    let Some((hit, best)) = strongest else {
+        return Verdict::Pass;
+    };
+    if best.similarity >= strong_match {
+        return Verdict::Reject(Reason::new(
+            "RR04",
+            format!(
+                "{} {:?} matches sanctions entry {} {:?} ({}) with similarity {}/1000",
+                hit.role, hit.name, best.entry_id, best.matched_name, best.program, best.similarity
+            ),
+        ));
+    }
+    let findings = hits
+        .iter()
+        .filter_map(|hit| {
+            hit.matches.first().map(|best| {
+                Reason::new(
+                    "sanctions-weak-match",
+                    format!(
+                        "{} {:?} resembles sanctions entry {} {:?} (matched {:?}, program {}) with similarity {}/1000",
+                        hit.role,
+                        hit.name,
+                        best.entry_id,
+                        best.entry_name,
+                        best.matched_name,
+                        best.program,
+                        best.similarity
+                    ),
+                )
+            })
+        })
+        .collect();
+    Verdict::Review(findings)
+}
+
+struct SanctionsScreening;
+
+impl ComplianceRule for SanctionsScreening {
+    fn check(payment: Payment) -> Verdict {
+        let list = config::get("list").unwrap_or_else(|| "sanctions".to_owned());
+        let strong_match = config::number("strong-match", STRONG_MATCH_DEFAULT);
+        let weak_match = config::number("weak-match", WEAK_MATCH_DEFAULT);
+        let mut hits = Vec::new();
+        for (role, party) in payment.named_parties() {
+            let Some(name) = &party.name else { continue };
+            match lists::fuzzy_match(&list, name, weak_match, 3) {
+                Ok(matches) if !matches.is_empty() => hits.push(PartyHits {
+                    role,
+                    name: name.clone(),
+                    matches,
+                }),
+                Ok(_) => {}
+                Err(error) => {
+                    return Verdict::Review(vec![Reason::new(
+                        "sanctions-list-unavailable",
+                        format!("the sanctions list could not be read ({error:?}); screening was not done"),
+                    )]);
+                }
+            }
+        }
+        verdict(&hits, strong_match)
+    }
+}
+
+payrules_sdk::export_compliance_rule!(SanctionsScreening);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(role: &'static str, similarity: u16) -> PartyHits {
+        PartyHits {
+            role,
+            name: "Kim Jong Un".to_owned(),
+            matches: vec![ListMatch {
+                entry_id: "7001".to_owned(),
+                entry_name: "KIM, Jong Un".to_owned(),
+                matched_name: "KIM, Jong Un".to_owned(),
+                similarity,
+                program: "DPRK".to_owned(),
+            }],
+        }
+    }
+
+    #[test]
+    fn no_match_passes() {
+        assert!(matches!(verdict(&[], STRONG_MATCH_DEFAULT), Verdict::Pass));
+    }
+
+    #[test]
+    fn a_strong_match_rejects_with_rr04_naming_the_entry() {
+        let Verdict::Reject(reason) = verdict(&[hit("creditor", 1000)], STRONG_MATCH_DEFAULT) else {
+            panic!("expected a reject");
+        };
+        assert_eq!(reason.code, "RR04");
+        assert!(reason.message.contains("7001") && reason.message.contains("creditor"), "{}", reason.message);
+    }
+
+    #[test]
+    fn a_weak_match_holds_for_review_with_the_matched_entry() {
+        let Verdict::Review(findings) = verdict(&[hit("ultimate debtor", 880)], STRONG_MATCH_DEFAULT) else {
+            panic!("expected a review");
+        };
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].code, "sanctions-weak-match");
+        assert!(findings[0].message.contains("KIM, Jong Un") && findings[0].message.contains("880"));
+    }
+
+    #[test]
+    fn the_strongest_match_of_any_party_decides() {
+        let verdict = verdict(&[hit("debtor", 860), hit("creditor", 950)], STRONG_MATCH_DEFAULT);
+        assert!(matches!(verdict, Verdict::Reject(_)));
+    }
+}
