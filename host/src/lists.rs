@@ -118,7 +118,11 @@ impl NamedList {
             message: error.to_string(),
         };
         let headers = reader.headers().map_err(csv_error)?.clone();
-        let column = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(name))
+        };
         let id_column = column("id").ok_or(ListError::MissingColumn("id"))?;
         let name_column = column("name").ok_or(ListError::MissingColumn("name"))?;
         let aliases_column = column("aliases");
@@ -127,7 +131,10 @@ impl NamedList {
             let record = record.map_err(csv_error)?;
             let line = record.position().map_or(0, csv::Position::line);
             let field = |index: Option<usize>| {
-                index.and_then(|i| record.get(i)).map(str::trim).unwrap_or("")
+                index
+                    .and_then(|i| record.get(i))
+                    .map(str::trim)
+                    .unwrap_or("")
             };
             let (id, name) = (field(Some(id_column)), field(Some(name_column)));
             if id.is_empty() || name.is_empty() {
@@ -138,7 +145,12 @@ impl NamedList {
                 .map(str::trim)
                 .filter(|alias| !alias.is_empty())
                 .collect();
-            self.push(id.to_owned(), name.to_owned(), field(program_column).to_owned(), &aliases);
+            self.push(
+                id.to_owned(),
+                name.to_owned(),
+                field(program_column).to_owned(),
+                &aliases,
+            );
         }
         Ok(())
     }
@@ -159,7 +171,10 @@ impl NamedList {
                 }
                 if names.len() == 1 {
                     let initial = word.chars().next().unwrap_or(' ');
-                    self.words_by_initial.entry(initial).or_default().push(word.to_owned());
+                    self.words_by_initial
+                        .entry(initial)
+                        .or_default()
+                        .push(word.to_owned());
                 }
             }
             self.names.push(IndexedName {
@@ -189,7 +204,12 @@ impl NamedList {
     /// The entries whose name or an alias resembles `name` at least `min_similarity`
     /// (0..=1000), best first, one result per entry, at most `max_results`
     /// (capped at [`FUZZY_RESULTS_MAX`]). Ties go to the entry listed first.
-    pub fn fuzzy_match(&self, name: &str, min_similarity: u16, max_results: usize) -> Vec<ListMatch> {
+    pub fn fuzzy_match(
+        &self,
+        name: &str,
+        min_similarity: u16,
+        max_results: usize,
+    ) -> Vec<ListMatch> {
         let query = normalize(name);
         if query.is_empty() {
             return Vec::new();
@@ -218,8 +238,10 @@ impl NamedList {
                 *slot = (score, index);
             }
         }
-        let mut ranked: Vec<(usize, u16, usize)> =
-            best.into_iter().map(|(entry, (score, index))| (entry, score, index)).collect();
+        let mut ranked: Vec<(usize, u16, usize)> = best
+            .into_iter()
+            .map(|(entry, (score, index))| (entry, score, index))
+            .collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked
             .into_iter()
@@ -279,7 +301,10 @@ mod tests {
             csv.push_str(&format!("{i},Acme Trading {i}\n"));
         }
         let list = NamedList::parse(csv.as_bytes(), true).expect("parses");
-        assert_eq!(list.fuzzy_match("Acme Trading", 0, 255).len(), FUZZY_RESULTS_MAX);
+        assert_eq!(
+            list.fuzzy_match("Acme Trading", 0, 255).len(),
+            FUZZY_RESULTS_MAX
+        );
     }
 
     #[test]

@@ -23,7 +23,11 @@ use payrules::velocity::VelocityBook;
 const PAYMENT_BYTES_MAX: u64 = 1024 * 1024;
 
 #[derive(Parser)]
-#[command(name = "payrules", version, about = "Payment rules in sandboxed WebAssembly")]
+#[command(
+    name = "payrules",
+    version,
+    about = "Payment rules in sandboxed WebAssembly"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,7 +96,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn evaluate(paths: &[PathBuf], rules_dir: &Path, json: bool, now_unix_ms: Option<i64>) -> anyhow::Result<()> {
+fn evaluate(
+    paths: &[PathBuf],
+    rules_dir: &Path,
+    json: bool,
+    now_unix_ms: Option<i64>,
+) -> anyhow::Result<()> {
     let payments = paths
         .iter()
         .map(|path| read_payment(path).map(|(payment, id)| (path, payment, id)))
@@ -122,7 +131,8 @@ fn evaluate(paths: &[PathBuf], rules_dir: &Path, json: bool, now_unix_ms: Option
 
 /// Reads and validates a payment file; its id is derived from its content.
 fn read_payment(path: &Path) -> anyhow::Result<(Payment, String)> {
-    let metadata = std::fs::metadata(path).map_err(|e| BadInput(format!("{}: cannot read it: {e}", path.display())))?;
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| BadInput(format!("{}: cannot read it: {e}", path.display())))?;
     if metadata.len() > PAYMENT_BYTES_MAX {
         return Err(BadInput(format!(
             "{}: {} bytes, more than the {PAYMENT_BYTES_MAX} a payment may have",
@@ -131,10 +141,20 @@ fn read_payment(path: &Path) -> anyhow::Result<(Payment, String)> {
         ))
         .into());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{}: cannot read it: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("{}: cannot read it: {e}", path.display())))?;
     let payment = Payment::from_json(&text).map_err(|e| {
-        let field = if e.field.is_empty() { String::new() } else { format!("{}: ", e.field) };
-        BadInput(format!("{}: {field}{} ({})", path.display(), e.reason, e.code))
+        let field = if e.field.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", e.field)
+        };
+        BadInput(format!(
+            "{}: {field}{} ({})",
+            path.display(),
+            e.reason,
+            e.code
+        ))
     })?;
     let id = format!("pay_{}", &hex(&Sha256::digest(text.as_bytes()))[..20]);
     Ok((payment, id))
@@ -142,19 +162,38 @@ fn read_payment(path: &Path) -> anyhow::Result<(Payment, String)> {
 
 fn write_text(out: &mut impl Write, path: &Path, decision: &Decision) -> std::io::Result<()> {
     let status = serde_json::to_value(decision.status).unwrap_or_default();
-    writeln!(out, "{}: {}", path.display(), status.as_str().unwrap_or("?"))?;
-    writeln!(out, "  payment {}  end-to-end {}", decision.payment_id, decision.end_to_end_id)?;
+    writeln!(
+        out,
+        "{}: {}",
+        path.display(),
+        status.as_str().unwrap_or("?")
+    )?;
+    writeln!(
+        out,
+        "  payment {}  end-to-end {}",
+        decision.payment_id, decision.end_to_end_id
+    )?;
     writeln!(out, "  rule set {}", decision.rule_set_version)?;
     for reason in &decision.reasons {
         let rule = reason.rule.as_deref().unwrap_or("payrules");
-        writeln!(out, "  reason {:<22} {:<20} {}", reason.code, rule, reason.message)?;
+        writeln!(
+            out,
+            "  reason {:<22} {:<20} {}",
+            reason.code, rule, reason.message
+        )?;
     }
     if let Some(score) = decision.risk_score {
         writeln!(out, "  risk score {score}")?;
     }
     if let Some(route) = &decision.route {
         let rail = serde_json::to_value(route.rail).unwrap_or_default();
-        writeln!(out, "  route {} (by {}): {}", rail.as_str().unwrap_or("?"), route.rule, route.explanation)?;
+        writeln!(
+            out,
+            "  route {} (by {}): {}",
+            rail.as_str().unwrap_or("?"),
+            route.rule,
+            route.explanation
+        )?;
     }
     writeln!(out, "  rules:")?;
     for run in &decision.rules {
@@ -162,13 +201,25 @@ fn write_text(out: &mut impl Write, path: &Path, decision: &Decision) -> std::io
             RuleOutcome::Pass => "pass".to_owned(),
             RuleOutcome::Review { findings } => format!(
                 "review {}",
-                findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(",")
+                findings
+                    .iter()
+                    .map(|f| f.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             RuleOutcome::Reject { reason } => format!("reject {}", reason.code),
             RuleOutcome::Score { score, .. } => format!("score {score}"),
-            RuleOutcome::Route { rail, .. } => format!("route {}", serde_json::to_value(rail).unwrap_or_default().as_str().unwrap_or("?")),
+            RuleOutcome::Route { rail, .. } => format!(
+                "route {}",
+                serde_json::to_value(rail)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("?")
+            ),
             RuleOutcome::Decline { reason } => format!("decline {}", reason.code),
-            RuleOutcome::Failed { failure, policy, .. } => format!("FAILED {failure:?} -> {policy:?}"),
+            RuleOutcome::Failed {
+                failure, policy, ..
+            } => format!("FAILED {failure:?} -> {policy:?}"),
         };
         writeln!(
             out,
@@ -191,7 +242,11 @@ fn write_text(out: &mut impl Write, path: &Path, decision: &Decision) -> std::io
             }
             RuleOutcome::Score { reasons, .. } => {
                 for reason in reasons {
-                    writeln!(out, "        +{} {}: {}", reason.points, reason.code, reason.message)?;
+                    writeln!(
+                        out,
+                        "        +{} {}: {}",
+                        reason.points, reason.code, reason.message
+                    )?;
                 }
             }
             RuleOutcome::Route { explanation, .. } => writeln!(out, "        {explanation}")?,

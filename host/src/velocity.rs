@@ -60,7 +60,11 @@ impl VelocityBook {
     pub fn record(&self, payment: &Payment, at_unix_ms: i64) {
         let money = payment.money();
         let account = |party: &crate::model::Party| {
-            party.account.as_ref().map(|a| a.identifier().to_owned()).unwrap_or_default()
+            party
+                .account
+                .as_ref()
+                .map(|a| a.identifier().to_owned())
+                .unwrap_or_default()
         };
         let (debtor, creditor) = (account(&payment.debtor), account(&payment.creditor));
         let currency = money.currency();
@@ -70,7 +74,10 @@ impl VelocityBook {
             Key::Pair(debtor, creditor, currency),
         ];
         let oldest_kept = at_unix_ms - i64::from(WINDOW_SECONDS_MAX) * 1000;
-        let mut payments = self.payments.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut payments = self
+            .payments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for key in keys {
             let entries = payments.entry(key).or_default();
             while entries.front().is_some_and(|(at, _)| *at < oldest_kept)
@@ -84,14 +91,25 @@ impl VelocityBook {
 
     /// The payments of `scope` in `currency` accepted in the `window_seconds` before
     /// `now_unix_ms` (excluding anything recorded at or after `now_unix_ms`).
-    pub fn figures(&self, scope: Scope<'_>, currency: Currency, window_seconds: u32, now_unix_ms: i64) -> Figures {
+    pub fn figures(
+        &self,
+        scope: Scope<'_>,
+        currency: Currency,
+        window_seconds: u32,
+        now_unix_ms: i64,
+    ) -> Figures {
         let key = match scope {
             Scope::Debtor(account) => Key::Debtor(account.to_owned(), currency),
             Scope::Creditor(account) => Key::Creditor(account.to_owned(), currency),
-            Scope::Pair(debtor, creditor) => Key::Pair(debtor.to_owned(), creditor.to_owned(), currency),
+            Scope::Pair(debtor, creditor) => {
+                Key::Pair(debtor.to_owned(), creditor.to_owned(), currency)
+            }
         };
         let since = now_unix_ms - i64::from(window_seconds.min(WINDOW_SECONDS_MAX)) * 1000;
-        let payments = self.payments.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let payments = self
+            .payments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut figures = Figures::default();
         for (at, minor_units) in payments.get(&key).into_iter().flatten().rev() {
             if *at >= now_unix_ms {
@@ -130,10 +148,31 @@ mod tests {
         book.record(&payment("A", "C", "25.00", "USD"), 3 * hour);
         book.record(&payment("A", "B", "999.00", "EUR"), 3 * hour);
         let now = 4 * hour;
-        assert_eq!(book.figures(Scope::Debtor("A"), usd, 86_400, now), Figures { count: 3, sum_minor_units: 17_500 });
-        assert_eq!(book.figures(Scope::Debtor("A"), usd, 3 * 3600, now), Figures { count: 2, sum_minor_units: 7_500 });
-        assert_eq!(book.figures(Scope::Pair("A", "B"), usd, 86_400, now), Figures { count: 2, sum_minor_units: 15_000 });
-        assert_eq!(book.figures(Scope::Creditor("C"), usd, 86_400, now).count, 1);
+        assert_eq!(
+            book.figures(Scope::Debtor("A"), usd, 86_400, now),
+            Figures {
+                count: 3,
+                sum_minor_units: 17_500
+            }
+        );
+        assert_eq!(
+            book.figures(Scope::Debtor("A"), usd, 3 * 3600, now),
+            Figures {
+                count: 2,
+                sum_minor_units: 7_500
+            }
+        );
+        assert_eq!(
+            book.figures(Scope::Pair("A", "B"), usd, 86_400, now),
+            Figures {
+                count: 2,
+                sum_minor_units: 15_000
+            }
+        );
+        assert_eq!(
+            book.figures(Scope::Creditor("C"), usd, 86_400, now).count,
+            1
+        );
         assert_eq!(book.figures(Scope::Debtor("B"), usd, 86_400, now).count, 0);
     }
 

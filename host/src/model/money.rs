@@ -173,7 +173,8 @@ impl Money {
         let minor = amount
             .checked_mul(Decimal::from(10_u64.pow(u32::from(digits))))
             .ok_or(AmountError::TooManyDigits(amount))?;
-        let minor_units = u64::try_from(minor.trunc()).map_err(|_| AmountError::TooManyDigits(amount))?;
+        let minor_units =
+            u64::try_from(minor.trunc()).map_err(|_| AmountError::TooManyDigits(amount))?;
         if minor_units >= 10_u64.pow(AMOUNT_DIGITS_MAX) {
             return Err(AmountError::TooManyDigits(amount));
         }
@@ -214,7 +215,10 @@ mod tests {
 
     fn money(amount: &str, currency: &str) -> Result<Money, AmountError> {
         let amount: DecimalText = amount.parse().expect("test amount is plain");
-        Money::new(amount.value(), Currency::parse(currency).expect("test currency"))
+        Money::new(
+            amount.value(),
+            Currency::parse(currency).expect("test currency"),
+        )
     }
 
     #[test]
@@ -252,8 +256,13 @@ mod tests {
 
     #[test]
     fn decimal_text_is_plain_digits_only() {
-        for bad in ["-1", "+1", "1e3", "1.", ".5", "", "1,5", " 1", "0x10", "NaN", "1.2.3"] {
-            assert!(bad.parse::<DecimalText>().is_err(), "{bad:?} should be refused");
+        for bad in [
+            "-1", "+1", "1e3", "1.", ".5", "", "1,5", " 1", "0x10", "NaN", "1.2.3",
+        ] {
+            assert!(
+                bad.parse::<DecimalText>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
         assert_eq!(
             "0012.50".parse::<DecimalText>().map(DecimalText::value),

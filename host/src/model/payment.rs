@@ -121,8 +121,9 @@ impl Payment {
 
     /// The rules that tie fields together.
     fn check(&self) -> Result<(), InvalidPayment> {
-        Money::new(self.amount.value(), self.currency)
-            .map_err(|error| InvalidPayment::new("amount", error.reason_code(), error.to_string()))?;
+        Money::new(self.amount.value(), self.currency).map_err(|error| {
+            InvalidPayment::new("amount", error.reason_code(), error.to_string())
+        })?;
         for (role, party, name_code, account_code) in [
             ("debtor", &self.debtor, "BE08", "AC02"),
             ("creditor", &self.creditor, "BE22", "AC03"),
@@ -413,8 +414,20 @@ impl Iban {
 impl TryFrom<String> for Iban {
     type Error = String;
     fn try_from(text: String) -> Result<Self, Self::Error> {
-        let iban = iban::Iban::from_str(&text)
-            .map_err(|error| format!("{text:?} is not a valid IBAN: {error}"))?;
+        let iban = iban::Iban::from_str(&text).map_err(|error| {
+            use iban::{ParseBaseIbanError, ParseIbanError};
+            let why = match error {
+                ParseIbanError::InvalidBaseIban {
+                    source: ParseBaseIbanError::InvalidChecksum,
+                } => "its check digits are wrong (ISO 7064 mod 97-10)",
+                ParseIbanError::InvalidBaseIban {
+                    source: ParseBaseIbanError::InvalidFormat,
+                } => "it is not an IBAN (two letters, two check digits, up to 30 letters and digits, no spaces)",
+                ParseIbanError::InvalidBban(_) => "its account part does not have its country's format",
+                ParseIbanError::UnknownCountry(_) => "its country does not use IBANs",
+            };
+            format!("{text:?} is not a valid IBAN: {why}")
+        })?;
         Ok(Iban(iban::IbanLike::electronic_str(&iban).to_owned()))
     }
 }
@@ -486,7 +499,9 @@ impl TryFrom<String> for CountryCode {
         if text.len() == 2 && text.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(CountryCode(text))
         } else {
-            Err(format!("{text:?} is not an ISO 3166 country code (two upper-case letters)"))
+            Err(format!(
+                "{text:?} is not an ISO 3166 country code (two upper-case letters)"
+            ))
         }
     }
 }
@@ -524,7 +539,9 @@ impl TryFrom<String> for Uetr {
         if valid {
             Ok(Uetr(text))
         } else {
-            Err(format!("{text:?} is not a UETR (a lower-case version 4 UUID)"))
+            Err(format!(
+                "{text:?} is not a UETR (a lower-case version 4 UUID)"
+            ))
         }
     }
 }
@@ -614,14 +631,15 @@ mod tests {
 
     fn with(pointer: &str, value: serde_json::Value) -> String {
         let mut json: serde_json::Value = serde_json::from_str(VALID).expect("valid fixture");
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+        let object = json
+            .pointer_mut(parent)
+            .and_then(serde_json::Value::as_object_mut)
+            .expect("parent is an object");
         if value.is_null() {
-            let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
-            json.pointer_mut(parent)
-                .and_then(serde_json::Value::as_object_mut)
-                .expect("parent is an object")
-                .remove(key);
+            object.remove(key);
         } else {
-            *json.pointer_mut(pointer).expect("pointer exists") = value;
+            object.insert(key.to_owned(), value);
         }
         json.to_string()
     }
@@ -630,7 +648,10 @@ mod tests {
     fn a_valid_payment_is_read_with_exact_money() {
         let payment = Payment::from_json(VALID).expect("valid");
         assert_eq!(payment.money().minor_units(), 125_000);
-        assert_eq!(payment.debtor.account.as_ref().map(Account::identifier), Some("DE89370400440532013000"));
+        assert_eq!(
+            payment.debtor.account.as_ref().map(Account::identifier),
+            Some("DE89370400440532013000")
+        );
         assert_eq!(payment.urgency, Urgency::Normal);
     }
 
@@ -653,16 +674,56 @@ mod tests {
             ("/amount", json!("1234567890123456789"), "amount", "AM12"),
             ("/currency", json!("EURO"), "currency", "AM11"),
             ("/currency", json!("XYZ"), "currency", "AM11"),
-            ("/debtor/account/iban", json!("DE89370400440532013001"), "debtor.account.iban", "AC01"),
-            ("/creditor_agent/bic", json!("ABN-NL2A"), "creditor_agent.bic", "RC01"),
+            (
+                "/debtor/account/iban",
+                json!("DE89370400440532013001"),
+                "debtor.account.iban",
+                "AC01",
+            ),
+            (
+                "/creditor_agent/bic",
+                json!("ABN-NL2A"),
+                "creditor_agent.bic",
+                "RC01",
+            ),
             ("/debtor/country", json!("de"), "debtor.country", "BE09"),
             ("/end_to_end_id", json!(""), "end_to_end_id", "FF08"),
-            ("/end_to_end_id", json!("X".repeat(36)), "end_to_end_id", "FF08"),
-            ("/requested_execution_date", json!("2026-02-30"), "requested_execution_date", "DT01"),
-            ("/uetr", json!("8A562C67-CA16-48BA-B074-65581BE6F011"), "uetr", "FF01"),
-            ("/debtor/name", serde_json::Value::Null, "debtor.name", "BE08"),
-            ("/creditor/account", serde_json::Value::Null, "creditor.account", "AC03"),
-            ("/debtor_agent/bic", serde_json::Value::Null, "debtor_agent", "RC03"),
+            (
+                "/end_to_end_id",
+                json!("X".repeat(36)),
+                "end_to_end_id",
+                "FF08",
+            ),
+            (
+                "/requested_execution_date",
+                json!("2026-02-30"),
+                "requested_execution_date",
+                "DT01",
+            ),
+            (
+                "/uetr",
+                json!("8A562C67-CA16-48BA-B074-65581BE6F011"),
+                "uetr",
+                "FF01",
+            ),
+            (
+                "/debtor/name",
+                serde_json::Value::Null,
+                "debtor.name",
+                "BE08",
+            ),
+            (
+                "/creditor/account",
+                serde_json::Value::Null,
+                "creditor.account",
+                "AC03",
+            ),
+            (
+                "/debtor_agent/bic",
+                serde_json::Value::Null,
+                "debtor_agent",
+                "RC03",
+            ),
             ("/amount", serde_json::Value::Null, "", "FF01"),
         ];
         for (pointer, value, field, code) in cases {
@@ -686,7 +747,14 @@ mod tests {
     #[test]
     fn dates_are_checked_against_the_calendar() {
         assert!("2024-02-29".parse::<Date>().is_ok());
-        for bad in ["2023-02-29", "2026-13-01", "2026-00-10", "YYYY-MM-DD", "2026-1-01", "1899-12-31"] {
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "YYYY-MM-DD",
+            "2026-1-01",
+            "1899-12-31",
+        ] {
             assert!(bad.parse::<Date>().is_err(), "{bad}");
         }
     }

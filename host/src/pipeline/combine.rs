@@ -54,14 +54,20 @@ impl Tally {
             FailurePolicy::Review => {
                 self.findings.push(reason(
                     RULE_FAILED_CODE,
-                    format!("rule {} failed and its policy holds the payment: {message}", run.name),
+                    format!(
+                        "rule {} failed and its policy holds the payment: {message}",
+                        run.name
+                    ),
                 ));
                 true
             }
             FailurePolicy::Reject => {
                 self.rejects.push(reason(
                     RULE_FAILED_REJECT_CODE,
-                    format!("rule {} failed and its policy rejects the payment: {message}", run.name),
+                    format!(
+                        "rule {} failed and its policy rejects the payment: {message}",
+                        run.name
+                    ),
                 ));
                 true
             }
@@ -80,16 +86,18 @@ fn with_rule(reason: &Reason, run: &RuleRun) -> Reason {
 /// Whether the compliance rules run so far already reject the payment, so the later
 /// stages need not run.
 pub fn compliance_rejects(runs: &[RuleRun]) -> bool {
-    runs.iter().filter(|run| run.kind == RuleKind::Compliance).any(|run| {
-        matches!(
-            run.outcome,
-            RuleOutcome::Reject { .. }
-                | RuleOutcome::Failed {
-                    policy: FailurePolicy::Reject,
-                    ..
-                }
-        )
-    })
+    runs.iter()
+        .filter(|run| run.kind == RuleKind::Compliance)
+        .any(|run| {
+            matches!(
+                run.outcome,
+                RuleOutcome::Reject { .. }
+                    | RuleOutcome::Failed {
+                        policy: FailurePolicy::Reject,
+                        ..
+                    }
+            )
+        })
 }
 
 /// Combines scores by the policy; `None` if there are none.
@@ -118,9 +126,13 @@ pub fn combine(runs: &[RuleRun], policy: &FraudPolicy) -> Combined {
         match &run.outcome {
             RuleOutcome::Reject { reason } => tally.rejects.push(with_rule(reason, run)),
             RuleOutcome::Review { findings } => {
-                tally.findings.extend(findings.iter().map(|f| with_rule(f, run)));
+                tally
+                    .findings
+                    .extend(findings.iter().map(|f| with_rule(f, run)));
             }
-            RuleOutcome::Failed { policy, message, .. } => {
+            RuleOutcome::Failed {
+                policy, message, ..
+            } => {
                 tally.failure(run, *policy, message);
             }
             _ => {}
@@ -130,7 +142,9 @@ pub fn combine(runs: &[RuleRun], policy: &FraudPolicy) -> Combined {
     for run in runs.iter().filter(|run| run.kind == RuleKind::Fraud) {
         match &run.outcome {
             RuleOutcome::Score { score, .. } => scores.push(*score),
-            RuleOutcome::Failed { policy, message, .. } => {
+            RuleOutcome::Failed {
+                policy, message, ..
+            } => {
                 tally.failure(run, *policy, message);
             }
             _ => {}
@@ -141,13 +155,19 @@ pub fn combine(runs: &[RuleRun], policy: &FraudPolicy) -> Combined {
         if score >= policy.reject_at {
             tally.rejects.push(Reason {
                 code: FRAUD_REJECT_CODE.to_owned(),
-                message: format!("fraud score {score} is at or above the reject threshold {}", policy.reject_at),
+                message: format!(
+                    "fraud score {score} is at or above the reject threshold {}",
+                    policy.reject_at
+                ),
                 rule: None,
             });
         } else if score >= policy.review_at {
             tally.findings.push(Reason {
                 code: FRAUD_REVIEW_CODE.to_owned(),
-                message: format!("fraud score {score} is at or above the review threshold {}", policy.review_at),
+                message: format!(
+                    "fraud score {score} is at or above the review threshold {}",
+                    policy.review_at
+                ),
                 rule: None,
             });
         }
@@ -168,7 +188,9 @@ pub fn combine(runs: &[RuleRun], policy: &FraudPolicy) -> Combined {
                 routing_settled = true;
             }
             RuleOutcome::Decline { reason } => last_decline = Some(with_rule(reason, run)),
-            RuleOutcome::Failed { policy, message, .. } => {
+            RuleOutcome::Failed {
+                policy, message, ..
+            } => {
                 routing_settled = tally.failure(run, *policy, message);
             }
             _ => {}
@@ -230,38 +252,75 @@ mod tests {
         run(name, RuleKind::Compliance, RuleOutcome::Pass)
     }
     fn review(name: &str, code: &str) -> RuleRun {
-        run(name, RuleKind::Compliance, RuleOutcome::Review { findings: vec![reason(code)] })
+        run(
+            name,
+            RuleKind::Compliance,
+            RuleOutcome::Review {
+                findings: vec![reason(code)],
+            },
+        )
     }
     fn reject(name: &str, code: &str) -> RuleRun {
-        run(name, RuleKind::Compliance, RuleOutcome::Reject { reason: reason(code) })
+        run(
+            name,
+            RuleKind::Compliance,
+            RuleOutcome::Reject {
+                reason: reason(code),
+            },
+        )
     }
     fn failed(name: &str, kind: RuleKind, policy: FailurePolicy) -> RuleRun {
         run(
             name,
             kind,
-            RuleOutcome::Failed { failure: FailureKind::FuelExhausted, message: "out of fuel".to_owned(), policy },
+            RuleOutcome::Failed {
+                failure: FailureKind::FuelExhausted,
+                message: "out of fuel".to_owned(),
+                policy,
+            },
         )
     }
     fn score(name: &str, score: u16) -> RuleRun {
         let reasons = if score == 0 {
             Vec::new()
         } else {
-            vec![RiskReason { code: "r".to_owned(), points: score, message: "m".to_owned() }]
+            vec![RiskReason {
+                code: "r".to_owned(),
+                points: score,
+                message: "m".to_owned(),
+            }]
         };
         run(name, RuleKind::Fraud, RuleOutcome::Score { score, reasons })
     }
     fn route(name: &str, rail: Rail) -> RuleRun {
-        run(name, RuleKind::Routing, RuleOutcome::Route { rail, explanation: "because".to_owned() })
+        run(
+            name,
+            RuleKind::Routing,
+            RuleOutcome::Route {
+                rail,
+                explanation: "because".to_owned(),
+            },
+        )
     }
     fn decline(name: &str, code: &str) -> RuleRun {
-        run(name, RuleKind::Routing, RuleOutcome::Decline { reason: reason(code) })
+        run(
+            name,
+            RuleKind::Routing,
+            RuleOutcome::Decline {
+                reason: reason(code),
+            },
+        )
     }
 
     fn codes(combined: &Combined) -> Vec<&str> {
         combined.reasons.iter().map(|r| r.code.as_str()).collect()
     }
 
-    const POLICY: FraudPolicy = FraudPolicy { combine: ScoreCombination::Max, review_at: 600, reject_at: 900 };
+    const POLICY: FraudPolicy = FraudPolicy {
+        combine: ScoreCombination::Max,
+        review_at: 600,
+        reject_at: 900,
+    };
 
     #[test]
     fn compliance_verdicts_combine_reject_over_review_over_pass() {
@@ -269,10 +328,26 @@ mod tests {
         let cases: Vec<(Vec<RuleRun>, Status, Vec<&str>)> = vec![
             (vec![], Status::Accepted, vec![]),
             (vec![pass("a"), pass("b")], Status::Accepted, vec![]),
-            (vec![pass("a"), review("b", "weak-match")], Status::PendingReview, vec!["weak-match"]),
-            (vec![review("a", "x"), review("b", "y")], Status::PendingReview, vec!["x", "y"]),
-            (vec![review("a", "x"), reject("b", "RR04")], Status::Rejected, vec!["RR04", "x"]),
-            (vec![reject("a", "RR04"), reject("b", "AM02")], Status::Rejected, vec!["RR04", "AM02"]),
+            (
+                vec![pass("a"), review("b", "weak-match")],
+                Status::PendingReview,
+                vec!["weak-match"],
+            ),
+            (
+                vec![review("a", "x"), review("b", "y")],
+                Status::PendingReview,
+                vec!["x", "y"],
+            ),
+            (
+                vec![review("a", "x"), reject("b", "RR04")],
+                Status::Rejected,
+                vec!["RR04", "x"],
+            ),
+            (
+                vec![reject("a", "RR04"), reject("b", "AM02")],
+                Status::Rejected,
+                vec!["RR04", "AM02"],
+            ),
         ];
         for (runs, status, expected) in cases {
             let combined = combine(&runs, &POLICY);
@@ -291,22 +366,45 @@ mod tests {
     fn a_failed_rule_counts_as_its_policy_says() {
         for kind in [RuleKind::Compliance, RuleKind::Fraud] {
             let held = combine(&[failed("x", kind, FailurePolicy::Review)], &POLICY);
-            assert_eq!((held.status, codes(&held)), (Status::PendingReview, vec![RULE_FAILED_CODE]));
+            assert_eq!(
+                (held.status, codes(&held)),
+                (Status::PendingReview, vec![RULE_FAILED_CODE])
+            );
             let refused = combine(&[failed("x", kind, FailurePolicy::Reject)], &POLICY);
-            assert_eq!((refused.status, codes(&refused)), (Status::Rejected, vec![RULE_FAILED_REJECT_CODE]));
+            assert_eq!(
+                (refused.status, codes(&refused)),
+                (Status::Rejected, vec![RULE_FAILED_REJECT_CODE])
+            );
             let skipped = combine(&[failed("x", kind, FailurePolicy::Skip)], &POLICY);
             assert_eq!(skipped.status, Status::Accepted);
         }
-        assert!(compliance_rejects(&[failed("x", RuleKind::Compliance, FailurePolicy::Reject)]));
-        assert!(!compliance_rejects(&[failed("x", RuleKind::Compliance, FailurePolicy::Review)]));
+        assert!(compliance_rejects(&[failed(
+            "x",
+            RuleKind::Compliance,
+            FailurePolicy::Reject
+        )]));
+        assert!(!compliance_rejects(&[failed(
+            "x",
+            RuleKind::Compliance,
+            FailurePolicy::Review
+        )]));
     }
 
     #[test]
     fn scores_combine_by_policy_and_meet_the_thresholds() {
         assert_eq!(combine_scores(&[], ScoreCombination::Max), None);
-        assert_eq!(combine_scores(&[100, 700, 300], ScoreCombination::Max), Some(700));
-        assert_eq!(combine_scores(&[100, 700, 300], ScoreCombination::Sum), Some(1000));
-        assert_eq!(combine_scores(&[100, 200], ScoreCombination::Sum), Some(300));
+        assert_eq!(
+            combine_scores(&[100, 700, 300], ScoreCombination::Max),
+            Some(700)
+        );
+        assert_eq!(
+            combine_scores(&[100, 700, 300], ScoreCombination::Sum),
+            Some(1000)
+        );
+        assert_eq!(
+            combine_scores(&[100, 200], ScoreCombination::Sum),
+            Some(300)
+        );
         let cases = [
             (599, Status::Accepted, vec![]),
             (600, Status::PendingReview, vec![FRAUD_REVIEW_CODE]),
@@ -317,16 +415,30 @@ mod tests {
         for (points, status, expected) in cases {
             let combined = combine(&[score("f", points)], &POLICY);
             assert_eq!(combined.risk_score, Some(points));
-            assert_eq!((combined.status, codes(&combined)), (status, expected), "{points}");
+            assert_eq!(
+                (combined.status, codes(&combined)),
+                (status, expected),
+                "{points}"
+            );
         }
-        let summed = FraudPolicy { combine: ScoreCombination::Sum, ..POLICY };
+        let summed = FraudPolicy {
+            combine: ScoreCombination::Sum,
+            ..POLICY
+        };
         assert!(fraud_rejects(&[score("a", 500), score("b", 450)], &summed));
         assert!(!fraud_rejects(&[score("a", 500), score("b", 450)], &POLICY));
     }
 
     #[test]
     fn the_first_route_wins_and_declines_pass_to_the_next_router() {
-        let combined = combine(&[decline("a", "AG03"), route("b", Rail::Fednow), route("c", Rail::Ach)], &POLICY);
+        let combined = combine(
+            &[
+                decline("a", "AG03"),
+                route("b", Rail::Fednow),
+                route("c", Rail::Ach),
+            ],
+            &POLICY,
+        );
         assert_eq!(combined.status, Status::Accepted);
         let chosen = combined.route.expect("a route");
         assert_eq!((chosen.rail, chosen.rule.as_str()), (Rail::Fednow, "b"));
@@ -335,16 +447,37 @@ mod tests {
     #[test]
     fn no_route_rejects_with_the_last_decline() {
         let combined = combine(&[decline("a", "AG03"), decline("b", "AM02")], &POLICY);
-        assert_eq!((combined.status, codes(&combined)), (Status::Rejected, vec!["AM02"]));
-        let all_failed = combine(&[failed("a", RuleKind::Routing, FailurePolicy::Skip)], &POLICY);
-        assert_eq!((all_failed.status, codes(&all_failed)), (Status::Rejected, vec![RULE_FAILED_REJECT_CODE]));
+        assert_eq!(
+            (combined.status, codes(&combined)),
+            (Status::Rejected, vec!["AM02"])
+        );
+        let all_failed = combine(
+            &[failed("a", RuleKind::Routing, FailurePolicy::Skip)],
+            &POLICY,
+        );
+        assert_eq!(
+            (all_failed.status, codes(&all_failed)),
+            (Status::Rejected, vec![RULE_FAILED_REJECT_CODE])
+        );
     }
 
     #[test]
     fn a_failed_router_skips_to_the_next_or_holds_as_its_policy_says() {
-        let skipped = combine(&[failed("a", RuleKind::Routing, FailurePolicy::Skip), route("b", Rail::Swift)], &POLICY);
+        let skipped = combine(
+            &[
+                failed("a", RuleKind::Routing, FailurePolicy::Skip),
+                route("b", Rail::Swift),
+            ],
+            &POLICY,
+        );
         assert_eq!(skipped.route.map(|r| r.rail), Some(Rail::Swift));
-        let held = combine(&[failed("a", RuleKind::Routing, FailurePolicy::Review), route("b", Rail::Swift)], &POLICY);
+        let held = combine(
+            &[
+                failed("a", RuleKind::Routing, FailurePolicy::Review),
+                route("b", Rail::Swift),
+            ],
+            &POLICY,
+        );
         assert_eq!((held.status, held.route), (Status::PendingReview, None));
     }
 

@@ -34,22 +34,36 @@ impl Pipeline {
     }
 
     /// Decides `payment` with `rules` at the instant `now_unix_ms`.
-    pub fn evaluate(&self, rules: &RuleSet, payment: &Payment, payment_id: &str, now_unix_ms: i64) -> Decision {
+    pub fn evaluate(
+        &self,
+        rules: &RuleSet,
+        payment: &Payment,
+        payment_id: &str,
+        now_unix_ms: i64,
+    ) -> Decision {
         let span = tracing::info_span!("pipeline", payment_id, rule_set = %&rules.version[..12]);
         let _entered = span.enter();
-        let mut evaluation = self.runtime.evaluation(payment, payment_id, now_unix_ms, Arc::clone(&self.velocity));
+        let mut evaluation =
+            self.runtime
+                .evaluation(payment, payment_id, now_unix_ms, Arc::clone(&self.velocity));
         let mut runs = Vec::with_capacity(rules.rules().len());
         for rule in rules.of_kind(RuleKind::Compliance) {
-            runs.push(execute(&mut evaluation, rule, |e| e.check(&rule.compiled, &rule.context)));
+            runs.push(execute(&mut evaluation, rule, |e| {
+                e.check(&rule.compiled, &rule.context)
+            }));
         }
         if !combine::compliance_rejects(&runs) {
             for rule in rules.of_kind(RuleKind::Fraud) {
-                runs.push(execute(&mut evaluation, rule, |e| e.score(&rule.compiled, &rule.context)));
+                runs.push(execute(&mut evaluation, rule, |e| {
+                    e.score(&rule.compiled, &rule.context)
+                }));
             }
             if !combine::fraud_rejects(&runs, &rules.policy.fraud) {
                 let candidates = &rules.policy.routing.candidates;
                 for rule in rules.of_kind(RuleKind::Routing) {
-                    let run = execute(&mut evaluation, rule, |e| e.route(&rule.compiled, &rule.context, candidates));
+                    let run = execute(&mut evaluation, rule, |e| {
+                        e.route(&rule.compiled, &rule.context, candidates)
+                    });
                     let settled = match &run.outcome {
                         RuleOutcome::Route { .. } => true,
                         RuleOutcome::Failed { policy, .. } => *policy != FailurePolicy::Skip,
@@ -84,8 +98,13 @@ impl Pipeline {
 
 /// Runs one rule and records its part in the trace, applying its failure policy to a
 /// failure.
-fn execute(evaluation: &mut Evaluation, rule: &Rule, call: impl FnOnce(&mut Evaluation) -> RuleRunResult) -> RuleRun {
-    let span = tracing::debug_span!("rule", name = %rule.manifest.name, kind = rule.manifest.kind.name());
+fn execute(
+    evaluation: &mut Evaluation,
+    rule: &Rule,
+    call: impl FnOnce(&mut Evaluation) -> RuleRunResult,
+) -> RuleRun {
+    let span =
+        tracing::debug_span!("rule", name = %rule.manifest.name, kind = rule.manifest.kind.name());
     let _entered = span.enter();
     let result = call(evaluation);
     let outcome = match result.outcome {

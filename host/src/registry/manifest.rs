@@ -74,7 +74,8 @@ pub struct Manifest {
 impl Manifest {
     /// Parses the manifest of the rule `name`.
     pub fn parse(name: &str, text: &str) -> Result<Manifest, String> {
-        let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let file: ManifestFile =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         file.limits.check()?;
         if !file.lists.is_empty() && !file.capabilities.contains(&Capability::Lists) {
             return Err("it names [lists] but does not grant the \"lists\" capability".to_owned());
@@ -90,9 +91,13 @@ impl Manifest {
         Ok(Manifest {
             name: name.to_owned(),
             kind: file.kind,
-            component: file.component.unwrap_or_else(|| format!("{}.wasm", name.replace('-', "_"))),
+            component: file
+                .component
+                .unwrap_or_else(|| format!("{}.wasm", name.replace('-', "_"))),
             order: file.order,
-            failure_policy: file.failure_policy.unwrap_or(FailurePolicy::default_for(file.kind)),
+            failure_policy: file
+                .failure_policy
+                .unwrap_or(FailurePolicy::default_for(file.kind)),
             capabilities: file.capabilities,
             limits: file.limits,
             lists: file.lists,
@@ -108,25 +113,43 @@ pub fn flatten_config(table: &toml::Table) -> Result<BTreeMap<String, String>, S
     let mut flat = BTreeMap::new();
     flatten_into(&mut flat, "", table)?;
     if flat.len() > CONFIG_ENTRIES_MAX {
-        return Err(format!("[config] has {} entries, more than {CONFIG_ENTRIES_MAX}", flat.len()));
+        return Err(format!(
+            "[config] has {} entries, more than {CONFIG_ENTRIES_MAX}",
+            flat.len()
+        ));
     }
     Ok(flat)
 }
 
-fn flatten_into(flat: &mut BTreeMap<String, String>, prefix: &str, table: &toml::Table) -> Result<(), String> {
+fn flatten_into(
+    flat: &mut BTreeMap<String, String>,
+    prefix: &str,
+    table: &toml::Table,
+) -> Result<(), String> {
     for (key, value) in table {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             toml::Value::Table(inner) => flatten_into(flat, &path, inner)?,
             toml::Value::Array(items) => {
                 let texts = items
                     .iter()
-                    .map(|item| scalar_text(item).ok_or_else(|| format!("config.{path}: arrays may hold only strings, numbers and booleans")))
+                    .map(|item| {
+                        scalar_text(item).ok_or_else(|| {
+                            format!(
+                                "config.{path}: arrays may hold only strings, numbers and booleans"
+                            )
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 flat.insert(path, texts.join(","));
             }
             scalar => {
-                let text = scalar_text(scalar).ok_or_else(|| format!("config.{path}: unsupported value"))?;
+                let text = scalar_text(scalar)
+                    .ok_or_else(|| format!("config.{path}: unsupported value"))?;
                 flat.insert(path, text);
             }
         }
@@ -172,10 +195,22 @@ mod tests {
         assert_eq!(manifest.component, "sanctions_screening.wasm");
         assert_eq!(manifest.failure_policy, FailurePolicy::Review);
         assert_eq!(manifest.limits.fuel, 5_000_000);
-        assert_eq!(manifest.limits.memory_bytes_max, RuleLimits::default().memory_bytes_max);
-        assert_eq!(manifest.config.get("strong-match").map(String::as_str), Some("930"));
-        assert_eq!(manifest.config.get("programs").map(String::as_str), Some("SDGT,DPRK"));
-        assert_eq!(manifest.config.get("thresholds.review").map(String::as_str), Some("850"));
+        assert_eq!(
+            manifest.limits.memory_bytes_max,
+            RuleLimits::default().memory_bytes_max
+        );
+        assert_eq!(
+            manifest.config.get("strong-match").map(String::as_str),
+            Some("930")
+        );
+        assert_eq!(
+            manifest.config.get("programs").map(String::as_str),
+            Some("SDGT,DPRK")
+        );
+        assert_eq!(
+            manifest.config.get("thresholds.review").map(String::as_str),
+            Some("850")
+        );
     }
 
     #[test]
@@ -189,13 +224,25 @@ mod tests {
         let cases = [
             ("kind = \"magic\"", "unknown variant"),
             ("kind = \"fraud\"\nsurprise = 1", "unknown field"),
-            ("kind = \"fraud\"\ncapabilities = [\"network\"]", "unknown variant"),
+            (
+                "kind = \"fraud\"\ncapabilities = [\"network\"]",
+                "unknown variant",
+            ),
             ("kind = \"fraud\"\n[limits]\nfuel = 0", "limits.fuel"),
-            ("kind = \"fraud\"\n[limits]\nmemory-bytes-max = 1_000_000_000", "limits.memory-bytes-max"),
+            (
+                "kind = \"fraud\"\n[limits]\nmemory-bytes-max = 1_000_000_000",
+                "limits.memory-bytes-max",
+            ),
             ("kind = \"fraud\"\n[lists]\nx = \"a.txt\"", "capability"),
-            ("kind = \"fraud\"\ncapabilities = [\"lists\"]\n[lists]\nx = \"../../etc/passwd\"", "inside the rules directory"),
-            ("kind = \"fraud\"\n[config]\nx = [{a = 1}]", "arrays may hold only"),
-            ("kind = ", "invalid"),
+            (
+                "kind = \"fraud\"\ncapabilities = [\"lists\"]\n[lists]\nx = \"../../etc/passwd\"",
+                "inside the rules directory",
+            ),
+            (
+                "kind = \"fraud\"\n[config]\nx = [{a = 1}]",
+                "arrays may hold only",
+            ),
+            ("kind = ", "TOML parse error"),
         ];
         for (text, expected) in cases {
             let error = Manifest::parse("r", text).expect_err(text);

@@ -112,7 +112,8 @@ pub struct PipelinePolicy {
 impl PipelinePolicy {
     /// Parses and checks a policy file's text.
     pub fn parse(text: &str) -> Result<PipelinePolicy, String> {
-        let policy: PipelinePolicy = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let policy: PipelinePolicy =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         let fraud = policy.fraud;
         if fraud.review_at == 0 || fraud.review_at > fraud.reject_at || fraud.reject_at > 1000 {
             return Err(format!(
@@ -151,10 +152,13 @@ pub struct RuleSet {
 impl RuleSet {
     /// Loads every rule of `dir` and the policy, compiling each component with `runtime`.
     pub fn load(dir: &Path, runtime: &Runtime) -> Result<RuleSet, LoadError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| LoadError::new(dir, format!("cannot read the rules directory: {e}")))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| LoadError::new(dir, format!("cannot read the rules directory: {e}")))?;
         let mut manifests = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|e| LoadError::new(dir, e.to_string()))?.path();
+            let path = entry
+                .map_err(|e| LoadError::new(dir, e.to_string()))?
+                .path();
             let is_manifest = path.extension().is_some_and(|ext| ext == "toml")
                 && path.file_name().is_some_and(|name| name != POLICY_FILE)
                 && path.is_file();
@@ -164,7 +168,13 @@ impl RuleSet {
         }
         manifests.sort();
         if manifests.len() > RULES_MAX {
-            return Err(LoadError::new(dir, format!("{} rules, more than the {RULES_MAX} allowed", manifests.len())));
+            return Err(LoadError::new(
+                dir,
+                format!(
+                    "{} rules, more than the {RULES_MAX} allowed",
+                    manifests.len()
+                ),
+            ));
         }
         let mut set_hash = Sha256::new();
         let policy_path = dir.join(POLICY_FILE);
@@ -202,8 +212,12 @@ impl RuleSet {
                 if !lists.contains_key(&list_path) {
                     let bytes = read_bytes(&list_path, crate::lists::LIST_BYTES_MAX as u64)?;
                     let csv = list_path.extension().is_some_and(|ext| ext == "csv");
-                    let list = NamedList::parse(&bytes, csv).map_err(|e| LoadError::new(&list_path, e.to_string()))?;
-                    lists.insert(list_path.clone(), (Arc::new(list), hex(&Sha256::digest(&bytes))));
+                    let list = NamedList::parse(&bytes, csv)
+                        .map_err(|e| LoadError::new(&list_path, e.to_string()))?;
+                    lists.insert(
+                        list_path.clone(),
+                        (Arc::new(list), hex(&Sha256::digest(&bytes))),
+                    );
                 }
                 let (list, list_hash) = &lists[&list_path];
                 set_hash.update(list_name.as_bytes());
@@ -243,7 +257,9 @@ impl RuleSet {
 
     /// The rules of one kind, in order.
     pub fn of_kind(&self, kind: RuleKind) -> impl Iterator<Item = &Rule> {
-        self.rules.iter().filter(move |rule| rule.manifest.kind == kind)
+        self.rules
+            .iter()
+            .filter(move |rule| rule.manifest.kind == kind)
     }
 }
 
@@ -256,9 +272,13 @@ fn kind_rank(kind: RuleKind) -> u8 {
 }
 
 fn read_bytes(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
-    let metadata = std::fs::metadata(path).map_err(|e| LoadError::new(path, format!("cannot read it: {e}")))?;
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| LoadError::new(path, format!("cannot read it: {e}")))?;
     if metadata.len() > max {
-        return Err(LoadError::new(path, format!("{} bytes, more than the {max} allowed", metadata.len())));
+        return Err(LoadError::new(
+            path,
+            format!("{} bytes, more than the {max} allowed", metadata.len()),
+        ));
     }
     std::fs::read(path).map_err(|e| LoadError::new(path, format!("cannot read it: {e}")))
 }
@@ -271,10 +291,12 @@ fn read_text(path: &Path) -> Result<String, LoadError> {
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasSelf, Linker};
 
+use super::RuleContext;
 use super::bindings::payrules::rules as wit;
 use super::limits::RuleLimiter;
-use super::RuleContext;
 use crate::model::{Currency, Date, Payment, RuleLogLine};
 use crate::velocity::{Scope, VelocityBook, WINDOW_SECONDS_MAX};
 
@@ -98,7 +98,11 @@ pub(crate) struct EvalState {
 impl EvalState {
     pub(crate) fn new(payment: &Payment, now_unix_ms: i64, velocity: Arc<VelocityBook>) -> Self {
         let account = |party: &crate::model::Party| {
-            party.account.as_ref().map(|a| a.identifier().to_owned()).unwrap_or_default()
+            party
+                .account
+                .as_ref()
+                .map(|a| a.identifier().to_owned())
+                .unwrap_or_default()
         };
         EvalState {
             limiter: RuleLimiter::default(),
@@ -117,10 +121,30 @@ impl EvalState {
         }
     }
 
+    /// The same payment's state for a new store (after a trap poisoned the old one).
+    pub(crate) fn for_a_new_store(&self) -> Self {
+        EvalState {
+            limiter: RuleLimiter::default(),
+            rule: None,
+            host_calls: 0,
+            host_calls_max: 0,
+            host_calls_exceeded: false,
+            now: self.now,
+            now_unix_ms: self.now_unix_ms,
+            velocity: Arc::clone(&self.velocity),
+            debtor_account: self.debtor_account.clone(),
+            creditor_account: self.creditor_account.clone(),
+            currency: self.currency,
+            logs: Vec::new(),
+            logs_dropped: 0,
+        }
+    }
+
     /// Prepares the store for the next rule: its bounds, its context, empty logs.
     pub(crate) fn begin_rule(&mut self, context: &Arc<RuleContext>) {
         self.limiter = RuleLimiter {
-            memory_bytes_max: usize::try_from(context.limits.memory_bytes_max).unwrap_or(usize::MAX),
+            memory_bytes_max: usize::try_from(context.limits.memory_bytes_max)
+                .unwrap_or(usize::MAX),
             memory_denied: false,
         };
         self.rule = Some(Arc::clone(context));
@@ -226,7 +250,9 @@ impl wit::velocity::Host for EvalState {
         }
         let scope = match scope {
             wit::velocity::VelocityScope::DebtorAccount => Scope::Debtor(&self.debtor_account),
-            wit::velocity::VelocityScope::CreditorAccount => Scope::Creditor(&self.creditor_account),
+            wit::velocity::VelocityScope::CreditorAccount => {
+                Scope::Creditor(&self.creditor_account)
+            }
             wit::velocity::VelocityScope::DebtorToCreditor => {
                 Scope::Pair(&self.debtor_account, &self.creditor_account)
             }
@@ -297,9 +323,12 @@ impl wit::config::Host for EvalState {
     }
 }
 
-/// Defines the `wasi:random` functions among `imports` (std's `HashMap` seeds itself from
-/// them) with a fixed, deterministic stream: a rule must decide the same way every time.
-pub(crate) fn add_deterministic_random(
+/// Defines, among `imports`, the WASI functions std calls on ordinary paths, with fixed
+/// answers so a rule decides the same way every time: `wasi:random` (std's `HashMap` seeds
+/// itself from it) as a fixed stream, and `wasi:cli/environment` as an empty environment
+/// (std's panic handler reads `RUST_BACKTRACE`). Everything else of std's WASI plumbing
+/// traps if called.
+pub(crate) fn add_deterministic_wasi(
     linker: &mut Linker<EvalState>,
     imports: &[String],
 ) -> wasmtime::Result<()> {
@@ -321,6 +350,13 @@ pub(crate) fn add_deterministic_random(
             }
             "wasi:random/insecure-seed" => {
                 instance.func_wrap("insecure-seed", |_, (): ()| Ok(((SEED_A, SEED_B),)))?;
+            }
+            "wasi:cli/environment" => {
+                instance.func_wrap("get-environment", |_, (): ()| {
+                    Ok((Vec::<(String, String)>::new(),))
+                })?;
+                instance.func_wrap("get-arguments", |_, (): ()| Ok((Vec::<String>::new(),)))?;
+                instance.func_wrap("initial-cwd", |_, (): ()| Ok((None::<String>,)))?;
             }
             _ => {}
         }
@@ -399,11 +435,22 @@ mod tests {
     fn instants_carry_their_utc_calendar_parts() {
         // 2026-11-22T06:13:06Z, a Sunday.
         let now = instant(1_795_327_986_000);
-        assert_eq!((now.date.year, now.date.month, now.date.day), (2026, 11, 22));
+        assert_eq!(
+            (now.date.year, now.date.month, now.date.day),
+            (2026, 11, 22)
+        );
         assert_eq!(now.minute_of_day, 6 * 60 + 13);
         assert_eq!(now.weekday, 7);
         let epoch = instant(0);
-        assert_eq!((epoch.date.year, epoch.date.month, epoch.date.day, epoch.weekday), (1970, 1, 1, 4));
+        assert_eq!(
+            (
+                epoch.date.year,
+                epoch.date.month,
+                epoch.date.day,
+                epoch.weekday
+            ),
+            (1970, 1, 1, 4)
+        );
         let leap = instant(951_782_400_000); // 2000-02-29T00:00:00Z, a Tuesday
         assert_eq!((leap.date.month, leap.date.day, leap.weekday), (2, 29, 2));
     }

@@ -28,7 +28,11 @@ pub(super) fn guest_payment(payment: &Payment, payment_id: &str) -> wit::Payment
         creditor_agent: guest_agent(&payment.creditor_agent),
         ultimate_debtor: payment.ultimate_debtor.as_ref().map(guest_party),
         ultimate_creditor: payment.ultimate_creditor.as_ref().map(guest_party),
-        intermediary_agents: payment.intermediary_agents.iter().map(guest_agent).collect(),
+        intermediary_agents: payment
+            .intermediary_agents
+            .iter()
+            .map(guest_agent)
+            .collect(),
         charge_bearer: payment.charge_bearer.map(|bearer| match bearer {
             ChargeBearer::DEBT => wit::ChargeBearer::Debt,
             ChargeBearer::CRED => wit::ChargeBearer::Cred,
@@ -61,8 +65,16 @@ fn guest_party(party: &Party) -> wit::Party {
             building_number: address.building_number.as_ref().map(ToString::to_string),
             post_code: address.post_code.as_ref().map(ToString::to_string),
             town_name: address.town_name.as_ref().map(ToString::to_string),
-            country_sub_division: address.country_sub_division.as_ref().map(ToString::to_string),
-            address_lines: address.address_lines.lines().iter().map(ToString::to_string).collect(),
+            country_sub_division: address
+                .country_sub_division
+                .as_ref()
+                .map(ToString::to_string),
+            address_lines: address
+                .address_lines
+                .lines()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }),
         account: party.account.as_ref().map(guest_account),
     }
@@ -71,7 +83,9 @@ fn guest_party(party: &Party) -> wit::Party {
 fn guest_account(account: &Account) -> wit::AccountId {
     match (&account.iban, &account.id) {
         (Some(iban), _) => wit::AccountId::Iban(iban.as_str().to_owned()),
-        (None, id) => wit::AccountId::Other(id.as_ref().map(ToString::to_string).unwrap_or_default()),
+        (None, id) => {
+            wit::AccountId::Other(id.as_ref().map(ToString::to_string).unwrap_or_default())
+        }
     }
 }
 
@@ -163,7 +177,10 @@ fn finding(reason: wit::Reason) -> Result<Reason, RuleFailure> {
 
 fn model_reason(reason: wit::Reason) -> Result<Reason, RuleFailure> {
     if reason.message.trim().is_empty() {
-        return Err(invalid(format!("the reason {} has no message", reason.code)));
+        return Err(invalid(format!(
+            "the reason {} has no message",
+            reason.code
+        )));
     }
     Ok(Reason {
         code: reason.code,
@@ -178,18 +195,28 @@ fn is_rule_code(code: &str) -> bool {
         && code.len() <= 64
         && !code.starts_with('-')
         && !code.ends_with('-')
-        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-pub(super) fn verdict(verdict: wit::Verdict, limits: &RuleLimits) -> Result<RuleOutcome, RuleFailure> {
+pub(super) fn verdict(
+    verdict: wit::Verdict,
+    limits: &RuleLimits,
+) -> Result<RuleOutcome, RuleFailure> {
     match verdict {
         wit::Verdict::Pass => Ok(RuleOutcome::Pass),
         wit::Verdict::Review(findings) => {
             check_size(findings.iter().map(reason_bytes).sum(), limits)?;
             if findings.is_empty() {
-                return Err(invalid("a review verdict must carry at least one finding".to_owned()));
+                return Err(invalid(
+                    "a review verdict must carry at least one finding".to_owned(),
+                ));
             }
-            let findings = findings.into_iter().map(finding).collect::<Result<_, _>>()?;
+            let findings = findings
+                .into_iter()
+                .map(finding)
+                .collect::<Result<_, _>>()?;
             Ok(RuleOutcome::Review { findings })
         }
         wit::Verdict::Reject(reason) => {
@@ -243,7 +270,10 @@ pub(super) fn route(
 ) -> Result<RuleOutcome, RuleFailure> {
     match answer {
         Ok(choice) => {
-            check_size(choice.explanation.len() as u64 + ITEM_OVERHEAD_BYTES, limits)?;
+            check_size(
+                choice.explanation.len() as u64 + ITEM_OVERHEAD_BYTES,
+                limits,
+            )?;
             let rail = model_rail(choice.rail);
             if !candidates.contains(&rail) {
                 return Err(invalid(format!(
@@ -286,10 +316,16 @@ mod tests {
     #[test]
     fn review_findings_take_iso_or_rule_codes() {
         let limits = RuleLimits::default();
-        let ok = verdict(wit::Verdict::Review(vec![reason("sanctions-weak-match"), reason("RR04")]), &limits);
+        let ok = verdict(
+            wit::Verdict::Review(vec![reason("sanctions-weak-match"), reason("RR04")]),
+            &limits,
+        );
         assert!(ok.is_ok());
         for bad in ["Weak Match", "", "-x", "x".repeat(65).as_str()] {
-            assert!(verdict(wit::Verdict::Review(vec![reason(bad)]), &limits).is_err(), "{bad:?}");
+            assert!(
+                verdict(wit::Verdict::Review(vec![reason(bad)]), &limits).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(verdict(wit::Verdict::Review(Vec::new()), &limits).is_err());
     }
@@ -298,18 +334,48 @@ mod tests {
     fn a_score_must_equal_its_reasons_points() {
         let limits = RuleLimits::default();
         let reasons = vec![
-            wit::RiskReason { code: "a".into(), points: 300, message: "m".into() },
-            wit::RiskReason { code: "b".into(), points: 900, message: "m".into() },
+            wit::RiskReason {
+                code: "a".into(),
+                points: 300,
+                message: "m".into(),
+            },
+            wit::RiskReason {
+                code: "b".into(),
+                points: 900,
+                message: "m".into(),
+            },
         ];
-        assert!(risk(wit::Risk { score: 1000, reasons: reasons.clone() }, &limits).is_ok());
-        let failure = risk(wit::Risk { score: 999, reasons }, &limits).expect_err("wrong sum");
+        assert!(
+            risk(
+                wit::Risk {
+                    score: 1000,
+                    reasons: reasons.clone()
+                },
+                &limits
+            )
+            .is_ok()
+        );
+        let failure = risk(
+            wit::Risk {
+                score: 999,
+                reasons,
+            },
+            &limits,
+        )
+        .expect_err("wrong sum");
         assert_eq!(failure.kind, FailureKind::InvalidOutput);
     }
 
     #[test]
     fn answers_over_the_output_cap_are_failures() {
-        let limits = RuleLimits { output_bytes_max: 100, ..RuleLimits::default() };
-        let findings = vec![wit::Reason { code: "big".into(), message: "x".repeat(200) }];
+        let limits = RuleLimits {
+            output_bytes_max: 100,
+            ..RuleLimits::default()
+        };
+        let findings = vec![wit::Reason {
+            code: "big".into(),
+            message: "x".repeat(200),
+        }];
         let failure = verdict(wit::Verdict::Review(findings), &limits).expect_err("too big");
         assert_eq!(failure.kind, FailureKind::OutputTooLarge);
     }
@@ -317,7 +383,10 @@ mod tests {
     #[test]
     fn a_route_must_be_one_of_the_candidates() {
         let limits = RuleLimits::default();
-        let choice = wit::RouteChoice { rail: wit::Rail::Swift, explanation: "x".into() };
+        let choice = wit::RouteChoice {
+            rail: wit::Rail::Swift,
+            explanation: "x".into(),
+        };
         assert!(route(Ok(choice.clone()), &[Rail::Swift], &limits).is_ok());
         let failure = route(Ok(choice), &[Rail::Rtp], &limits).expect_err("not offered");
         assert_eq!(failure.kind, FailureKind::InvalidOutput);

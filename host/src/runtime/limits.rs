@@ -54,7 +54,11 @@ impl RuleLimits {
             ("memory-bytes-max", self.memory_bytes_max, MEMORY_BYTES_CAP),
             ("timeout-ms", self.timeout_ms, TIMEOUT_MS_CAP),
             ("output-bytes-max", self.output_bytes_max, OUTPUT_BYTES_CAP),
-            ("host-calls-max", u64::from(self.host_calls_max), u64::from(HOST_CALLS_CAP)),
+            (
+                "host-calls-max",
+                u64::from(self.host_calls_max),
+                u64::from(HOST_CALLS_CAP),
+            ),
         ];
         for (name, value, cap) in bounds {
             if value == 0 || value > cap {

@@ -24,7 +24,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
-use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+};
 
 use crate::lists::NamedList;
 use crate::model::{FailureKind, Payment, Rail, RuleKind, RuleLogLine, RuleOutcome};
@@ -55,8 +57,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 const POOL_COMPONENT_INSTANCES: u32 = 1_000;
 
 /// The WIT interfaces std's `wasm32-wasip2` support imports for its own plumbing. The host
-/// satisfies them with functions that trap if called (a rule has no stdio, environment or
-/// exit), except randomness, which it answers deterministically so `HashMap` works.
+/// answers randomness and the environment deterministically (so `HashMap` and the panic
+/// handler work) and satisfies the rest with functions that trap if called: a rule has no
+/// stdio and cannot exit.
 /// Any other WASI interface (files, sockets, clocks, HTTP) is refused when loading.
 const STD_WASI_INTERFACES: &[&str] = &[
     "wasi:cli/environment",
@@ -200,7 +203,7 @@ impl Runtime {
                 .add_to_linker(&mut linker)
                 .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
         }
-        capabilities::add_deterministic_random(&mut linker, &std_wasi)
+        capabilities::add_deterministic_wasi(&mut linker, &std_wasi)
             .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
         linker
             .define_unknown_imports_as_traps(&component)
@@ -239,10 +242,8 @@ impl Runtime {
         velocity: Arc<VelocityBook>,
     ) -> Evaluation {
         let state = EvalState::new(payment, now_unix_ms, velocity);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
         Evaluation {
-            store,
+            store: new_store(&self.engine, state),
             payment: convert::guest_payment(payment, payment_id),
         }
     }
@@ -256,6 +257,12 @@ impl Drop for Runtime {
             let _ = ticker.join();
         }
     }
+}
+
+fn new_store(engine: &Engine, state: EvalState) -> Store<EvalState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store
 }
 
 enum KindExports {
@@ -314,6 +321,21 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// After a trap, wasmtime refuses to enter any component instance of the store again
+    /// ("cannot enter component instance"), so the next rule gets a fresh store holding
+    /// the same state. Only a failing rule pays for this.
+    fn recover(&mut self, result: &RuleRunResult) {
+        // Output the host refused after a normal return leaves the store usable.
+        let trapped = matches!(
+            &result.outcome,
+            Err(failure) if !matches!(failure.kind, FailureKind::OutputTooLarge | FailureKind::InvalidOutput)
+        );
+        if trapped {
+            let engine = self.store.engine().clone();
+            self.store = new_store(&engine, self.store.data().for_a_new_store());
+        }
+    }
+
     /// Runs a compliance rule's `check`.
     pub fn check(&mut self, rule: &CompiledRule, context: &Arc<RuleContext>) -> RuleRunResult {
         let KindExports::Compliance(indices) = &rule.exports else {
@@ -321,10 +343,14 @@ impl Evaluation {
         };
         let payment = &self.payment;
         let limits = context.limits;
-        run(&mut self.store, rule, context, |store, instance| {
-            let verdict = indices.load(&mut *store, instance)?.call_check(&mut *store, payment)?;
+        let result = run(&mut self.store, rule, context, |store, instance| {
+            let verdict = indices
+                .load(&mut *store, instance)?
+                .call_check(&mut *store, payment)?;
             Ok(convert::verdict(verdict, &limits))
-        })
+        });
+        self.recover(&result);
+        result
     }
 
     /// Runs a fraud rule's `score`.
@@ -334,10 +360,14 @@ impl Evaluation {
         };
         let payment = &self.payment;
         let limits = context.limits;
-        run(&mut self.store, rule, context, |store, instance| {
-            let risk = indices.load(&mut *store, instance)?.call_score(&mut *store, payment)?;
+        let result = run(&mut self.store, rule, context, |store, instance| {
+            let risk = indices
+                .load(&mut *store, instance)?
+                .call_score(&mut *store, payment)?;
             Ok(convert::risk(risk, &limits))
-        })
+        });
+        self.recover(&result);
+        result
     }
 
     /// Runs a routing rule's `route` with the rails this deployment can use.
@@ -352,13 +382,19 @@ impl Evaluation {
         };
         let payment = &self.payment;
         let limits = context.limits;
-        let offered: Vec<_> = candidates.iter().map(|rail| convert::guest_rail(*rail)).collect();
-        run(&mut self.store, rule, context, |store, instance| {
-            let answer = indices
-                .load(&mut *store, instance)?
-                .call_route(&mut *store, payment, &offered)?;
+        let offered: Vec<_> = candidates
+            .iter()
+            .map(|rail| convert::guest_rail(*rail))
+            .collect();
+        let result = run(&mut self.store, rule, context, |store, instance| {
+            let answer =
+                indices
+                    .load(&mut *store, instance)?
+                    .call_route(&mut *store, payment, &offered)?;
             Ok(convert::route(answer, candidates, &limits))
-        })
+        });
+        self.recover(&result);
+        result
     }
 }
 
@@ -404,7 +440,11 @@ fn run(
     let logs = state.end_rule();
     let outcome = match result {
         Ok(answer) => answer,
-        Err(error) => Err(classify(&error, state.limiter.memory_denied, state.host_calls_exceeded)),
+        Err(error) => Err(classify(
+            &error,
+            state.limiter.memory_denied,
+            state.host_calls_exceeded,
+        )),
     };
     RuleRunResult {
         outcome,
@@ -425,7 +465,11 @@ impl std::fmt::Display for InstantiationFailed {
 }
 
 /// Names the failure behind a wasmtime error.
-fn classify(error: &wasmtime::Error, memory_denied: bool, host_calls_exceeded: bool) -> RuleFailure {
+fn classify(
+    error: &wasmtime::Error,
+    memory_denied: bool,
+    host_calls_exceeded: bool,
+) -> RuleFailure {
     let message = format!("{error:#}");
     let kind = if host_calls_exceeded {
         FailureKind::HostCallLimit
@@ -444,10 +488,13 @@ fn classify(error: &wasmtime::Error, memory_denied: bool, host_calls_exceeded: b
     } else {
         FailureKind::Trap
     };
-    let message = if message.contains("wasi:cli/std") {
+    // Rust's panic machinery shows in the guest's backtrace; its message cannot reach us
+    // (the rule has no stderr), so say what happened and keep the backtrace.
+    let message = if message.contains("panicking") || message.contains("panic_fmt") {
+        format!("the rule panicked: {message}")
+    } else if message.contains("wasi:cli/std") {
         format!(
-            "{message} (the rule panicked or wrote to standard I/O; payrules gives rules no \
-             stdio: log through the log capability)"
+            "the rule wrote to standard I/O, which rules do not have (use the log capability): {message}"
         )
     } else {
         message

@@ -40,12 +40,22 @@ impl Limits {
 /// The verdict for `payment` under `limits`: the first limit it breaks rejects it.
 pub fn verdict(payment: &Payment, limits: &Limits) -> Verdict {
     let amount = &payment.amount;
-    let shown = |minor: u64| format!("{} {}", format_minor_units(minor, amount.scale), amount.currency);
+    let shown = |minor: u64| {
+        format!(
+            "{} {}",
+            format_minor_units(minor, amount.scale),
+            amount.currency
+        )
+    };
     if let Some(max) = limits.max_amount {
         if amount.minor_units > max {
             return Verdict::Reject(Reason::new(
                 "AM02",
-                format!("{} is over the {} limit", shown(amount.minor_units), shown(max)),
+                format!(
+                    "{} is over the {} limit",
+                    shown(amount.minor_units),
+                    shown(max)
+                ),
             ));
         }
     }
@@ -54,7 +64,11 @@ pub fn verdict(payment: &Payment, limits: &Limits) -> Verdict {
             if amount.minor_units > max {
                 return Verdict::Reject(Reason::new(
                     "AM02",
-                    format!("{} is over the {} instant payment limit", shown(amount.minor_units), shown(max)),
+                    format!(
+                        "{} is over the {} instant payment limit",
+                        shown(amount.minor_units),
+                        shown(max)
+                    ),
                 ));
             }
         }
@@ -65,13 +79,20 @@ pub fn verdict(payment: &Payment, limits: &Limits) -> Verdict {
         .map(|(role, party)| (role.to_owned(), party.country()))
         .collect();
     places.push(("debtor agent".to_owned(), payment.debtor_agent.country()));
-    places.push(("creditor agent".to_owned(), payment.creditor_agent.country()));
+    places.push((
+        "creditor agent".to_owned(),
+        payment.creditor_agent.country(),
+    ));
     for (index, agent) in payment.intermediary_agents.iter().enumerate() {
         places.push((format!("intermediary agent {}", index + 1), agent.country()));
     }
     for (role, country) in places {
         if let Some(country) = country {
-            if limits.blocked_countries.iter().any(|blocked| blocked == country) {
+            if limits
+                .blocked_countries
+                .iter()
+                .any(|blocked| blocked == country)
+            {
                 return Verdict::Reject(Reason::new(
                     "RR04",
                     format!("the {role} is in {country}, a blocked country"),
@@ -181,7 +202,9 @@ mod tests {
         payment.debtor.address = None;
         assert_eq!(code(verdict(&payment, &limits())).as_deref(), Some("RR02"));
         payment.creditor.country = Some("DE".to_owned());
-        payment.creditor.account = Some(payrules_sdk::AccountId::Iban("DE02120300000000202051".to_owned()));
+        payment.creditor.account = Some(payrules_sdk::AccountId::Iban(
+            "DE02120300000000202051".to_owned(),
+        ));
         payment.creditor_agent.country = Some("DE".to_owned());
         assert!(!payment.is_cross_border());
         assert_eq!(code(verdict(&payment, &limits())), None);

@@ -35,7 +35,9 @@
 
 use payrules_sdk::clock::Instant;
 use payrules_sdk::money::format_minor_units;
-use payrules_sdk::{Payment, Rail, Reason, RouteChoice, RoutingRule, Urgency, clock, config, lists};
+use payrules_sdk::{
+    Payment, Rail, Reason, RouteChoice, RoutingRule, Urgency, clock, config, lists,
+};
 
 /// How a rail reaches agents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,7 +111,8 @@ impl Routing {
                     currency: config::get(&key("currency")),
                     max_minor_units: config::amount(&key("max-amount"), scale),
                     instant: config::flag(&key("instant"), false),
-                    cutoff_minute_utc: config::get(&key("cutoff-utc")).and_then(|t| parse_hh_mm(&t)),
+                    cutoff_minute_utc: config::get(&key("cutoff-utc"))
+                        .and_then(|t| parse_hh_mm(&t)),
                     reach,
                 })
             })
@@ -151,12 +154,24 @@ pub fn choose(
     on_list: impl Fn(&str, &str) -> bool,
 ) -> Result<RouteChoice, Reason> {
     let amount = &payment.amount;
-    let shown = |minor: u64| format!("{} {}", format_minor_units(minor, amount.scale), amount.currency);
+    let shown = |minor: u64| {
+        format!(
+            "{} {}",
+            format_minor_units(minor, amount.scale),
+            amount.currency
+        )
+    };
     let agents = [&payment.debtor_agent, &payment.creditor_agent];
     let is_own = |agent: &payrules_sdk::Agent| {
         agent.bic.as_ref().is_some_and(|bic| {
-            routing.own_bics.iter().any(|own| bic.starts_with(own.as_str()))
-        }) || agent.member_id.as_ref().is_some_and(|id| routing.own_member_ids.contains(id))
+            routing
+                .own_bics
+                .iter()
+                .any(|own| bic.starts_with(own.as_str()))
+        }) || agent
+            .member_id
+            .as_ref()
+            .is_some_and(|id| routing.own_member_ids.contains(id))
     };
     let weekday = now.weekday <= 5;
     let mut best_miss: Option<Miss> = None;
@@ -167,11 +182,18 @@ pub fn choose(
         let Some(spec) = routing.rails.iter().find(|spec| spec.rail == *rail) else {
             continue;
         };
-        if spec.currency.as_ref().is_some_and(|c| *c != amount.currency) {
+        if spec
+            .currency
+            .as_ref()
+            .is_some_and(|c| *c != amount.currency)
+        {
             note_miss(Miss::Currency);
             continue;
         }
-        if spec.max_minor_units.is_some_and(|max| amount.minor_units > max) {
+        if spec
+            .max_minor_units
+            .is_some_and(|max| amount.minor_units > max)
+        {
             note_miss(Miss::Amount);
             continue;
         }
@@ -181,9 +203,10 @@ pub fn choose(
             Reach::MemberList(list) => agents
                 .iter()
                 .all(|a| a.member_id.as_deref().is_some_and(|id| on_list(list, id))),
-            Reach::Sepa => agents
-                .iter()
-                .all(|a| a.country().is_some_and(|c| routing.sepa_countries.iter().any(|s| s == c))),
+            Reach::Sepa => agents.iter().all(|a| {
+                a.country()
+                    .is_some_and(|c| routing.sepa_countries.iter().any(|s| s == c))
+            }),
             Reach::OwnInstitution => agents.iter().all(|a| is_own(a)),
         };
         if !reaches {
@@ -194,7 +217,9 @@ pub fn choose(
             }
             continue;
         }
-        let before_cutoff = spec.cutoff_minute_utc.is_none_or(|cutoff| now.minute_of_day <= cutoff);
+        let before_cutoff = spec
+            .cutoff_minute_utc
+            .is_none_or(|cutoff| now.minute_of_day <= cutoff);
         let settles_today = spec.instant || (weekday && before_cutoff);
         let fast_enough = match payment.urgency {
             Urgency::Instant => spec.instant,
@@ -205,7 +230,9 @@ pub fn choose(
             note_miss(Miss::Other);
             continue;
         }
-        let limit = spec.max_minor_units.map_or(String::new(), |max| format!(" within its {} limit", shown(max)));
+        let limit = spec.max_minor_units.map_or(String::new(), |max| {
+            format!(" within its {} limit", shown(max))
+        });
         let timing = if spec.instant {
             "settles instantly".to_owned()
         } else if settles_today {
@@ -230,11 +257,18 @@ pub fn choose(
     Err(match best_miss {
         Some(Miss::Currency) | None => Reason::new(
             "AM03",
-            format!("no configured rail takes {} for a {:?} payment", amount.currency, payment.urgency),
+            format!(
+                "no configured rail takes {} for a {:?} payment",
+                amount.currency, payment.urgency
+            ),
         ),
         Some(Miss::Amount) => Reason::new(
             "AM02",
-            format!("{} is over the limit of every rail that takes {}", shown(amount.minor_units), amount.currency),
+            format!(
+                "{} is over the limit of every rail that takes {}",
+                shown(amount.minor_units),
+                amount.currency
+            ),
         ),
         Some(Miss::Other) => Reason::new(
             "AG03",
@@ -252,7 +286,9 @@ impl RoutingRule for RailRouter {
     fn route(payment: Payment, candidates: Vec<Rail>) -> Result<RouteChoice, Reason> {
         let routing = Routing::read(&payment, &candidates);
         let now = clock::now();
-        choose(&payment, &routing, &now, |list, id| lists::contains(list, id).unwrap_or(false))
+        choose(&payment, &routing, &now, |list, id| {
+            lists::contains(list, id).unwrap_or(false)
+        })
     }
 }
 
@@ -265,22 +301,65 @@ mod tests {
     use payrules_sdk::testing::{sepa_payment, us_payment};
 
     fn routing(preference: &[Rail]) -> Routing {
-        let spec = |rail, currency: Option<&str>, max: Option<u64>, instant, cutoff, reach| RailSpec {
-            rail,
-            currency: currency.map(str::to_owned),
-            max_minor_units: max,
-            instant,
-            cutoff_minute_utc: cutoff,
-            reach,
-        };
+        let spec =
+            |rail, currency: Option<&str>, max: Option<u64>, instant, cutoff, reach| RailSpec {
+                rail,
+                currency: currency.map(str::to_owned),
+                max_minor_units: max,
+                instant,
+                cutoff_minute_utc: cutoff,
+                reach,
+            };
         Routing {
             rails: vec![
-                spec(Rail::BookTransfer, None, None, true, None, Reach::OwnInstitution),
-                spec(Rail::Fednow, Some("USD"), Some(100_000_000), true, None, Reach::MemberList("fednow".into())),
-                spec(Rail::Rtp, Some("USD"), Some(1_000_000_000), true, None, Reach::MemberList("rtp".into())),
-                spec(Rail::Ach, Some("USD"), None, false, Some(20 * 60 + 45), Reach::MemberId),
-                spec(Rail::SepaInstant, Some("EUR"), Some(10_000_000), true, None, Reach::Sepa),
-                spec(Rail::SepaCreditTransfer, Some("EUR"), None, false, Some(15 * 60), Reach::Sepa),
+                spec(
+                    Rail::BookTransfer,
+                    None,
+                    None,
+                    true,
+                    None,
+                    Reach::OwnInstitution,
+                ),
+                spec(
+                    Rail::Fednow,
+                    Some("USD"),
+                    Some(100_000_000),
+                    true,
+                    None,
+                    Reach::MemberList("fednow".into()),
+                ),
+                spec(
+                    Rail::Rtp,
+                    Some("USD"),
+                    Some(1_000_000_000),
+                    true,
+                    None,
+                    Reach::MemberList("rtp".into()),
+                ),
+                spec(
+                    Rail::Ach,
+                    Some("USD"),
+                    None,
+                    false,
+                    Some(20 * 60 + 45),
+                    Reach::MemberId,
+                ),
+                spec(
+                    Rail::SepaInstant,
+                    Some("EUR"),
+                    Some(10_000_000),
+                    true,
+                    None,
+                    Reach::Sepa,
+                ),
+                spec(
+                    Rail::SepaCreditTransfer,
+                    Some("EUR"),
+                    None,
+                    false,
+                    Some(15 * 60),
+                    Reach::Sepa,
+                ),
                 spec(Rail::Swift, None, None, false, Some(16 * 60), Reach::Bic),
             ],
             preference: preference.to_vec(),
@@ -290,14 +369,28 @@ mod tests {
         }
     }
 
-    const INSTANT: &[Rail] = &[Rail::BookTransfer, Rail::Fednow, Rail::Rtp, Rail::SepaInstant];
-    const NORMAL: &[Rail] = &[Rail::BookTransfer, Rail::Ach, Rail::SepaCreditTransfer, Rail::Swift];
+    const INSTANT: &[Rail] = &[
+        Rail::BookTransfer,
+        Rail::Fednow,
+        Rail::Rtp,
+        Rail::SepaInstant,
+    ];
+    const NORMAL: &[Rail] = &[
+        Rail::BookTransfer,
+        Rail::Ach,
+        Rail::SepaCreditTransfer,
+        Rail::Swift,
+    ];
 
     /// Tuesday 2026-11-24 at `hh:mm` UTC.
     fn tuesday(hh: u16, mm: u16) -> Instant {
         Instant {
             unix_ms: 0,
-            date: Date { year: 2026, month: 11, day: 24 },
+            date: Date {
+                year: 2026,
+                month: 11,
+                day: 24,
+            },
             minute_of_day: hh * 60 + mm,
             weekday: 2,
         }
@@ -311,10 +404,12 @@ mod tests {
     fn an_instant_usd_payment_goes_to_the_first_instant_rail_that_reaches_both_agents() {
         let mut payment = us_payment();
         payment.urgency = Urgency::Instant;
-        let choice = choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect("a route");
+        let choice =
+            choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect("a route");
         assert_eq!(choice.rail, Rail::Fednow);
         let only_rtp = |list: &str, _: &str| list == "rtp";
-        let choice = choose(&payment, &routing(INSTANT), &tuesday(10, 0), only_rtp).expect("a route");
+        let choice =
+            choose(&payment, &routing(INSTANT), &tuesday(10, 0), only_rtp).expect("a route");
         assert_eq!(choice.rail, Rail::Rtp);
     }
 
@@ -323,18 +418,25 @@ mod tests {
         let mut payment = us_payment();
         payment.urgency = Urgency::Instant;
         payment.amount.minor_units = 200_000_000;
-        let choice = choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect("a route");
+        let choice =
+            choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect("a route");
         assert_eq!(choice.rail, Rail::Rtp);
         payment.amount.minor_units = 2_000_000_000;
-        let reason = choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect_err("too big");
+        let reason =
+            choose(&payment, &routing(INSTANT), &tuesday(10, 0), everyone).expect_err("too big");
         assert_eq!(reason.code, "AM02");
     }
 
     #[test]
     fn a_normal_eur_payment_goes_by_sepa_credit_transfer_and_explains_the_timing() {
-        let choice = choose(&sepa_payment(), &routing(NORMAL), &tuesday(16, 0), everyone).expect("a route");
+        let choice =
+            choose(&sepa_payment(), &routing(NORMAL), &tuesday(16, 0), everyone).expect("a route");
         assert_eq!(choice.rail, Rail::SepaCreditTransfer);
-        assert!(choice.explanation.contains("next business day"), "{}", choice.explanation);
+        assert!(
+            choice.explanation.contains("next business day"),
+            "{}",
+            choice.explanation
+        );
     }
 
     #[test]
@@ -342,9 +444,11 @@ mod tests {
         let mut payment = sepa_payment();
         payment.urgency = Urgency::Urgent;
         let urgent = [Rail::SepaCreditTransfer, Rail::SepaInstant, Rail::Swift];
-        let choice = choose(&payment, &routing(&urgent), &tuesday(14, 0), everyone).expect("before cut-off");
+        let choice =
+            choose(&payment, &routing(&urgent), &tuesday(14, 0), everyone).expect("before cut-off");
         assert_eq!(choice.rail, Rail::SepaCreditTransfer);
-        let choice = choose(&payment, &routing(&urgent), &tuesday(15, 30), everyone).expect("after cut-off");
+        let choice =
+            choose(&payment, &routing(&urgent), &tuesday(15, 30), everyone).expect("after cut-off");
         assert_eq!(choice.rail, Rail::SepaInstant);
     }
 
@@ -353,7 +457,8 @@ mod tests {
         let mut payment = us_payment();
         payment.debtor_agent.member_id = Some("026009593".into());
         payment.creditor_agent.bic = Some("PAYRUS33XXX".into());
-        let choice = choose(&payment, &routing(NORMAL), &tuesday(10, 0), everyone).expect("a route");
+        let choice =
+            choose(&payment, &routing(NORMAL), &tuesday(10, 0), everyone).expect("a route");
         assert_eq!(choice.rail, Rail::BookTransfer);
     }
 
@@ -362,10 +467,12 @@ mod tests {
         let mut payment = sepa_payment();
         payment.amount.currency = "CHF".into();
         let domestic = [Rail::Ach, Rail::SepaCreditTransfer];
-        let reason = choose(&payment, &routing(&domestic), &tuesday(10, 0), everyone).expect_err("no rail");
+        let reason =
+            choose(&payment, &routing(&domestic), &tuesday(10, 0), everyone).expect_err("no rail");
         assert_eq!(reason.code, "AM03");
         // SWIFT takes any currency, given both agents' BICs.
-        let choice = choose(&payment, &routing(NORMAL), &tuesday(10, 0), everyone).expect("by SWIFT");
+        let choice =
+            choose(&payment, &routing(NORMAL), &tuesday(10, 0), everyone).expect("by SWIFT");
         assert_eq!(choice.rail, Rail::Swift);
     }
 
@@ -374,7 +481,8 @@ mod tests {
         let mut payment = us_payment();
         payment.urgency = Urgency::Instant;
         let nobody = |_: &str, _: &str| false;
-        let reason = choose(&payment, &routing(INSTANT), &tuesday(10, 0), nobody).expect_err("no reach");
+        let reason =
+            choose(&payment, &routing(INSTANT), &tuesday(10, 0), nobody).expect_err("no reach");
         assert_eq!(reason.code, "AG03");
     }
 

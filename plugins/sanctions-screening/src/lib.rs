@@ -92,7 +92,9 @@ impl ComplianceRule for SanctionsScreening {
                 Err(error) => {
                     return Verdict::Review(vec![Reason::new(
                         "sanctions-list-unavailable",
-                        format!("the sanctions list could not be read ({error:?}); screening was not done"),
+                        format!(
+                            "the sanctions list could not be read ({error:?}); screening was not done"
+                        ),
                     )]);
                 }
             }
@@ -128,26 +130,38 @@ mod tests {
 
     #[test]
     fn a_strong_match_rejects_with_rr04_naming_the_entry() {
-        let Verdict::Reject(reason) = verdict(&[hit("creditor", 1000)], STRONG_MATCH_DEFAULT) else {
+        let Verdict::Reject(reason) = verdict(&[hit("creditor", 1000)], STRONG_MATCH_DEFAULT)
+        else {
             panic!("expected a reject");
         };
         assert_eq!(reason.code, "RR04");
-        assert!(reason.message.contains("7001") && reason.message.contains("creditor"), "{}", reason.message);
+        assert!(
+            reason.message.contains("7001") && reason.message.contains("creditor"),
+            "{}",
+            reason.message
+        );
     }
 
     #[test]
     fn a_weak_match_holds_for_review_with_the_matched_entry() {
-        let Verdict::Review(findings) = verdict(&[hit("ultimate debtor", 880)], STRONG_MATCH_DEFAULT) else {
+        let Verdict::Review(findings) =
+            verdict(&[hit("ultimate debtor", 880)], STRONG_MATCH_DEFAULT)
+        else {
             panic!("expected a review");
         };
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].code, "sanctions-weak-match");
-        assert!(findings[0].message.contains("KIM, Jong Un") && findings[0].message.contains("880"));
+        assert!(
+            findings[0].message.contains("KIM, Jong Un") && findings[0].message.contains("880")
+        );
     }
 
     #[test]
     fn the_strongest_match_of_any_party_decides() {
-        let verdict = verdict(&[hit("debtor", 860), hit("creditor", 950)], STRONG_MATCH_DEFAULT);
+        let verdict = verdict(
+            &[hit("debtor", 860), hit("creditor", 950)],
+            STRONG_MATCH_DEFAULT,
+        );
         assert!(matches!(verdict, Verdict::Reject(_)));
     }
 }

@@ -22,7 +22,9 @@ pub fn split_list(text: &str) -> Vec<String> {
 
 /// The number at `key`, or `default` if absent or not a number of type `T`.
 pub fn number<T: std::str::FromStr>(key: &str, default: T) -> T {
-    get(key).and_then(|text| text.parse().ok()).unwrap_or(default)
+    get(key)
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The amount at `key` (a decimal such as `25000.00`) in minor units of a currency with

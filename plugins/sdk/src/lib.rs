@@ -99,8 +99,8 @@ pub use wit_bindgen::rt as wit_bindgen_rt;
 pub use compliance::export_compliance_rule;
 pub use compliance::exports::payrules::rules::compliance::Guest as ComplianceRule;
 pub use compliance::payrules::rules::types::{
-    AccountId, Agent, ChargeBearer, Date, Money, Party, Payment, PostalAddress, Rail, Reason,
-    Risk, RiskReason, RouteChoice, Urgency, Verdict,
+    AccountId, Agent, ChargeBearer, Date, Money, Party, Payment, PostalAddress, Rail, Reason, Risk,
+    RiskReason, RouteChoice, Urgency, Verdict,
 };
 pub use fraud::export_fraud_rule;
 pub use fraud::exports::payrules::rules::fraud::Guest as FraudRule;
@@ -188,7 +188,9 @@ impl Party {
 impl Payment {
     /// The debtor's country: the debtor's own, else its IBAN's, else its agent's.
     pub fn debtor_country(&self) -> Option<&str> {
-        self.debtor.country().or_else(|| self.debtor_agent.country())
+        self.debtor
+            .country()
+            .or_else(|| self.debtor_agent.country())
     }
 
     /// The creditor's country: the creditor's own, else its IBAN's, else its agent's.

@@ -79,7 +79,11 @@ mod tests {
             ("999999999999999999", 0, Some(999_999_999_999_999_999)),
         ];
         for (text, scale, expected) in cases {
-            assert_eq!(parse_minor_units(text, scale), expected, "{text} at scale {scale}");
+            assert_eq!(
+                parse_minor_units(text, scale),
+                expected,
+                "{text} at scale {scale}"
+            );
         }
     }
 

@@ -83,10 +83,16 @@ impl Settings {
             *slot = config::number(key, *slot);
         }
         Settings {
-            debtor_hourly_count: config::number("debtor-hourly-count", defaults.debtor_hourly_count),
+            debtor_hourly_count: config::number(
+                "debtor-hourly-count",
+                defaults.debtor_hourly_count,
+            ),
             debtor_daily_count: config::number("debtor-daily-count", defaults.debtor_daily_count),
             pair_daily_count: config::number("pair-daily-count", defaults.pair_daily_count),
-            unusual_amount_multiple: config::number("unusual-amount-multiple", defaults.unusual_amount_multiple),
+            unusual_amount_multiple: config::number(
+                "unusual-amount-multiple",
+                defaults.unusual_amount_multiple,
+            ),
             new_creditor_minor_units: config::amount("new-creditor-amount", scale)
                 .unwrap_or(defaults.new_creditor_minor_units),
             high_risk_countries: config::list("high-risk-countries"),
@@ -99,28 +105,43 @@ impl Settings {
 /// Scores the payment from its signals. Pure: the same inputs give the same risk.
 pub fn score(payment: &Payment, signals: &Signals, settings: &Settings) -> Risk {
     let amount = &payment.amount;
-    let shown = |minor: u64| format!("{} {}", format_minor_units(minor, amount.scale), amount.currency);
+    let shown = |minor: u64| {
+        format!(
+            "{} {}",
+            format_minor_units(minor, amount.scale),
+            amount.currency
+        )
+    };
     let [burst, daily, pair, unusual, new_creditor, corridor] = settings.points;
     let mut reasons = Vec::new();
     if signals.debtor_last_hour >= settings.debtor_hourly_count {
         reasons.push(RiskReason::new(
             "debtor-burst",
             burst,
-            format!("the debtor account sent {} payments in the last hour", signals.debtor_last_hour),
+            format!(
+                "the debtor account sent {} payments in the last hour",
+                signals.debtor_last_hour
+            ),
         ));
     }
     if signals.debtor_last_day >= settings.debtor_daily_count {
         reasons.push(RiskReason::new(
             "debtor-daily-velocity",
             daily,
-            format!("the debtor account sent {} payments in the last 24 hours", signals.debtor_last_day),
+            format!(
+                "the debtor account sent {} payments in the last 24 hours",
+                signals.debtor_last_day
+            ),
         ));
     }
     if signals.pair_last_day >= settings.pair_daily_count {
         reasons.push(RiskReason::new(
             "repeated-pair",
             pair,
-            format!("this debtor paid this creditor {} times in the last 24 hours", signals.pair_last_day),
+            format!(
+                "this debtor paid this creditor {} times in the last 24 hours",
+                signals.pair_last_day
+            ),
         ));
     }
     let (count, sum) = signals.debtor_last_30_days;
@@ -153,7 +174,9 @@ pub fn score(payment: &Payment, signals: &Signals, settings: &Settings) -> Risk 
     }
     if let (Some(from), Some(to)) = (payment.debtor_country(), payment.creditor_country()) {
         let corridor_name = format!("{from}-{to}");
-        if settings.high_risk_countries.iter().any(|c| c == to) || settings.high_risk_corridors.contains(&corridor_name) {
+        if settings.high_risk_countries.iter().any(|c| c == to)
+            || settings.high_risk_corridors.contains(&corridor_name)
+        {
             reasons.push(RiskReason::new(
                 "high-risk-corridor",
                 corridor,
@@ -169,7 +192,8 @@ struct VelocityRisk;
 
 impl FraudRule for VelocityRisk {
     fn score(payment: Payment) -> Risk {
-        let count = |scope, window| velocity::figures(scope, window).map(|f| (f.count, f.sum_minor_units));
+        let count =
+            |scope, window| velocity::figures(scope, window).map(|f| (f.count, f.sum_minor_units));
         let signals = (|| -> Result<Signals, String> {
             Ok(Signals {
                 debtor_last_hour: count(VelocityScope::DebtorAccount, HOUR_SECONDS)?.0,
@@ -217,10 +241,38 @@ mod tests {
         let settings = Settings::defaults(2);
         let payment = sepa_payment(); // 1,250.00 EUR
         let cases = [
-            (Signals { debtor_last_hour: 5, ..known_pair() }, "debtor-burst", 250),
-            (Signals { debtor_last_day: 20, ..known_pair() }, "debtor-daily-velocity", 150),
-            (Signals { pair_last_day: 3, ..known_pair() }, "repeated-pair", 150),
-            (Signals { debtor_last_30_days: (4, 40_000), ..known_pair() }, "unusual-amount", 300),
+            (
+                Signals {
+                    debtor_last_hour: 5,
+                    ..known_pair()
+                },
+                "debtor-burst",
+                250,
+            ),
+            (
+                Signals {
+                    debtor_last_day: 20,
+                    ..known_pair()
+                },
+                "debtor-daily-velocity",
+                150,
+            ),
+            (
+                Signals {
+                    pair_last_day: 3,
+                    ..known_pair()
+                },
+                "repeated-pair",
+                150,
+            ),
+            (
+                Signals {
+                    debtor_last_30_days: (4, 40_000),
+                    ..known_pair()
+                },
+                "unusual-amount",
+                300,
+            ),
             (Signals::default(), "new-creditor", 200),
         ];
         for (signals, code, points) in cases {
@@ -235,9 +287,15 @@ mod tests {
         let settings = Settings::defaults(2);
         let payment = sepa_payment(); // 125,000 minor units
         // mean 25,000 × 5 = 125,000: not more than 5 times.
-        let at_limit = Signals { debtor_last_30_days: (4, 100_000), ..known_pair() };
+        let at_limit = Signals {
+            debtor_last_30_days: (4, 100_000),
+            ..known_pair()
+        };
         assert_eq!(score(&payment, &at_limit, &settings).score, 0);
-        let too_little_history = Signals { debtor_last_30_days: (2, 100), ..known_pair() };
+        let too_little_history = Signals {
+            debtor_last_30_days: (2, 100),
+            ..known_pair()
+        };
         assert_eq!(score(&payment, &too_little_history, &settings).score, 0);
     }
 

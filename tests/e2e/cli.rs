@@ -1,0 +1,122 @@
+//! `payrules evaluate` as a user runs it: the real binary, the example rules.
+
+use std::process::{Command, Output};
+
+use crate::support::workspace;
+
+fn payrules(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .current_dir(workspace())
+        .args(args)
+        .output()
+        .expect("the payrules binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn evaluate_prints_the_decision_and_the_trace_of_every_rule() {
+    let output = payrules(&["evaluate", "examples/payments/sanctioned-creditor.json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(": rejected"), "{text}");
+    assert!(
+        text.contains("RR04") && text.contains("sanctions-screening") && text.contains("fuel"),
+        "{text}"
+    );
+}
+
+#[test]
+fn evaluate_prints_json_decisions_one_per_line() {
+    let output = payrules(&[
+        "evaluate",
+        "--json",
+        "--now-unix-ms",
+        "1795514400000",
+        "examples/payments/us-payroll-fednow.json",
+        "examples/payments/over-limit.json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["status"], "accepted");
+    assert_eq!(lines[0]["route"]["rail"], "fednow");
+    assert_eq!(lines[0]["decided_at_unix_ms"], 1_795_514_400_000_i64);
+    assert_eq!(lines[1]["status"], "rejected");
+    assert_eq!(lines[1]["reasons"][0]["code"], "AM02");
+}
+
+#[test]
+fn bad_input_gets_one_line_naming_the_field_and_exit_status_2() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let valid =
+        std::fs::read_to_string(workspace().join("examples/payments/sepa-instant-supplier.json"))
+            .expect("example");
+    let cases = [
+        (write("broken.json", "{\"end_to_end_id\": "), "EOF"),
+        (
+            write(
+                "amount.json",
+                &valid.replace("\"12480.00\"", "\"12480.005\""),
+            ),
+            "amount: ",
+        ),
+        (
+            write("zero.json", &valid.replace("\"12480.00\"", "\"0.00\"")),
+            "(AM01)",
+        ),
+        (
+            write("currency.json", &valid.replace("\"EUR\"", "\"EUX\"")),
+            "currency: ",
+        ),
+        (
+            workspace()
+                .join("examples/payments/invalid-iban.json")
+                .display()
+                .to_string(),
+            "debtor.account.iban: ",
+        ),
+        (
+            dir.path().join("missing.json").display().to_string(),
+            "cannot read it",
+        ),
+    ];
+    for (path, expected) in cases {
+        let output = payrules(&["evaluate", &path]);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{path}: {message}");
+        assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
+        assert!(
+            message.starts_with("error: ") && message.contains(expected),
+            "{path}: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_rules_directory_that_cannot_load_is_named_with_exit_status_2() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join("orphan.toml"), "kind = \"compliance\"\n").expect("write");
+    let output = payrules(&[
+        "evaluate",
+        "examples/payments/sepa-instant-supplier.json",
+        "--rules",
+        &dir.path().display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("orphan.wasm"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,114 @@
+//! Rules directories that must be refused, each with the file at fault and why.
+
+use crate::support::RulesDir;
+use payrules_rule_artifacts::{LIMITS, MISBEHAVING, SANCTIONS_SCREENING, VELOCITY_RISK};
+
+#[test]
+fn a_component_that_imports_a_capability_its_manifest_does_not_grant_is_refused() {
+    let error = RulesDir::new()
+        .rule("limits", "kind = \"compliance\"\n", LIMITS)
+        .load_error();
+    assert!(
+        error.contains("limits.wasm") && error.contains("\"config\" capability"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_component_of_another_world_is_refused() {
+    let manifest = "kind = \"fraud\"\ncapabilities = [\"config\"]\n";
+    let error = RulesDir::new()
+        .rule("limits", manifest, LIMITS)
+        .load_error();
+    assert!(
+        error.contains("does not export the fraud interface"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_corrupt_component_is_refused() {
+    let dir = RulesDir::new()
+        .file("broken.toml", b"kind = \"compliance\"\n")
+        .file("broken.wasm", b"\0asm garbage");
+    let error = dir.load_error();
+    assert!(
+        error.contains("broken.wasm") && error.contains("not a valid WebAssembly component"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_manifest_without_its_component_is_refused() {
+    let error = RulesDir::new()
+        .file("ghost.toml", b"kind = \"compliance\"\n")
+        .load_error();
+    assert!(
+        error.contains("ghost.wasm") && error.contains("cannot read it"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_manifest_with_a_syntax_error_is_refused_with_its_line() {
+    let dir = RulesDir::new().rule("misbehaving", "kind = \"compliance\n", MISBEHAVING);
+    let error = dir.load_error();
+    assert!(
+        error.contains("misbehaving.toml") && error.contains("line 1"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_list_file_is_refused() {
+    let manifest = "kind = \"compliance\"\ncapabilities = [\"lists\", \"config\"]\n[lists]\nsanctions = \"lists/none.csv\"\n";
+    let error = RulesDir::new()
+        .rule("sanctions-screening", manifest, SANCTIONS_SCREENING)
+        .load_error();
+    assert!(error.contains("none.csv"), "{error}");
+}
+
+#[test]
+fn a_bad_pipeline_policy_is_refused() {
+    let manifest = "kind = \"fraud\"\ncapabilities = [\"velocity\", \"config\"]\n";
+    let dir = RulesDir::new()
+        .rule("velocity-risk", manifest, VELOCITY_RISK)
+        .file(
+            "pipeline.toml",
+            b"[fraud]\nreview-at = 950\nreject-at = 900\n",
+        );
+    let error = dir.load_error();
+    assert!(
+        error.contains("pipeline.toml") && error.contains("review-at"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_rule_set_version_changes_with_any_rule_manifest_or_list() {
+    let manifest = "kind = \"compliance\"\ncapabilities = [\"lists\", \"config\"]\n[lists]\nsanctions = \"sdn.csv\"\n";
+    let base = |csv: &[u8], manifest: &str| {
+        RulesDir::new()
+            .rule("sanctions-screening", manifest, SANCTIONS_SCREENING)
+            .file("sdn.csv", csv)
+            .load()
+            .version
+    };
+    let original = base(b"id,name\n1,ACME\n", manifest);
+    assert_eq!(
+        original,
+        base(b"id,name\n1,ACME\n", manifest),
+        "the same content has the same version"
+    );
+    assert_ne!(
+        original,
+        base(b"id,name\n1,ACME\n2,OTHER\n", manifest),
+        "a list change is a new version"
+    );
+    let config_change = format!("{manifest}[config]\nstrong-match = 950\n");
+    assert_ne!(
+        original,
+        base(b"id,name\n1,ACME\n", &config_change),
+        "a manifest change is a new version"
+    );
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `payrules` library and binary with the real rule
+//! components, built from this repository for `wasm32-wasip2`.
+//!
+//! - `sandbox`: rules that break their bounds on purpose are stopped, their failure policy
+//!   applies, and the host carries on.
+//! - `loading`: rules directories that must be refused, and why.
+//! - `examples`: the example rules decide the example payments as the docs say.
+//! - `cli`: `payrules evaluate` as a user runs it.
+
+mod cli;
+mod examples;
+mod loading;
+mod sandbox;
+mod support;

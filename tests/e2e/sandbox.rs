@@ -1,0 +1,190 @@
+//! Rules that break their bounds are stopped within them; their failure policy applies;
+//! the host carries on with the next rule and the next payment.
+
+use payrules::model::{FailureKind, FailurePolicy, RuleOutcome, Status};
+
+use crate::support::{RulesDir, decide, example_payment, example_rules, load, pipeline};
+
+/// Runs `behaviour` as the first compliance rule (with `extra` manifest lines) followed by
+/// a well-behaved control rule, and returns the failure kind, the policy applied and the
+/// decision's status. Asserts the control still ran and passed.
+fn misbehave(behaviour: &str, extra: &str) -> (FailureKind, FailurePolicy, Status, String, u64) {
+    let rules = RulesDir::new()
+        .misbehaving("a-misbehaving", behaviour, &format!("order = 1\n{extra}"))
+        .misbehaving("b-control", "pass", "order = 2")
+        .load();
+    let decision = decide(
+        &pipeline(),
+        &rules,
+        &example_payment("sepa-instant-supplier.json"),
+    );
+    assert_eq!(decision.rules.len(), 2, "both rules ran: {decision:#?}");
+    assert_eq!(
+        decision.rules[1].outcome,
+        RuleOutcome::Pass,
+        "the control rule ran after the failure"
+    );
+    let run = &decision.rules[0];
+    match &run.outcome {
+        RuleOutcome::Failed {
+            failure,
+            policy,
+            message,
+        } => (
+            *failure,
+            *policy,
+            decision.status,
+            message.clone(),
+            run.fuel_used,
+        ),
+        other => panic!("{behaviour}: expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_by_its_fuel_and_held_for_review() {
+    let (failure, policy, status, _, fuel_used) =
+        misbehave("infinite-loop", "[limits]\nfuel = 2_000_000");
+    assert_eq!(
+        (failure, policy, status),
+        (
+            FailureKind::FuelExhausted,
+            FailurePolicy::Review,
+            Status::PendingReview
+        )
+    );
+    assert_eq!(fuel_used, 2_000_000, "it used exactly its fuel");
+}
+
+#[test]
+fn an_infinite_loop_with_fuel_to_spare_is_stopped_by_its_deadline() {
+    let limits = "[limits]\nfuel = 1_000_000_000\ntimeout-ms = 20";
+    let started = std::time::Instant::now();
+    let (failure, _, status, _, _) = misbehave("infinite-loop", limits);
+    assert_eq!(
+        (failure, status),
+        (FailureKind::Timeout, Status::PendingReview)
+    );
+    // A bound, not a benchmark: 1e9 fuel would take about a second; the deadline stops it
+    // long before.
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn unbounded_memory_growth_is_stopped_at_its_memory_cap() {
+    let (failure, _, status, _, _) =
+        misbehave("memory-growth", "[limits]\nmemory-bytes-max = 8_388_608");
+    assert_eq!(
+        (failure, status),
+        (FailureKind::MemoryLimit, Status::PendingReview)
+    );
+}
+
+#[test]
+fn a_panic_is_a_trap_and_says_so() {
+    let (failure, _, status, message, _) = misbehave("panic", "");
+    assert_eq!(
+        (failure, status),
+        (FailureKind::Trap, Status::PendingReview)
+    );
+    assert!(message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn deep_recursion_is_stopped_before_it_harms_the_host() {
+    let (failure, _, status, message, _) = misbehave("deep-recursion", "");
+    assert_eq!(
+        (failure, status),
+        (FailureKind::StackOverflow, Status::PendingReview),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_huge_answer_is_refused_at_its_output_cap() {
+    let (failure, _, _, message, _) = misbehave("huge-output", "[limits]\noutput-bytes-max = 4096");
+    assert_eq!(failure, FailureKind::OutputTooLarge, "{message}");
+}
+
+#[test]
+fn a_host_call_flood_is_stopped_at_its_budget() {
+    let (failure, _, _, message, _) = misbehave("host-call-flood", "[limits]\nhost-calls-max = 50");
+    assert_eq!(failure, FailureKind::HostCallLimit, "{message}");
+}
+
+#[test]
+fn a_reject_without_an_iso_reason_code_is_invalid_output() {
+    let (failure, _, _, message, _) = misbehave("bad-reason-code", "");
+    assert_eq!(failure, FailureKind::InvalidOutput);
+    assert!(message.contains("XX99"), "{message}");
+}
+
+#[test]
+fn the_failure_policy_of_the_manifest_decides_what_a_failure_means() {
+    let (_, policy, status, _, _) = misbehave("panic", "failure-policy = \"reject\"");
+    assert_eq!((policy, status), (FailurePolicy::Reject, Status::Rejected));
+    let (_, policy, status, _, _) = misbehave("panic", "failure-policy = \"skip\"");
+    assert_eq!((policy, status), (FailurePolicy::Skip, Status::Accepted));
+}
+
+#[test]
+fn std_hashmap_works_because_randomness_is_deterministic() {
+    let rules = RulesDir::new()
+        .misbehaving("hashing", "use-hashmap", "")
+        .load();
+    let decision = decide(
+        &pipeline(),
+        &rules,
+        &example_payment("sepa-instant-supplier.json"),
+    );
+    assert_eq!(decision.rules[0].outcome, RuleOutcome::Pass);
+}
+
+#[test]
+fn the_host_stays_healthy_after_every_kind_of_failure() {
+    let pipeline = pipeline();
+    let broken = RulesDir::new()
+        .misbehaving("loop", "infinite-loop", "[limits]\nfuel = 1_000_000")
+        .misbehaving(
+            "memory",
+            "memory-growth",
+            "[limits]\nmemory-bytes-max = 4_194_304",
+        )
+        .misbehaving("panic", "panic", "")
+        .misbehaving("recursion", "deep-recursion", "")
+        .misbehaving("output", "huge-output", "")
+        .misbehaving("flood", "host-call-flood", "")
+        .load();
+    let payment = example_payment("us-payroll-fednow.json");
+    for _ in 0..20 {
+        let decision = decide(&pipeline, &broken, &payment);
+        let failures: Vec<(&str, FailureKind)> = decision
+            .rules
+            .iter()
+            .map(|run| match &run.outcome {
+                RuleOutcome::Failed { failure, .. } => (run.name.as_str(), *failure),
+                other => panic!("{} did not fail: {other:?}", run.name),
+            })
+            .collect();
+        // Rules run by name here (all order 0); each fails in its own way, not because an
+        // earlier one broke the sandbox.
+        assert_eq!(
+            failures,
+            [
+                ("flood", FailureKind::HostCallLimit),
+                ("loop", FailureKind::FuelExhausted),
+                ("memory", FailureKind::MemoryLimit),
+                ("output", FailureKind::OutputTooLarge),
+                ("panic", FailureKind::Trap),
+                ("recursion", FailureKind::StackOverflow),
+            ]
+        );
+        assert_eq!(decision.status, Status::PendingReview);
+    }
+    let decision = decide(&pipeline, &load(&example_rules()), &payment);
+    assert_eq!(decision.status, Status::Accepted, "{decision:#?}");
+}
