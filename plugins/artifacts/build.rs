@@ -93,7 +93,8 @@ fn main() {
             .unwrap_or_else(|e| panic!("cannot run cargo to build {package}: {e}"));
         if !status.success() {
             panic!(
-                "building the rule component {package} for {TARGET} failed. If the target is \
+                "building the rule component {package} for {TARGET} failed (the compiler said \
+                 why above). If the target is \
                  missing, add it with: rustup target add {TARGET}"
             );
         }

@@ -198,8 +198,10 @@ pub struct RuleRun {
     /// What it answered.
     #[serde(flatten)]
     pub outcome: RuleOutcome,
-    /// Wall time from instantiation to answer, microseconds.
+    /// Wall time from instantiation to checked answer, microseconds.
     pub duration_us: u64,
+    /// The part of `duration_us` spent instantiating the rule, microseconds.
+    pub instantiation_us: u64,
     /// Fuel consumed (about one unit per WebAssembly instruction).
     pub fuel_used: u64,
     /// What the rule logged while deciding (at most 32 lines).

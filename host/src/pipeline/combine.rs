@@ -235,6 +235,7 @@ mod tests {
             version: "v".to_owned(),
             outcome,
             duration_us: 0,
+            instantiation_us: 0,
             fuel_used: 0,
             logs: Vec::new(),
         }

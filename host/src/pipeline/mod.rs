@@ -129,6 +129,7 @@ fn execute(
         version: rule.version.clone(),
         outcome,
         duration_us: u64::try_from(result.duration.as_micros()).unwrap_or(u64::MAX),
+        instantiation_us: u64::try_from(result.instantiation.as_micros()).unwrap_or(u64::MAX),
         fuel_used: result.fuel_used,
         logs: result.logs,
     }

@@ -308,6 +308,8 @@ pub struct RuleRunResult {
     pub outcome: Result<RuleOutcome, RuleFailure>,
     /// Wall time from instantiation to checked answer.
     pub duration: Duration,
+    /// The part of `duration` spent instantiating the rule from the pool.
+    pub instantiation: Duration,
     /// Fuel consumed.
     pub fuel_used: u64,
     /// What the rule logged.
@@ -405,6 +407,7 @@ fn wrong_kind(kind: &str) -> RuleRunResult {
             message: format!("the rule was not compiled as a {kind} rule"),
         }),
         duration: Duration::ZERO,
+        instantiation: Duration::ZERO,
         fuel_used: 0,
         logs: Vec::new(),
     }
@@ -424,6 +427,7 @@ fn run(
     let limits = context.limits;
     store.data_mut().begin_rule(context);
     let started = Instant::now();
+    let mut instantiated = started;
     let result = store.set_fuel(limits.fuel).and_then(|()| {
         // The deadline is in epoch ticks of one millisecond; one more tick makes sure a
         // rule gets at least its whole timeout whatever the phase of the ticker.
@@ -432,9 +436,11 @@ fn run(
             .pre
             .instantiate(&mut *store)
             .map_err(|error| error.context(InstantiationFailed))?;
+        instantiated = Instant::now();
         call(store, &instance)
     });
     let duration = started.elapsed();
+    let instantiation = instantiated.duration_since(started);
     let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let state = store.data_mut();
     let logs = state.end_rule();
@@ -449,6 +455,7 @@ fn run(
     RuleRunResult {
         outcome,
         duration,
+        instantiation,
         fuel_used,
         logs,
     }

@@ -11,8 +11,9 @@
 //!   debtor's address (town or address lines, RR02) and the creditor's country (RR03), as
 //!   the EU transfer-of-funds regulation and FATF recommendation 16 require.
 
+use payrules_sdk::config::{self, Source};
 use payrules_sdk::money::format_minor_units;
-use payrules_sdk::{ComplianceRule, Payment, Reason, Urgency, Verdict, config};
+use payrules_sdk::{ComplianceRule, Payment, Reason, Urgency, Verdict};
 
 /// What the rule is configured with, read once per payment.
 #[derive(Debug, Default)]
@@ -26,13 +27,14 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn read(payment: &Payment) -> Limits {
+    /// Reads the limits that apply to `payment` from `config`.
+    pub fn read(payment: &Payment, config: &impl Source) -> Limits {
         let currency = &payment.amount.currency;
         let scale = payment.amount.scale;
         Limits {
-            max_amount: config::amount(&format!("max-amount.{currency}"), scale),
-            instant_max_amount: config::amount(&format!("instant-max-amount.{currency}"), scale),
-            blocked_countries: config::list("blocked-countries"),
+            max_amount: config.amount(&format!("max-amount.{currency}"), scale),
+            instant_max_amount: config.amount(&format!("instant-max-amount.{currency}"), scale),
+            blocked_countries: config.list("blocked-countries"),
         }
     }
 }
@@ -124,12 +126,12 @@ struct LimitsRule;
 
 impl ComplianceRule for LimitsRule {
     fn check(payment: Payment) -> Verdict {
-        let limits = Limits::read(&payment);
+        let limits = Limits::read(&payment, &config::Host);
         verdict(&payment, &limits)
     }
 }
 
-payrules_sdk::export_compliance_rule!(LimitsRule);
+payrules_sdk::compliance_rule!(LimitsRule);
 
 #[cfg(test)]
 mod tests {

@@ -34,10 +34,9 @@
 //! every limit, AG03 otherwise.
 
 use payrules_sdk::clock::Instant;
+use payrules_sdk::config::{self, Source};
 use payrules_sdk::money::format_minor_units;
-use payrules_sdk::{
-    Payment, Rail, Reason, RouteChoice, RoutingRule, Urgency, clock, config, lists,
-};
+use payrules_sdk::{Payment, Rail, Reason, RouteChoice, RoutingRule, Urgency, clock, lists};
 
 /// How a rail reaches agents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,44 +92,63 @@ fn parse_hh_mm(text: &str) -> Option<u16> {
 }
 
 impl Routing {
-    fn read(payment: &Payment, candidates: &[Rail]) -> Routing {
+    /// Reads the rails among `candidates` and the preference for `payment`'s urgency
+    /// from `config`.
+    pub fn read(payment: &Payment, candidates: &[Rail], config: &impl Source) -> Routing {
         let scale = payment.amount.scale;
-        let rails = candidates
-            .iter()
-            .filter_map(|rail| {
-                let key = |field: &str| format!("rails.{}.{field}", rail.name());
-                let reach = match config::get(&key("reach")).as_deref() {
-                    Some("bic") => Reach::Bic,
-                    Some("member-id") => Reach::MemberId,
-                    Some("sepa") => Reach::Sepa,
-                    Some("own-institution") => Reach::OwnInstitution,
-                    _ => Reach::MemberList(config::get(&key("reach-list"))?),
-                };
-                Some(RailSpec {
-                    rail: *rail,
-                    currency: config::get(&key("currency")),
-                    max_minor_units: config::amount(&key("max-amount"), scale),
-                    instant: config::flag(&key("instant"), false),
-                    cutoff_minute_utc: config::get(&key("cutoff-utc"))
-                        .and_then(|t| parse_hh_mm(&t)),
-                    reach,
-                })
-            })
-            .collect();
         let urgency = match payment.urgency {
             Urgency::Instant => "instant",
             Urgency::Urgent => "urgent",
             Urgency::Normal => "normal",
         };
+        // Only the rails this urgency would try, and only if offered: every key read is a
+        // call to the host.
+        let preference: Vec<Rail> = config
+            .list(&format!("preference.{urgency}"))
+            .iter()
+            .filter_map(|name| Rail::from_name(name))
+            .filter(|rail| candidates.contains(rail))
+            .collect();
+        let rails = preference
+            .iter()
+            .filter_map(|rail| {
+                let key = |field: &str| format!("rails.{}.{field}", rail.name());
+                let reach = match config.get(&key("reach")).as_deref() {
+                    Some("bic") => Reach::Bic,
+                    Some("member-id") => Reach::MemberId,
+                    Some("sepa") => Reach::Sepa,
+                    Some("own-institution") => Reach::OwnInstitution,
+                    _ => Reach::MemberList(config.get(&key("reach-list"))?),
+                };
+                Some(RailSpec {
+                    rail: *rail,
+                    currency: config.get(&key("currency")),
+                    max_minor_units: config.amount(&key("max-amount"), scale),
+                    instant: config.flag(&key("instant"), false),
+                    cutoff_minute_utc: config.get(&key("cutoff-utc")).and_then(|t| parse_hh_mm(&t)),
+                    reach,
+                })
+            })
+            .collect::<Vec<_>>();
+        let needs = |reach: fn(&Reach) -> bool| rails.iter().any(|spec| reach(&spec.reach));
         Routing {
+            own_bics: if needs(|r| *r == Reach::OwnInstitution) {
+                config.list("own-bics")
+            } else {
+                Vec::new()
+            },
+            own_member_ids: if needs(|r| *r == Reach::OwnInstitution) {
+                config.list("own-member-ids")
+            } else {
+                Vec::new()
+            },
+            sepa_countries: if needs(|r| *r == Reach::Sepa) {
+                config.list("sepa-countries")
+            } else {
+                Vec::new()
+            },
             rails,
-            preference: config::list(&format!("preference.{urgency}"))
-                .iter()
-                .filter_map(|name| Rail::from_name(name))
-                .collect(),
-            own_bics: config::list("own-bics"),
-            own_member_ids: config::list("own-member-ids"),
-            sepa_countries: config::list("sepa-countries"),
+            preference,
         }
     }
 }
@@ -284,7 +302,7 @@ struct RailRouter;
 
 impl RoutingRule for RailRouter {
     fn route(payment: Payment, candidates: Vec<Rail>) -> Result<RouteChoice, Reason> {
-        let routing = Routing::read(&payment, &candidates);
+        let routing = Routing::read(&payment, &candidates, &config::Host);
         let now = clock::now();
         choose(&payment, &routing, &now, |list, id| {
             lists::contains(list, id).unwrap_or(false)
@@ -292,7 +310,7 @@ impl RoutingRule for RailRouter {
     }
 }
 
-payrules_sdk::export_routing_rule!(RailRouter);
+payrules_sdk::routing_rule!(RailRouter);
 
 #[cfg(test)]
 mod tests {

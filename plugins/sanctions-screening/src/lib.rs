@@ -10,8 +10,9 @@
 //! Configuration: `list` (default "sanctions"), `strong-match` (default 930),
 //! `weak-match` (default 850).
 
+use payrules_sdk::config::{self, Source};
 use payrules_sdk::lists::{self, ListMatch};
-use payrules_sdk::{ComplianceRule, Payment, Reason, Verdict, config};
+use payrules_sdk::{ComplianceRule, Payment, Reason, Verdict};
 
 /// Default similarity at or above which a match rejects.
 pub const STRONG_MATCH_DEFAULT: u16 = 930;
@@ -72,13 +73,37 @@ pub fn verdict(hits: &[PartyHits], strong_match: u16) -> Verdict {
     Verdict::Review(findings)
 }
 
+/// Which list to screen against and what a match means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Screening {
+    /// The list's name in the manifest.
+    pub list: String,
+    /// Similarity at or above which a match rejects.
+    pub strong_match: u16,
+    /// Similarity at or above which a match holds for review.
+    pub weak_match: u16,
+}
+
+impl Screening {
+    /// Reads the screening settings from `config`.
+    pub fn read(config: &impl Source) -> Screening {
+        Screening {
+            list: config.get("list").unwrap_or_else(|| "sanctions".to_owned()),
+            strong_match: config.number("strong-match", STRONG_MATCH_DEFAULT),
+            weak_match: config.number("weak-match", WEAK_MATCH_DEFAULT),
+        }
+    }
+}
+
 struct SanctionsScreening;
 
 impl ComplianceRule for SanctionsScreening {
     fn check(payment: Payment) -> Verdict {
-        let list = config::get("list").unwrap_or_else(|| "sanctions".to_owned());
-        let strong_match = config::number("strong-match", STRONG_MATCH_DEFAULT);
-        let weak_match = config::number("weak-match", WEAK_MATCH_DEFAULT);
+        let Screening {
+            list,
+            strong_match,
+            weak_match,
+        } = Screening::read(&config::Host);
         let mut hits = Vec::new();
         for (role, party) in payment.named_parties() {
             let Some(name) = &party.name else { continue };
@@ -103,7 +128,7 @@ impl ComplianceRule for SanctionsScreening {
     }
 }
 
-payrules_sdk::export_compliance_rule!(SanctionsScreening);
+payrules_sdk::compliance_rule!(SanctionsScreening);
 
 #[cfg(test)]
 mod tests {

@@ -1,14 +1,15 @@
 //! Write payrules rules in Rust.
 //!
 //! A rule is a type that implements one of [`ComplianceRule`], [`FraudRule`] or
-//! [`RoutingRule`], exported with the matching macro, built for `wasm32-wasip2`:
+//! [`RoutingRule`], exported with the matching macro ([`compliance_rule!`],
+//! [`fraud_rule!`], [`routing_rule!`]), built for `wasm32-wasip2` as a `cdylib`:
 //!
 //! ```ignore
 //! use payrules_sdk::{ComplianceRule, Payment, Verdict, Reason};
 //!
-//! struct NoZeroDayRule;
+//! struct NoTestPayments;
 //!
-//! impl ComplianceRule for NoZeroDayRule {
+//! impl ComplianceRule for NoTestPayments {
 //!     fn check(payment: Payment) -> Verdict {
 //!         if payment.remittance.as_deref() == Some("test") {
 //!             return Verdict::Reject(Reason::new("AG01", "test payments are not allowed"));
@@ -17,7 +18,7 @@
 //!     }
 //! }
 //!
-//! payrules_sdk::export_compliance_rule!(NoZeroDayRule);
+//! payrules_sdk::compliance_rule!(NoTestPayments);
 //! ```
 //!
 //! What is here, in the order a rule uses it:
@@ -96,14 +97,58 @@ pub mod routing {
 #[doc(hidden)]
 pub use wit_bindgen::rt as wit_bindgen_rt;
 
+/// Exports a [`ComplianceRule`] as the component's `compliance` interface.
+///
+/// On `wasm32` this is the export; natively (unit tests, benchmarks) nothing is exported,
+/// so several rules can link into one test binary, and the type is only checked.
+#[macro_export]
+macro_rules! compliance_rule {
+    ($rule:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_compliance_rule!($rule);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn($crate::Payment) -> $crate::Verdict = <$rule as $crate::ComplianceRule>::check;
+    };
+}
+
+/// Exports a [`FraudRule`] as the component's `fraud` interface (see [`compliance_rule!`]).
+#[macro_export]
+macro_rules! fraud_rule {
+    ($rule:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_fraud_rule!($rule);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn($crate::Payment) -> $crate::Risk = <$rule as $crate::FraudRule>::score;
+    };
+}
+
+/// Exports a [`RoutingRule`] as the component's `routing` interface (see
+/// [`compliance_rule!`]).
+#[macro_export]
+macro_rules! routing_rule {
+    ($rule:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_routing_rule!($rule);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(
+            $crate::Payment,
+            ::std::vec::Vec<$crate::Rail>,
+        ) -> ::std::result::Result<$crate::RouteChoice, $crate::Reason> =
+            <$rule as $crate::RoutingRule>::route;
+    };
+}
+
+#[doc(hidden)]
 pub use compliance::export_compliance_rule;
 pub use compliance::exports::payrules::rules::compliance::Guest as ComplianceRule;
 pub use compliance::payrules::rules::types::{
     AccountId, Agent, ChargeBearer, Date, Money, Party, Payment, PostalAddress, Rail, Reason, Risk,
     RiskReason, RouteChoice, Urgency, Verdict,
 };
+#[doc(hidden)]
 pub use fraud::export_fraud_rule;
 pub use fraud::exports::payrules::rules::fraud::Guest as FraudRule;
+#[doc(hidden)]
 pub use routing::export_routing_rule;
 pub use routing::exports::payrules::rules::routing::Guest as RoutingRule;
 

@@ -10,9 +10,10 @@
 //! | new creditor | 200 (`points.new-creditor`) | no payment from this debtor to this creditor in 90 days, and the amount is at least `new-creditor-amount` (1000) |
 //! | high-risk corridor | 250 (`points.high-risk-corridor`) | the creditor's country is in `high-risk-countries`, or `DEBTOR-CREDITOR` country pair is in `high-risk-corridors` |
 
+use payrules_sdk::config::{self, Source};
 use payrules_sdk::money::format_minor_units;
 use payrules_sdk::velocity::{self, VelocityScope};
-use payrules_sdk::{FraudRule, Payment, Risk, RiskReason, config};
+use payrules_sdk::{FraudRule, Payment, Risk, RiskReason};
 
 const HOUR_SECONDS: u32 = 3_600;
 const DAY_SECONDS: u32 = 86_400;
@@ -68,7 +69,8 @@ impl Settings {
         }
     }
 
-    fn read(scale: u8) -> Settings {
+    /// Reads the settings from `config`, for a currency of `scale` minor digits.
+    pub fn read(scale: u8, config: &impl Source) -> Settings {
         let defaults = Settings::defaults(scale);
         let keys = [
             "points.debtor-burst",
@@ -80,23 +82,19 @@ impl Settings {
         ];
         let mut points = defaults.points;
         for (slot, key) in points.iter_mut().zip(keys) {
-            *slot = config::number(key, *slot);
+            *slot = config.number(key, *slot);
         }
         Settings {
-            debtor_hourly_count: config::number(
-                "debtor-hourly-count",
-                defaults.debtor_hourly_count,
-            ),
-            debtor_daily_count: config::number("debtor-daily-count", defaults.debtor_daily_count),
-            pair_daily_count: config::number("pair-daily-count", defaults.pair_daily_count),
-            unusual_amount_multiple: config::number(
-                "unusual-amount-multiple",
-                defaults.unusual_amount_multiple,
-            ),
-            new_creditor_minor_units: config::amount("new-creditor-amount", scale)
+            debtor_hourly_count: config.number("debtor-hourly-count", defaults.debtor_hourly_count),
+            debtor_daily_count: config.number("debtor-daily-count", defaults.debtor_daily_count),
+            pair_daily_count: config.number("pair-daily-count", defaults.pair_daily_count),
+            unusual_amount_multiple: config
+                .number("unusual-amount-multiple", defaults.unusual_amount_multiple),
+            new_creditor_minor_units: config
+                .amount("new-creditor-amount", scale)
                 .unwrap_or(defaults.new_creditor_minor_units),
-            high_risk_countries: config::list("high-risk-countries"),
-            high_risk_corridors: config::list("high-risk-corridors"),
+            high_risk_countries: config.list("high-risk-countries"),
+            high_risk_corridors: config.list("high-risk-corridors"),
             points,
         }
     }
@@ -204,7 +202,11 @@ impl FraudRule for VelocityRisk {
             })
         })();
         match signals {
-            Ok(signals) => score(&payment, &signals, &Settings::read(payment.amount.scale)),
+            Ok(signals) => score(
+                &payment,
+                &signals,
+                &Settings::read(payment.amount.scale, &config::Host),
+            ),
             // The host refused a window: a bug in this rule, so fail loudly rather
             // than score on missing data.
             Err(error) => panic!("velocity figures unavailable: {error}"),
@@ -212,7 +214,7 @@ impl FraudRule for VelocityRisk {
     }
 }
 
-payrules_sdk::export_fraud_rule!(VelocityRisk);
+payrules_sdk::fraud_rule!(VelocityRisk);
 
 #[cfg(test)]
 mod tests {

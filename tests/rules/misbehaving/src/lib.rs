@@ -74,4 +74,4 @@ impl ComplianceRule for Misbehaving {
     }
 }
 
-payrules_sdk::export_compliance_rule!(Misbehaving);
+payrules_sdk::compliance_rule!(Misbehaving);
