@@ -6,8 +6,10 @@
 //! - `loading`: rules directories that must be refused, and why.
 //! - `examples`: the example rules decide the example payments as the docs say.
 //! - `cli`: `payrules evaluate` as a user runs it.
+//! - `docs`: the rule guide keeps up with the contract.
 
 mod cli;
+mod docs;
 mod examples;
 mod loading;
 mod sandbox;

@@ -49,31 +49,30 @@ pub fn verdict(payment: &Payment, limits: &Limits) -> Verdict {
             amount.currency
         )
     };
-    if let Some(max) = limits.max_amount {
-        if amount.minor_units > max {
-            return Verdict::Reject(Reason::new(
-                "AM02",
-                format!(
-                    "{} is over the {} limit",
-                    shown(amount.minor_units),
-                    shown(max)
-                ),
-            ));
-        }
+    if let Some(max) = limits.max_amount
+        && amount.minor_units > max
+    {
+        return Verdict::Reject(Reason::new(
+            "AM02",
+            format!(
+                "{} is over the {} limit",
+                shown(amount.minor_units),
+                shown(max)
+            ),
+        ));
     }
-    if payment.urgency == Urgency::Instant {
-        if let Some(max) = limits.instant_max_amount {
-            if amount.minor_units > max {
-                return Verdict::Reject(Reason::new(
-                    "AM02",
-                    format!(
-                        "{} is over the {} instant payment limit",
-                        shown(amount.minor_units),
-                        shown(max)
-                    ),
-                ));
-            }
-        }
+    if payment.urgency == Urgency::Instant
+        && let Some(max) = limits.instant_max_amount
+        && amount.minor_units > max
+    {
+        return Verdict::Reject(Reason::new(
+            "AM02",
+            format!(
+                "{} is over the {} instant payment limit",
+                shown(amount.minor_units),
+                shown(max)
+            ),
+        ));
     }
     let mut places: Vec<(String, Option<&str>)> = payment
         .named_parties()
@@ -89,17 +88,16 @@ pub fn verdict(payment: &Payment, limits: &Limits) -> Verdict {
         places.push((format!("intermediary agent {}", index + 1), agent.country()));
     }
     for (role, country) in places {
-        if let Some(country) = country {
-            if limits
+        if let Some(country) = country
+            && limits
                 .blocked_countries
                 .iter()
                 .any(|blocked| blocked == country)
-            {
-                return Verdict::Reject(Reason::new(
-                    "RR04",
-                    format!("the {role} is in {country}, a blocked country"),
-                ));
-            }
+        {
+            return Verdict::Reject(Reason::new(
+                "RR04",
+                format!("the {role} is in {country}, a blocked country"),
+            ));
         }
     }
     if payment.is_cross_border() {

@@ -85,6 +85,15 @@ pub struct Routing {
     pub sepa_countries: Vec<String>,
 }
 
+/// The urgency as manifests spell it.
+fn urgency_name(urgency: Urgency) -> &'static str {
+    match urgency {
+        Urgency::Instant => "instant",
+        Urgency::Urgent => "urgent",
+        Urgency::Normal => "normal",
+    }
+}
+
 fn parse_hh_mm(text: &str) -> Option<u16> {
     let (hours, minutes) = text.split_once(':')?;
     let (hours, minutes): (u16, u16) = (hours.parse().ok()?, minutes.parse().ok()?);
@@ -96,11 +105,7 @@ impl Routing {
     /// from `config`.
     pub fn read(payment: &Payment, candidates: &[Rail], config: &impl Source) -> Routing {
         let scale = payment.amount.scale;
-        let urgency = match payment.urgency {
-            Urgency::Instant => "instant",
-            Urgency::Urgent => "urgent",
-            Urgency::Normal => "normal",
-        };
+        let urgency = urgency_name(payment.urgency);
         // Only the rails this urgency would try, and only if offered: every key read is a
         // call to the host.
         let preference: Vec<Rail> = config
@@ -258,11 +263,7 @@ pub fn choose(
         } else {
             "settles the next business day (past today's cut-off or not a weekday)".to_owned()
         };
-        let urgency = match payment.urgency {
-            Urgency::Instant => "instant",
-            Urgency::Urgent => "urgent",
-            Urgency::Normal => "normal",
-        };
+        let urgency = urgency_name(payment.urgency);
         return Ok(RouteChoice {
             rail: *rail,
             explanation: format!(
@@ -276,8 +277,9 @@ pub fn choose(
         Some(Miss::Currency) | None => Reason::new(
             "AM03",
             format!(
-                "no configured rail takes {} for a {:?} payment",
-                amount.currency, payment.urgency
+                "no configured rail takes {} for an {} payment",
+                amount.currency,
+                urgency_name(payment.urgency)
             ),
         ),
         Some(Miss::Amount) => Reason::new(
@@ -291,8 +293,9 @@ pub fn choose(
         Some(Miss::Other) => Reason::new(
             "AG03",
             format!(
-                "no rail in {} reaches both agents fast enough for a {:?} payment",
-                amount.currency, payment.urgency
+                "no rail in {} reaches both agents fast enough for an {} payment",
+                amount.currency,
+                urgency_name(payment.urgency)
             ),
         ),
     })

@@ -4,7 +4,7 @@
 //! [`RoutingRule`], exported with the matching macro ([`compliance_rule!`],
 //! [`fraud_rule!`], [`routing_rule!`]), built for `wasm32-wasip2` as a `cdylib`:
 //!
-//! ```ignore
+//! ```
 //! use payrules_sdk::{ComplianceRule, Payment, Verdict, Reason};
 //!
 //! struct NoTestPayments;
