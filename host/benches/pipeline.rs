@@ -103,9 +103,13 @@ fn breakdown(runtime: &Runtime, rules: &RuleSet, payment: &Payment) {
         fuel.insert(name.to_owned(), result.fuel_used);
     };
     let candidates = &rules.policy.routing.candidates;
+    let mut opening = Vec::with_capacity(SAMPLES);
+    let mut closing = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
+        let started = std::time::Instant::now();
         let mut evaluation =
             runtime.evaluation(payment, "bench", NOW_UNIX_MS, Arc::clone(&velocity));
+        opening.push(started.elapsed());
         for rule in rules.rules() {
             let result = match rule.manifest.kind {
                 RuleKind::Compliance => evaluation.check(&rule.compiled, &rule.context),
@@ -116,6 +120,9 @@ fn breakdown(runtime: &Runtime, rules: &RuleSet, payment: &Payment) {
         }
         let result = evaluation.check(&noop.0, &noop.1);
         record("(no-op rule)", &result);
+        let started = std::time::Instant::now();
+        drop(evaluation);
+        closing.push(started.elapsed());
     }
     let median = |samples: &mut Vec<Duration>| {
         samples.sort();
@@ -141,6 +148,11 @@ fn breakdown(runtime: &Runtime, rules: &RuleSet, payment: &Payment) {
         );
     }
     println!("sum of the four rules' medians: {total:.2} µs");
+    println!(
+        "per payment: opening the store and marshalling the payment {:.2} µs, closing it (5 instances back to the pool) {:.2} µs",
+        median(&mut opening),
+        median(&mut closing)
+    );
     println!(
         "* own work = call − the no-op rule's call (which is marshalling the payment in and the verdict out)"
     );

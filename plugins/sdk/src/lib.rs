@@ -28,7 +28,9 @@
 //! - helpers every rule would otherwise rewrite: [`money`] (exact amounts, never floats),
 //!   [`names`] (the normalisation the host's list matching uses), payment facts such as
 //!   [`Payment::is_cross_border`];
-//! - [`testing`]: a realistic payment to start native unit tests from.
+//! - [`testing`]: a realistic payment to start native unit tests from;
+//! - `arena` (on `wasm32`, the default `arena` feature): a bump allocator, since a rule
+//!   instance lives for one call.
 //!
 //! The capabilities only work inside the payrules host; in native unit tests, keep the
 //! rule's decision in a plain function and call that.
@@ -154,9 +156,15 @@ pub use routing::exports::payrules::rules::routing::Guest as RoutingRule;
 
 pub use compliance::payrules::rules::{clock, lists, log, velocity};
 
+#[cfg(target_arch = "wasm32")]
+pub mod arena;
 pub mod config;
 pub mod money;
 pub mod testing;
+
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 /// Party-name normalisation and similarity: the very functions the host's
 /// `lists.fuzzy-match` uses, so a rule can compare names the way the host does.
