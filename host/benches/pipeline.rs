@@ -274,24 +274,17 @@ impl NativeRules {
             verdict(limits::verdict(&guest, &limits)),
         ));
 
-        let account = |party: &model::Party| {
-            party
-                .account
-                .as_ref()
-                .map(|a| a.identifier().to_owned())
-                .unwrap_or_default()
-        };
-        let (debtor, creditor) = (account(&payment.debtor), account(&payment.creditor));
+        let (debtor, creditor) = (payment.debtor_account(), payment.creditor_account());
         let figures =
             |scope, window| velocity.figures(scope, payment.currency, window, NOW_UNIX_MS);
         let day = 86_400;
-        let month = figures(Scope::Debtor(&debtor), 30 * day);
+        let month = figures(Scope::Debtor(debtor), 30 * day);
         let signals = velocity_risk::Signals {
-            debtor_last_hour: figures(Scope::Debtor(&debtor), 3_600).count,
-            debtor_last_day: figures(Scope::Debtor(&debtor), day).count,
+            debtor_last_hour: figures(Scope::Debtor(debtor), 3_600).count,
+            debtor_last_day: figures(Scope::Debtor(debtor), day).count,
             debtor_last_30_days: (month.count, month.sum_minor_units),
-            pair_last_day: figures(Scope::Pair(&debtor, &creditor), day).count,
-            pair_last_90_days: figures(Scope::Pair(&debtor, &creditor), 90 * day).count,
+            pair_last_day: figures(Scope::Pair(debtor, creditor), day).count,
+            pair_last_90_days: figures(Scope::Pair(debtor, creditor), 90 * day).count,
         };
         let settings = velocity_risk::Settings::read(guest.amount.scale, &self.velocity);
         let risk = velocity_risk::score(&guest, &signals, &settings);

@@ -59,14 +59,10 @@ impl VelocityBook {
     /// Records an accepted payment at `at_unix_ms`.
     pub fn record(&self, payment: &Payment, at_unix_ms: i64) {
         let money = payment.money();
-        let account = |party: &crate::model::Party| {
-            party
-                .account
-                .as_ref()
-                .map(|a| a.identifier().to_owned())
-                .unwrap_or_default()
-        };
-        let (debtor, creditor) = (account(&payment.debtor), account(&payment.creditor));
+        let (debtor, creditor) = (
+            payment.debtor_account().to_owned(),
+            payment.creditor_account().to_owned(),
+        );
         let currency = money.currency();
         let keys = [
             Key::Debtor(debtor.clone(), currency),

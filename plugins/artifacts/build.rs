@@ -18,6 +18,7 @@ const RULES: &[(&str, &str)] = &[
     ("velocity-risk", "velocity_risk"),
     ("rail-router", "rail_router"),
     ("misbehaving", "misbehaving"),
+    ("escape", "escape"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -1,7 +1,18 @@
 //! Rules directories that must be refused, each with the file at fault and why.
 
 use crate::support::RulesDir;
-use payrules_rule_artifacts::{LIMITS, MISBEHAVING, SANCTIONS_SCREENING, VELOCITY_RISK};
+use payrules_rule_artifacts::{ESCAPE, LIMITS, MISBEHAVING, SANCTIONS_SCREENING, VELOCITY_RISK};
+
+#[test]
+fn a_component_that_reaches_for_files_or_the_wall_clock_is_refused() {
+    let error = RulesDir::new().rule("escape", "kind = \"compliance\"\n", ESCAPE).load_error();
+    assert!(error.contains("escape.wasm"), "{error}");
+    assert!(
+        error.contains("wasi:filesystem") || error.contains("wasi:clocks"),
+        "the refused import is named: {error}"
+    );
+    assert!(error.contains("no such capability"), "{error}");
+}
 
 #[test]
 fn a_component_that_imports_a_capability_its_manifest_does_not_grant_is_refused() {

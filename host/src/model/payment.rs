@@ -119,6 +119,21 @@ impl Payment {
             .unwrap_or_else(|error| unreachable!("a validated payment has a valid amount: {error}"))
     }
 
+    /// The debtor's account identifier (IBAN or other id). Present in every validated
+    /// payment.
+    pub fn debtor_account(&self) -> &str {
+        self.debtor.account.as_ref().map_or("", Account::identifier)
+    }
+
+    /// The creditor's account identifier (IBAN or other id). Present in every validated
+    /// payment.
+    pub fn creditor_account(&self) -> &str {
+        self.creditor
+            .account
+            .as_ref()
+            .map_or("", Account::identifier)
+    }
+
     /// The rules that tie fields together.
     fn check(&self) -> Result<(), InvalidPayment> {
         Money::new(self.amount.value(), self.currency).map_err(|error| {

@@ -114,9 +114,21 @@ pub fn combine_scores(scores: &[u16], combination: ScoreCombination) -> Option<u
     })
 }
 
-/// Whether the fraud rules run so far reject the payment.
+/// Whether the fraud rules run so far reject the payment: a failure under the `reject`
+/// policy, or a combined score at or above `reject-at`.
 pub fn fraud_rejects(runs: &[RuleRun], policy: &FraudPolicy) -> bool {
-    combine(runs, policy).status == Status::Rejected
+    let mut scores = Vec::new();
+    for run in runs.iter().filter(|run| run.kind == RuleKind::Fraud) {
+        match &run.outcome {
+            RuleOutcome::Score { score, .. } => scores.push(*score),
+            RuleOutcome::Failed {
+                policy: FailurePolicy::Reject,
+                ..
+            } => return true,
+            _ => {}
+        }
+    }
+    combine_scores(&scores, policy.combine).is_some_and(|score| score >= policy.reject_at)
 }
 
 /// Combines the trace of every rule that ran into the decision's answer.

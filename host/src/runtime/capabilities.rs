@@ -77,45 +77,50 @@ impl Capability {
     }
 }
 
-/// The data of one payment's store: what the capabilities answer from, and the bounds of
-/// the rule running now.
-pub(crate) struct EvalState {
-    pub(crate) limiter: RuleLimiter,
-    rule: Option<Arc<RuleContext>>,
-    host_calls: u32,
-    host_calls_max: u32,
-    pub(crate) host_calls_exceeded: bool,
+/// What the capabilities answer from for one payment, the same for every rule of it.
+#[derive(Clone)]
+struct PaymentFacts {
     now: wit::clock::Instant,
     now_unix_ms: i64,
     velocity: Arc<VelocityBook>,
     debtor_account: String,
     creditor_account: String,
     currency: Currency,
+}
+
+/// The data of one payment's store: the payment's facts, and the bounds and logs of the
+/// rule running now.
+pub(crate) struct EvalState {
+    pub(crate) limiter: RuleLimiter,
+    facts: PaymentFacts,
+    rule: Option<Arc<RuleContext>>,
+    host_calls: u32,
+    host_calls_max: u32,
+    pub(crate) host_calls_exceeded: bool,
     logs: Vec<RuleLogLine>,
     logs_dropped: u32,
 }
 
 impl EvalState {
     pub(crate) fn new(payment: &Payment, now_unix_ms: i64, velocity: Arc<VelocityBook>) -> Self {
-        let account = |party: &crate::model::Party| {
-            party
-                .account
-                .as_ref()
-                .map(|a| a.identifier().to_owned())
-                .unwrap_or_default()
-        };
+        EvalState::with_facts(PaymentFacts {
+            now: instant(now_unix_ms),
+            now_unix_ms,
+            velocity,
+            debtor_account: payment.debtor_account().to_owned(),
+            creditor_account: payment.creditor_account().to_owned(),
+            currency: payment.currency,
+        })
+    }
+
+    fn with_facts(facts: PaymentFacts) -> Self {
         EvalState {
             limiter: RuleLimiter::default(),
+            facts,
             rule: None,
             host_calls: 0,
             host_calls_max: 0,
             host_calls_exceeded: false,
-            now: instant(now_unix_ms),
-            now_unix_ms,
-            velocity,
-            debtor_account: account(&payment.debtor),
-            creditor_account: account(&payment.creditor),
-            currency: payment.currency,
             logs: Vec::new(),
             logs_dropped: 0,
         }
@@ -123,21 +128,7 @@ impl EvalState {
 
     /// The same payment's state for a new store (after a trap poisoned the old one).
     pub(crate) fn for_a_new_store(&self) -> Self {
-        EvalState {
-            limiter: RuleLimiter::default(),
-            rule: None,
-            host_calls: 0,
-            host_calls_max: 0,
-            host_calls_exceeded: false,
-            now: self.now,
-            now_unix_ms: self.now_unix_ms,
-            velocity: Arc::clone(&self.velocity),
-            debtor_account: self.debtor_account.clone(),
-            creditor_account: self.creditor_account.clone(),
-            currency: self.currency,
-            logs: Vec::new(),
-            logs_dropped: 0,
-        }
+        EvalState::with_facts(self.facts.clone())
     }
 
     /// Prepares the store for the next rule: its bounds, its context, empty logs.
@@ -249,17 +240,22 @@ impl wit::velocity::Host for EvalState {
             )));
         }
         let scope = match scope {
-            wit::velocity::VelocityScope::DebtorAccount => Scope::Debtor(&self.debtor_account),
+            wit::velocity::VelocityScope::DebtorAccount => {
+                Scope::Debtor(&self.facts.debtor_account)
+            }
             wit::velocity::VelocityScope::CreditorAccount => {
-                Scope::Creditor(&self.creditor_account)
+                Scope::Creditor(&self.facts.creditor_account)
             }
             wit::velocity::VelocityScope::DebtorToCreditor => {
-                Scope::Pair(&self.debtor_account, &self.creditor_account)
+                Scope::Pair(&self.facts.debtor_account, &self.facts.creditor_account)
             }
         };
-        let figures = self
-            .velocity
-            .figures(scope, self.currency, window_seconds, self.now_unix_ms);
+        let figures = self.facts.velocity.figures(
+            scope,
+            self.facts.currency,
+            window_seconds,
+            self.facts.now_unix_ms,
+        );
         Ok(Ok(wit::velocity::VelocityFigures {
             count: figures.count,
             sum_minor_units: figures.sum_minor_units,
@@ -270,7 +266,7 @@ impl wit::velocity::Host for EvalState {
 impl wit::clock::Host for EvalState {
     fn now(&mut self) -> wasmtime::Result<wit::clock::Instant> {
         self.charge()?;
-        Ok(self.now)
+        Ok(self.facts.now)
     }
 }
 
