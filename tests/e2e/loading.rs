@@ -5,7 +5,9 @@ use payrules_rule_artifacts::{ESCAPE, LIMITS, MISBEHAVING, SANCTIONS_SCREENING, 
 
 #[test]
 fn a_component_that_reaches_for_files_or_the_wall_clock_is_refused() {
-    let error = RulesDir::new().rule("escape", "kind = \"compliance\"\n", ESCAPE).load_error();
+    let error = RulesDir::new()
+        .rule("escape", "kind = \"compliance\"\n", ESCAPE)
+        .load_error();
     assert!(error.contains("escape.wasm"), "{error}");
     assert!(
         error.contains("wasi:filesystem") || error.contains("wasi:clocks"),

@@ -10,7 +10,10 @@ impl ComplianceRule for Escape {
     fn check(_payment: Payment) -> Verdict {
         let secret = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
         let now = std::time::SystemTime::now();
-        Verdict::Review(vec![Reason::new("escaped", format!("{} bytes at {now:?}", secret.len()))])
+        Verdict::Review(vec![Reason::new(
+            "escaped",
+            format!("{} bytes at {now:?}", secret.len()),
+        )])
     }
 }
 
