@@ -108,6 +108,30 @@ fn every_rule_that_ran_is_named_with_the_sha256_of_its_component() {
 }
 
 #[test]
+fn a_rule_asking_for_a_list_it_was_not_given_gets_an_answer_not_a_crash() {
+    let manifest = std::fs::read_to_string(example_rules().join("sanctions-screening.toml"))
+        .expect("manifest")
+        .replace("list = \"sanctions\"", "list = \"no-such-list\"");
+    let dir = crate::support::RulesDir::new()
+        .rule(
+            "sanctions-screening",
+            &manifest,
+            payrules_rule_artifacts::SANCTIONS_SCREENING,
+        )
+        .file(
+            "lists/sdn-sample.csv",
+            &std::fs::read(example_rules().join("lists/sdn-sample.csv")).expect("list"),
+        );
+    let decision = decide(
+        &pipeline(),
+        &dir.load(),
+        &example_payment("us-payroll-fednow.json"),
+    );
+    assert_eq!(decision.status, Status::PendingReview);
+    assert_eq!(codes(&decision), ["sanctions-list-unavailable"]);
+}
+
+#[test]
 fn accepted_payments_feed_the_velocity_of_later_ones() {
     let pipeline = pipeline();
     let rules = load(&example_rules());

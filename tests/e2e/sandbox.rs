@@ -145,6 +145,28 @@ fn std_hashmap_works_because_randomness_is_deterministic() {
 }
 
 #[test]
+fn rule_logs_are_kept_in_the_trace_within_their_bounds() {
+    let rules = RulesDir::new().misbehaving("chatty", "chatty", "").load();
+    let decision = decide(
+        &pipeline(),
+        &rules,
+        &example_payment("sepa-instant-supplier.json"),
+    );
+    let run = &decision.rules[0];
+    assert_eq!(run.outcome, RuleOutcome::Pass);
+    // 32 lines kept, then one saying how many were dropped.
+    assert_eq!(run.logs.len(), 33, "{:#?}", run.logs);
+    assert_eq!(run.logs[0].level, "info");
+    assert_eq!(
+        run.logs[0].message.len(),
+        1024,
+        "cut at 1024 bytes, on a character boundary"
+    );
+    assert_eq!(run.logs[1].message, "line 1 about INV-2026-0418");
+    assert_eq!(run.logs[32].message, "8 more log lines dropped");
+}
+
+#[test]
 fn the_host_stays_healthy_after_every_kind_of_failure() {
     let pipeline = pipeline();
     let broken = RulesDir::new()

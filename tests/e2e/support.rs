@@ -86,7 +86,7 @@ impl RulesDir {
     /// lines (limits, failure policy).
     pub fn misbehaving(self, name: &str, behaviour: &str, extra: &str) -> Self {
         let manifest = format!(
-            "kind = \"compliance\"\ncapabilities = [\"config\"]\n{extra}\n[config]\nbehaviour = \"{behaviour}\"\n"
+            "kind = \"compliance\"\ncapabilities = [\"config\", \"log\"]\n{extra}\n[config]\nbehaviour = \"{behaviour}\"\n"
         );
         self.rule(name, &manifest, payrules_rule_artifacts::MISBEHAVING)
     }

@@ -12,9 +12,11 @@
 //! | `host-call-flood` | calls `config.get` without end |
 //! | `bad-reason-code` | rejects with a code that is not ISO 20022 |
 //! | `use-hashmap` | uses std's `HashMap` (seeded through `wasi:random`) and passes |
+//! | `chatty` | logs 40 lines, the first 5,000 bytes long, and passes |
 
 use std::collections::HashMap;
 
+use payrules_sdk::log::{self, Level};
 use payrules_sdk::{ComplianceRule, Payment, Reason, Verdict, config};
 
 struct Misbehaving;
@@ -68,6 +70,16 @@ impl ComplianceRule for Misbehaving {
                 } else {
                     Verdict::Reject(Reason::new("MS03", "hashmap broke"))
                 }
+            }
+            Some("chatty") => {
+                log::emit(Level::Info, &"é".repeat(2_500));
+                for line in 1..40 {
+                    log::emit(
+                        Level::Debug,
+                        &format!("line {line} about {}", payment.end_to_end_id),
+                    );
+                }
+                Verdict::Pass
             }
             _ => Verdict::Pass,
         }
