@@ -29,6 +29,34 @@ fn evaluate_prints_the_decision_and_the_trace_of_every_rule() {
 }
 
 #[test]
+fn the_readme_run_command_decides_every_example_payment() {
+    // `payrules evaluate examples/payments/*.json`, the glob expanded as a shell would.
+    let mut files: Vec<String> = std::fs::read_dir(workspace().join("examples/payments"))
+        .expect("examples/payments")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            format!(
+                "examples/payments/{}",
+                path.file_name().expect("name").to_string_lossy()
+            )
+        })
+        .collect();
+    files.sort();
+    let mut args = vec!["evaluate"];
+    args.extend(files.iter().map(String::as_str));
+    let output = payrules(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for file in &files {
+        assert!(
+            text.contains(&format!("{file}: ")),
+            "{file} was decided: {text}"
+        );
+    }
+}
+
+#[test]
 fn evaluate_prints_json_decisions_one_per_line() {
     let output = payrules(&[
         "evaluate",
@@ -81,7 +109,7 @@ fn bad_input_gets_one_line_naming_the_field_and_exit_status_2() {
         ),
         (
             workspace()
-                .join("examples/payments/invalid-iban.json")
+                .join("examples/invalid/invalid-iban.json")
                 .display()
                 .to_string(),
             "debtor.account.iban: ",
