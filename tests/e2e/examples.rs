@@ -108,6 +108,45 @@ fn every_rule_that_ran_is_named_with_the_sha256_of_its_component() {
 }
 
 #[test]
+fn payments_decided_on_many_threads_at_once_get_the_same_decisions() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let rules = load(&example_rules());
+    let pipeline = pipeline();
+    shareable(&rules);
+    shareable(&pipeline);
+    let files = [
+        "sepa-instant-supplier.json",
+        "sanctioned-creditor.json",
+        "weak-match-review.json",
+        "over-limit.json",
+    ];
+    let expected: Vec<Status> = files
+        .iter()
+        .map(|file| decide(&crate::support::pipeline(), &rules, &example_payment(file)).status)
+        .collect();
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let (rules, pipeline, expected) = (&rules, &pipeline, &expected);
+            scope.spawn(move || {
+                for round in 0..25 {
+                    let index = (thread + round) % files.len();
+                    let payment = example_payment(files[index]);
+                    // Instants far apart, so velocity does not change the answers.
+                    let now = TUESDAY_MORNING_UNIX_MS
+                        + i64::try_from(round * 4 + thread).expect("small") * 86_400_000 * 100;
+                    let decision = pipeline.evaluate(rules, &payment, "p", now);
+                    assert_eq!(
+                        decision.status, expected[index],
+                        "{} on thread {thread}",
+                        files[index]
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
 fn a_rule_asking_for_a_list_it_was_not_given_gets_an_answer_not_a_crash() {
     let manifest = std::fs::read_to_string(example_rules().join("sanctions-screening.toml"))
         .expect("manifest")
