@@ -2,6 +2,8 @@
 //!
 //! Modules, in the order a payment flows through them:
 //!
+//! - [`iso20022`]: pacs.008 and pain.001 messages in, read while streaming, as payments in
+//!   the canonical shape.
 //! - [`model`]: the payment (its one canonical JSON shape, validated as it is read), exact
 //!   money, the decision and its trace. Plain data.
 //! - [`lists`]: named lists (sanctions, blocklists, directories), indexed for look-up and
@@ -15,6 +17,7 @@
 //!   is pure and lives in [`pipeline::combine`].
 //! - [`velocity`]: the figures the `velocity` capability reports, fed by accepted payments.
 
+pub mod iso20022;
 pub mod lists;
 pub mod model;
 pub mod pipeline;

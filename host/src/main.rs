@@ -35,6 +35,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read an ISO 20022 pacs.008 or pain.001 message and print its payments as JSON; a
+    /// message that must be refused gets a JSON error (ISO code, message, element path)
+    /// on stderr and exit status 2.
+    Parse {
+        /// The XML message.
+        file: PathBuf,
+    },
     /// Decide payments with the rules of a directory and print each decision and its trace.
     Evaluate {
         /// Payment files in the canonical JSON form, decided in order (so later ones see
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Parse { file } => return parse(&file),
         Command::Evaluate {
             payments,
             rules,
@@ -135,6 +143,48 @@ fn evaluate(
         }
     }
     Ok(())
+}
+
+/// `payrules parse FILE`: the contract of the ISO 20022 conformance kit.
+fn parse(path: &Path) -> ExitCode {
+    let refuse = |error: payrules::iso20022::IsoError| {
+        let report = serde_json::json!({ "error": error });
+        eprintln!("{report}");
+        ExitCode::from(2)
+    };
+    let bytes = match read_limited(path, payrules::iso20022::limits::INPUT_BYTES_MAX as u64) {
+        Ok(bytes) => bytes,
+        Err(message) => return refuse(payrules::iso20022::IsoError::new("FF01", message)),
+    };
+    match payrules::iso20022::parse(&bytes) {
+        Ok(message) => {
+            let mut out = std::io::stdout().lock();
+            match serde_json::to_writer(&mut out, &message)
+                .and_then(|()| writeln!(out).map_err(serde_json::Error::io))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: cannot write the result: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(error) => refuse(error),
+    }
+}
+
+/// Reads a file of at most `max` bytes; the error says which file and why.
+fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    if metadata.len() > max {
+        return Err(format!(
+            "{}: {} bytes, more than the {max} allowed",
+            path.display(),
+            metadata.len()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))
 }
 
 /// Reads and validates a payment file; its id is derived from its content.
