@@ -6,11 +6,13 @@
 //! - `loading`: rules directories that must be refused, and why.
 //! - `examples`: the example rules decide the example payments as the docs say.
 //! - `cli`: `payrules evaluate` as a user runs it.
+//! - `iso20022`: `payrules parse` and the reader, on fixtures and hostile input.
 //! - `docs`: the rule guide keeps up with the contract.
 
 mod cli;
 mod docs;
 mod examples;
+mod iso20022;
 mod loading;
 mod sandbox;
 mod support;
