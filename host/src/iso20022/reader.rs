@@ -3,8 +3,7 @@
 use std::str::FromStr;
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::{NsReader, XmlVersion};
+use quick_xml::{Reader as XmlReader, XmlVersion};
 use rust_decimal::Decimal;
 
 use super::limits::{ATTRIBUTES_MAX, DEPTH_MAX, INPUT_BYTES_MAX, TEXT_BYTES_MAX, TRANSACTIONS_MAX};
@@ -73,11 +72,15 @@ struct PaymentInfo {
 }
 
 struct Reader<'i> {
-    xml: NsReader<&'i [u8]>,
+    xml: XmlReader<&'i [u8]>,
+    /// Namespace declarations of the open elements outside the `Document`:
+    /// `(depth, prefix, namespace)`, the prefix empty for a default namespace. Inside the
+    /// `Document` no namespace work is done: the message type is known.
+    namespaces: Vec<(usize, String, String)>,
     kind: Option<Kind>,
     message: ParsedMessage,
-    /// Local names from the `Document` down; empty outside it.
-    path: Vec<String>,
+    /// Local names from the `Document` down, interned; empty outside it.
+    path: Vec<Tag>,
     /// Depth of every open element, wrappers included.
     depth: usize,
     document_depth: usize,
@@ -96,13 +99,14 @@ struct Reader<'i> {
 
 impl<'i> Reader<'i> {
     fn new(text: &'i str) -> Self {
-        let mut xml = NsReader::from_str(text);
+        let mut xml = XmlReader::from_str(text);
         let config = xml.config_mut();
         config.expand_empty_elements = true;
         config.check_end_names = true;
         config.trim_text(false);
         Reader {
             xml,
+            namespaces: Vec::new(),
             kind: None,
             message: ParsedMessage::default(),
             path: Vec::new(),
@@ -134,21 +138,15 @@ impl<'i> Reader<'i> {
 
     fn read(mut self) -> Result<ParsedMessage, IsoError> {
         loop {
-            let (resolved, event) = match self.xml.read_resolved_event() {
-                Ok((resolved, event)) => {
-                    let namespace = match resolved {
-                        ResolveResult::Bound(namespace) => Some(namespace.as_ref().to_owned()),
-                        _ => None,
-                    };
-                    (namespace, event.into_owned())
-                }
+            let event = match self.xml.read_event() {
+                Ok(event) => event,
                 Err(error) => return Err(self.position_error(error)),
             };
             match event {
                 Event::DocType(_) => {
                     return Err(IsoError::new("FF01", "DTDs are refused (<!DOCTYPE ...>)"));
                 }
-                Event::Start(start) => self.start(&start, resolved)?,
+                Event::Start(start) => self.start(&start)?,
                 Event::End(_) => self.end()?,
                 Event::Text(text) => self.push_text(&text.xml10_content())?,
                 Event::CData(data) => self.push_text(&data.into_inner())?,
@@ -211,10 +209,10 @@ impl<'i> Reader<'i> {
     }
 
     fn path_string(&self) -> String {
-        format!("/Document/{}", self.path.join("/"))
+        join_path(&self.path)
     }
 
-    fn start(&mut self, start: &BytesStart<'_>, namespace: Option<String>) -> Result<(), IsoError> {
+    fn start(&mut self, start: &BytesStart<'_>) -> Result<(), IsoError> {
         self.depth += 1;
         if self.depth > DEPTH_MAX {
             return Err(IsoError::new(
@@ -231,32 +229,53 @@ impl<'i> Reader<'i> {
                 ));
             }
             let attribute = attribute.map_err(|e| self.position_error(e))?;
+            let key = attribute.key.as_ref();
             if attribute.key.local_name().as_ref() == "Ccy" {
                 let value = attribute
                     .normalized_value(XmlVersion::Implicit1_0)
                     .map_err(|e| self.position_error(e))?;
                 currency = Some(value.into_owned());
+            } else if self.document_depth == 0 && (key == "xmlns" || key.starts_with("xmlns:")) {
+                let prefix = key
+                    .strip_prefix("xmlns")
+                    .unwrap_or("")
+                    .trim_start_matches(':');
+                let value = attribute
+                    .normalized_value(XmlVersion::Implicit1_0)
+                    .map_err(|e| self.position_error(e))?;
+                self.namespaces
+                    .push((self.depth, prefix.to_owned(), value.into_owned()));
             }
         }
-        let local = start.local_name().as_ref().to_owned();
+        let local_name = start.local_name();
+        let name = local_name.as_ref();
         self.text.clear();
         self.text_depth = self.depth;
         if self.document_depth == 0 {
-            if local == "Document" && !self.document_done {
+            if name == "Document" && !self.document_done {
+                let qualified = start.name();
+                let prefix = qualified.prefix().map_or("", |p| p.into_inner());
+                let namespace = self
+                    .namespaces
+                    .iter()
+                    .rev()
+                    .find(|(_, declared, _)| declared == prefix)
+                    .map(|(_, _, namespace)| namespace.clone())
+                    .filter(|namespace| !namespace.is_empty());
                 self.open_document(namespace)?;
             }
             return Ok(());
         }
-        self.path.push(local);
+        self.path.push(intern(name));
         self.currencies.push(currency);
-        let names: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        match names.as_slice() {
-            [root] => {
+        match self.path.as_slice() {
+            [_] => {
+                let root = name;
                 let expected = match self.kind {
                     Some(Kind::Pacs008) => "FIToFICstmrCdtTrf",
                     _ => "CstmrCdtTrfInitn",
                 };
-                if *root != expected || self.root_seen {
+                if root != expected || self.root_seen {
                     return Err(IsoError::at(
                         "FF01",
                         &self.path_string(),
@@ -265,7 +284,7 @@ impl<'i> Reader<'i> {
                 }
                 self.root_seen = true;
             }
-            [_, "CdtTrfTxInf"] | [_, "PmtInf", "CdtTrfTxInf"] => {
+            [_, Tag::CdtTrfTxInf] | [_, Tag::PmtInf, Tag::CdtTrfTxInf] => {
                 if self.message.payments.len() >= TRANSACTIONS_MAX {
                     return Err(IsoError::new(
                         "FF01",
@@ -277,7 +296,7 @@ impl<'i> Reader<'i> {
                     ..Transaction::default()
                 });
             }
-            [_, "PmtInf"] => {
+            [_, Tag::PmtInf] => {
                 self.payment_info = Some(PaymentInfo {
                     first_transaction: self.message.payments.len(),
                     ..PaymentInfo::default()
@@ -330,15 +349,25 @@ impl<'i> Reader<'i> {
     }
 
     fn end(&mut self) -> Result<(), IsoError> {
+        while self
+            .namespaces
+            .last()
+            .is_some_and(|(depth, _, _)| *depth == self.depth)
+        {
+            self.namespaces.pop();
+        }
         if self.document_depth != 0 && self.depth == self.document_depth {
             self.document_depth = 0;
             self.document_done = true;
         } else if self.document_depth != 0 {
-            let leaf = self.text_depth == self.depth;
-            let text = std::mem::take(&mut self.text);
-            if leaf {
+            // Only a leaf whose whole path is made of names the reader knows can be a
+            // field; any other text is dropped without a copy.
+            let field = self.text_depth == self.depth && !self.path.contains(&Tag::Other);
+            if field {
+                let text = self.text.clone();
                 self.assign(text)?;
             }
+            self.text.clear();
             self.close()?;
             self.path.pop();
             self.currencies.pop();
@@ -350,14 +379,13 @@ impl<'i> Reader<'i> {
 
     /// The element at the end of `path` is closing: finish a transaction or a `PmtInf`.
     fn close(&mut self) -> Result<(), IsoError> {
-        let names: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        match names.as_slice() {
-            [_, "CdtTrfTxInf"] | [_, "PmtInf", "CdtTrfTxInf"] => {
+        match self.path.as_slice() {
+            [_, Tag::CdtTrfTxInf] | [_, Tag::PmtInf, Tag::CdtTrfTxInf] => {
                 let transaction = self.transaction.take().unwrap_or_default();
                 let payment = self.finish_transaction(transaction)?;
                 self.message.payments.push(payment);
             }
-            [_, "PmtInf"] => {
+            [_, Tag::PmtInf] => {
                 let info = self.payment_info.take().unwrap_or_default();
                 self.finish_payment_info(info)?;
             }
@@ -503,34 +531,39 @@ impl<'i> Reader<'i> {
 
     /// Stores the text of the leaf element at the end of `path`.
     fn assign(&mut self, text: String) -> Result<(), IsoError> {
-        let path = self.path_string();
-        let currency = self.currencies.last().cloned().flatten();
-        let names: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        match names.as_slice() {
-            [_, "GrpHdr", "MsgId"] => self.message.message_id = text,
-            [_, "GrpHdr", "NbOfTxs"] => {
-                self.group_transactions = Some((count(&text, &path)?, path))
+        // Moved out and back so the match can borrow it while fields change.
+        let path = std::mem::take(&mut self.path);
+        let result = self.assign_at(&path, text);
+        self.path = path;
+        result
+    }
+
+    fn assign_at(&mut self, path: &[Tag], text: String) -> Result<(), IsoError> {
+        match path {
+            [_, Tag::GrpHdr, Tag::MsgId] => self.message.message_id = text,
+            [_, Tag::GrpHdr, Tag::NbOfTxs] => {
+                self.group_transactions = Some((count(&text, path)?, join_path(path)));
             }
-            [_, "GrpHdr", "CtrlSum"] => {
-                self.group_control_sum = Some((decimal(&text, &path)?, path))
+            [_, Tag::GrpHdr, Tag::CtrlSum] => {
+                self.group_control_sum = Some((decimal(&text, path)?, join_path(path)));
             }
-            [_, "GrpHdr", "TtlIntrBkSttlmAmt"] => {
-                let (value, _) = check_amount(&text, currency.as_deref(), &path)?;
-                self.group_total = Some((value, path));
+            [_, Tag::GrpHdr, Tag::TtlIntrBkSttlmAmt] => {
+                let currency = self.currencies.last_mut().and_then(Option::take);
+                let (value, _) = check_amount(&text, currency.as_deref(), &join_path(path))?;
+                self.group_total = Some((value, join_path(path)));
             }
-            [_, "GrpHdr", "IntrBkSttlmDt"] => {
-                self.group_settlement_date = Some(date(&text, &path)?)
+            [_, Tag::GrpHdr, Tag::IntrBkSttlmDt] => {
+                self.group_settlement_date = Some(date(&text, path)?);
             }
-            [_, "CdtTrfTxInf", rest @ ..] | [_, "PmtInf", "CdtTrfTxInf", rest @ ..] => {
-                let rest: Vec<&str> = rest.to_vec();
+            [_, Tag::CdtTrfTxInf, rest @ ..] | [_, Tag::PmtInf, Tag::CdtTrfTxInf, rest @ ..] => {
+                let currency = self.currencies.last_mut().and_then(Option::take);
                 if let Some(transaction) = self.transaction.as_mut() {
-                    transaction_field(transaction, &rest, text, currency, path)?;
+                    transaction_field(transaction, rest, text, currency, path)?;
                 }
             }
-            [_, "PmtInf", rest @ ..] => {
-                let rest: Vec<&str> = rest.to_vec();
+            [_, Tag::PmtInf, rest @ ..] => {
                 if let Some(info) = self.payment_info.as_mut() {
-                    payment_info_field(info, &rest, text, path)?;
+                    payment_info_field(info, rest, text, path)?;
                 }
             }
             _ => {}
@@ -539,58 +572,111 @@ impl<'i> Reader<'i> {
     }
 }
 
+/// The path of an element for error messages: `/Document/...`.
+fn join_path(path: &[Tag]) -> String {
+    let names: Vec<&str> = path.iter().map(|tag| tag.name()).collect();
+    format!("/Document/{}", names.join("/"))
+}
+
+/// Declares [`Tag`], the element names the reader matches on, with their text and the
+/// look-up from text: one list, so the three cannot disagree.
+macro_rules! tags {
+    ($($name:ident),+ $(,)?) => {
+        /// An element's local name, interned: the reader's path is a stack of these and
+        /// its patterns compare integers, not strings. Any name not listed is `Other`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum Tag {
+            $($name,)+
+            Other,
+        }
+
+        /// The listed names with their tags.
+        const NAMES: &[(&str, Tag)] = &[$((stringify!($name), Tag::$name),)+];
+
+        /// The tag of an element's local name.
+        fn intern(name: &str) -> Tag {
+            match name {
+                $(stringify!($name) => Tag::$name,)+
+                _ => Tag::Other,
+            }
+        }
+    };
+}
+
+tags! {
+    AdrLine, Amt, BIC, BICFI, BldgNb, Cd, CdtTrfTxInf, Cdtr, CdtrAcct, CdtrAgt, ChrgBr, ClrSysMmbId, CstmrCdtTrfInitn, CtgyPurp, CtrlSum, Ctry, CtryOfRes, CtrySubDvsn, Dbtr, DbtrAcct, DbtrAgt, Dt, DtTm, EndToEndId, EqvtAmt, FIToFICstmrCdtTrf, FinInstnId, GrpHdr, IBAN, Id, InstdAmt, InstrId, InstrPrty, IntrBkSttlmAmt, IntrBkSttlmDt, IntrmyAgt1, IntrmyAgt2, IntrmyAgt3, LclInstrm, MmbId, MsgId, NbOfTxs, Nm, Othr, PmtId, PmtInf, PmtTpInf, Prtry, PstCd, PstlAdr, Purp, ReqdExctnDt, RmtInf, StrtNm, SvcLvl, TtlIntrBkSttlmAmt, TwnNm, UETR, UltmtCdtr, UltmtDbtr, Ustrd,
+}
+
+impl Tag {
+    /// The name as in the message (`*` for names the reader does not read).
+    fn name(self) -> &'static str {
+        NAMES
+            .iter()
+            .find(|(_, tag)| *tag == self)
+            .map_or("*", |(name, _)| name)
+    }
+}
+
 fn transaction_field(
     transaction: &mut Transaction,
-    rest: &[&str],
+    rest: &[Tag],
     text: String,
     currency: Option<String>,
-    path: String,
+    path: &[Tag],
 ) -> Result<(), IsoError> {
     let payment = &mut transaction.payment;
     match rest {
-        ["PmtId", "InstrId"] => payment.instruction_id = Some(text),
-        ["PmtId", "EndToEndId"] => payment.end_to_end_id = Some(text),
-        ["PmtId", "UETR"] => payment.uetr = Some(text),
-        ["PmtTpInf", "SvcLvl", "Cd"] => transaction.service_level = Some(text),
-        ["PmtTpInf", "LclInstrm", "Cd"] => transaction.local_instrument = Some(text),
-        ["PmtTpInf", "InstrPrty"] => transaction.priority = Some(text),
-        ["PmtTpInf", "CtgyPurp", "Cd"] => payment.category_purpose = Some(text),
-        ["IntrBkSttlmAmt"] | ["Amt", "InstdAmt"] => {
-            transaction.amount = Some((text, currency, path))
+        [Tag::PmtId, Tag::InstrId] => payment.instruction_id = Some(text),
+        [Tag::PmtId, Tag::EndToEndId] => payment.end_to_end_id = Some(text),
+        [Tag::PmtId, Tag::UETR] => payment.uetr = Some(text),
+        [Tag::PmtTpInf, Tag::SvcLvl, Tag::Cd] => transaction.service_level = Some(text),
+        [Tag::PmtTpInf, Tag::LclInstrm, Tag::Cd] => transaction.local_instrument = Some(text),
+        [Tag::PmtTpInf, Tag::InstrPrty] => transaction.priority = Some(text),
+        [Tag::PmtTpInf, Tag::CtgyPurp, Tag::Cd] => payment.category_purpose = Some(text),
+        [Tag::IntrBkSttlmAmt] | [Tag::Amt, Tag::InstdAmt] => {
+            transaction.amount = Some((text, currency, join_path(path)));
         }
-        ["Amt", "EqvtAmt", "Amt"] => transaction.equivalent = Some((text, currency, path)),
-        ["IntrBkSttlmDt"] => payment.requested_execution_date = Some(date(&text, &path)?),
-        ["ChrgBr"] => payment.charge_bearer = Some(text),
-        ["Purp", "Cd"] => payment.purpose = Some(text),
-        ["Purp", "Prtry"] => {
+        [Tag::Amt, Tag::EqvtAmt, Tag::Amt] => {
+            transaction.equivalent = Some((text, currency, join_path(path)));
+        }
+        [Tag::IntrBkSttlmDt] => payment.requested_execution_date = Some(date(&text, path)?),
+        [Tag::ChrgBr] => payment.charge_bearer = Some(text),
+        [Tag::Purp, Tag::Cd] => payment.purpose = Some(text),
+        [Tag::Purp, Tag::Prtry] => {
             payment.purpose.get_or_insert(text);
         }
-        ["RmtInf", "Ustrd"] => {
+        [Tag::RmtInf, Tag::Ustrd] => {
             payment.remittance.get_or_insert(text);
         }
-        ["Dbtr", rest @ ..] => party_field(&mut payment.debtor, rest, text),
-        ["Cdtr", rest @ ..] => party_field(&mut payment.creditor, rest, text),
-        ["UltmtDbtr", rest @ ..] => {
+        [Tag::Dbtr, rest @ ..] => party_field(&mut payment.debtor, rest, text),
+        [Tag::Cdtr, rest @ ..] => party_field(&mut payment.creditor, rest, text),
+        [Tag::UltmtDbtr, rest @ ..] => {
             party_field(payment.ultimate_debtor.get_or_insert_default(), rest, text)
         }
-        ["UltmtCdtr", rest @ ..] => party_field(
+        [Tag::UltmtCdtr, rest @ ..] => party_field(
             payment.ultimate_creditor.get_or_insert_default(),
             rest,
             text,
         ),
-        ["DbtrAcct", rest @ ..] => account_field(&mut payment.debtor, rest, text, "AC02", &path)?,
-        ["CdtrAcct", rest @ ..] => account_field(&mut payment.creditor, rest, text, "AC03", &path)?,
-        ["DbtrAgt", rest @ ..] => {
-            agent_field(&mut payment.debtor_agent, rest, text, "RC03", &path)?
+        [Tag::DbtrAcct, rest @ ..] => account_field(&mut payment.debtor, rest, text, "AC02", path)?,
+        [Tag::CdtrAcct, rest @ ..] => {
+            account_field(&mut payment.creditor, rest, text, "AC03", path)?
         }
-        ["CdtrAgt", rest @ ..] => {
-            agent_field(&mut payment.creditor_agent, rest, text, "RC04", &path)?
+        [Tag::DbtrAgt, rest @ ..] => {
+            agent_field(&mut payment.debtor_agent, rest, text, "RC03", path)?
+        }
+        [Tag::CdtrAgt, rest @ ..] => {
+            agent_field(&mut payment.creditor_agent, rest, text, "RC04", path)?
         }
         [
-            agent @ ("IntrmyAgt1" | "IntrmyAgt2" | "IntrmyAgt3"),
+            agent @ (Tag::IntrmyAgt1 | Tag::IntrmyAgt2 | Tag::IntrmyAgt3),
             rest @ ..,
         ] => {
-            let index = usize::from(agent.as_bytes()[9] - b'1');
+            let index = match agent {
+                Tag::IntrmyAgt1 => 0,
+                Tag::IntrmyAgt2 => 1,
+                _ => 2,
+            };
             if payment.intermediary_agents.len() <= index {
                 payment
                     .intermediary_agents
@@ -611,57 +697,65 @@ fn transaction_field(
 
 fn payment_info_field(
     info: &mut PaymentInfo,
-    rest: &[&str],
+    rest: &[Tag],
     text: String,
-    path: String,
+    path: &[Tag],
 ) -> Result<(), IsoError> {
     match rest {
-        ["NbOfTxs"] => info.number_of_transactions = Some((count(&text, &path)?, path)),
-        ["CtrlSum"] => info.control_sum = Some((decimal(&text, &path)?, path)),
-        ["ReqdExctnDt"] | ["ReqdExctnDt", "Dt"] => {
-            info.requested_execution_date = Some(date(&text, &path)?)
+        [Tag::NbOfTxs] => {
+            info.number_of_transactions = Some((count(&text, path)?, join_path(path)))
         }
-        ["ReqdExctnDt", "DtTm"] => {
+        [Tag::CtrlSum] => info.control_sum = Some((decimal(&text, path)?, join_path(path))),
+        [Tag::ReqdExctnDt] | [Tag::ReqdExctnDt, Tag::Dt] => {
+            info.requested_execution_date = Some(date(&text, path)?)
+        }
+        [Tag::ReqdExctnDt, Tag::DtTm] => {
             let day = text.get(..10).unwrap_or(&text);
-            info.requested_execution_date = Some(date(day, &path)?);
+            info.requested_execution_date = Some(date(day, path)?);
         }
-        ["PmtTpInf", "SvcLvl", "Cd"] => info.service_level = Some(text),
-        ["PmtTpInf", "LclInstrm", "Cd"] => info.local_instrument = Some(text),
-        ["PmtTpInf", "InstrPrty"] => info.priority = Some(text),
-        ["PmtTpInf", "CtgyPurp", "Cd"] => info.category_purpose = Some(text),
-        ["ChrgBr"] => info.charge_bearer = Some(text),
-        ["Dbtr", rest @ ..] => party_field(&mut info.debtor, rest, text),
-        ["UltmtDbtr", rest @ ..] => {
+        [Tag::PmtTpInf, Tag::SvcLvl, Tag::Cd] => info.service_level = Some(text),
+        [Tag::PmtTpInf, Tag::LclInstrm, Tag::Cd] => info.local_instrument = Some(text),
+        [Tag::PmtTpInf, Tag::InstrPrty] => info.priority = Some(text),
+        [Tag::PmtTpInf, Tag::CtgyPurp, Tag::Cd] => info.category_purpose = Some(text),
+        [Tag::ChrgBr] => info.charge_bearer = Some(text),
+        [Tag::Dbtr, rest @ ..] => party_field(&mut info.debtor, rest, text),
+        [Tag::UltmtDbtr, rest @ ..] => {
             party_field(info.ultimate_debtor.get_or_insert_default(), rest, text)
         }
-        ["DbtrAcct", rest @ ..] => account_field(&mut info.debtor, rest, text, "AC02", &path)?,
-        ["DbtrAgt", rest @ ..] => agent_field(&mut info.debtor_agent, rest, text, "RC03", &path)?,
+        [Tag::DbtrAcct, rest @ ..] => account_field(&mut info.debtor, rest, text, "AC02", path)?,
+        [Tag::DbtrAgt, rest @ ..] => agent_field(&mut info.debtor_agent, rest, text, "RC03", path)?,
         _ => {}
     }
     Ok(())
 }
 
-fn party_field(party: &mut RawParty, rest: &[&str], text: String) {
+fn party_field(party: &mut RawParty, rest: &[Tag], text: String) {
     let address = || RawAddress::default();
     match rest {
-        ["Nm"] => party.name = Some(text),
-        ["PstlAdr", "Ctry"] => party.country = Some(text),
-        ["CtryOfRes"] => {
+        [Tag::Nm] => party.name = Some(text),
+        [Tag::PstlAdr, Tag::Ctry] => party.country = Some(text),
+        [Tag::CtryOfRes] => {
             party.country.get_or_insert(text);
         }
-        ["PstlAdr", "StrtNm"] => party.address.get_or_insert_with(address).street_name = Some(text),
-        ["PstlAdr", "BldgNb"] => {
+        [Tag::PstlAdr, Tag::StrtNm] => {
+            party.address.get_or_insert_with(address).street_name = Some(text)
+        }
+        [Tag::PstlAdr, Tag::BldgNb] => {
             party.address.get_or_insert_with(address).building_number = Some(text)
         }
-        ["PstlAdr", "PstCd"] => party.address.get_or_insert_with(address).post_code = Some(text),
-        ["PstlAdr", "TwnNm"] => party.address.get_or_insert_with(address).town_name = Some(text),
-        ["PstlAdr", "CtrySubDvsn"] => {
+        [Tag::PstlAdr, Tag::PstCd] => {
+            party.address.get_or_insert_with(address).post_code = Some(text)
+        }
+        [Tag::PstlAdr, Tag::TwnNm] => {
+            party.address.get_or_insert_with(address).town_name = Some(text)
+        }
+        [Tag::PstlAdr, Tag::CtrySubDvsn] => {
             party
                 .address
                 .get_or_insert_with(address)
                 .country_sub_division = Some(text);
         }
-        ["PstlAdr", "AdrLine"] => party
+        [Tag::PstlAdr, Tag::AdrLine] => party
             .address
             .get_or_insert_with(address)
             .address_lines
@@ -672,23 +766,23 @@ fn party_field(party: &mut RawParty, rest: &[&str], text: String) {
 
 fn account_field(
     party: &mut RawParty,
-    rest: &[&str],
+    rest: &[Tag],
     text: String,
     code: &'static str,
-    path: &str,
+    path: &[Tag],
 ) -> Result<(), IsoError> {
     match rest {
-        ["Id", "IBAN"] => {
+        [Tag::Id, Tag::IBAN] => {
             if !is_iban_form(&text) {
                 return Err(IsoError::at(
                     code,
-                    path,
+                    &join_path(path),
                     format!("{text:?} does not have the form of an IBAN"),
                 ));
             }
             party.account.get_or_insert_with(RawAccount::default).iban = Some(text);
         }
-        ["Id", "Othr", "Id"] => {
+        [Tag::Id, Tag::Othr, Tag::Id] => {
             let account = party.account.get_or_insert_with(RawAccount::default);
             if account.iban.is_none() {
                 account.id = Some(text);
@@ -701,25 +795,25 @@ fn account_field(
 
 fn agent_field(
     agent: &mut RawAgent,
-    rest: &[&str],
+    rest: &[Tag],
     text: String,
     code: &'static str,
-    path: &str,
+    path: &[Tag],
 ) -> Result<(), IsoError> {
     match rest {
-        ["FinInstnId", "BICFI" | "BIC"] => {
+        [Tag::FinInstnId, Tag::BICFI | Tag::BIC] => {
             if !is_bic_form(&text) {
                 return Err(IsoError::at(
                     code,
-                    path,
+                    &join_path(path),
                     format!("{text:?} does not have the form of a BIC"),
                 ));
             }
             agent.bic = Some(text);
         }
-        ["FinInstnId", "ClrSysMmbId", "MmbId"] => agent.member_id = Some(text),
-        ["FinInstnId", "Nm"] => agent.name = Some(text),
-        ["FinInstnId", "PstlAdr", "Ctry"] => agent.country = Some(text),
+        [Tag::FinInstnId, Tag::ClrSysMmbId, Tag::MmbId] => agent.member_id = Some(text),
+        [Tag::FinInstnId, Tag::Nm] => agent.name = Some(text),
+        [Tag::FinInstnId, Tag::PstlAdr, Tag::Ctry] => agent.country = Some(text),
         _ => {}
     }
     Ok(())
@@ -744,27 +838,29 @@ fn is_bic_form(text: &str) -> bool {
         && bytes[6..].iter().all(upper_alnum)
 }
 
-fn count(text: &str, path: &str) -> Result<u64, IsoError> {
-    if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(IsoError::at(
-            "FF01",
-            path,
-            format!("{text:?} is not a number of transactions"),
-        ));
-    }
-    text.parse().map_err(|_| {
+fn count(text: &str, path: &[Tag]) -> Result<u64, IsoError> {
+    let refuse = || {
         IsoError::at(
             "FF01",
-            path,
+            &join_path(path),
             format!("{text:?} is not a number of transactions"),
         )
-    })
+    };
+    if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse());
+    }
+    text.parse().map_err(|_| refuse())
 }
 
 /// A plain non-negative decimal of at most 18 digits (ISO 20022 `DecimalNumber`).
-fn decimal(text: &str, path: &str) -> Result<Decimal, IsoError> {
-    plain_decimal(text)
-        .ok_or_else(|| IsoError::at("FF01", path, format!("{text:?} is not a decimal number")))
+fn decimal(text: &str, path: &[Tag]) -> Result<Decimal, IsoError> {
+    plain_decimal(text).ok_or_else(|| {
+        IsoError::at(
+            "FF01",
+            &join_path(path),
+            format!("{text:?} is not a decimal number"),
+        )
+    })
 }
 
 fn plain_decimal(text: &str) -> Option<Decimal> {
@@ -807,10 +903,10 @@ fn check_amount(
     Ok((value, currency))
 }
 
-fn date(text: &str, path: &str) -> Result<String, IsoError> {
+fn date(text: &str, path: &[Tag]) -> Result<String, IsoError> {
     text.parse::<Date>()
         .map(|_| text.to_owned())
-        .map_err(|e| IsoError::at("DT01", path, e))
+        .map_err(|e| IsoError::at("DT01", &join_path(path), e))
 }
 
 fn sum_amounts(payments: &[RawPayment]) -> Decimal {
@@ -818,4 +914,18 @@ fn sum_amounts(payments: &[RawPayment]) -> Decimal {
         .iter()
         .filter_map(|p| p.amount.as_deref().and_then(|a| Decimal::from_str(a).ok()))
         .fold(Decimal::ZERO, |sum, amount| sum.saturating_add(amount))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_name_interns_to_its_tag_and_back() {
+        for (name, tag) in NAMES {
+            assert_eq!(intern(name), *tag);
+            assert_eq!(tag.name(), *name);
+        }
+        assert_eq!(intern("SplmtryData"), Tag::Other);
+    }
 }
