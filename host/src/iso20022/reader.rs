@@ -584,6 +584,8 @@ macro_rules! tags {
     ($($name:ident),+ $(,)?) => {
         /// An element's local name, interned: the reader's path is a stack of these and
         /// its patterns compare integers, not strings. Any name not listed is `Other`.
+        // The variants are the ISO 20022 element names, spelled as the schema spells them.
+        #[allow(clippy::upper_case_acronyms)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         enum Tag {
             $($name,)+
