@@ -689,7 +689,7 @@ fn transaction_field(
                 rest,
                 text,
                 "RC11",
-                &path,
+                path,
             )?;
         }
         _ => {}
