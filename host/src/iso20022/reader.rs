@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use super::limits::{ATTRIBUTES_MAX, DEPTH_MAX, INPUT_BYTES_MAX, TEXT_BYTES_MAX, TRANSACTIONS_MAX};
 use super::{IsoError, ParsedMessage, RawAccount, RawAddress, RawAgent, RawParty, RawPayment};
-use crate::model::{AMOUNT_DIGITS_MAX, Currency, Date, Money};
+use crate::model::{AMOUNT_DIGITS_MAX, Bic, Currency, Date, Money};
 
 const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
 
@@ -804,7 +804,7 @@ fn agent_field(
 ) -> Result<(), IsoError> {
     match rest {
         [Tag::FinInstnId, Tag::BICFI | Tag::BIC] => {
-            if !is_bic_form(&text) {
+            if !Bic::has_form(&text) {
                 return Err(IsoError::at(
                     code,
                     &join_path(path),
@@ -828,16 +828,6 @@ fn is_iban_form(text: &str) -> bool {
         && bytes[..2].iter().all(u8::is_ascii_uppercase)
         && bytes[2..4].iter().all(u8::is_ascii_digit)
         && bytes[4..].iter().all(u8::is_ascii_alphanumeric)
-}
-
-/// ISO 20022 `BICFIDec2014Identifier`.
-fn is_bic_form(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let upper_alnum = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    matches!(bytes.len(), 8 | 11)
-        && bytes[..4].iter().all(upper_alnum)
-        && bytes[4..6].iter().all(u8::is_ascii_uppercase)
-        && bytes[6..].iter().all(upper_alnum)
 }
 
 fn count(text: &str, path: &[Tag]) -> Result<u64, IsoError> {

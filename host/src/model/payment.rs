@@ -465,6 +465,16 @@ impl Bic {
         &self.0
     }
 
+    /// Whether `text` has the form of a BIC (ISO 9362; ISO 20022 `BICFIDec2014Identifier`).
+    pub fn has_form(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        let upper_alnum = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+        matches!(bytes.len(), 8 | 11)
+            && bytes[..4].iter().all(upper_alnum)
+            && bytes[4..6].iter().all(u8::is_ascii_uppercase)
+            && bytes[6..].iter().all(upper_alnum)
+    }
+
     /// The country letters (characters 5 and 6).
     pub fn country(&self) -> &str {
         &self.0[4..6]
@@ -474,13 +484,7 @@ impl Bic {
 impl TryFrom<String> for Bic {
     type Error = String;
     fn try_from(text: String) -> Result<Self, Self::Error> {
-        let bytes = text.as_bytes();
-        let upper_alnum = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-        let valid = matches!(bytes.len(), 8 | 11)
-            && bytes[..4].iter().all(upper_alnum)
-            && bytes[4..6].iter().all(u8::is_ascii_uppercase)
-            && bytes[6..].iter().all(upper_alnum);
-        if valid {
+        if Bic::has_form(&text) {
             Ok(Bic(text))
         } else {
             Err(format!(
