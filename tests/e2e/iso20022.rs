@@ -278,9 +278,9 @@ fn hostile_input_is_refused_quickly_with_ff01() {
         let error = refused(input);
         assert_eq!(error.code, "FF01", "{expected}: {error:?}");
         assert!(error.message.contains(expected), "{expected}: {error:?}");
-        // A bound, not a benchmark: refusing must not take seconds.
+        // A guard against a hang or a blow-up, not a benchmark.
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(1),
+            started.elapsed() < std::time::Duration::from_secs(5),
             "{expected}: {:?}",
             started.elapsed()
         );

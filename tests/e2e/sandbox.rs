@@ -59,19 +59,14 @@ fn an_infinite_loop_is_stopped_by_its_fuel_and_held_for_review() {
 #[test]
 fn an_infinite_loop_with_fuel_to_spare_is_stopped_by_its_deadline() {
     let limits = "[limits]\nfuel = 1_000_000_000\ntimeout-ms = 20";
-    let started = std::time::Instant::now();
-    let (failure, _, status, _, _) = misbehave("infinite-loop", limits);
+    let (failure, _, status, _, fuel_used) = misbehave("infinite-loop", limits);
     assert_eq!(
         (failure, status),
         (FailureKind::Timeout, Status::PendingReview)
     );
-    // A bound, not a benchmark: 1e9 fuel would take about a second; the deadline stops it
-    // long before.
-    assert!(
-        started.elapsed() < std::time::Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    // The deadline, not the fuel, stopped it: fuel was left over (no wall-clock assertion,
+    // which a loaded machine would make flaky).
+    assert!(fuel_used < 1_000_000_000, "{fuel_used}");
 }
 
 #[test]
