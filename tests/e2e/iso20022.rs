@@ -107,6 +107,17 @@ fn a_prefixed_pain001_with_a_bom_applies_each_payment_information_to_its_transac
 }
 
 #[test]
+fn the_german_dk_variant_pain_001_003_03_reads_like_pain_001_001_03() {
+    let pain = fixture("pain001-two-pmtinf-prefixed-bom.xml").replace(
+        "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09",
+        "urn:iso:std:iso:20022:tech:xsd:pain.001.003.03",
+    );
+    let message = parsed(&pain);
+    assert_eq!(message.message_type, "pain.001.003.03");
+    assert_eq!(message.payments.len(), 3);
+}
+
+#[test]
 fn a_parsed_payment_is_a_valid_canonical_payment() {
     for name in [
         "pacs008-fednow-envelope.xml",

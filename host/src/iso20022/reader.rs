@@ -15,6 +15,9 @@ const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
 /// The versions read, by message: their fields used here are the same in each.
 const PACS_008_VERSIONS: std::ops::RangeInclusive<u8> = 2..=13;
 const PAIN_001_VERSIONS: std::ops::RangeInclusive<u8> = 3..=12;
+/// National variants in the ISO namespace with pain.001.001.03's structure: the German
+/// banking industry's (DK) SEPA credit transfer.
+const NATIONAL_PAIN_001: &[&str] = &["pain.001.003.03"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -330,6 +333,8 @@ impl<'i> Reader<'i> {
             PACS_008_VERSIONS.contains(&v).then_some(Kind::Pacs008)
         } else if let Some(v) = version("pain.001.001.") {
             PAIN_001_VERSIONS.contains(&v).then_some(Kind::Pain001)
+        } else if NATIONAL_PAIN_001.contains(&message_type) {
+            Some(Kind::Pain001)
         } else {
             return Err(IsoError::new(
                 "FF01",
