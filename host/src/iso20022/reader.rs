@@ -25,6 +25,16 @@ enum Kind {
     Pain001,
 }
 
+impl Kind {
+    /// The message element, the `Document`'s only child.
+    fn root(self) -> &'static str {
+        match self {
+            Kind::Pacs008 => "FIToFICstmrCdtTrf",
+            Kind::Pain001 => "CstmrCdtTrfInitn",
+        }
+    }
+}
+
 /// Reads one pacs.008 or pain.001 message (XML, UTF-8, optionally with a BOM, inside any
 /// wrapper) into its transactions, or says with an ISO 20022 code why it must be refused.
 pub fn parse(bytes: &[u8]) -> Result<ParsedMessage, IsoError> {
@@ -274,10 +284,7 @@ impl<'i> Reader<'i> {
         match self.path.as_slice() {
             [_] => {
                 let root = name;
-                let expected = match self.kind {
-                    Some(Kind::Pacs008) => "FIToFICstmrCdtTrf",
-                    _ => "CstmrCdtTrfInitn",
-                };
+                let expected = self.kind.map_or("", Kind::root);
                 if root != expected || self.root_seen {
                     return Err(IsoError::at(
                         "FF01",
@@ -488,10 +495,7 @@ impl<'i> Reader<'i> {
     }
 
     fn finish(mut self) -> Result<ParsedMessage, IsoError> {
-        let root = match self.kind {
-            Some(Kind::Pacs008) => "FIToFICstmrCdtTrf",
-            _ => "CstmrCdtTrfInitn",
-        };
+        let root = self.kind.map_or("", Kind::root);
         if self.message.message_id.is_empty() {
             return Err(IsoError::at(
                 "FF01",
