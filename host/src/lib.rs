@@ -16,11 +16,20 @@
 //! - [`pipeline`]: validate → compliance → fraud → routing → decision. The combining logic
 //!   is pure and lives in [`pipeline::combine`].
 //! - [`velocity`]: the figures the `velocity` capability reports, fed by accepted payments.
+//! - [`store`]: decisions made durable: payments, decisions, idempotency records and the
+//!   hash-chained audit log, in SQLite, with group commit.
+//! - [`api`]: the HTTP service (axum): auth, idempotency, limits, errors, OpenAPI.
+//! - [`config`] and [`telemetry`]: the service's validated settings; logs, traces and
+//!   metrics.
 
+pub mod api;
+pub mod config;
 pub mod iso20022;
 pub mod lists;
 pub mod model;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;
+pub mod store;
+pub mod telemetry;
 pub mod velocity;

@@ -1,7 +1,11 @@
 //! The `payrules` command.
 //!
-//! `payrules evaluate PAYMENT.json --rules DIR` decides one payment with the rules of a
-//! directory and prints the decision and the trace of every rule, with no server.
+//! - `payrules serve [--config FILE]` runs the HTTP service.
+//! - `payrules evaluate PAYMENT.json --rules DIR` decides payments with the rules of a
+//!   directory and prints each decision and the trace of every rule, with no server.
+//! - `payrules parse FILE` prints the payments of an ISO 20022 message as JSON.
+//! - `payrules audit verify` checks the store's audit chain.
+//! - `payrules keys new` makes an API key and the config lines for it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,10 +17,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 
+use payrules::api::{self, AppState, auth};
+use payrules::config::{Config, LogFormat, Role};
 use payrules::model::{Decision, Payment, RuleOutcome};
 use payrules::pipeline::Pipeline;
 use payrules::registry::{RuleSet, hex};
 use payrules::runtime::Runtime;
+use payrules::store::Store;
+use payrules::telemetry::{self, Metrics};
 use payrules::velocity::VelocityBook;
 
 /// The largest payment file `evaluate` reads.
@@ -35,6 +43,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the HTTP service: payments in, decisions out, every decision durable.
+    Serve {
+        /// The config file (TOML); without one, every setting has its default: the example
+        /// rules, `payrules.db`, 127.0.0.1:8080.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen here instead of the config's address (port 0: any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Read an ISO 20022 pacs.008 or pain.001 message and print its payments as JSON; a
     /// message that must be refused gets a JSON error (ISO code, message, element path)
     /// on stderr and exit status 2.
@@ -61,6 +89,40 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit chain entry by entry, and that every decided payment is stored as
+    /// it was decided; name the first entry at fault (exit status 1).
+    Verify {
+        /// The store file; by default the config's, or `payrules.db`.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Take the store path from this config file.
+        #[arg(long, conflicts_with = "store")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a random API key; print it once, with the config lines that hold its hash.
+    New {
+        /// Who will hold it (what logs and the audit log show).
+        #[arg(long)]
+        name: String,
+        /// Its roles: submitter, operator, auditor.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::ALL
+        .into_iter()
+        .find(|role| role.name() == text)
+        .ok_or_else(|| format!("{text:?} is not a role (submitter, operator, auditor)"))
+}
+
 /// A failure that is the input's fault: exit status 2.
 #[derive(Debug)]
 struct BadInput(String);
@@ -74,15 +136,18 @@ impl std::fmt::Display for BadInput {
 impl std::error::Error for BadInput {}
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PAYRULES_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        telemetry::init_logging(LogFormat::Text, "warn");
+    }
     let result = match cli.command {
+        Command::Serve { config, listen } => serve(config.as_deref(), listen),
+        Command::Audit {
+            command: AuditCommand::Verify { store, config },
+        } => return audit_verify(store, config.as_deref()),
+        Command::Keys {
+            command: KeysCommand::New { name, roles },
+        } => keys_new(&name, &roles),
         Command::Parse { file } => return parse(&file),
         Command::Evaluate {
             payments,
@@ -110,6 +175,212 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The name of the key file `serve` makes when the config has no API keys.
+const DEV_KEY_FILE: &str = "payrules-dev.key";
+
+fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let mut config = match config_path {
+        Some(path) => Config::load(path).map_err(BadInput)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    telemetry::init_logging(config.log.format, &config.log.level);
+    let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
+    let rules =
+        Arc::new(RuleSet::load(&config.rules_dir, &runtime).map_err(|e| BadInput(e.to_string()))?);
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(
+        Store::open(
+            &config.store.path,
+            config.store.commit_batch_max,
+            Arc::clone(&metrics) as _,
+        )
+        .with_context(|| format!("opening the store {}", config.store.path.display()))?,
+    );
+    let velocity = Arc::new(VelocityBook::new());
+    let window_ms = i64::from(payrules::velocity::WINDOW_SECONDS_MAX) * 1000;
+    let accepted = store
+        .accepted_since(payrules::store::now_unix_ms() - window_ms)
+        .context("reading accepted payments back into the velocity figures")?;
+    for (payment, at) in &accepted {
+        velocity.record(payment, *at);
+    }
+    let keys = if config.api_keys.is_empty() {
+        dev_keys(&config)?
+    } else {
+        auth::Keys::new(&config.api_keys)
+    };
+    let pipeline = Arc::new(Pipeline::new(runtime, velocity));
+    let state = Arc::new(AppState::new(
+        pipeline,
+        Arc::clone(&rules),
+        Arc::clone(&store),
+        keys,
+        metrics,
+        config.limits.clone(),
+    ));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("payrules-http")
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let loaded: Vec<_> = rules
+            .rules()
+            .iter()
+            .map(|r| serde_json::json!({ "name": r.manifest.name, "version": r.version }))
+            .collect();
+        store
+            .audit_event(
+                "rules.loaded",
+                &rules.version,
+                &serde_json::json!({
+                    "rules_dir": config.rules_dir.display().to_string(),
+                    "rules": loaded,
+                }),
+            )
+            .await
+            .context("writing the audit log")?;
+        tracing::info!(
+            %address,
+            rule_set = %rules.version,
+            rules = rules.rules().len(),
+            store = %store.path().display(),
+            velocity_payments = accepted.len(),
+            "payrules is serving"
+        );
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "payrules listening on http://{address}")?;
+        out.flush()?;
+        drop(out);
+        let app = api::router(Arc::clone(&state));
+        api::serve(
+            listener,
+            app,
+            &config.limits,
+            shutdown_signal(Arc::clone(&state)),
+        )
+        .await;
+        anyhow::Ok(())
+    })?;
+    store.close();
+    tracing::info!("stopped; every decision answered is on disk");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT, and marks the service not ready.
+async fn shutdown_signal(state: Arc<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(error) => {
+            tracing::warn!("cannot watch for SIGTERM: {error}");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested");
+    state.drain();
+}
+
+/// With no API keys configured, one key with every role, kept in a file beside the store
+/// (mode 0600) so a local service works at once and the key never reaches a log.
+fn dev_keys(config: &Config) -> anyhow::Result<auth::Keys> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = config
+        .store
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let path = dir.join(DEV_KEY_FILE);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => key.trim().to_owned(),
+        _ => {
+            let key = auth::new_key()?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            writeln!(file, "{key}")?;
+            key
+        }
+    };
+    eprintln!(
+        "payrules: no API keys configured; the key in {} has every role (for local use; \
+         configure [[api_keys]] for anything else)",
+        path.display()
+    );
+    Ok(auth::Keys::new(&[payrules::config::ApiKeyConfig {
+        name: "local".to_owned(),
+        sha256: auth::key_sha256(&key),
+        roles: Role::ALL.to_vec(),
+    }]))
+}
+
+fn audit_verify(store: Option<PathBuf>, config: Option<&Path>) -> ExitCode {
+    let path = match (store, config) {
+        (Some(store), _) => store,
+        (None, Some(config)) => match Config::load(config) {
+            Ok(config) => config.store.path,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => PathBuf::from(payrules::config::STORE_PATH_DEFAULT),
+    };
+    let verdict = Store::open_existing(&path).and_then(|store| store.verify_audit());
+    let mut out = std::io::stdout().lock();
+    match verdict {
+        Ok(Ok(entries)) => {
+            let _ = writeln!(
+                out,
+                "{}: audit chain intact, {entries} entries",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(fault)) => {
+            let _ = writeln!(out, "{}: audit chain BROKEN at {fault}", path.display());
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn keys_new(name: &str, roles: &[Role]) -> anyhow::Result<()> {
+    let key = auth::new_key()?;
+    let roles: Vec<String> = roles.iter().map(|r| format!("{:?}", r.name())).collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "# The key (shown once; give it to {name}, keep it out of the config):"
+    )?;
+    writeln!(out, "# {key}")?;
+    writeln!(out, "[[api_keys]]")?;
+    writeln!(out, "name = {name:?}")?;
+    writeln!(out, "sha256 = \"{}\"", auth::key_sha256(&key))?;
+    writeln!(out, "roles = [{}]", roles.join(", "))?;
+    Ok(())
 }
 
 fn evaluate(

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The three answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Go ahead, on `route`.
@@ -16,7 +16,7 @@ pub enum Status {
 }
 
 /// Why a payment was rejected or held.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reason {
     /// ISO 20022 status reason code, or a rule-defined finding code.
     pub code: String,
@@ -28,7 +28,7 @@ pub struct Reason {
 }
 
 /// The kinds of rule, in the order the pipeline runs them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// `check(payment) -> verdict`.
@@ -51,7 +51,19 @@ impl RuleKind {
 }
 
 /// A payment rail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rail {
     /// The Clearing House RTP.
@@ -84,7 +96,7 @@ impl Rail {
 }
 
 /// One contribution to a fraud score.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RiskReason {
     /// Rule-defined code.
     pub code: String,
@@ -95,7 +107,7 @@ pub struct RiskReason {
 }
 
 /// What a rule answered, or how it failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RuleOutcome {
     /// Compliance: nothing to object to.
@@ -141,7 +153,7 @@ pub enum RuleOutcome {
 }
 
 /// How a rule failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// It trapped (a panic, an unreachable, an out-of-bounds access).
@@ -165,7 +177,7 @@ pub enum FailureKind {
 }
 
 /// What a failing rule means for the payment. Manifests spell these in kebab-case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailurePolicy {
     /// Hold the payment for review (the default for compliance and fraud: fail closed).
@@ -187,7 +199,7 @@ impl FailurePolicy {
 }
 
 /// One rule's part in a decision.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleRun {
     /// The rule's name.
     pub name: String,
@@ -210,7 +222,7 @@ pub struct RuleRun {
 }
 
 /// One line a rule logged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleLogLine {
     /// debug, info, warn or error.
     pub level: String,
@@ -219,7 +231,7 @@ pub struct RuleLogLine {
 }
 
 /// The route a payment takes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChosenRoute {
     /// The rail.
     pub rail: Rail,
@@ -230,7 +242,7 @@ pub struct ChosenRoute {
 }
 
 /// The decision for one payment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// The host's id for the payment.
     pub payment_id: String,

@@ -4,6 +4,7 @@ mod decision;
 mod money;
 mod payment;
 pub mod reason_code;
+mod schema;
 
 pub use decision::{
     ChosenRoute, Decision, FailureKind, FailurePolicy, Rail, Reason, RiskReason, RuleKind,

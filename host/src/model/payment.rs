@@ -38,7 +38,7 @@ impl InvalidPayment {
 }
 
 /// A validated payment. Construct it with [`Payment::from_json`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Payment {
     /// ISO 20022 EndToEndId.
@@ -220,7 +220,7 @@ fn strip_position(message: &str) -> String {
 }
 
 /// A party: debtor, creditor or ultimate party.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Party {
     /// The name.
@@ -238,7 +238,7 @@ pub struct Party {
 }
 
 /// A postal address, every part optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostalAddress {
     /// Street name.
@@ -294,7 +294,7 @@ impl From<AddressLines> for Vec<Text<70>> {
 }
 
 /// An account: by IBAN, or by another identifier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// The IBAN, check digits verified.
@@ -328,7 +328,7 @@ impl Account {
 }
 
 /// A financial institution.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Agent {
     /// BIC (ISO 9362).
@@ -346,7 +346,7 @@ pub struct Agent {
 }
 
 /// Who pays the charges (ISO 20022 ChargeBearerType1Code).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum ChargeBearer {
     /// The debtor.
@@ -360,7 +360,7 @@ pub enum ChargeBearer {
 }
 
 /// How fast the payment should settle.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Urgency {
     /// No preference.

@@ -1,0 +1,187 @@
+//! The one error type of the HTTP edge.
+//!
+//! Every error answers `{"error": {"code", "message", "field"}}`: a stable machine code
+//! that reads as a sentence, one human sentence, and the path of the field at fault when
+//! there is one. Internal failures are logged with their detail and answered with a
+//! generic message.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::model::InvalidPayment;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorDetail,
+    retry_after_s: Option<u32>,
+    authenticate: bool,
+}
+
+/// The body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `amount_must_be_positive`, `idempotency_key_missing`.
+    pub code: String,
+    /// One sentence for people.
+    pub message: String,
+    /// The path of the field at fault (`debtor.account.iban`), or the header or query
+    /// parameter; absent when the error is not about one field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The ISO 20022 status reason code for a payment refused before any rule saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+                field: None,
+                reason_code: None,
+            },
+            retry_after_s: None,
+            authenticate: false,
+        }
+    }
+
+    /// The same error, about `field`.
+    pub fn field(mut self, field: impl Into<String>) -> ApiError {
+        self.body.field = Some(field.into());
+        self
+    }
+
+    /// The same error, telling the client to retry after `seconds`.
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// 400: the request cannot be read.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: no key, or not a key we know.
+    pub fn unauthenticated(message: &str) -> ApiError {
+        let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
+        error.authenticate = true;
+        error
+    }
+
+    /// 404.
+    pub fn not_found(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 503, with `Retry-After`.
+    pub fn unavailable(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry_after(1)
+    }
+
+    /// 500: a failure of ours. `detail` is logged, never returned.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!("internal error: {detail}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the service failed; the request may be retried with the same idempotency key",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine code.
+    pub fn code(&self) -> &str {
+        &self.body.code
+    }
+}
+
+impl From<InvalidPayment> for ApiError {
+    /// A payment refused while read: malformed JSON is 400, a valid document with a bad
+    /// value is 422; the code names the cause.
+    fn from(invalid: InvalidPayment) -> ApiError {
+        let (status, code) = payment_error_code(&invalid);
+        let mut error = ApiError::new(status, code, invalid.reason.clone());
+        if !invalid.field.is_empty() {
+            error.body.field = Some(invalid.field.clone());
+        }
+        error.body.reason_code = Some(invalid.code.to_owned());
+        error
+    }
+}
+
+/// The status and machine code for a refused payment.
+fn payment_error_code(invalid: &InvalidPayment) -> (StatusCode, &'static str) {
+    let reason = invalid.reason.as_str();
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    if invalid.field.is_empty() && invalid.code == "FF01" {
+        return (StatusCode::BAD_REQUEST, "malformed_json");
+    }
+    if reason.starts_with("missing field") {
+        return (unprocessable, "field_missing");
+    }
+    if reason.starts_with("unknown field") {
+        return (unprocessable, "field_unknown");
+    }
+    if reason.starts_with("invalid type") {
+        return (unprocessable, "field_type_invalid");
+    }
+    let code = match invalid.code {
+        "AM01" => "amount_must_be_positive",
+        "AM12" if reason.contains("not a plain decimal") => "amount_not_a_plain_decimal",
+        "AM12" if reason.contains("more decimals") => "amount_has_too_many_decimals",
+        "AM12" if reason.contains("digits") => "amount_has_too_many_digits",
+        "AM12" => "amount_invalid",
+        "AM11" => "currency_unknown",
+        "AC01" if invalid.field.ends_with("iban") => "iban_invalid",
+        "AC01" => "account_invalid",
+        "AC02" | "AC03" => "account_missing",
+        "RC01" => "bic_invalid",
+        "RC08" => "member_id_invalid",
+        "RC03" | "RC04" => "agent_missing",
+        "BE08" | "BE22" => "party_name_missing",
+        "BE09" => "country_invalid",
+        "DT01" => "date_invalid",
+        "FF08" => "end_to_end_id_invalid",
+        "CH17" => "ultimate_party_has_account",
+        _ => "field_invalid",
+    };
+    (unprocessable, code)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(ErrorBody { error: self.body })).into_response();
+        let headers = response.headers_mut();
+        if let Some(seconds) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"payrules\""),
+            );
+        }
+        response
+    }
+}

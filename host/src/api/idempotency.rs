@@ -1,0 +1,134 @@
+//! Idempotency keys (IETF draft `Idempotency-Key` header).
+//!
+//! A key is required on every submission and scoped to the API key that sent it. While a
+//! request holds a key, a second request with the same key is answered 409 at once (it is
+//! never decided twice); when the first has committed, retries get its stored decision.
+//! The stored record keeps a keyed hash of the canonical payload, never the payload.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderMap;
+
+use super::error::ApiError;
+
+/// The header.
+pub const HEADER: &str = "idempotency-key";
+/// The longest key accepted.
+pub const KEY_BYTES_MAX: usize = 255;
+
+/// Reads the key: a structured-field string (`"…"`, as the draft writes it) or the same
+/// characters bare, 1 to 255 visible ASCII characters.
+pub fn key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let invalid = |why: &str| {
+        ApiError::bad_request("idempotency_key_invalid", format!("Idempotency-Key {why}"))
+            .field("Idempotency-Key")
+    };
+    let mut values = headers.get_all(HEADER).iter();
+    let Some(value) = values.next() else {
+        return Err(ApiError::bad_request(
+            "idempotency_key_missing",
+            "send an Idempotency-Key header (a unique string per payment) so retries are safe",
+        )
+        .field("Idempotency-Key"));
+    };
+    if values.next().is_some() {
+        return Err(invalid("must be sent once"));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("must be visible ASCII"))?
+        .trim();
+    let text = match text.strip_prefix('"') {
+        Some(rest) => rest
+            .strip_suffix('"')
+            .ok_or_else(|| invalid("opens a quoted string it does not close"))?,
+        None => text,
+    };
+    if text.is_empty() || text.len() > KEY_BYTES_MAX {
+        return Err(invalid("must have 1 to 255 characters"));
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(invalid(
+            "must be visible ASCII without quotes or backslashes",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Keys held by requests being decided right now.
+#[derive(Default)]
+pub struct InFlight {
+    held: Arc<Mutex<HashSet<(Arc<str>, String)>>>,
+}
+
+/// A held key, released when dropped (also when the request is cancelled or times out).
+pub struct Claim {
+    held: Arc<Mutex<HashSet<(Arc<str>, String)>>>,
+    entry: (Arc<str>, String),
+}
+
+impl InFlight {
+    /// Holds `key` of `principal`, or `None` if another request holds it.
+    pub fn claim(&self, principal: &Arc<str>, key: &str) -> Option<Claim> {
+        let entry = (Arc::clone(principal), key.to_owned());
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if !held.insert(entry.clone()) {
+            return None;
+        }
+        Some(Claim {
+            held: Arc::clone(&self.held),
+            entry,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(value: &str) -> Result<String, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, value.parse().unwrap());
+        key(&headers).map_err(|e| e.code().to_owned())
+    }
+
+    #[test]
+    fn keys_are_read_quoted_or_bare() {
+        assert_eq!(read("\"8e03978e-40d5\"").unwrap(), "8e03978e-40d5");
+        assert_eq!(read("order-42").unwrap(), "order-42");
+        for bad in ["\"\"", "\"open", "a b", &"k".repeat(256)] {
+            assert_eq!(read(bad).unwrap_err(), "idempotency_key_invalid", "{bad}");
+        }
+        assert_eq!(
+            key(&HeaderMap::new()).unwrap_err().code(),
+            "idempotency_key_missing"
+        );
+    }
+
+    #[test]
+    fn a_key_is_held_once_per_principal_until_released() {
+        let in_flight = InFlight::default();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let claim = in_flight.claim(&a, "k").unwrap();
+        assert!(in_flight.claim(&a, "k").is_none());
+        assert!(
+            in_flight.claim(&b, "k").is_some(),
+            "keys are scoped per API key"
+        );
+        drop(claim);
+        assert!(in_flight.claim(&a, "k").is_some());
+    }
+}

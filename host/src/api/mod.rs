@@ -1,0 +1,339 @@
+//! The HTTP API (axum): routes, auth, idempotency, limits, error mapping.
+//!
+//! The app is a value: [`router`] builds it from an [`AppState`], and [`serve`] runs it
+//! on a listener until a shutdown future resolves, so tests run the real thing on port 0.
+//! The OpenAPI document is assembled from the same route registrations, so it cannot
+//! drift from them.
+//!
+//! Every request passes, outermost first: a request id (echoed in `X-Request-Id`) and a
+//! span; latency and status into `/metrics`; the concurrency limit (503 and
+//! `Retry-After` past it: load is shed, not queued); the request timeout. The body limit
+//! is applied where bodies are read.
+
+pub mod auth;
+pub mod error;
+mod idempotency;
+mod payments;
+mod service;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::LimitsConfig;
+use crate::pipeline::Pipeline;
+use crate::registry::RuleSet;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+use auth::Keys;
+use error::ApiError;
+
+/// The header that carries the request id.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything a request can reach.
+pub struct AppState {
+    /// Runs payments through rules.
+    pub pipeline: Arc<Pipeline>,
+    /// The live rule set. A request takes an `Arc` of it once and decides with that.
+    pub rules: RwLock<Arc<RuleSet>>,
+    /// Decisions, idempotency records, the audit log.
+    pub store: Arc<Store>,
+    /// The API keys.
+    pub keys: Keys,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Request bounds.
+    pub limits: LimitsConfig,
+    in_flight: idempotency::InFlight,
+    concurrency: Arc<Semaphore>,
+    draining: AtomicBool,
+    request_ids: RequestIds,
+}
+
+impl AppState {
+    /// The state of a service deciding with `rules`.
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        rules: Arc<RuleSet>,
+        store: Arc<Store>,
+        keys: Keys,
+        metrics: Arc<Metrics>,
+        limits: LimitsConfig,
+    ) -> AppState {
+        metrics.rule_set(&rules.version);
+        AppState {
+            pipeline,
+            rules: RwLock::new(rules),
+            store,
+            keys,
+            metrics,
+            concurrency: Arc::new(Semaphore::new(limits.concurrency_max)),
+            limits,
+            in_flight: idempotency::InFlight::default(),
+            draining: AtomicBool::new(false),
+            request_ids: RequestIds::new(),
+        }
+    }
+
+    /// The live rule set.
+    pub fn rule_set(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// From now on `/readyz` says not ready (the service is shutting down).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The OpenAPI document's top: title, security scheme, tags.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "payrules",
+        description = "Payments decided by sandboxed WebAssembly rules: submit, read, audit."
+    ),
+    modifiers(&BearerKeys),
+    tags(
+        (name = "payments", description = "Submit payments and read their decisions"),
+        (name = "rules", description = "The live rule set"),
+        (name = "audit", description = "The hash-chained audit log"),
+        (name = "service", description = "Health, readiness, metrics")
+    )
+)]
+struct ApiDoc;
+
+struct BearerKeys;
+
+impl utoipa::Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key from the config, e.g. `Bearer pr_…`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route, registered once: the router and the OpenAPI document both come from here.
+fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(payments::submit, payments::list))
+        .routes(routes!(payments::get))
+        .routes(routes!(service::rules))
+        .routes(routes!(service::audit))
+        .routes(routes!(service::healthz))
+        .routes(routes!(service::readyz))
+        .routes(routes!(service::metrics))
+        .routes(routes!(service::openapi))
+}
+
+/// The app: every route, its OpenAPI document, and the layers around them.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (router, openapi) = api().split_for_parts();
+    let document = openapi
+        .to_json()
+        .unwrap_or_else(|e| unreachable!("an OpenAPI document serialises: {e}"));
+    router
+        .layer(axum::Extension(Arc::new(document)))
+        .fallback(service::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard,
+        ))
+        .with_state(state)
+}
+
+/// The OpenAPI document of [`router`], as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// Request ids: a random per-process prefix and a counter, so ids are unique across
+/// restarts without a random draw per request.
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        let mut bytes = [0u8; 4];
+        // Without randomness the ids are still unique within the process.
+        let _ = getrandom::fill(&mut bytes);
+        RequestIds {
+            prefix: u32::from_le_bytes(bytes),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!(
+            "req_{:08x}{:010x}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// A client's request id is kept when it is short and plain; otherwise we make one.
+fn client_request_id(request: &Request) -> Option<String> {
+    let value = request.headers().get(&REQUEST_ID)?.to_str().ok()?;
+    let plain = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    plain.then(|| value.to_owned())
+}
+
+/// The layer around every route: request id, span, metrics, load shedding, timeout.
+async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = client_request_id(&request).unwrap_or_else(|| state.request_ids.next());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        principal = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let response = async {
+        let Ok(_permit) = Arc::clone(&state.concurrency).try_acquire_owned() else {
+            state.metrics.shed();
+            return ApiError::unavailable(
+                "overloaded",
+                "the service is at its concurrency limit; retry shortly",
+            )
+            .into_response();
+        };
+        let timeout = Duration::from_millis(state.limits.request_timeout_ms);
+        match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::unavailable(
+                "request_timed_out",
+                format!(
+                    "the request took longer than {} ms; a retry with the same idempotency \
+                     key returns the decision if one was made",
+                    state.limits.request_timeout_ms
+                ),
+            )
+            .into_response(),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let mut response = response;
+    let status = response.status().as_u16();
+    span.record("status", status);
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(&route, &method, status, elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "answered {status}"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets the
+/// requests in flight finish for at most `limits.shutdown_grace_ms`, and returns.
+///
+/// Connections are HTTP/1.1 with a header-read timeout (a client that trickles its
+/// headers is cut off) and at most `limits.connections_max` open at once.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: &LimitsConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(limits.connections_max));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, a connection reset before accept: wait a
+                    // moment rather than spin.
+                    tracing::warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("connection ended: {error}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(
+        connections = open,
+        "shutting down: finishing requests in flight"
+    );
+    let grace = Duration::from_millis(limits.shutdown_grace_ms);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = limits.shutdown_grace_ms,
+            "shutdown grace expired; cutting the connections still open"
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! `/v1/payments`: submit a payment, read one, list them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Principal;
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, idempotency};
+use crate::config::Role;
+use crate::model::{Decision, Payment, Status};
+use crate::store::{
+    IdempotencyClaim, LIST_LIMIT_MAX, ListQuery, NewDecision, PaymentSummary, StoreError,
+    StoredPayment, now_unix_ms,
+};
+
+/// The header that says an answer is the stored decision of an earlier request.
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// Submit one payment (the canonical JSON payment, as `payrules parse` prints it) and
+/// get its decision. The decision is durable before the answer is sent.
+#[utoipa::path(
+    post,
+    path = "/v1/payments",
+    tag = "payments",
+    request_body(content = Payment, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = String, Header,
+            description = "Unique per payment; a retry with the same key and payload gets the same decision"),
+    ),
+    responses(
+        (status = 201, description = "Decided and stored", body = Decision,
+            headers(("Location" = String, description = "The payment's URL"))),
+        (status = 200, description = "A retry: the decision stored under this key",
+            body = Decision, headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 400, description = "Malformed JSON, or a missing or invalid Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
+        (status = 403, description = "The key lacks the submitter role", body = ErrorBody),
+        (status = 409, description = "A request with this key is being decided right now", body = ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 422, description = "A field is invalid, or the key was used for another payload", body = ErrorBody),
+        (status = 503, description = "Overloaded or shutting down; retry after `Retry-After`", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn submit(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    principal.require(&[Role::Submitter])?;
+    require_json(&headers)?;
+    let key = idempotency::key(&headers)?;
+    let body = read_body(body, state.limits.body_bytes_max).await?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request("body_not_utf8", format!("the body is not UTF-8: {e}"))
+    })?;
+    let payment = Payment::from_json(text)?;
+    let canonical = serde_json::to_vec(&payment).map_err(ApiError::internal)?;
+    let fingerprint = state.store.fingerprint(&canonical);
+
+    let Some(_claim) = state.in_flight.claim(&principal.name, &key) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_flight",
+            "a request with this Idempotency-Key is being decided; retry to get its decision",
+        )
+        .field("Idempotency-Key")
+        .retry_after(1));
+    };
+    if let Some(answer) = replay(&state, &principal, &key, &fingerprint).await? {
+        return Ok(answer);
+    }
+
+    let rules = state.rule_set();
+    let payment_id = new_payment_id()?;
+    let received_at = now_unix_ms();
+    let pipeline = Arc::clone(&state.pipeline);
+    let (payment, decision) = {
+        let payment_id = payment_id.clone();
+        tokio::task::spawn_blocking(move || {
+            let decision = pipeline.evaluate(&rules, &payment, &payment_id, received_at);
+            (payment, decision)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    };
+    let record = NewDecision {
+        payment_id: payment_id.clone(),
+        received_at_unix_ms: received_at,
+        submitted_by: principal.name.to_string(),
+        payment,
+        decision: decision.clone(),
+        idempotency: IdempotencyClaim {
+            principal: principal.name.to_string(),
+            key: key.clone(),
+            fingerprint,
+        },
+    };
+    match state.store.commit(record).await {
+        Ok(()) => {}
+        // Another host took the key between our look-up and our commit.
+        Err(StoreError::KeyTaken) => {
+            return replay(&state, &principal, &key, &fingerprint)
+                .await?
+                .ok_or_else(|| ApiError::internal("an idempotency key was taken, then vanished"));
+        }
+        Err(StoreError::Closed) => {
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the service is shutting down; retry with the same idempotency key",
+            ));
+        }
+        Err(error) => return Err(ApiError::internal(error)),
+    }
+    state.metrics.decision(&decision);
+    tracing::info!(payment_id = %payment_id, status = ?decision.status, "payment decided");
+    let mut response = (StatusCode::CREATED, Json(decision)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{payment_id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// The stored answer for a key already used: the same decision for the same payload,
+/// 422 for another payload.
+async fn replay(
+    state: &AppState,
+    principal: &Principal,
+    key: &str,
+    fingerprint: &[u8; 32],
+) -> Result<Option<Response>, ApiError> {
+    let Some(record) = state
+        .store
+        .idempotency(&principal.name, key)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Ok(None);
+    };
+    if &record.fingerprint != fingerprint {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            format!(
+                "this Idempotency-Key was used for another payment ({}); use a new key",
+                record.payment_id
+            ),
+        )
+        .field("Idempotency-Key"));
+    }
+    let stored = state
+        .store
+        .payment(&record.payment_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("an idempotency record names a missing payment"))?;
+    state.metrics.replay();
+    let mut response = (StatusCode::OK, Json(stored.decision)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{}", record.payment_id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok(Some(response))
+}
+
+/// Refuses a body that is not declared JSON.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "content_type_unsupported",
+        format!(
+            "send the payment as Content-Type: application/json (got {:?})",
+            if content_type.is_empty() {
+                "nothing"
+            } else {
+                content_type
+            }
+        ),
+    )
+    .field("Content-Type"))
+}
+
+/// Reads a body of at most `max` bytes.
+async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, max).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than the {max} bytes allowed"),
+            )
+        } else {
+            ApiError::bad_request("body_unreadable", "the body could not be read to its end")
+        }
+    })
+}
+
+/// A new payment id: `pay_`, the time in ms (so ids sort by arrival), 80 random bits.
+fn new_payment_id() -> Result<String, ApiError> {
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).map_err(ApiError::internal)?;
+    Ok(format!(
+        "pay_{:012x}{}",
+        now_unix_ms(),
+        crate::registry::hex(&random)
+    ))
+}
+
+/// Read one payment and its decision. Submitters see the payments they submitted;
+/// auditors see all.
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment id from the submission")),
+    responses(
+        (status = 200, description = "The payment and its decision", body = StoredPayment),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Neither submitter nor auditor", body = ErrorBody),
+        (status = 404, description = "No such payment (or not this key's)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<StoredPayment>, ApiError> {
+    principal.require(&[Role::Submitter, Role::Auditor])?;
+    let not_found = || ApiError::not_found("payment_not_found", format!("no payment {id}"));
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let stored = state
+        .store
+        .payment(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
+    if !principal.has(Role::Auditor) && stored.submitted_by != *principal.name {
+        return Err(not_found());
+    }
+    Ok(Json(stored))
+}
+
+/// The query of a listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only payments with this status: `accepted`, `rejected` or `pending_review`.
+    status: Option<String>,
+    /// Only payments received at or after this instant (RFC 3339 in UTC, e.g.
+    /// `2026-11-22T08:00:00Z`).
+    since: Option<String>,
+    /// At most this many (1 to 500; 50 when absent).
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of payments, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentPage {
+    /// The payments.
+    pub payments: Vec<PaymentSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The default page size.
+const LIST_LIMIT_DEFAULT: u32 = 50;
+
+/// List payments, newest first, with cursor pagination. Submitters see the payments
+/// they submitted; auditors see all.
+#[utoipa::path(
+    get,
+    path = "/v1/payments",
+    tag = "payments",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of payments", body = PaymentPage),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Neither submitter nor auditor", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<PaymentPage>, ApiError> {
+    principal.require(&[Role::Submitter, Role::Auditor])?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("query_invalid", e.body_text()))?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|text| {
+            serde_json::from_value::<Status>(serde_json::Value::String(text.to_owned())).map_err(
+                |_| {
+                    ApiError::bad_request(
+                        "status_invalid",
+                        "status must be accepted, rejected or pending_review",
+                    )
+                    .field("status")
+                },
+            )
+        })
+        .transpose()?;
+    let since_unix_ms = params
+        .since
+        .as_deref()
+        .map(|text| {
+            humantime::parse_rfc3339(text)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "since_invalid",
+                        "since must be an RFC 3339 instant in UTC, e.g. 2026-11-22T08:00:00Z",
+                    )
+                    .field("since")
+                })
+        })
+        .transpose()?;
+    let limit = params.limit.unwrap_or(LIST_LIMIT_DEFAULT);
+    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "limit_invalid",
+            format!("limit must be between 1 and {LIST_LIMIT_MAX}"),
+        )
+        .field("limit"));
+    }
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(|text| {
+            text.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
+                ApiError::bad_request(
+                    "cursor_invalid",
+                    "cursor must be the next_cursor of a previous page",
+                )
+                .field("cursor")
+            })
+        })
+        .transpose()?;
+    let submitted_by = (!principal.has(Role::Auditor)).then(|| principal.name.to_string());
+    let page = state
+        .store
+        .list(ListQuery {
+            status,
+            since_unix_ms,
+            submitted_by,
+            cursor,
+            limit,
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(PaymentPage {
+        payments: page.payments,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}

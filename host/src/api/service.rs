@@ -1,0 +1,250 @@
+//! The rule set, the audit log, health, readiness, metrics and the OpenAPI document.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Principal;
+use super::error::{ApiError, ErrorBody};
+use crate::config::Role;
+use crate::model::{FailurePolicy, RuleKind};
+use crate::store::LIST_LIMIT_MAX;
+use crate::store::audit::AuditEntry;
+
+/// One rule of the live set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    /// Its name.
+    pub name: String,
+    /// compliance, fraud or routing.
+    pub kind: RuleKind,
+    /// The sha256 of its component.
+    pub version: String,
+    /// Its place among the rules of its kind.
+    pub order: i32,
+    /// What a failure of it means.
+    pub failure_policy: FailurePolicy,
+    /// The host capabilities it may import.
+    pub capabilities: Vec<String>,
+    /// Its bounds.
+    pub limits: LimitsView,
+}
+
+/// A rule's bounds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitsView {
+    /// Fuel per evaluation.
+    pub fuel: u64,
+    /// Largest linear memory, bytes.
+    pub memory_bytes_max: u64,
+    /// Wall-clock deadline, ms.
+    pub timeout_ms: u64,
+    /// Largest answer, bytes.
+    pub output_bytes_max: u64,
+    /// Most host calls per evaluation.
+    pub host_calls_max: u32,
+}
+
+/// The live rule set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleSetView {
+    /// sha256 over every rule, manifest, list and the policy: every decision names it.
+    pub version: String,
+    /// The rules in pipeline order.
+    pub rules: Vec<RuleView>,
+}
+
+/// The live rule set: each rule's name, kind, version hash, order and limits.
+#[utoipa::path(
+    get,
+    path = "/v1/rules",
+    tag = "rules",
+    responses(
+        (status = 200, description = "The live rule set", body = RuleSetView),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Neither operator nor auditor", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn rules(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<RuleSetView>, ApiError> {
+    principal.require(&[Role::Operator, Role::Auditor])?;
+    let set = state.rule_set();
+    let rules = set
+        .rules()
+        .iter()
+        .map(|rule| {
+            let m = &rule.manifest;
+            RuleView {
+                name: m.name.clone(),
+                kind: m.kind,
+                version: rule.version.clone(),
+                order: m.order,
+                failure_policy: m.failure_policy,
+                capabilities: m.capabilities.iter().map(|c| c.name().to_owned()).collect(),
+                limits: LimitsView {
+                    fuel: m.limits.fuel,
+                    memory_bytes_max: m.limits.memory_bytes_max,
+                    timeout_ms: m.limits.timeout_ms,
+                    output_bytes_max: m.limits.output_bytes_max,
+                    host_calls_max: m.limits.host_calls_max,
+                },
+            }
+        })
+        .collect();
+    Ok(Json(RuleSetView {
+        version: set.version.clone(),
+        rules,
+    }))
+}
+
+/// The query of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Entries after this sequence number (0 or absent: from the start).
+    after: Option<i64>,
+    /// At most this many (1 to 500; 100 when absent).
+    limit: Option<u32>,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Entries, oldest first.
+    #[schema(value_type = Vec<AuditEntryView>)]
+    pub entries: Vec<AuditEntry>,
+}
+
+/// One audit entry (as [`AuditEntry`] serialises).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntryView {
+    /// 1, 2, 3, ... with no gaps.
+    pub seq: i64,
+    /// When, ms since the Unix epoch.
+    pub at_unix_ms: i64,
+    /// An API key's name, or `payrules`.
+    pub actor: String,
+    /// `payment.decided`, `rules.loaded`, ...
+    pub action: String,
+    /// A payment id or a rule-set version.
+    pub subject: String,
+    /// The facts, a JSON object as text.
+    pub detail: String,
+    /// The previous entry's hash, hex.
+    pub prev_hash: String,
+    /// This entry's hash, hex.
+    pub hash: String,
+}
+
+/// The hash-chained audit log, oldest first. `payrules audit verify` checks it.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "Audit entries", body = AuditPage),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an auditor", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<AuditPage>, ApiError> {
+    principal.require(&[Role::Auditor])?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("query_invalid", e.body_text()))?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "limit_invalid",
+            format!("limit must be between 1 and {LIST_LIMIT_MAX}"),
+        )
+        .field("limit"));
+    }
+    let entries = state
+        .store
+        .audit_entries(params.after.unwrap_or(0).max(0), limit)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(AuditPage { entries }))
+}
+
+/// A plain status answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: rules loaded and the store open, and not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses(
+        (status = 200, description = "Ready for payments", body = Health),
+        (status = 503, description = "Shutting down", body = Health),
+    ))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "not_ready",
+            }),
+        )
+            .into_response();
+    }
+    Json(Health { status: "ready" }).into_response()
+}
+
+/// Metrics in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub async fn openapi(Extension(document): Extension<Arc<String>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("route_not_found", "no such route; see /openapi.json")
+}

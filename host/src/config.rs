@@ -1,0 +1,297 @@
+//! The service's configuration: a TOML file read and validated once at start, then passed
+//! explicitly. Every setting has a default (the named constants below), so
+//! `payrules serve` with no file runs the example rules on an embedded store.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! rules_dir = "examples/rules"
+//!
+//! [store]
+//! path = "payrules.db"
+//!
+//! [limits]
+//! body_bytes_max = 1048576
+//! request_timeout_ms = 10000
+//!
+//! [log]
+//! format = "json"
+//!
+//! [[api_keys]]
+//! name = "checkout"
+//! sha256 = "…64 hex digits: sha256 of the key…"
+//! roles = ["submitter"]
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the service listens by default: loopback only.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+/// The rules directory by default: the example rules of this repository.
+pub const RULES_DIR_DEFAULT: &str = "examples/rules";
+/// The embedded store by default: a SQLite file in the working directory.
+pub const STORE_PATH_DEFAULT: &str = "payrules.db";
+/// The largest request body: 1 MiB (a pain.001 with thousands of transactions is larger:
+/// raise it for bulk files).
+pub const BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// How long a client may take to send its request headers.
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// How long a request may take, from its first byte to its answer.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// How many requests are served at once; more are refused with 503 and `Retry-After`.
+pub const CONCURRENCY_MAX_DEFAULT: usize = 512;
+/// How many connections are held open at once; more wait in the kernel's backlog.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
+/// How long a graceful shutdown waits for requests in flight.
+pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
+/// The most decisions committed in one transaction (one fsync).
+pub const COMMIT_BATCH_MAX_DEFAULT: usize = 512;
+
+/// A role an API key holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Submits payments and reads its own.
+    Submitter,
+    /// Reads the rule set and operates the service.
+    Operator,
+    /// Reads every payment and the audit log.
+    Auditor,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::Submitter, Role::Operator, Role::Auditor];
+
+    /// The name the config and errors use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Submitter => "submitter",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+/// One API key: its name (what logs and the audit log show), the sha256 of the secret
+/// (the secret itself is never stored), and its roles.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Who holds it, e.g. `checkout-service`.
+    pub name: String,
+    /// sha256 of the key, 64 lowercase hex digits (`payrules keys new` prints it).
+    pub sha256: String,
+    /// What it may do.
+    pub roles: Vec<Role>,
+}
+
+/// Where decisions are stored.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file (created, with its schema, if missing).
+    pub path: PathBuf,
+    /// The most decisions committed in one transaction.
+    pub commit_batch_max: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from(STORE_PATH_DEFAULT),
+            commit_batch_max: COMMIT_BATCH_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Bounds on what clients can make the service do.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The largest request body, bytes.
+    pub body_bytes_max: usize,
+    /// How long a client may take to send its headers, ms.
+    pub header_read_timeout_ms: u64,
+    /// How long a request may take, ms.
+    pub request_timeout_ms: u64,
+    /// Requests served at once.
+    pub concurrency_max: usize,
+    /// Connections held open at once.
+    pub connections_max: usize,
+    /// How long shutdown waits for requests in flight, ms.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
+            request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
+            concurrency_max: CONCURRENCY_MAX_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Text or JSON lines, on stderr.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `payrules=debug` (`PAYRULES_LOG` overrides it).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// The whole configuration of `payrules serve`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The rules directory.
+    pub rules_dir: PathBuf,
+    /// The store.
+    pub store: StoreConfig,
+    /// Request bounds.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The API keys; with none, `serve` makes one for local use (see the README).
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: LISTEN_DEFAULT
+                .parse()
+                .unwrap_or_else(|e| unreachable!("the default address parses: {e}")),
+            rules_dir: PathBuf::from(RULES_DIR_DEFAULT),
+            store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths in it are relative to the
+    /// working directory, like those on the command line.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses and validates a config.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let limits = &self.limits;
+        for (name, value) in [
+            ("limits.body_bytes_max", limits.body_bytes_max as u64),
+            (
+                "limits.header_read_timeout_ms",
+                limits.header_read_timeout_ms,
+            ),
+            ("limits.request_timeout_ms", limits.request_timeout_ms),
+            ("limits.concurrency_max", limits.concurrency_max as u64),
+            ("limits.connections_max", limits.connections_max as u64),
+            ("store.commit_batch_max", self.store.commit_batch_max as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be greater than zero"));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (index, key) in self.api_keys.iter().enumerate() {
+            let at = format!("api_keys[{index}]");
+            if key.name.is_empty() || key.name.len() > 64 {
+                return Err(format!("{at}.name must have 1 to 64 characters"));
+            }
+            if !names.insert(key.name.as_str()) {
+                return Err(format!("{at}.name: `{}` is used twice", key.name));
+            }
+            let is_hex = key.sha256.len() == 64
+                && key
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !is_hex {
+                return Err(format!(
+                    "{at}.sha256 must be 64 lowercase hex digits (the sha256 of the key)"
+                ));
+            }
+            if key.roles.is_empty() {
+                return Err(format!("{at}.roles must name at least one role"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.listen.to_string(), LISTEN_DEFAULT);
+        assert_eq!(config.rules_dir, PathBuf::from(RULES_DIR_DEFAULT));
+        assert_eq!(config.limits.body_bytes_max, BODY_BYTES_MAX_DEFAULT);
+        assert!(config.api_keys.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_setting_at_fault() {
+        for (text, expected) in [
+            ("listen = \"nowhere\"", "listen"),
+            ("[limits]\nbody_bytes_max = 0", "limits.body_bytes_max"),
+            ("[limits]\nbody_bytes = 10", "body_bytes"),
+            (
+                "[[api_keys]]\nname = \"a\"\nsha256 = \"abc\"\nroles = [\"submitter\"]",
+                "api_keys[0].sha256",
+            ),
+            (
+                "[[api_keys]]\nname = \"a\"\nsha256 = \"\"\nroles = [\"root\"]",
+                "root",
+            ),
+        ] {
+            let error = Config::parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+}
