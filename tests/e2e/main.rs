@@ -8,11 +8,18 @@
 //! - `cli`: `payrules evaluate` as a user runs it.
 //! - `iso20022`: `payrules parse` and the reader, on fixtures and hostile input.
 //! - `docs`: the rule guide keeps up with the contract.
+//! - `api`: `payrules serve` over real HTTP: submit, retry, conflict, auth, listing, bad
+//!   input, metrics, OpenAPI, logs.
+//! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
+//!   slow and excess clients.
 
+mod api;
 mod cli;
 mod docs;
+mod durability;
 mod examples;
 mod iso20022;
 mod loading;
 mod sandbox;
+mod server;
 mod support;

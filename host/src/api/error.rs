@@ -122,7 +122,7 @@ impl From<InvalidPayment> for ApiError {
     fn from(invalid: InvalidPayment) -> ApiError {
         let (status, code) = payment_error_code(&invalid);
         let mut error = ApiError::new(status, code, invalid.reason.clone());
-        if !invalid.field.is_empty() {
+        if !invalid.field.is_empty() && !invalid.malformed {
             error.body.field = Some(invalid.field.clone());
         }
         error.body.reason_code = Some(invalid.code.to_owned());
@@ -134,7 +134,7 @@ impl From<InvalidPayment> for ApiError {
 fn payment_error_code(invalid: &InvalidPayment) -> (StatusCode, &'static str) {
     let reason = invalid.reason.as_str();
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-    if invalid.field.is_empty() && invalid.code == "FF01" {
+    if invalid.malformed {
         return (StatusCode::BAD_REQUEST, "malformed_json");
     }
     if reason.starts_with("missing field") {

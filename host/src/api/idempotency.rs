@@ -59,16 +59,19 @@ pub fn key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
+/// A principal's name and a key.
+type ScopedKey = (Arc<str>, String);
+
 /// Keys held by requests being decided right now.
 #[derive(Default)]
 pub struct InFlight {
-    held: Arc<Mutex<HashSet<(Arc<str>, String)>>>,
+    held: Arc<Mutex<HashSet<ScopedKey>>>,
 }
 
 /// A held key, released when dropped (also when the request is cancelled or times out).
 pub struct Claim {
-    held: Arc<Mutex<HashSet<(Arc<str>, String)>>>,
-    entry: (Arc<str>, String),
+    held: Arc<Mutex<HashSet<ScopedKey>>>,
+    entry: ScopedKey,
 }
 
 impl InFlight {

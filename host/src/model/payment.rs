@@ -25,6 +25,9 @@ pub struct InvalidPayment {
     pub reason: String,
     /// The ISO 20022 status reason code that says it (`AM12`, `AC02`, `FF01`, ...).
     pub code: &'static str,
+    /// The text is not JSON at all (a syntax error or a truncated document), as opposed
+    /// to JSON with a value that is not acceptable.
+    pub malformed: bool,
 }
 
 impl InvalidPayment {
@@ -33,6 +36,7 @@ impl InvalidPayment {
             field: field.to_owned(),
             reason: reason.into(),
             code,
+            malformed: false,
         }
     }
 }
@@ -102,11 +106,13 @@ impl Payment {
             let field = error.path().to_string();
             let field = if field == "." { String::new() } else { field };
             let inner = error.into_inner();
-            let code = code_for_field(&field, inner.is_syntax() || inner.is_eof());
+            let malformed = inner.is_syntax() || inner.is_eof();
+            let code = code_for_field(&field, malformed);
             InvalidPayment {
                 reason: strip_position(&inner.to_string()),
                 field,
                 code,
+                malformed,
             }
         })?;
         payment.check()?;

@@ -1,0 +1,659 @@
+//! The HTTP API as submitting systems, operators and auditors use it: the real binary on
+//! loopback, the example rules, a real SQLite file.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::server::{AUDITOR, OPERATOR, OTHER_SUBMITTER, SUBMITTER, Server, payment};
+
+#[test]
+fn a_submitted_payment_is_decided_stored_and_read_back() {
+    let server = Server::start();
+    let reply = server.submit(
+        SUBMITTER,
+        "k-1",
+        &payment("sepa-instant-supplier.json", "1"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let decision = reply.json();
+    let id = decision["payment_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        reply.header("location"),
+        Some(&*format!("/v1/payments/{id}"))
+    );
+    assert_eq!(decision["status"], "accepted", "{decision}");
+    assert_eq!(decision["route"]["rail"], "sepa-instant", "{decision}");
+    let rules = decision["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 4, "every rule ran: {decision}");
+    for rule in rules {
+        assert_eq!(rule["version"].as_str().unwrap().len(), 64, "{rule}");
+        assert!(
+            rule["duration_us"].is_u64() && rule["fuel_used"].as_u64() > Some(0),
+            "{rule}"
+        );
+    }
+
+    let stored = server.get(&format!("/v1/payments/{id}"), Some(SUBMITTER));
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    let stored = stored.json();
+    assert_eq!(stored["decision"], decision);
+    assert_eq!(stored["payment"]["end_to_end_id"], "E2E-1");
+    assert_eq!(stored["submitted_by"], "checkout");
+}
+
+#[test]
+fn a_rejected_payment_names_its_iso_reason() {
+    let server = Server::start();
+    let reply = server.submit(SUBMITTER, "k-1", &payment("sanctioned-creditor.json", "1"));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let decision = reply.json();
+    assert_eq!(decision["status"], "rejected");
+    assert_eq!(decision["reasons"][0]["code"], "RR04", "{decision}");
+}
+
+#[test]
+fn a_retry_with_the_same_key_and_payload_gets_the_original_decision_and_says_so() {
+    let server = Server::start();
+    let body = payment("us-payroll-fednow.json", "1");
+    let first = server.submit(SUBMITTER, "retry-1", &body);
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    // The same payment with its fields in another order and other spacing: same payload.
+    let reordered: Value =
+        serde_json::from_str(&serde_json::to_string_pretty(&body).unwrap()).unwrap();
+    let retry = server.submit(SUBMITTER, "retry-1", &reordered);
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.json(), first.json(), "the very same decision");
+    assert_eq!(server.all_payments().len(), 1, "decided once");
+}
+
+#[test]
+fn the_same_key_with_another_payload_is_refused_with_422() {
+    let server = Server::start();
+    let first = server.submit(SUBMITTER, "k", &payment("us-payroll-fednow.json", "1"));
+    assert_eq!(first.status, 201);
+    let mut changed = payment("us-payroll-fednow.json", "1");
+    changed["amount"] = json!("1.00");
+    let reply = server.submit(SUBMITTER, "k", &changed);
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert_eq!(reply.code(), "idempotency_key_reused");
+    assert_eq!(reply.json()["error"]["field"], "Idempotency-Key");
+    assert_eq!(server.all_payments().len(), 1);
+}
+
+#[test]
+fn idempotency_keys_are_scoped_per_api_key() {
+    let server = Server::start();
+    let body = payment("us-payroll-fednow.json", "1");
+    assert_eq!(server.submit(SUBMITTER, "shared", &body).status, 201);
+    let other = server.submit(OTHER_SUBMITTER, "shared", &body);
+    assert_eq!(
+        other.status, 201,
+        "another system's key is another key: {}",
+        other.body
+    );
+    assert_eq!(server.all_payments().len(), 2);
+}
+
+#[test]
+fn concurrent_duplicates_are_decided_once() {
+    let server = Server::start();
+    let body = payment("cross-border-swift.json", "1");
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    let reply = server.submit(SUBMITTER, "same-key", &body);
+                    let id = (reply.status != 409)
+                        .then(|| reply.json()["payment_id"].as_str().unwrap().to_owned());
+                    (reply.status, id)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let created = statuses.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(s, _)| [200, 201, 409].contains(s)),
+        "{statuses:?}"
+    );
+    let ids: BTreeSet<_> = statuses.iter().filter_map(|(_, id)| id.clone()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every answer names the one payment: {statuses:?}"
+    );
+    assert_eq!(server.all_payments().len(), 1);
+    // After the first commits, a retry gets the stored decision.
+    assert_eq!(server.submit(SUBMITTER, "same-key", &body).status, 200);
+}
+
+#[test]
+fn each_route_answers_each_role_as_documented() {
+    let server = Server::start();
+    let created = server.submit(SUBMITTER, "k", &payment("us-payroll-fednow.json", "1"));
+    let id = created.json()["payment_id"].as_str().unwrap().to_owned();
+    let one = format!("/v1/payments/{id}");
+    let body = payment("us-payroll-fednow.json", "2");
+    let post = |key: Option<&str>, idem: &str| {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", idem),
+        ];
+        if let Some(auth) = auth.as_deref() {
+            headers.push(("Authorization", auth));
+        }
+        server
+            .request(
+                "POST",
+                "/v1/payments",
+                &headers,
+                Some(body.to_string().as_bytes()),
+            )
+            .status
+    };
+    assert_eq!(post(None, "a"), 401);
+    assert_eq!(post(Some("pr_not_a_key"), "b"), 401);
+    assert_eq!(post(Some(OPERATOR), "c"), 403);
+    assert_eq!(post(Some(AUDITOR), "d"), 403);
+    assert_eq!(post(Some(SUBMITTER), "e"), 201);
+    let cases: &[(&str, Option<&str>, u16)] = &[
+        (&one, None, 401),
+        (&one, Some("pr_not_a_key"), 401),
+        (&one, Some(SUBMITTER), 200),
+        (&one, Some(OTHER_SUBMITTER), 404),
+        (&one, Some(AUDITOR), 200),
+        (&one, Some(OPERATOR), 403),
+        ("/v1/payments", None, 401),
+        ("/v1/payments", Some(SUBMITTER), 200),
+        ("/v1/payments", Some(AUDITOR), 200),
+        ("/v1/payments", Some(OPERATOR), 403),
+        ("/v1/rules", None, 401),
+        ("/v1/rules", Some(OPERATOR), 200),
+        ("/v1/rules", Some(AUDITOR), 200),
+        ("/v1/rules", Some(SUBMITTER), 403),
+        ("/v1/audit", Some(AUDITOR), 200),
+        ("/v1/audit", Some(OPERATOR), 403),
+        ("/v1/audit", Some(SUBMITTER), 403),
+        ("/healthz", None, 200),
+        ("/readyz", None, 200),
+        ("/metrics", None, 200),
+        ("/openapi.json", None, 200),
+    ];
+    for (path, key, expected) in cases {
+        let reply = server.get(path, *key);
+        assert_eq!(
+            reply.status, *expected,
+            "GET {path} with {key:?}: {}",
+            reply.body
+        );
+        if *expected == 401 {
+            assert_eq!(reply.code(), "unauthenticated");
+            assert!(
+                reply
+                    .header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Bearer"))
+            );
+        }
+        if *expected == 403 {
+            assert_eq!(reply.code(), "role_required");
+        }
+    }
+}
+
+#[test]
+fn submitters_list_their_own_payments_and_auditors_list_all() {
+    let server = Server::start();
+    for n in 0..3 {
+        let reply = server.submit(
+            SUBMITTER,
+            &format!("c{n}"),
+            &payment("us-payroll-fednow.json", &format!("c{n}")),
+        );
+        assert_eq!(reply.status, 201);
+    }
+    assert_eq!(
+        server
+            .submit(
+                OTHER_SUBMITTER,
+                "t0",
+                &payment("us-payroll-fednow.json", "t0")
+            )
+            .status,
+        201
+    );
+    let own = server.get("/v1/payments", Some(OTHER_SUBMITTER)).json();
+    let own = own["payments"].as_array().unwrap();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["submitted_by"], "treasury");
+    assert_eq!(server.all_payments().len(), 4);
+}
+
+#[test]
+fn listing_pages_newest_first_with_a_cursor_and_filters_by_status_and_time() {
+    let server = Server::start();
+    let examples = [
+        "us-payroll-fednow.json",
+        "sanctioned-creditor.json",
+        "sepa-instant-supplier.json",
+        "sanctioned-creditor.json",
+        "cross-border-swift.json",
+    ];
+    let mut ids = Vec::new();
+    for (n, example) in examples.iter().enumerate() {
+        let reply = server.submit(
+            SUBMITTER,
+            &format!("k{n}"),
+            &payment(example, &format!("{n}")),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        ids.push(reply.json()["payment_id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/payments?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = server.get(&path, Some(SUBMITTER)).json();
+        pages += 1;
+        seen.extend(
+            page["payments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["payment_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/payments?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every payment once, newest first");
+    assert_eq!(pages, 3);
+
+    let rejected = server
+        .get("/v1/payments?status=rejected", Some(SUBMITTER))
+        .json();
+    let rejected = rejected["payments"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert!(rejected.iter().all(|p| p["status"] == "rejected"));
+
+    let future = server
+        .get("/v1/payments?since=2100-01-01T00:00:00Z", Some(SUBMITTER))
+        .json();
+    assert_eq!(future["payments"].as_array().unwrap().len(), 0);
+    let past = server
+        .get("/v1/payments?since=2000-01-01T00:00:00Z", Some(SUBMITTER))
+        .json();
+    assert_eq!(past["payments"].as_array().unwrap().len(), 5);
+
+    for (query, code, field) in [
+        ("status=approved", "status_invalid", Some("status")),
+        ("since=yesterday", "since_invalid", Some("since")),
+        ("limit=0", "limit_invalid", Some("limit")),
+        ("limit=501", "limit_invalid", Some("limit")),
+        ("cursor=abc", "cursor_invalid", Some("cursor")),
+        ("limit=ten", "query_invalid", None),
+        ("colour=red", "query_invalid", None),
+    ] {
+        let reply = server.get(&format!("/v1/payments?{query}"), Some(SUBMITTER));
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert_eq!(reply.code(), code, "{query}");
+        assert_eq!(reply.json()["error"]["field"].as_str(), field, "{query}");
+    }
+}
+
+/// A valid payment with one change made by `edit`.
+fn edited(edit: impl FnOnce(&mut Value)) -> String {
+    let mut value = payment("sepa-instant-supplier.json", "bad");
+    edit(&mut value);
+    value.to_string()
+}
+
+#[test]
+fn bad_input_is_refused_with_the_field_and_reason_and_nothing_is_stored() {
+    let server = Server::start();
+    let cases: Vec<(&str, String, u16, &str, Option<&str>)> = vec![
+        (
+            "malformed JSON",
+            "{\"end_to_end_id\": ".to_owned(),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "not an object",
+            "[1, 2]".to_owned(),
+            422,
+            "field_type_invalid",
+            None,
+        ),
+        (
+            "wrong type",
+            edited(|p| p["amount"] = json!(12.5)),
+            422,
+            "field_type_invalid",
+            Some("amount"),
+        ),
+        (
+            "missing field",
+            edited(|p| {
+                p.as_object_mut().unwrap().remove("currency");
+            }),
+            422,
+            "field_missing",
+            None,
+        ),
+        (
+            "unknown field",
+            edited(|p| p["colour"] = json!("red")),
+            422,
+            "field_unknown",
+            None,
+        ),
+        (
+            "negative amount",
+            edited(|p| p["amount"] = json!("-5.00")),
+            422,
+            "amount_not_a_plain_decimal",
+            Some("amount"),
+        ),
+        (
+            "zero amount",
+            edited(|p| p["amount"] = json!("0.00")),
+            422,
+            "amount_must_be_positive",
+            Some("amount"),
+        ),
+        (
+            "too many decimals",
+            edited(|p| p["amount"] = json!("10.001")),
+            422,
+            "amount_has_too_many_decimals",
+            Some("amount"),
+        ),
+        (
+            "more than 18 digits",
+            edited(|p| p["amount"] = json!("1234567890123456789")),
+            422,
+            "amount_has_too_many_digits",
+            Some("amount"),
+        ),
+        (
+            "unknown currency",
+            edited(|p| p["currency"] = json!("XYZ")),
+            422,
+            "currency_unknown",
+            Some("currency"),
+        ),
+        (
+            "bad IBAN checksum",
+            edited(|p| p["debtor"]["account"]["iban"] = json!("DE89370400440532013001")),
+            422,
+            "iban_invalid",
+            Some("debtor.account.iban"),
+        ),
+        (
+            "bad BIC",
+            edited(|p| p["creditor_agent"]["bic"] = json!("NOT A BIC")),
+            422,
+            "bic_invalid",
+            Some("creditor_agent.bic"),
+        ),
+        (
+            "no debtor name",
+            edited(|p| {
+                p["debtor"].as_object_mut().unwrap().remove("name");
+            }),
+            422,
+            "party_name_missing",
+            Some("debtor.name"),
+        ),
+    ];
+    for (what, body, status, code, field) in &cases {
+        let key = what.replace(' ', "-");
+        let reply = server.request(
+            "POST",
+            "/v1/payments",
+            &[
+                ("Authorization", &format!("Bearer {SUBMITTER}")),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", &key),
+            ],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(reply.status, *status, "{what}: {}", reply.body);
+        assert_eq!(reply.code(), *code, "{what}: {}", reply.body);
+        let error = &reply.json()["error"];
+        assert!(!error["message"].as_str().unwrap().is_empty(), "{what}");
+        if let Some(field) = field {
+            assert_eq!(error["field"], *field, "{what}: {}", reply.body);
+        }
+        if *status == 422 && error["field"].is_string() {
+            assert!(
+                error["reason_code"].is_string(),
+                "{what}: an ISO code: {}",
+                reply.body
+            );
+        }
+    }
+    let good = payment("sepa-instant-supplier.json", "good").to_string();
+    let auth = format!("Bearer {SUBMITTER}");
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let header_cases: Vec<(&str, Headers, u16, &str)> = vec![
+        (
+            "no content type",
+            vec![("Authorization", &auth), ("Idempotency-Key", "h1")],
+            415,
+            "content_type_unsupported",
+        ),
+        (
+            "XML content type for JSON",
+            vec![
+                ("Authorization", &auth),
+                ("Content-Type", "text/plain"),
+                ("Idempotency-Key", "h2"),
+            ],
+            415,
+            "content_type_unsupported",
+        ),
+        (
+            "no idempotency key",
+            vec![
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            400,
+            "idempotency_key_missing",
+        ),
+        (
+            "empty idempotency key",
+            vec![
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "\"\""),
+            ],
+            400,
+            "idempotency_key_invalid",
+        ),
+    ];
+    for (what, headers, status, code) in &header_cases {
+        let reply = server.request("POST", "/v1/payments", headers, Some(good.as_bytes()));
+        assert_eq!(reply.status, *status, "{what}: {}", reply.body);
+        assert_eq!(reply.code(), *code, "{what}");
+    }
+    assert!(server.all_payments().is_empty(), "nothing was stored");
+    let audit = server.get("/v1/audit", Some(AUDITOR)).json();
+    let actions: Vec<_> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![json!("rules.loaded")],
+        "no decision was audited"
+    );
+}
+
+#[test]
+fn an_oversized_body_is_refused_with_413() {
+    let server = Server::with_limits("body_bytes_max = 4096");
+    let mut body = payment("sepa-instant-supplier.json", "big");
+    body["remittance"] = json!("x".repeat(5000));
+    let reply = server.submit(SUBMITTER, "big", &body);
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(reply.code(), "body_too_large");
+    assert!(server.all_payments().is_empty());
+}
+
+#[test]
+fn metrics_count_requests_decisions_and_each_rule() {
+    let server = Server::start();
+    assert_eq!(
+        server
+            .submit(SUBMITTER, "m1", &payment("us-payroll-fednow.json", "m1"))
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .submit(SUBMITTER, "m2", &payment("sanctioned-creditor.json", "m2"))
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .submit(SUBMITTER, "m2", &payment("sanctioned-creditor.json", "m2"))
+            .status,
+        200
+    );
+    let text = server.get("/metrics", None).body;
+    for line in [
+        "payrules_decisions_total{status=\"accepted\"} 1",
+        "payrules_decisions_total{status=\"rejected\"} 1",
+        "payrules_idempotent_replays_total 1",
+        "payrules_http_request_duration_seconds_count{route=\"/v1/payments\",method=\"POST\",status=\"201\"} 2",
+        "payrules_http_request_duration_seconds_count{route=\"/v1/payments\",method=\"POST\",status=\"200\"} 1",
+        "payrules_rule_duration_seconds_count{rule=\"sanctions-screening\",kind=\"compliance\"} 2",
+        "payrules_rule_fuel_count{rule=\"rail-router\",kind=\"routing\"} 1",
+        "payrules_store_commit_batch_size_count",
+        "payrules_rule_set_info{version=\"",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let server = Server::start();
+    let document = server.get("/openapi.json", None).json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    let mut listed = BTreeSet::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            listed.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "POST /v1/payments",
+        "GET /v1/payments",
+        "GET /v1/payments/{id}",
+        "GET /v1/rules",
+        "GET /v1/audit",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /openapi.json",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    assert_eq!(listed, expected);
+    // Every documented GET route is served (none falls through to route_not_found).
+    for entry in &listed {
+        let Some(path) = entry.strip_prefix("GET ") else {
+            continue;
+        };
+        let reply = server.get(&path.replace("{id}", "pay_missing"), Some(AUDITOR));
+        assert!(
+            reply.status != 404 || reply.code() != "route_not_found",
+            "{entry}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(server.get("/v1/nothing", None).code(), "route_not_found");
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "Payment",
+        "Decision",
+        "ErrorBody",
+        "StoredPayment",
+        "PaymentPage",
+        "RuleSetView",
+    ] {
+        assert!(schemas.contains_key(schema), "{schema}");
+    }
+    assert_eq!(
+        schemas["Payment"]["required"],
+        json!([
+            "end_to_end_id",
+            "amount",
+            "currency",
+            "debtor",
+            "debtor_agent",
+            "creditor",
+            "creditor_agent"
+        ])
+    );
+}
+
+#[test]
+fn the_request_id_is_echoed_or_made() {
+    let server = Server::start();
+    let given = server.request(
+        "GET",
+        "/healthz",
+        &[("X-Request-Id", "client-abc-123")],
+        None,
+    );
+    assert_eq!(given.header("x-request-id"), Some("client-abc-123"));
+    let made = server.get("/healthz", None);
+    let id = made.header("x-request-id").unwrap();
+    assert!(id.starts_with("req_"), "{id}");
+    let hostile = server.request(
+        "GET",
+        "/healthz",
+        &[("X-Request-Id", "has spaces and {braces}")],
+        None,
+    );
+    assert!(hostile.header("x-request-id").unwrap().starts_with("req_"));
+}
+
+#[test]
+fn logs_carry_neither_api_keys_nor_personal_data() {
+    let server = Server::start();
+    let body = payment("sepa-instant-supplier.json", "log");
+    assert_eq!(server.submit(SUBMITTER, "log", &body).status, 201);
+    assert_eq!(
+        server.get("/v1/payments", Some("pr_wrong_key_zzz")).status,
+        401
+    );
+    let log = server.log();
+    assert!(
+        log.contains("payment decided"),
+        "the log has the request: {log}"
+    );
+    assert!(log.contains("checkout"), "the key's name is logged: {log}");
+    let debtor = body["debtor"]["name"].as_str().unwrap();
+    let iban = body["debtor"]["account"]["iban"].as_str().unwrap();
+    for secret in [SUBMITTER, "pr_wrong_key_zzz", debtor, iban] {
+        assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
+    }
+}

@@ -1,0 +1,316 @@
+//! The real `payrules serve` binary on a free loopback port, with the example rules, a
+//! real SQLite file in a temporary directory, and four API keys; and a small HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use payrules::api::auth::key_sha256;
+use serde_json::Value;
+
+use crate::support::{example_rules, workspace};
+
+/// A key with the submitter role.
+pub const SUBMITTER: &str = "pr_test_submitter_checkout_0001";
+/// A second submitter (another system).
+pub const OTHER_SUBMITTER: &str = "pr_test_submitter_treasury_0002";
+/// A key with the operator role.
+pub const OPERATOR: &str = "pr_test_operator_0003";
+/// A key with the auditor role.
+pub const AUDITOR: &str = "pr_test_auditor_0004";
+
+/// A running service.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    dir: tempfile::TempDir,
+    limits: String,
+    agent: ureq::Agent,
+}
+
+/// An answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("the body is JSON ({e}): {}", self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The error code of an error answer.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an error body: {}", self.body))
+            .to_owned()
+    }
+}
+
+impl Server {
+    /// A service with the default limits.
+    pub fn start() -> Server {
+        Server::with_limits("")
+    }
+
+    /// A service whose `[limits]` table has these lines.
+    pub fn with_limits(limits: &str) -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Server::launch(dir, limits.to_owned())
+    }
+
+    fn launch(dir: tempfile::TempDir, limits: String) -> Server {
+        let keys: String = [
+            ("checkout", SUBMITTER, "\"submitter\""),
+            ("treasury", OTHER_SUBMITTER, "\"submitter\""),
+            ("ops", OPERATOR, "\"operator\""),
+            ("audit", AUDITOR, "\"auditor\""),
+        ]
+        .iter()
+        .map(|(name, key, roles)| {
+            format!(
+                "[[api_keys]]\nname = \"{name}\"\nsha256 = \"{}\"\nroles = [{roles}]\n\n",
+                key_sha256(key)
+            )
+        })
+        .collect();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\n\n[store]\npath = {:?}\n\n[log]\nlevel = \"debug\"\n\n[limits]\n{limits}\n\n{keys}",
+            example_rules().display().to_string(),
+            dir.path().join("payrules.db").display().to_string(),
+        );
+        let config_path = dir.path().join("payrules.toml");
+        std::fs::write(&config_path, config).expect("write the config");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("stderr.log"))
+            .expect("a log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_payrules"))
+            .current_dir(workspace())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("payrules serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_default();
+        let Some(base) = line.trim().strip_prefix("payrules listening on ") else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+            panic!("the service did not start: {line:?}\n{log}");
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Server {
+            child,
+            base: base.to_owned(),
+            dir,
+            limits,
+            agent,
+        }
+    }
+
+    /// Stops the process at once (SIGKILL) and starts a new one on the same store.
+    pub fn crash_and_restart(mut self) -> Server {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a directory"));
+        let limits = std::mem::take(&mut self.limits);
+        drop(self);
+        Server::launch(dir, limits)
+    }
+
+    /// SIGKILL, as a power cut would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL by process id (from another thread, while requests are on their way).
+    pub fn sigkill(&self) {
+        let status = Command::new("kill")
+            .arg("-KILL")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then waits for the process to end (at most 60 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("the service did not stop within 60 s of SIGTERM");
+    }
+
+    /// The store file.
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("payrules.db")
+    }
+
+    /// What the service logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The socket address, `127.0.0.1:PORT`.
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// `POST /v1/payments` with a JSON body.
+    pub fn submit(&self, key: &str, idempotency_key: &str, payment: &Value) -> Reply {
+        self.request(
+            "POST",
+            "/v1/payments",
+            &[
+                ("Authorization", &format!("Bearer {key}")),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", &format!("\"{idempotency_key}\"")),
+            ],
+            Some(payment.to_string().as_bytes()),
+        )
+    }
+
+    /// `GET path` with a key (or none).
+    pub fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        self.request("GET", path, &headers, None)
+    }
+
+    /// Any request.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let response = match method {
+            "GET" => {
+                let mut request = self.agent.get(&url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            "POST" => {
+                let mut request = self.agent.post(&url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.send(body.unwrap_or_default())
+            }
+            other => panic!("no {other} in these tests"),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = response
+            .into_body()
+            .read_to_string()
+            .unwrap_or_else(|e| panic!("{method} {path}: the body: {e}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Every payment in the store, as the auditor lists them.
+    pub fn all_payments(&self) -> Vec<Value> {
+        let mut payments = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let reply = self.get(&format!("/v1/payments?limit=500{cursor}"), Some(AUDITOR));
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let page = reply.json();
+            payments.extend(
+                page["payments"]
+                    .as_array()
+                    .expect("payments")
+                    .iter()
+                    .cloned(),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return payments,
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An example payment as JSON, with its end-to-end id made unique by `tag`.
+pub fn payment(example: &str, tag: &str) -> Value {
+    let path = workspace().join("examples/payments").join(example);
+    let text = std::fs::read_to_string(path).expect("the example payment");
+    let mut value: Value = serde_json::from_str(&text).expect("JSON");
+    value["end_to_end_id"] = Value::String(format!("E2E-{tag}"));
+    value
+}
+
+/// Runs `payrules audit verify --store PATH`.
+pub fn audit_verify(store: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .args(["audit", "verify", "--store"])
+        .arg(store)
+        .output()
+        .expect("payrules audit verify runs")
+}
