@@ -21,6 +21,9 @@ const RULES: &[(&str, &str)] = &[
     ("escape", "escape"),
 ];
 
+/// Rules built only for the tests, never installed among the examples.
+const TEST_RULES: &[&str] = &["misbehaving", "escape"];
+
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -120,9 +123,10 @@ fn main() {
 /// example rules directory is ready to run after any build of the workspace.
 fn install_examples(workspace: &Path, target_dir: &Path) {
     let examples = workspace.join("examples/rules");
+    // The test rules (misbehaving, escape) stay in target/rules.
     for (_, crate_name) in RULES
         .iter()
-        .filter(|(package, _)| *package != "misbehaving")
+        .filter(|(package, _)| !TEST_RULES.contains(package))
     {
         let built = target_dir
             .join(TARGET)
