@@ -222,7 +222,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> an
         keys,
         metrics,
         config.limits.clone(),
-    ));
+    )?);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("payrules-http")
@@ -271,6 +271,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> an
         .await;
         anyhow::Ok(())
     })?;
+    state.stop_deciding();
     store.close();
     tracing::info!("stopped; every decision answered is on disk");
     Ok(())

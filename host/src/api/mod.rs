@@ -37,7 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::LimitsConfig;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Deciders, Pipeline};
 use crate::registry::RuleSet;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -63,6 +63,7 @@ pub struct AppState {
     pub limits: LimitsConfig,
     in_flight: idempotency::InFlight,
     concurrency: Arc<Semaphore>,
+    deciders: Deciders,
     draining: AtomicBool,
     request_ids: RequestIds,
 }
@@ -76,25 +77,33 @@ impl AppState {
         keys: Keys,
         metrics: Arc<Metrics>,
         limits: LimitsConfig,
-    ) -> AppState {
+    ) -> std::io::Result<AppState> {
         metrics.rule_set(&rules.version);
-        AppState {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let deciders = Deciders::start(Arc::clone(&pipeline), cores)?;
+        Ok(AppState {
             pipeline,
             rules: RwLock::new(rules),
             store,
             keys,
             metrics,
             concurrency: Arc::new(Semaphore::new(limits.concurrency_max)),
+            deciders,
             limits,
             in_flight: idempotency::InFlight::default(),
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
-        }
+        })
     }
 
     /// The live rule set.
     pub fn rule_set(&self) -> Arc<RuleSet> {
         Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Stops the decider threads once the payments queued have been decided.
+    pub fn stop_deciding(&self) {
+        self.deciders.stop();
     }
 
     /// From now on `/readyz` says not ready (the service is shutting down).

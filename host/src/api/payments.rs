@@ -84,16 +84,11 @@ pub async fn submit(
     let rules = state.rule_set();
     let payment_id = new_payment_id()?;
     let received_at = now_unix_ms();
-    let pipeline = Arc::clone(&state.pipeline);
-    let (payment, decision) = {
-        let payment_id = payment_id.clone();
-        tokio::task::spawn_blocking(move || {
-            let decision = pipeline.evaluate(&rules, &payment, &payment_id, received_at);
-            (payment, decision)
-        })
+    let (payment, decision) = state
+        .deciders
+        .decide(rules, payment, payment_id.clone(), received_at)
         .await
-        .map_err(ApiError::internal)?
-    };
+        .map_err(ApiError::internal)?;
     let record = NewDecision {
         payment_id: payment_id.clone(),
         received_at_unix_ms: received_at,
@@ -142,7 +137,6 @@ async fn replay(
     let Some(record) = state
         .store
         .idempotency(&principal.name, key)
-        .await
         .map_err(ApiError::internal)?
     else {
         return Ok(None);

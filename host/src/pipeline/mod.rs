@@ -8,6 +8,9 @@
 //! payment feeds the velocity figures.
 
 pub mod combine;
+mod deciders;
+
+pub use deciders::{DecideError, Deciders};
 
 use std::sync::Arc;
 

@@ -378,14 +378,15 @@ impl Store {
         }
     }
 
-    /// What an idempotency key of `principal` was used for, if it was.
-    pub async fn idempotency(
+    /// What an idempotency key of `principal` was used for, if it was. A primary-key
+    /// look-up of a few microseconds, run on the caller's thread: every submission makes
+    /// one, and a hop to a blocking thread would cost more than the read.
+    pub fn idempotency(
         &self,
         principal: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let (principal, key) = (principal.to_owned(), key.to_owned());
-        self.read(move |conn| {
+        self.read_blocking(|conn| {
             conn.prepare_cached(
                 "SELECT fingerprint, payment_id FROM idempotency_keys \
                  WHERE principal = ?1 AND key = ?2",
@@ -404,7 +405,6 @@ impl Store {
             })
             .transpose()
         })
-        .await
     }
 
     /// A stored payment and its decision.

@@ -1,0 +1,134 @@
+//! A fixed pool of long-lived threads that run [`Pipeline::evaluate`] for async callers.
+//!
+//! One thread per core. Each keeps its CPU caches and wasmtime's per-thread state warm
+//! across payments; a general blocking pool hands each payment to whichever thread is
+//! free and, measured under load, made an evaluation about three times slower. Callers
+//! queue; the service's concurrency limit bounds the queue.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use super::Pipeline;
+use crate::model::{Decision, Payment};
+use crate::registry::RuleSet;
+
+struct Job {
+    rules: Arc<RuleSet>,
+    payment: Payment,
+    payment_id: String,
+    now_unix_ms: i64,
+    reply: tokio::sync::oneshot::Sender<(Payment, Decision)>,
+}
+
+/// Why no decision came back.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// The pool is stopping.
+    #[error("the deciders have stopped")]
+    Stopped,
+    /// The evaluation panicked: a bug in the host, logged where it happened.
+    #[error("the evaluation failed (a host bug; see the log)")]
+    Panicked,
+}
+
+/// The pool.
+pub struct Deciders {
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Deciders {
+    /// Starts `threads` deciders on `pipeline`.
+    pub fn start(pipeline: Arc<Pipeline>, threads: usize) -> std::io::Result<Deciders> {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let handles = (0..threads.max(1))
+            .map(|index| {
+                let receiver = Arc::clone(&receiver);
+                let pipeline = Arc::clone(&pipeline);
+                std::thread::Builder::new()
+                    .name(format!("payrules-decide-{index}"))
+                    .spawn(move || work(&pipeline, &receiver))
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Deciders {
+            sender: Mutex::new(Some(sender)),
+            threads: Mutex::new(handles),
+        })
+    }
+
+    /// Decides `payment` with `rules` at `now_unix_ms` on a decider thread; gives the
+    /// payment back with its decision.
+    pub async fn decide(
+        &self,
+        rules: Arc<RuleSet>,
+        payment: Payment,
+        payment_id: String,
+        now_unix_ms: i64,
+    ) -> Result<(Payment, Decision), DecideError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        {
+            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+            sender
+                .as_ref()
+                .ok_or(DecideError::Stopped)?
+                .send(Job {
+                    rules,
+                    payment,
+                    payment_id,
+                    now_unix_ms,
+                    reply,
+                })
+                .map_err(|_| DecideError::Stopped)?;
+        }
+        answer.await.map_err(|_| DecideError::Panicked)
+    }
+
+    /// Lets the queued payments finish, then stops the threads.
+    pub fn stop(&self) {
+        drop(self.sender.lock().unwrap_or_else(|p| p.into_inner()).take());
+        for handle in self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Deciders {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn work(pipeline: &Pipeline, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = {
+            let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let Job {
+            rules,
+            payment,
+            payment_id,
+            now_unix_ms,
+            reply,
+        } = job;
+        let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            pipeline.evaluate(&rules, &payment, &payment_id, now_unix_ms)
+        }));
+        match decided {
+            // A caller that went away (timeout, disconnect) no longer wants the answer.
+            Ok(decision) => drop(reply.send((payment, decision))),
+            // The reply is dropped: the caller answers 500 and the key is released.
+            Err(_) => tracing::error!(%payment_id, "the pipeline panicked (a bug in payrules)"),
+        }
+    }
+}
