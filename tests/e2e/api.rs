@@ -657,3 +657,55 @@ fn logs_carry_neither_api_keys_nor_personal_data() {
         assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
     }
 }
+
+#[test]
+fn a_payment_printed_by_payrules_parse_can_be_posted_as_it_is() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .arg("parse")
+        .arg(
+            crate::support::workspace().join("tests/fixtures/iso20022/pacs008-fednow-envelope.xml"),
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let server = Server::start();
+    let reply = server.submit(SUBMITTER, "parsed", &parsed["payments"][0]);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+#[test]
+fn velocity_figures_are_rebuilt_from_the_store_after_a_restart() {
+    let new_creditor = |decision: &Value| {
+        decision["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|rule| rule["reasons"].as_array())
+            .flatten()
+            .any(|reason| reason["code"] == "new-creditor")
+    };
+    let server = Server::start();
+    let first = server
+        .submit(SUBMITTER, "v1", &payment("cross-border-swift.json", "v1"))
+        .json();
+    assert!(
+        new_creditor(&first),
+        "the first payment to this creditor: {first}"
+    );
+    let second = server
+        .submit(SUBMITTER, "v2", &payment("cross-border-swift.json", "v2"))
+        .json();
+    assert!(
+        !new_creditor(&second),
+        "the creditor is known now: {second}"
+    );
+    let server = server.crash_and_restart();
+    let third = server
+        .submit(SUBMITTER, "v3", &payment("cross-border-swift.json", "v3"))
+        .json();
+    assert!(
+        !new_creditor(&third),
+        "still known after a restart: {third}"
+    );
+}

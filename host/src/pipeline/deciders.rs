@@ -18,6 +18,8 @@ struct Job {
     payment: Payment,
     payment_id: String,
     now_unix_ms: i64,
+    /// The caller's span, so the pipeline's and rules' spans nest under the request's.
+    span: tracing::Span,
     reply: tokio::sync::oneshot::Sender<(Payment, Decision)>,
 }
 
@@ -78,6 +80,7 @@ impl Deciders {
                     payment,
                     payment_id,
                     now_unix_ms,
+                    span: tracing::Span::current(),
                     reply,
                 })
                 .map_err(|_| DecideError::Stopped)?;
@@ -119,8 +122,10 @@ fn work(pipeline: &Pipeline, jobs: &Mutex<mpsc::Receiver<Job>>) {
             payment,
             payment_id,
             now_unix_ms,
+            span,
             reply,
         } = job;
+        let _entered = span.enter();
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
             pipeline.evaluate(&rules, &payment, &payment_id, now_unix_ms)
         }));
