@@ -276,6 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_holds_the_defaults() {
+        let text = include_str!("../../examples/payrules.toml");
+        let config = Config::parse(text).unwrap();
+        let defaults = Config::default();
+        assert_eq!(config.listen, defaults.listen);
+        assert_eq!(config.store.path, defaults.store.path);
+        assert_eq!(config.limits.body_bytes_max, defaults.limits.body_bytes_max);
+        assert_eq!(
+            config.limits.request_timeout_ms,
+            defaults.limits.request_timeout_ms
+        );
+        assert_eq!(
+            config.limits.concurrency_max,
+            defaults.limits.concurrency_max
+        );
+        assert_eq!(
+            config.limits.shutdown_grace_ms,
+            defaults.limits.shutdown_grace_ms
+        );
+        assert_eq!(
+            config.store.commit_batch_max,
+            defaults.store.commit_batch_max
+        );
+        assert_eq!(config.api_keys.len(), 2);
+    }
+
+    #[test]
     fn errors_name_the_setting_at_fault() {
         for (text, expected) in [
             ("listen = \"nowhere\"", "listen"),

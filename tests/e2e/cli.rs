@@ -29,7 +29,7 @@ fn evaluate_prints_the_decision_and_the_trace_of_every_rule() {
 }
 
 #[test]
-fn the_readme_run_command_decides_every_example_payment() {
+fn evaluate_decides_every_example_payment() {
     // `payrules evaluate examples/payments/*.json`, the glob expanded as a shell would.
     let mut files: Vec<String> = std::fs::read_dir(workspace().join("examples/payments"))
         .expect("examples/payments")
@@ -146,5 +146,62 @@ fn a_rules_directory_that_cannot_load_is_named_with_exit_status_2() {
         stderr(&output).contains("orphan.wasm"),
         "{}",
         stderr(&output)
+    );
+}
+
+#[test]
+fn the_readme_run_command_serves_the_example_rules_on_its_defaults() {
+    use std::io::BufRead;
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let run = readme
+        .lines()
+        .find(|line| line.starts_with("rustup target add wasm32-wasip2 && cargo build --release"))
+        .expect("the README's run command");
+    assert!(run.ends_with("&& target/release/payrules serve"), "{run}");
+
+    // The same command in a fresh directory holding the examples, on any free port (the
+    // only change: 8080 may be taken where the tests run).
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(workspace().join("examples"), dir.path().join("examples")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("payrules listening on ")
+        .map(str::to_owned);
+    let key_file = dir.path().join("payrules-dev.key");
+    let outcome = base.map(|base| {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        let key = std::fs::read_to_string(&key_file).unwrap();
+        // The README's curl example.
+        let body = std::fs::read_to_string(
+            workspace().join("examples/payments/sepa-instant-supplier.json"),
+        )
+        .unwrap();
+        let reply = ureq::post(format!("{base}/v1/payments"))
+            .header("Authorization", format!("Bearer {}", key.trim()))
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "\"order-4471\"")
+            .send(body);
+        (mode, reply.map(|r| r.status().as_u16()))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (mode, status) = outcome.unwrap_or_else(|| panic!("the service did not start: {line:?}"));
+    assert_eq!(mode, 0o600, "the local key is readable by its owner only");
+    assert_eq!(status.unwrap(), 201);
+    assert!(
+        dir.path().join("payrules.db").is_file(),
+        "the store is made where it runs"
     );
 }
