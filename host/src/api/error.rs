@@ -67,6 +67,12 @@ impl ApiError {
         self
     }
 
+    /// The same error, with the ISO 20022 status reason code that names its cause.
+    pub fn reason_code(mut self, code: &str) -> ApiError {
+        self.body.reason_code = Some(code.to_owned());
+        self
+    }
+
     /// The same error, telling the client to retry after `seconds`.
     pub fn retry_after(mut self, seconds: u32) -> ApiError {
         self.retry_after_s = Some(seconds);

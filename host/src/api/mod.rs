@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod error;
 mod idempotency;
+mod messages;
 mod payments;
 mod service;
 

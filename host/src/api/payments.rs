@@ -58,7 +58,9 @@ pub async fn submit(
     body: Body,
 ) -> Result<Response, ApiError> {
     principal.require(&[Role::Submitter])?;
-    require_json(&headers)?;
+    if let BodyKind::Xml = body_kind(&headers)? {
+        return super::messages::submit(&state, &principal, &headers, body).await;
+    }
     let key = idempotency::key(&headers)?;
     let body = read_body(body, state.limits.body_bytes_max).await?;
     let text = std::str::from_utf8(&body).map_err(|e| {
@@ -168,21 +170,35 @@ async fn replay(
     Ok(Some(response))
 }
 
-/// Refuses a body that is not declared JSON.
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+/// What a submission's body is.
+enum BodyKind {
+    /// One canonical JSON payment.
+    Json,
+    /// An ISO 20022 pacs.008 or pain.001 message.
+    Xml,
+}
+
+/// The kind of body declared by `Content-Type`; anything else is refused.
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if media_type.eq_ignore_ascii_case("application/json") {
-        return Ok(());
+        return Ok(BodyKind::Json);
+    }
+    if media_type.eq_ignore_ascii_case("application/xml")
+        || media_type.eq_ignore_ascii_case("text/xml")
+    {
+        return Ok(BodyKind::Xml);
     }
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "content_type_unsupported",
         format!(
-            "send the payment as Content-Type: application/json (got {:?})",
+            "send a payment as Content-Type: application/json or an ISO 20022 message as \
+             application/xml (got {:?})",
             if content_type.is_empty() {
                 "nothing"
             } else {
@@ -194,7 +210,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Reads a body of at most `max` bytes.
-async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, max).await.map_err(|error| {
         let too_large = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
@@ -211,7 +227,7 @@ async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
 }
 
 /// A new payment id: `pay_`, the time in ms (so ids sort by arrival), 80 random bits.
-fn new_payment_id() -> Result<String, ApiError> {
+pub(super) fn new_payment_id() -> Result<String, ApiError> {
     let mut random = [0u8; 10];
     getrandom::fill(&mut random).map_err(ApiError::internal)?;
     Ok(format!(

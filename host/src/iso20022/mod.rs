@@ -16,6 +16,7 @@
 //! `Payment::from_json`, which validates those.
 
 mod reader;
+pub mod report;
 
 use serde::Serialize;
 

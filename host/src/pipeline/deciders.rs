@@ -69,23 +69,35 @@ impl Deciders {
         payment_id: String,
         now_unix_ms: i64,
     ) -> Result<(Payment, Decision), DecideError> {
+        self.enqueue(rules, payment, payment_id, now_unix_ms)?
+            .await
+            .map_err(|_| DecideError::Panicked)
+    }
+
+    /// Queues a payment and returns where its decision will arrive, so many payments (the
+    /// transactions of one message) can be decided on every decider at once.
+    pub fn enqueue(
+        &self,
+        rules: Arc<RuleSet>,
+        payment: Payment,
+        payment_id: String,
+        now_unix_ms: i64,
+    ) -> Result<tokio::sync::oneshot::Receiver<(Payment, Decision)>, DecideError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        {
-            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-            sender
-                .as_ref()
-                .ok_or(DecideError::Stopped)?
-                .send(Job {
-                    rules,
-                    payment,
-                    payment_id,
-                    now_unix_ms,
-                    span: tracing::Span::current(),
-                    reply,
-                })
-                .map_err(|_| DecideError::Stopped)?;
-        }
-        answer.await.map_err(|_| DecideError::Panicked)
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        sender
+            .as_ref()
+            .ok_or(DecideError::Stopped)?
+            .send(Job {
+                rules,
+                payment,
+                payment_id,
+                now_unix_ms,
+                span: tracing::Span::current(),
+                reply,
+            })
+            .map_err(|_| DecideError::Stopped)?;
+        Ok(answer)
     }
 
     /// Lets the queued payments finish, then stops the threads.

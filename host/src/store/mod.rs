@@ -37,7 +37,8 @@ pub const LIST_LIMIT_MAX: u32 = 500;
 
 /// The schema, one migration per entry: entry `n` takes the database from version `n`
 /// to `n + 1` (`PRAGMA user_version`). Never edit a released migration; add one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE payments (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -83,7 +84,18 @@ CREATE TABLE store_secrets (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+CREATE TABLE messages (
+    principal TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (principal, message_id)
+) WITHOUT ROWID;
+"#,
+];
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +153,33 @@ pub struct NewDecision {
     pub decision: Decision,
     /// The idempotency key it was submitted under.
     pub idempotency: IdempotencyClaim,
+}
+
+/// An ISO 20022 message decided transaction by transaction, to record as a whole: its
+/// decided payments, and the status report that answers it.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// The API key's name: message ids are scoped per API key, like idempotency keys.
+    pub principal: String,
+    /// The message's MsgId.
+    pub message_id: String,
+    /// The keyed hash of the message's canonical payments.
+    pub fingerprint: [u8; 32],
+    /// When it arrived, ms since the Unix epoch.
+    pub received_at_unix_ms: i64,
+    /// Its decided payments (transactions refused before any rule saw them have none).
+    pub decisions: Vec<NewDecision>,
+    /// The status report, as JSON (so a retry gets the very same report).
+    pub report: String,
+}
+
+/// A message recorded earlier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The keyed hash of the payments it carried.
+    pub fingerprint: [u8; 32],
+    /// Its status report, as JSON.
+    pub report: String,
 }
 
 /// What an idempotency key was used for.
@@ -221,7 +260,18 @@ struct Job {
 /// service's own.
 enum Write {
     Decision(Box<Row>),
+    Message(Box<MessageRows>),
     Event(Event),
+}
+
+/// A message and its decisions, written together.
+struct MessageRows {
+    principal: String,
+    message_id: String,
+    fingerprint: [u8; 32],
+    received_at_ms: i64,
+    report: String,
+    decisions: Vec<Row>,
 }
 
 /// An audit entry of the service's own, e.g. `rules.loaded`.
@@ -334,6 +384,52 @@ impl Store {
     pub async fn commit(&self, decision: NewDecision) -> Result<(), StoreError> {
         let row = Row::new(decision)?;
         self.send(Write::Decision(Box::new(row))).await
+    }
+
+    /// Records a message's decisions, its status report and their audit entries in one
+    /// durable transaction. [`StoreError::KeyTaken`] if the message id was used already.
+    pub async fn commit_message(&self, message: NewMessage) -> Result<(), StoreError> {
+        let decisions = message
+            .decisions
+            .into_iter()
+            .map(Row::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.send(Write::Message(Box::new(MessageRows {
+            principal: message.principal,
+            message_id: message.message_id,
+            fingerprint: message.fingerprint,
+            received_at_ms: message.received_at_unix_ms,
+            report: message.report,
+            decisions,
+        })))
+        .await
+    }
+
+    /// A message `principal` sent before under `message_id`, if any.
+    pub fn message(
+        &self,
+        principal: &str,
+        message_id: &str,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.read_blocking(|conn| {
+            conn.prepare_cached(
+                "SELECT fingerprint, report FROM messages \
+                 WHERE principal = ?1 AND message_id = ?2",
+            )?
+            .query_row(params![principal, message_id], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+            })
+            .optional()?
+            .map(|(fingerprint, report)| {
+                Ok(StoredMessage {
+                    fingerprint: fingerprint.try_into().map_err(|_| {
+                        StoreError::Failed("a message fingerprint is not 32 bytes".into())
+                    })?,
+                    report,
+                })
+            })
+            .transpose()
+        })
     }
 
     /// Appends an entry of the service's own (`rules.loaded`, ...) to the audit log, and
@@ -781,26 +877,73 @@ fn commit_batch(
 }
 
 fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHead, StoreError> {
-    let (at_ms, actor, action, subject, detail) = match write {
+    match write {
         Write::Decision(r) => {
             insert_decision(conn, r)?;
-            let at_ms = r.received_at_ms;
-            (
-                at_ms,
-                r.submitted_by.as_str(),
+            insert_idempotency(conn, r)?;
+            audit(
+                conn,
+                head,
+                r.received_at_ms,
+                &r.submitted_by,
                 DECIDED,
-                r.payment_id.as_str(),
-                r.audit_detail.as_str(),
+                &r.payment_id,
+                &r.audit_detail,
             )
         }
-        Write::Event(e) => (
+        Write::Message(m) => {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO messages (principal, message_id, fingerprint, received_at_ms, \
+                     report) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    m.principal,
+                    m.message_id,
+                    m.fingerprint.as_slice(),
+                    m.received_at_ms,
+                    m.report
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::KeyTaken);
+            }
+            let mut head = *head;
+            for r in &m.decisions {
+                insert_decision(conn, r)?;
+                head = audit(
+                    conn,
+                    &head,
+                    r.received_at_ms,
+                    &r.submitted_by,
+                    DECIDED,
+                    &r.payment_id,
+                    &r.audit_detail,
+                )?;
+            }
+            Ok(head)
+        }
+        Write::Event(e) => audit(
+            conn,
+            head,
             e.at_ms,
             SERVICE_ACTOR,
-            e.action.as_str(),
-            e.subject.as_str(),
-            e.detail.as_str(),
+            &e.action,
+            &e.subject,
+            &e.detail,
         ),
-    };
+    }
+}
+
+/// Appends one entry to the audit chain; returns the new head.
+fn audit(
+    conn: &Connection,
+    head: &ChainHead,
+    at_ms: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<ChainHead, StoreError> {
     let hash = entry_hash(
         &head.last_hash,
         head.next_seq,
@@ -848,6 +991,10 @@ fn insert_decision(conn: &Connection, r: &Row) -> Result<(), StoreError> {
         r.payment,
         r.decision
     ])?;
+    Ok(())
+}
+
+fn insert_idempotency(conn: &Connection, r: &Row) -> Result<(), StoreError> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO idempotency_keys (principal, key, fingerprint, payment_id, \
