@@ -10,6 +10,7 @@
 //! - `docs`: the rule guide keeps up with the contract.
 //! - `api`: `payrules serve` over real HTTP: submit, retry, conflict, auth, listing, bad
 //!   input, metrics, OpenAPI, logs.
+//! - `messages`: pacs.008 and pain.001 over HTTP, answered with pacs.002 or JSON.
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
 //!   slow and excess clients.
 
@@ -20,6 +21,7 @@ mod durability;
 mod examples;
 mod iso20022;
 mod loading;
+mod messages;
 mod sandbox;
 mod server;
 mod support;

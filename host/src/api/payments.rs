@@ -25,28 +25,35 @@ use crate::store::{
 pub const REPLAYED: &str = "idempotent-replayed";
 
 /// Submit one payment (the canonical JSON payment, as `payrules parse` prints it) and
-/// get its decision. The decision is durable before the answer is sent.
+/// get its decision; or a whole ISO 20022 pacs.008 or pain.001 (`application/xml`) and get
+/// a pacs.002 status report (or, with `Accept: application/json`, every decision). The
+/// decisions are durable before the answer is sent.
 #[utoipa::path(
     post,
     path = "/v1/payments",
     tag = "payments",
-    request_body(content = Payment, content_type = "application/json"),
+    request_body(
+        description = "A canonical JSON payment, or an ISO 20022 pacs.008 / pain.001 message",
+        content((Payment = "application/json"), (String = "application/xml")),
+    ),
     params(
-        ("Idempotency-Key" = String, Header,
-            description = "Unique per payment; a retry with the same key and payload gets the same decision"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Required with JSON: unique per payment; a retry with the same key and payload gets the same decision. With XML the message's MsgId is the key."),
     ),
     responses(
-        (status = 201, description = "Decided and stored", body = Decision,
-            headers(("Location" = String, description = "The payment's URL"))),
-        (status = 200, description = "A retry: the decision stored under this key",
-            body = Decision, headers(("Idempotent-Replayed" = String, description = "`true`"))),
-        (status = 400, description = "Malformed JSON, or a missing or invalid Idempotency-Key", body = ErrorBody),
+        (status = 201, description = "Decided and stored: the decision (JSON) or a pacs.002.001.10 (XML)",
+            content((Decision = "application/json"), (String = "application/xml")),
+            headers(("Location" = String, description = "The payment's URL (JSON submissions)"))),
+        (status = 200, description = "A retry: the decision or report stored under this key or MsgId",
+            content((Decision = "application/json"), (String = "application/xml")),
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 400, description = "Malformed JSON, a message that is not a readable pacs.008 or pain.001, or a missing or invalid Idempotency-Key", body = ErrorBody),
         (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
         (status = 403, description = "The key lacks the submitter role", body = ErrorBody),
-        (status = 409, description = "A request with this key is being decided right now", body = ErrorBody),
+        (status = 409, description = "A request with this key or MsgId is being decided right now", body = ErrorBody),
         (status = 413, description = "The body is larger than allowed", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 422, description = "A field is invalid, or the key was used for another payload", body = ErrorBody),
+        (status = 415, description = "The body is neither application/json nor application/xml", body = ErrorBody),
+        (status = 422, description = "A field is invalid, the message contradicts itself, or the key or MsgId was used for another payload", body = ErrorBody),
         (status = 503, description = "Overloaded or shutting down; retry after `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = []))
