@@ -247,6 +247,31 @@ fn a_client_that_trickles_its_headers_is_cut_off() {
         200,
         "others are served"
     );
+
+    // A kept-alive connection that sends nothing more is closed the same way.
+    let mut idle = TcpStream::connect(server.address()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    loop {
+        match idle.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(error) => {
+                assert!(
+                    !matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "an idle connection was still open after 30 s: {error}"
+                );
+                break;
+            }
+        }
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 }
 
 #[test]
