@@ -47,9 +47,18 @@ TOML
   echo "the service did not start:" >&2; cat "$work/$2.err" >&2; exit 1
 }
 
-stop_and_verify() { # name
+stop_and_verify() { # name answered
   kill -TERM "$pid"; wait "$pid" || true
-  "$bin" audit verify --store "$work/$1.db"
+  verdict=$("$bin" audit verify --store "$work/$1.db")
+  echo "$verdict"
+  entries=$(echo "$verdict" | sed -n 's/.*intact, \([0-9]*\) entries/\1/p')
+  # One entry per stored decision, plus the service's own `rules.loaded`; requests still
+  # in flight when wrk stopped were answered after it counted, so there may be more.
+  if [ -z "$entries" ] || [ "$entries" -lt $(( $2 + 1 )) ]; then
+    echo "FAIL: wrk counted $2 answers but the store holds $(( ${entries:-1} - 1 )) decisions" >&2
+    exit 1
+  fi
+  echo "every one of the $2 answers counted is in the store"
 }
 
 echo "== 1. GET /healthz (HTTP floor)"
@@ -62,6 +71,8 @@ for layer in no-rules examples; do
   echo "== POST /v1/payments, $layer ($rules), durable SQLite"
   start "$rules" "$layer"
   PAYRULES_KEY=$key wrk -t1 -c"$connections" -d"${seconds}s" --latency -s bench/load/submit.lua "$url" \
-    | grep -E "requests in|Requests/sec|50%|75%|90%|99%|not 201|Socket errors"
-  stop_and_verify "$layer"
+    >"$work/$layer.wrk"
+  grep -E "requests in|Requests/sec|50%|75%|90%|99%|not 201|Socket errors" "$work/$layer.wrk"
+  answered=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/$layer.wrk")
+  stop_and_verify "$layer" "$answered"
 done

@@ -50,8 +50,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Everything a request can reach.
 pub struct AppState {
-    /// Runs payments through rules.
-    pub pipeline: Arc<Pipeline>,
     /// The live rule set. A request takes an `Arc` of it once and decides with that.
     pub rules: RwLock<Arc<RuleSet>>,
     /// Decisions, idempotency records, the audit log.
@@ -70,7 +68,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a service deciding with `rules`.
+    /// The state of a service deciding with `rules` on `pipeline` (one decider thread
+    /// per core).
     pub fn new(
         pipeline: Arc<Pipeline>,
         rules: Arc<RuleSet>,
@@ -81,9 +80,8 @@ impl AppState {
     ) -> std::io::Result<AppState> {
         metrics.rule_set(&rules.version);
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        let deciders = Deciders::start(Arc::clone(&pipeline), cores)?;
+        let deciders = Deciders::start(pipeline, cores)?;
         Ok(AppState {
-            pipeline,
             rules: RwLock::new(rules),
             store,
             keys,
