@@ -71,8 +71,8 @@ pub async fn submit(
     for raw in &message.payments {
         let line = TxReport {
             payment_id: None,
-            instruction_id: raw.instruction_id.as_deref().map(|t| max35(t)),
-            end_to_end_id: raw.end_to_end_id.as_deref().map(|t| max35(t)),
+            instruction_id: raw.instruction_id.as_deref().map(max35),
+            end_to_end_id: raw.end_to_end_id.as_deref().map(max35),
             uetr: raw
                 .uetr
                 .clone()
