@@ -709,3 +709,45 @@ fn velocity_figures_are_rebuilt_from_the_store_after_a_restart() {
         "still known after a restart: {third}"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_request_pipeline_stage_and_rule_spans() {
+    let server = Server::with_json_logs();
+    let reply = server.submit(
+        SUBMITTER,
+        "json-log",
+        &payment("sepa-instant-supplier.json", "json-log"),
+    );
+    assert_eq!(reply.status, 201);
+    let request_id = reply.header("x-request-id").unwrap().to_owned();
+    let log = server.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(!lines.is_empty(), "{log}");
+    let decided = lines
+        .iter()
+        .find(|line| line["message"] == "payment decided")
+        .unwrap_or_else(|| panic!("no decision logged: {log}"));
+    assert_eq!(
+        decided["span"]["request_id"],
+        request_id.as_str(),
+        "{decided}"
+    );
+    let in_rule = lines.iter().find(|line| {
+        line["spans"].as_array().is_some_and(|spans| {
+            spans.iter().any(|s| s["name"] == "request")
+                && spans.iter().any(|s| s["name"] == "pipeline")
+                && spans
+                    .iter()
+                    .any(|s| s["name"] == "stage" && s["kind"] == "compliance")
+                && spans.iter().any(|s| s["name"] == "rule")
+        })
+    });
+    assert!(
+        in_rule.is_some(),
+        "an event inside a rule, nested under its request, pipeline and stage: {log}"
+    );
+}

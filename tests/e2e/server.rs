@@ -74,10 +74,16 @@ impl Server {
     /// A service whose `[limits]` table has these lines.
     pub fn with_limits(limits: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        Server::launch(dir, limits.to_owned())
+        Server::launch(dir, limits.to_owned(), "text")
     }
 
-    fn launch(dir: tempfile::TempDir, limits: String) -> Server {
+    /// A service logging JSON lines.
+    pub fn with_json_logs() -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Server::launch(dir, String::new(), "json")
+    }
+
+    fn launch(dir: tempfile::TempDir, limits: String, log_format: &str) -> Server {
         let keys: String = [
             ("checkout", SUBMITTER, "\"submitter\""),
             ("treasury", OTHER_SUBMITTER, "\"submitter\""),
@@ -93,7 +99,7 @@ impl Server {
         })
         .collect();
         let config = format!(
-            "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\n\n[store]\npath = {:?}\n\n[log]\nlevel = \"debug\"\n\n[limits]\n{limits}\n\n{keys}",
+            "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\n\n[store]\npath = {:?}\n\n[log]\nlevel = \"debug\"\nformat = \"{log_format}\"\n\n[limits]\n{limits}\n\n{keys}",
             example_rules().display().to_string(),
             dir.path().join("payrules.db").display().to_string(),
         );
@@ -148,7 +154,7 @@ impl Server {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a directory"));
         let limits = std::mem::take(&mut self.limits);
         drop(self);
-        Server::launch(dir, limits)
+        Server::launch(dir, limits, "text")
     }
 
     /// SIGKILL, as a power cut would.

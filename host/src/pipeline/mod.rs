@@ -50,18 +50,24 @@ impl Pipeline {
             self.runtime
                 .evaluation(payment, payment_id, now_unix_ms, Arc::clone(&self.velocity));
         let mut runs = Vec::with_capacity(rules.rules().len());
+        let stage = |kind: RuleKind| tracing::debug_span!("stage", kind = kind.name());
+        let compliance = stage(RuleKind::Compliance).entered();
         for rule in rules.of_kind(RuleKind::Compliance) {
             runs.push(execute(&mut evaluation, rule, |e| {
                 e.check(&rule.compiled, &rule.context)
             }));
         }
+        drop(compliance);
         if !combine::compliance_rejects(&runs) {
+            let fraud = stage(RuleKind::Fraud).entered();
             for rule in rules.of_kind(RuleKind::Fraud) {
                 runs.push(execute(&mut evaluation, rule, |e| {
                     e.score(&rule.compiled, &rule.context)
                 }));
             }
+            drop(fraud);
             if !combine::fraud_rejects(&runs, &rules.policy.fraud) {
+                let _routing = stage(RuleKind::Routing).entered();
                 let candidates = &rules.policy.routing.candidates;
                 for rule in rules.of_kind(RuleKind::Routing) {
                     let run = execute(&mut evaluation, rule, |e| {
@@ -126,6 +132,12 @@ fn execute(
             }
         }
     };
+    tracing::debug!(
+        duration_us = result.duration.as_micros(),
+        fuel = result.fuel_used,
+        failed = matches!(outcome, RuleOutcome::Failed { .. }),
+        "rule ran"
+    );
     RuleRun {
         name: rule.manifest.name.clone(),
         kind: rule.manifest.kind,
