@@ -174,8 +174,10 @@ impl Default for LogConfig {
 pub struct Config {
     /// Address and port to listen on (port 0: any free port).
     pub listen: SocketAddr,
-    /// The rules directory.
+    /// The rules directory (watched: changes go live without a restart).
     pub rules_dir: PathBuf,
+    /// How long the rules directory must be quiet after a change before it is reloaded.
+    pub reload_settle_ms: u64,
     /// The store.
     pub store: StoreConfig,
     /// Request bounds.
@@ -193,6 +195,7 @@ impl Default for Config {
                 .parse()
                 .unwrap_or_else(|e| unreachable!("the default address parses: {e}")),
             rules_dir: PathBuf::from(RULES_DIR_DEFAULT),
+            reload_settle_ms: crate::registry::watch::SETTLE_MS_DEFAULT,
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
@@ -230,6 +233,7 @@ impl Config {
             ("limits.concurrency_max", limits.concurrency_max as u64),
             ("limits.connections_max", limits.connections_max as u64),
             ("store.commit_batch_max", self.store.commit_batch_max as u64),
+            ("reload_settle_ms", self.reload_settle_ms),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be greater than zero"));

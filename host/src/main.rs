@@ -21,6 +21,7 @@ use payrules::api::{self, AppState, auth};
 use payrules::config::{Config, LogFormat, Role};
 use payrules::model::{Decision, Payment, RuleOutcome};
 use payrules::pipeline::Pipeline;
+use payrules::registry::live::LiveRules;
 use payrules::registry::{RuleSet, hex};
 use payrules::runtime::Runtime;
 use payrules::store::Store;
@@ -63,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Rules directories.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Read an ISO 20022 pacs.008 or pain.001 message and print its payments as JSON; a
     /// message that must be refused gets a JSON error (ISO code, message, element path)
     /// on stderr and exit status 2.
@@ -100,6 +106,17 @@ enum AuditCommand {
         /// Take the store path from this config file.
         #[arg(long, conflicts_with = "store")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load a rules directory exactly as the live loader would (every manifest, component,
+    /// capability and list); print its version and rules, or the file at fault and why
+    /// (exit status 2). For the CI of rule teams.
+    Check {
+        /// The rules directory.
+        dir: PathBuf,
     },
 }
 
@@ -148,6 +165,9 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::New { name, roles },
         } => keys_new(&name, &roles),
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => rules_check(&dir),
         Command::Parse { file } => return parse(&file),
         Command::Evaluate {
             payments,
@@ -190,8 +210,19 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> an
     }
     telemetry::init_logging(config.log.format, &config.log.level);
     let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
-    let rules =
-        Arc::new(RuleSet::load(&config.rules_dir, &runtime).map_err(|e| BadInput(e.to_string()))?);
+    let live = Arc::new(
+        LiveRules::load(
+            &config.rules_dir,
+            Arc::clone(&runtime),
+            payrules::store::now_unix_ms(),
+        )
+        .map_err(|e| {
+            BadInput(format!(
+                "the rules directory does not load, so payrules does not start: {e}"
+            ))
+        })?,
+    );
+    let rules = live.current();
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(
         Store::open(
@@ -217,7 +248,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> an
     let pipeline = Arc::new(Pipeline::new(runtime, velocity));
     let state = Arc::new(AppState::new(
         pipeline,
-        Arc::clone(&rules),
+        Arc::clone(&live),
         Arc::clone(&store),
         keys,
         metrics,
@@ -240,15 +271,33 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> an
             .collect();
         store
             .audit_event(
-                "rules.loaded",
+                api::rules::LOADED,
                 &rules.version,
                 &serde_json::json!({
+                    "trigger": "start",
                     "rules_dir": config.rules_dir.display().to_string(),
                     "rules": loaded,
                 }),
             )
             .await
             .context("writing the audit log")?;
+        // Hot reload: a burst of changes in the rules directory becomes one reload.
+        let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+        let _watch = payrules::registry::watch::watch(
+            &config.rules_dir,
+            std::time::Duration::from_millis(config.reload_settle_ms),
+            move || {
+                // Full: a reload is already queued, and it will see this change too.
+                let _ = changed.try_send(());
+            },
+        )
+        .with_context(|| format!("watching {}", config.rules_dir.display()))?;
+        let reloader = Arc::clone(&state);
+        tokio::spawn(async move {
+            while changes.recv().await.is_some() {
+                api::reload(&reloader, "watch").await;
+            }
+        });
         tracing::info!(
             %address,
             rule_set = %rules.version,
@@ -366,6 +415,24 @@ fn audit_verify(store: Option<PathBuf>, config: Option<&Path>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn rules_check(dir: &Path) -> anyhow::Result<()> {
+    let runtime = Runtime::new().context("starting the WebAssembly runtime")?;
+    let rules = RuleSet::load(dir, &runtime).map_err(|e| BadInput(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: rule set {}", dir.display(), rules.version)?;
+    for rule in rules.rules() {
+        writeln!(
+            out,
+            "  {:<10} {:<24} order {:<4} {}",
+            rule.manifest.kind.name(),
+            rule.manifest.name,
+            rule.manifest.order,
+            rule.version
+        )?;
+    }
+    Ok(())
 }
 
 fn keys_new(name: &str, roles: &[Role]) -> anyhow::Result<()> {

@@ -15,11 +15,14 @@ pub mod error;
 mod idempotency;
 mod messages;
 mod payments;
+pub mod rules;
 mod service;
 
+pub use rules::reload;
+
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -40,6 +43,7 @@ use utoipa_axum::routes;
 use crate::config::LimitsConfig;
 use crate::pipeline::{Deciders, Pipeline};
 use crate::registry::RuleSet;
+use crate::registry::live::LiveRules;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use auth::Keys;
@@ -51,7 +55,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Everything a request can reach.
 pub struct AppState {
     /// The live rule set. A request takes an `Arc` of it once and decides with that.
-    pub rules: RwLock<Arc<RuleSet>>,
+    pub rules: Arc<LiveRules>,
     /// Decisions, idempotency records, the audit log.
     pub store: Arc<Store>,
     /// The API keys.
@@ -72,17 +76,17 @@ impl AppState {
     /// per core).
     pub fn new(
         pipeline: Arc<Pipeline>,
-        rules: Arc<RuleSet>,
+        rules: Arc<LiveRules>,
         store: Arc<Store>,
         keys: Keys,
         metrics: Arc<Metrics>,
         limits: LimitsConfig,
     ) -> std::io::Result<AppState> {
-        metrics.rule_set(&rules.version);
+        metrics.rule_set(&rules.current().version);
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let deciders = Deciders::start(pipeline, cores)?;
         Ok(AppState {
-            rules: RwLock::new(rules),
+            rules,
             store,
             keys,
             metrics,
@@ -97,7 +101,7 @@ impl AppState {
 
     /// The live rule set.
     pub fn rule_set(&self) -> Arc<RuleSet> {
-        Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))
+        self.rules.current()
     }
 
     /// Stops the decider threads once the payments queued have been decided.
@@ -151,7 +155,9 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(payments::submit, payments::list))
         .routes(routes!(payments::get))
-        .routes(routes!(service::rules))
+        .routes(routes!(rules::live))
+        .routes(routes!(rules::reload_now))
+        .routes(routes!(rules::history))
         .routes(routes!(service::audit))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))

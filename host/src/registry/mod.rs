@@ -7,7 +7,9 @@
 //! ([`PipelinePolicy`]). Loading is all or nothing: one bad file and the whole set is
 //! refused, naming the file and why.
 
+pub mod live;
 pub mod manifest;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -152,6 +154,17 @@ pub struct RuleSet {
 impl RuleSet {
     /// Loads every rule of `dir` and the policy, compiling each component with `runtime`.
     pub fn load(dir: &Path, runtime: &Runtime) -> Result<RuleSet, LoadError> {
+        RuleSet::load_reusing(dir, runtime, None)
+    }
+
+    /// Loads `dir` like [`RuleSet::load`], reusing the compiled code of `previous` for
+    /// every component it already holds (same bytes, kind and capabilities): a reload
+    /// compiles only what changed.
+    pub fn load_reusing(
+        dir: &Path,
+        runtime: &Runtime,
+        previous: Option<&RuleSet>,
+    ) -> Result<RuleSet, LoadError> {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| LoadError::new(dir, format!("cannot read the rules directory: {e}")))?;
         let mut manifests = Vec::new();
@@ -199,9 +212,19 @@ impl RuleSet {
             let component_path = dir.join(&manifest.component);
             let wasm = read_bytes(&component_path, COMPONENT_BYTES_MAX)?;
             let version = hex(&Sha256::digest(&wasm));
-            let compiled = runtime
-                .compile(&wasm, manifest.kind, &manifest.capabilities)
-                .map_err(|e| LoadError::new(&component_path, e.to_string()))?;
+            let reusable = previous.and_then(|set| {
+                set.rules.iter().find(|rule| {
+                    rule.version == version
+                        && rule.manifest.kind == manifest.kind
+                        && rule.manifest.capabilities == manifest.capabilities
+                })
+            });
+            let compiled = match reusable {
+                Some(rule) => rule.compiled.clone(),
+                None => runtime
+                    .compile(&wasm, manifest.kind, &manifest.capabilities)
+                    .map_err(|e| LoadError::new(&component_path, e.to_string()))?,
+            };
             set_hash.update(name.as_bytes());
             set_hash.update(b"\0");
             set_hash.update(version.as_bytes());

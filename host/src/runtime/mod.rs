@@ -265,6 +265,7 @@ fn new_store(engine: &Engine, state: EvalState) -> Store<EvalState> {
     store
 }
 
+#[derive(Clone)]
 enum KindExports {
     Compliance(bindings::exports::payrules::rules::compliance::GuestIndices),
     Fraud(bindings::exports::payrules::rules::fraud::GuestIndices),
@@ -272,7 +273,9 @@ enum KindExports {
 }
 
 /// A rule version compiled, checked and pre-instantiated: ready to be instantiated for
-/// a payment in microseconds.
+/// a payment in microseconds. Cheap to clone (the compiled code is shared), so a new rule
+/// set can reuse the versions it has in common with the old one.
+#[derive(Clone)]
 pub struct CompiledRule {
     pre: InstancePre<EvalState>,
     exports: KindExports,

@@ -617,6 +617,28 @@ impl Store {
         .await
     }
 
+    /// The newest audit entries with one of these actions, newest first.
+    pub async fn audit_entries_of(
+        &self,
+        actions: &[&str],
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let actions =
+            serde_json::to_string(actions).map_err(|e| StoreError::Failed(e.to_string()))?;
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash \
+                 FROM audit_log WHERE action IN (SELECT value FROM json_each(?1)) \
+                 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows =
+                statement.query_map(params![actions, limit.clamp(1, LIST_LIMIT_MAX)], audit_row)?;
+            rows.map(|row| row?.map_err(StoreError::Failed))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+    }
+
     /// Accepted payments received at or after `since_unix_ms`, oldest first, with the
     /// instant they were decided: what the velocity figures are rebuilt from at start.
     pub fn accepted_since(&self, since_unix_ms: i64) -> Result<Vec<(Payment, i64)>, StoreError> {

@@ -8,6 +8,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::model::{Decision, RuleOutcome, Status};
+use crate::registry::live::ReloadOutcome;
 use crate::store::CommitObserver;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,6 +63,12 @@ pub struct Metrics {
     commit_seconds: Histogram,
     commit_batch: Histogram,
     rule_set: Family<VersionLabels, Gauge>,
+    reloads: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -140,7 +147,14 @@ impl Metrics {
             "The live rule set's version (value 1)",
             rule_set.clone(),
         );
+        let reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "rule_set_reloads",
+            "Reloads of the rules directory, by outcome: swapped, unchanged, rejected",
+            reloads.clone(),
+        );
         Metrics {
+            reloads,
             registry,
             requests,
             shed,
@@ -223,6 +237,20 @@ impl Metrics {
                 version: version.to_owned(),
             })
             .set(1);
+    }
+
+    /// A reload of the rules directory ended so.
+    pub fn reload(&self, outcome: &ReloadOutcome) {
+        let outcome = match outcome {
+            ReloadOutcome::Unchanged { .. } => "unchanged",
+            ReloadOutcome::Swapped { .. } => "swapped",
+            ReloadOutcome::Rejected(_) => "rejected",
+        };
+        self.reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The registry in the Prometheus text format.

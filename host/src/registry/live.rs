@@ -1,0 +1,147 @@
+//! The live rule set of a rules directory, and how a new one replaces it.
+//!
+//! A reload loads the directory as a candidate, off the request path, reusing the
+//! compiled code of every component that did not change. Only a candidate that loads
+//! whole (every manifest parses, every component compiles for its kind's world with only
+//! the capabilities the host grants, every list reads) replaces the live set, in one
+//! pointer swap: a payment takes the live set once when it starts and decides with it to
+//! the end, so no payment ever sees two versions. A candidate that fails changes nothing
+//! live; it is kept as the last rejected one, with its error, for operators to see.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{LoadError, RuleSet};
+use crate::runtime::Runtime;
+
+/// A candidate that was refused.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Rejected {
+    /// When, ms since the Unix epoch.
+    pub at_unix_ms: i64,
+    /// What asked for the reload: `watch`, `api`, ...
+    pub trigger: String,
+    /// The file at fault and why.
+    pub error: String,
+}
+
+/// What a reload did.
+#[derive(Clone, Debug)]
+pub enum ReloadOutcome {
+    /// The directory holds the live set already.
+    Unchanged {
+        /// The live version.
+        version: String,
+    },
+    /// A new set is live.
+    Swapped {
+        /// The version it replaced.
+        from: String,
+        /// The version now live.
+        to: String,
+        /// How long loading the candidate took, ms.
+        load_ms: u64,
+    },
+    /// The candidate was refused; the live set is unchanged.
+    Rejected(Rejected),
+}
+
+/// The live rule set and its directory.
+pub struct LiveRules {
+    dir: PathBuf,
+    runtime: Arc<Runtime>,
+    current: RwLock<Arc<RuleSet>>,
+    loaded_at_unix_ms: Mutex<i64>,
+    last_rejected: Mutex<Option<Rejected>>,
+    /// One reload at a time (the watcher and an operator may ask at once).
+    reloading: Mutex<()>,
+}
+
+impl LiveRules {
+    /// Loads `dir` as the first live set.
+    pub fn load(
+        dir: &Path,
+        runtime: Arc<Runtime>,
+        now_unix_ms: i64,
+    ) -> Result<LiveRules, LoadError> {
+        let set = RuleSet::load(dir, &runtime)?;
+        Ok(LiveRules::with(dir, runtime, set, now_unix_ms))
+    }
+
+    /// A live set that starts with `set`, loaded from `dir`.
+    pub fn with(dir: &Path, runtime: Arc<Runtime>, set: RuleSet, now_unix_ms: i64) -> LiveRules {
+        LiveRules {
+            dir: dir.to_owned(),
+            runtime,
+            current: RwLock::new(Arc::new(set)),
+            loaded_at_unix_ms: Mutex::new(now_unix_ms),
+            last_rejected: Mutex::new(None),
+            reloading: Mutex::new(()),
+        }
+    }
+
+    /// The live set. Take it once per payment.
+    pub fn current(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// When the live set went live, ms since the Unix epoch.
+    pub fn loaded_at_unix_ms(&self) -> i64 {
+        *self
+            .loaded_at_unix_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last candidate refused, if any.
+    pub fn last_rejected(&self) -> Option<Rejected> {
+        self.last_rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The rules directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the directory as a candidate and makes it live if it loads whole and differs
+    /// from the live set. Blocks while it compiles: call it off the request path.
+    pub fn reload(&self, trigger: &str, now_unix_ms: impl Fn() -> i64) -> ReloadOutcome {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.current();
+        let started = Instant::now();
+        match RuleSet::load_reusing(&self.dir, &self.runtime, Some(&live)) {
+            Ok(candidate) if candidate.version == live.version => ReloadOutcome::Unchanged {
+                version: live.version.clone(),
+            },
+            Ok(candidate) => {
+                let to = candidate.version.clone();
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(candidate);
+                *self
+                    .loaded_at_unix_ms
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = now_unix_ms();
+                ReloadOutcome::Swapped {
+                    from: live.version.clone(),
+                    to,
+                    load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }
+            }
+            Err(error) => {
+                let rejected = Rejected {
+                    at_unix_ms: now_unix_ms(),
+                    trigger: trigger.to_owned(),
+                    error: error.to_string(),
+                };
+                *self.last_rejected.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(rejected.clone());
+                ReloadOutcome::Rejected(rejected)
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Watching a rules directory (notify), debounced.
+//!
+//! Editors and copy tools change a directory in several steps: write a temporary file,
+//! rename it into place, touch a manifest, then a list. The watcher waits until the
+//! directory has been quiet for a settle time before it reports one change, so a reload
+//! sees the steps together. A file still being written when the directory falls quiet
+//! only makes a candidate that fails to load (and changes nothing live); the write's
+//! next step is another change, and the next reload sees the whole file.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+/// How long the directory must be quiet before a change is reported.
+pub const SETTLE_MS_DEFAULT: u64 = 100;
+
+/// A running watch; dropping it stops watching.
+pub struct DirectoryWatch {
+    _watcher: RecommendedWatcher,
+}
+
+/// Watches `dir` (and its subdirectories, for lists) and calls `changed` once per burst
+/// of changes, after `settle` of quiet, on a thread of its own.
+pub fn watch(
+    dir: &Path,
+    settle: Duration,
+    changed: impl Fn() + Send + 'static,
+) -> notify::Result<DirectoryWatch> {
+    let (events, bursts) = mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        match event {
+            // Reads and opens change nothing.
+            Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+            Ok(_) => {
+                let _ = events.send(());
+            }
+            Err(error) => tracing::warn!("watching the rules directory: {error}"),
+        }
+    })?;
+    watcher.watch(dir, RecursiveMode::Recursive)?;
+    std::thread::Builder::new()
+        .name("payrules-rules-watch".into())
+        .spawn(move || {
+            // Ends when the watcher (and with it the sender) is dropped.
+            while bursts.recv().is_ok() {
+                loop {
+                    match bursts.recv_timeout(settle) {
+                        Ok(()) => continue,
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                changed();
+            }
+        })
+        .map_err(|e| notify::Error::generic(&e.to_string()))?;
+    Ok(DirectoryWatch { _watcher: watcher })
+}
