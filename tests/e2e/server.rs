@@ -28,6 +28,7 @@ pub struct Server {
     pub base: String,
     dir: tempfile::TempDir,
     limits: String,
+    rules_dir: PathBuf,
     agent: ureq::Agent,
 }
 
@@ -74,16 +75,27 @@ impl Server {
     /// A service whose `[limits]` table has these lines.
     pub fn with_limits(limits: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        Server::launch(dir, limits.to_owned(), "text")
+        Server::launch(dir, limits.to_owned(), "text", example_rules())
+    }
+
+    /// A service on the rules of `rules_dir` (watched for changes).
+    pub fn with_rules(rules_dir: &Path) -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Server::launch(dir, String::new(), "text", rules_dir.to_owned())
     }
 
     /// A service logging JSON lines.
     pub fn with_json_logs() -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        Server::launch(dir, String::new(), "json")
+        Server::launch(dir, String::new(), "json", example_rules())
     }
 
-    fn launch(dir: tempfile::TempDir, limits: String, log_format: &str) -> Server {
+    fn launch(
+        dir: tempfile::TempDir,
+        limits: String,
+        log_format: &str,
+        rules_dir: PathBuf,
+    ) -> Server {
         let keys: String = [
             ("checkout", SUBMITTER, "\"submitter\""),
             ("treasury", OTHER_SUBMITTER, "\"submitter\""),
@@ -100,7 +112,7 @@ impl Server {
         .collect();
         let config = format!(
             "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\n\n[store]\npath = {:?}\n\n[log]\nlevel = \"debug\"\nformat = \"{log_format}\"\n\n[limits]\n{limits}\n\n{keys}",
-            example_rules().display().to_string(),
+            rules_dir.display().to_string(),
             dir.path().join("payrules.db").display().to_string(),
         );
         let config_path = dir.path().join("payrules.toml");
@@ -144,6 +156,7 @@ impl Server {
             base: base.to_owned(),
             dir,
             limits,
+            rules_dir,
             agent,
         }
     }
@@ -153,8 +166,9 @@ impl Server {
         self.kill();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a directory"));
         let limits = std::mem::take(&mut self.limits);
+        let rules_dir = std::mem::take(&mut self.rules_dir);
         drop(self);
-        Server::launch(dir, limits, "text")
+        Server::launch(dir, limits, "text", rules_dir)
     }
 
     /// SIGKILL, as a power cut would.

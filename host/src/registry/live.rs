@@ -115,7 +115,19 @@ impl LiveRules {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let live = self.current();
         let started = Instant::now();
-        match RuleSet::load_reusing(&self.dir, &self.runtime, Some(&live)) {
+        let loaded =
+            RuleSet::load_reusing(&self.dir, &self.runtime, Some(&live)).and_then(|candidate| {
+                // A directory caught empty (`rm *` before a copy) would decide payments with
+                // no compliance at all: refuse it; a restart can start with no rules.
+                if candidate.rules().is_empty() && !live.rules().is_empty() {
+                    return Err(LoadError::new(
+                        &self.dir,
+                        "no rules in the directory: a live set is never replaced by an empty one",
+                    ));
+                }
+                Ok(candidate)
+            });
+        match loaded {
             Ok(candidate) if candidate.version == live.version => ReloadOutcome::Unchanged {
                 version: live.version.clone(),
             },
