@@ -5,6 +5,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! rules_dir = "examples/rules"
+//! reload_settle_ms = 50
 //!
 //! [store]
 //! path = "payrules.db"

@@ -14,7 +14,7 @@ use std::time::Duration;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// How long the directory must be quiet before a change is reported.
-pub const SETTLE_MS_DEFAULT: u64 = 100;
+pub const SETTLE_MS_DEFAULT: u64 = 50;
 
 /// A running watch; dropping it stops watching.
 pub struct DirectoryWatch {

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Hot reload under load: the real `payrules serve` on loopback with a copy of the example
+# rules, driven by wrk, while bench/reload/measure.py lands new versions of a rule.
+#
+#   bench/reload/run.sh [SECONDS] [CONNECTIONS]
+#
+# Needs a release build and wrk. Prints (1) the submission latency in steady state,
+# (2) the same while a new version lands every ~0.3 s, and (3) the time from each
+# version landing to the first payment decided with it; first without other load.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-10}
+connections=${2:-16}
+bin=target/release/payrules
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cp -r examples/rules "$work/rules"
+key=$("$bin" keys new --name load --role submitter | sed -n 's/^# \(pr_.*\)$/\1/p')
+sha=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
+cat >"$work/payrules.toml" <<TOML
+listen = "127.0.0.1:0"
+rules_dir = "$work/rules"
+[store]
+path = "$work/payrules.db"
+[log]
+level = "warn"
+[[api_keys]]
+name = "load"
+sha256 = "$sha"
+roles = ["submitter"]
+TOML
+"$bin" serve --config "$work/payrules.toml" >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 100); do
+  url=$(sed -n 's/^payrules listening on //p' "$work/out"); [ -n "$url" ] && break; sleep 0.1
+done
+[ -n "$url" ] || { cat "$work/err" >&2; exit 1; }
+
+echo "== landing to deciding, no other load"
+python3 bench/reload/measure.py "$url" "$key" "$work/rules" 10
+
+echo "== steady state: POST /v1/payments, example rules, $connections connections"
+PAYRULES_KEY=$key wrk -t1 -c"$connections" -d"${seconds}s" --latency -s bench/load/submit.lua "$url" \
+  | grep -E "Requests/sec|50%|99%|not 201"
+
+echo "== the same while new versions of a rule land"
+PAYRULES_KEY=$key wrk -t1 -c"$connections" -d"${seconds}s" --latency -s bench/load/submit.lua "$url" \
+  >"$work/wrk-swap" &
+wrk_pid=$!
+sleep 1
+python3 bench/reload/measure.py "$url" "$key" "$work/rules" 20 >"$work/reload"
+wait "$wrk_pid"
+grep -E "Requests/sec|50%|99%|not 201" "$work/wrk-swap"
+echo "== landing to deciding"
+cat "$work/reload"
+kill -TERM "$pid"; wait "$pid" || true
