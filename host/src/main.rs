@@ -53,6 +53,10 @@ enum Command {
         /// Listen here instead of the config's address (port 0: any free port).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// If the rules directory does not load, start with the last rule set that went
+        /// live (kept beside the store) instead of refusing to start.
+        #[arg(long)]
+        from_last_good: bool,
     },
     /// The audit log.
     Audit {
@@ -158,7 +162,11 @@ fn main() -> ExitCode {
         telemetry::init_logging(LogFormat::Text, "warn");
     }
     let result = match cli.command {
-        Command::Serve { config, listen } => serve(config.as_deref(), listen),
+        Command::Serve {
+            config,
+            listen,
+            from_last_good,
+        } => serve(config.as_deref(), listen, from_last_good),
         Command::Audit {
             command: AuditCommand::Verify { store, config },
         } => return audit_verify(store, config.as_deref()),
@@ -200,7 +208,14 @@ fn main() -> ExitCode {
 /// The name of the key file `serve` makes when the config has no API keys.
 const DEV_KEY_FILE: &str = "payrules-dev.key";
 
-fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+/// The directory, beside the store, that holds a copy of the last rule set that went live.
+const LAST_GOOD_DIR: &str = "payrules-last-good-rules";
+
+fn serve(
+    config_path: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+    from_last_good: bool,
+) -> anyhow::Result<()> {
     let mut config = match config_path {
         Some(path) => Config::load(path).map_err(BadInput)?,
         None => Config::default(),
@@ -210,18 +225,48 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> an
     }
     telemetry::init_logging(config.log.format, &config.log.level);
     let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
-    let live = Arc::new(
-        LiveRules::load(
-            &config.rules_dir,
-            Arc::clone(&runtime),
-            payrules::store::now_unix_ms(),
-        )
-        .map_err(|e| {
-            BadInput(format!(
-                "the rules directory does not load, so payrules does not start: {e}"
+    let store_dir = config
+        .store
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let last_good = store_dir.join(LAST_GOOD_DIR);
+    let now = payrules::store::now_unix_ms();
+    let (live, start_trigger) = match LiveRules::load(&config.rules_dir, Arc::clone(&runtime), now)
+    {
+        Ok(live) => (live, "start"),
+        Err(error) if from_last_good => {
+            let set = RuleSet::load(&last_good, &runtime).map_err(|e| {
+                BadInput(format!(
+                    "the rules directory does not load ({error}), nor does the last good rule set: {e}"
+                ))
+            })?;
+            tracing::warn!(
+                %error,
+                version = %set.version,
+                "the rules directory does not load; starting with the last good rule set"
+            );
+            eprintln!(
+                "payrules: {error}; starting with the last good rule set {} (--from-last-good)",
+                set.version
+            );
+            (
+                LiveRules::with(&config.rules_dir, Arc::clone(&runtime), set, now),
+                "start-from-last-good",
+            )
+        }
+        Err(error) => {
+            return Err(BadInput(format!(
+                "the rules directory does not load, so payrules does not start \
+                 (--from-last-good starts with the last rule set that went live): {error}"
             ))
-        })?,
-    );
+            .into());
+        }
+    };
+    // A set started from the copy is not copied onto itself.
+    let live = Arc::new(live.keeping_last_good(&last_good, start_trigger == "start"));
     let rules = live.current();
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(
@@ -274,7 +319,7 @@ fn serve(config_path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> an
                 api::rules::LOADED,
                 &rules.version,
                 &serde_json::json!({
-                    "trigger": "start",
+                    "trigger": start_trigger,
                     "rules_dir": config.rules_dir.display().to_string(),
                     "rules": loaded,
                 }),

@@ -456,3 +456,76 @@ fn rules_check_refuses_a_broken_directory_naming_the_file() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("rail_router.wasm"));
 }
+
+#[test]
+fn a_broken_directory_stops_a_restart_unless_told_to_start_from_the_last_good_set() {
+    use std::io::BufRead;
+    let rules = copy_of_examples();
+    let dir = rules.path();
+    let mut server = Server::with_rules(dir);
+    let policy = std::fs::read_to_string(dir.join("pipeline.toml")).unwrap();
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        policy.replace("review-at = 600", "review-at = 500"),
+    )
+    .unwrap();
+    let good = checked_version(dir);
+    wait_for(&server, "the new policy live", |rules| {
+        rules["version"] == good.as_str()
+    });
+    let kept = server.store().with_file_name("payrules-last-good-rules");
+    // The copy is made after the swap; wait for it rather than race it.
+    let started = Instant::now();
+    while !(kept.is_dir() && checked_version(&kept) == good) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the last good set was not kept"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.kill();
+
+    std::fs::write(dir.join("limits.wasm"), b"broken").unwrap();
+    let config = server.store().with_file_name("payrules.toml");
+    let refused = Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("limits.wasm") && error.contains("--from-last-good"),
+        "{error}"
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .args(["serve", "--from-last-good", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let version = line
+        .trim()
+        .strip_prefix("payrules listening on ")
+        .map(|base| {
+            let reply = ureq::get(format!("{base}/v1/rules"))
+                .header("Authorization", format!("Bearer {OPERATOR}"))
+                .call()
+                .map(|mut r| r.body_mut().read_json::<Value>().unwrap());
+            reply.map(|rules| rules["version"].as_str().unwrap().to_owned())
+        });
+    let _ = child.kill();
+    let _ = child.wait();
+    let version = version.unwrap_or_else(|| panic!("it did not start: {line:?}"));
+    assert_eq!(
+        version.unwrap(),
+        good,
+        "it decides with the last set that went live"
+    );
+}

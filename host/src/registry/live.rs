@@ -58,6 +58,8 @@ pub struct LiveRules {
     last_rejected: Mutex<Option<Rejected>>,
     /// One reload at a time (the watcher and an operator may ask at once).
     reloading: Mutex<()>,
+    /// Where a copy of the last set that went live is kept, if anywhere.
+    last_good: Option<PathBuf>,
 }
 
 impl LiveRules {
@@ -80,6 +82,57 @@ impl LiveRules {
             loaded_at_unix_ms: Mutex::new(now_unix_ms),
             last_rejected: Mutex::new(None),
             reloading: Mutex::new(()),
+            last_good: None,
+        }
+    }
+
+    /// From now on, keep a copy of every set that goes live in `last_good`, for
+    /// `payrules serve --from-last-good` after a restart; and of this one now if
+    /// `keep_now` (not when this one was started from that copy).
+    pub fn keeping_last_good(mut self, last_good: &Path, keep_now: bool) -> LiveRules {
+        self.last_good = Some(last_good.to_owned());
+        if keep_now {
+            self.keep_last_good();
+        }
+        self
+    }
+
+    /// Copies the rules directory beside the store and checks that the copy loads as the
+    /// live version (a change landing during the copy makes it differ: then the copy is
+    /// dropped, and the reload that change triggers keeps a new one). The copy replaces
+    /// the previous one only once it is whole.
+    fn keep_last_good(&self) {
+        let Some(target) = &self.last_good else {
+            return;
+        };
+        let live = self.current();
+        let staging = target.with_extension("new");
+        let kept = (|| -> Result<(), String> {
+            let _ = std::fs::remove_dir_all(&staging);
+            copy_dir(&self.dir, &staging).map_err(|e| format!("copying: {e}"))?;
+            let copy = RuleSet::load_reusing(&staging, &self.runtime, Some(&live))
+                .map_err(|e| e.to_string())?;
+            if copy.version != live.version {
+                return Err("the directory changed while it was copied".to_owned());
+            }
+            let old = target.with_extension("old");
+            let _ = std::fs::remove_dir_all(&old);
+            if target.exists() {
+                std::fs::rename(target, &old).map_err(|e| e.to_string())?;
+            }
+            std::fs::rename(&staging, target).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_dir_all(&old);
+            Ok(())
+        })();
+        match kept {
+            Ok(()) => tracing::debug!(version = %live.version, "kept as the last good rule set"),
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                tracing::warn!(
+                    "cannot keep the last good rule set in {}: {error}",
+                    target.display()
+                );
+            }
         }
     }
 
@@ -132,16 +185,18 @@ impl LiveRules {
                 version: live.version.clone(),
             },
             Ok(candidate) => {
+                let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let to = candidate.version.clone();
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(candidate);
                 *self
                     .loaded_at_unix_ms
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = now_unix_ms();
+                self.keep_last_good();
                 ReloadOutcome::Swapped {
                     from: live.version.clone(),
                     to,
-                    load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    load_ms,
                 }
             }
             Err(error) => {
@@ -156,4 +211,20 @@ impl LiveRules {
             }
         }
     }
+}
+
+/// Copies the files and subdirectories of `from` into `to` (created).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
