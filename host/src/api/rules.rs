@@ -38,14 +38,18 @@ pub async fn reload(state: &Arc<AppState>, trigger: &str) -> ReloadOutcome {
             tracing::debug!(trigger, version = %version, "rules directory unchanged");
             Ok(())
         }
-        ReloadOutcome::Swapped { from, to, load_ms } => {
-            let set = state.rule_set();
-            state.metrics.rule_set(to);
+        ReloadOutcome::Swapped {
+            from,
+            to,
+            load_ms,
+            rules,
+        } => {
+            // The live version, not `to`, if another reload has swapped since.
+            state.metrics.rule_set(&state.rule_set().version);
             tracing::info!(trigger, from = %from, to = %to, load_ms, "new rule set live");
-            let rules: Vec<_> = set
-                .rules()
+            let rules: Vec<_> = rules
                 .iter()
-                .map(|r| serde_json::json!({ "name": r.manifest.name, "version": r.version }))
+                .map(|(name, version)| serde_json::json!({ "name": name, "version": version }))
                 .collect();
             state
                 .store
@@ -227,7 +231,9 @@ pub async fn reload_now(
             previous_version: None,
             load_ms: None,
         })),
-        ReloadOutcome::Swapped { from, to, load_ms } => Ok(Json(ReloadView {
+        ReloadOutcome::Swapped {
+            from, to, load_ms, ..
+        } => Ok(Json(ReloadView {
             outcome: "swapped",
             version: to,
             previous_version: Some(from),

@@ -44,6 +44,8 @@ pub enum ReloadOutcome {
         to: String,
         /// How long loading the candidate took, ms.
         load_ms: u64,
+        /// The new set's rules: name and component sha256 of each, in pipeline order.
+        rules: Vec<(String, String)>,
     },
     /// The candidate was refused; the live set is unchanged.
     Rejected(Rejected),
@@ -187,6 +189,11 @@ impl LiveRules {
             Ok(candidate) => {
                 let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let to = candidate.version.clone();
+                let rules = candidate
+                    .rules()
+                    .iter()
+                    .map(|rule| (rule.manifest.name.clone(), rule.version.clone()))
+                    .collect();
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(candidate);
                 *self
                     .loaded_at_unix_ms
@@ -197,6 +204,7 @@ impl LiveRules {
                     from: live.version.clone(),
                     to,
                     load_ms,
+                    rules,
                 }
             }
             Err(error) => {
