@@ -15,6 +15,7 @@ pub mod error;
 mod idempotency;
 mod messages;
 mod payments;
+mod query;
 pub mod rules;
 mod service;
 

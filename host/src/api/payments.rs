@@ -17,8 +17,8 @@ use super::{AppState, idempotency};
 use crate::config::Role;
 use crate::model::{Decision, Payment, Status};
 use crate::store::{
-    IdempotencyClaim, LIST_LIMIT_MAX, ListQuery, NewDecision, PaymentSummary, StoreError,
-    StoredPayment, now_unix_ms,
+    IdempotencyClaim, ListQuery, NewDecision, PaymentSummary, StoreError, StoredPayment,
+    now_unix_ms,
 };
 
 /// The header that says an answer is the stored decision of an earlier request.
@@ -331,8 +331,7 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<PaymentPage>, ApiError> {
     principal.require(&[Role::Submitter, Role::Auditor])?;
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("query_invalid", e.body_text()))?;
+    let params = super::query::params(params)?;
     let status = params
         .status
         .as_deref()
@@ -365,14 +364,7 @@ pub async fn list(
                 })
         })
         .transpose()?;
-    let limit = params.limit.unwrap_or(LIST_LIMIT_DEFAULT);
-    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "limit_invalid",
-            format!("limit must be between 1 and {LIST_LIMIT_MAX}"),
-        )
-        .field("limit"));
-    }
+    let limit = super::query::limit(params.limit, LIST_LIMIT_DEFAULT)?;
     let cursor = params
         .cursor
         .as_deref()

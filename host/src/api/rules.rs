@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::config::Role;
 use crate::model::{FailurePolicy, RuleKind};
 use crate::registry::live::{Rejected, ReloadOutcome};
-use crate::store::{LIST_LIMIT_MAX, now_unix_ms};
+use crate::store::now_unix_ms;
 
 /// Reloads the rules directory off the request path and records the outcome: the log,
 /// the metrics, and the audit log (which is the rule-set history). Every trigger calls
@@ -293,16 +293,8 @@ pub async fn history(
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     principal.require(&[Role::Operator, Role::Auditor])?;
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("query_invalid", e.body_text()))?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "limit_invalid",
-            format!("limit must be between 1 and {LIST_LIMIT_MAX}"),
-        )
-        .field("limit"));
-    }
+    let params = super::query::params(params)?;
+    let limit = super::query::limit(params.limit, 50)?;
     let entries = state
         .store
         .audit_entries_of(&[LOADED, REJECTED], limit)

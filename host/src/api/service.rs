@@ -15,7 +15,6 @@ use super::AppState;
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use crate::config::Role;
-use crate::store::LIST_LIMIT_MAX;
 use crate::store::audit::AuditEntry;
 
 /// The query of the audit log.
@@ -78,16 +77,8 @@ pub async fn audit(
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     principal.require(&[Role::Auditor])?;
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("query_invalid", e.body_text()))?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "limit_invalid",
-            format!("limit must be between 1 and {LIST_LIMIT_MAX}"),
-        )
-        .field("limit"));
-    }
+    let params = super::query::params(params)?;
+    let limit = super::query::limit(params.limit, 100)?;
     let entries = state
         .store
         .audit_entries(params.after.unwrap_or(0).max(0), limit)

@@ -411,25 +411,19 @@ impl Store {
         principal: &str,
         message_id: &str,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        self.read_blocking(|conn| {
-            conn.prepare_cached(
+        let found = self.read_blocking(|conn| {
+            fingerprinted(
+                conn,
                 "SELECT fingerprint, report FROM messages \
                  WHERE principal = ?1 AND message_id = ?2",
-            )?
-            .query_row(params![principal, message_id], |row| {
-                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
-            })
-            .optional()?
-            .map(|(fingerprint, report)| {
-                Ok(StoredMessage {
-                    fingerprint: fingerprint.try_into().map_err(|_| {
-                        StoreError::Failed("a message fingerprint is not 32 bytes".into())
-                    })?,
-                    report,
-                })
-            })
-            .transpose()
-        })
+                principal,
+                message_id,
+            )
+        })?;
+        Ok(found.map(|(fingerprint, report)| StoredMessage {
+            fingerprint,
+            report,
+        }))
     }
 
     /// Appends an entry of the service's own (`rules.loaded`, ...) to the audit log, and
@@ -482,25 +476,19 @@ impl Store {
         principal: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.read_blocking(|conn| {
-            conn.prepare_cached(
+        let found = self.read_blocking(|conn| {
+            fingerprinted(
+                conn,
                 "SELECT fingerprint, payment_id FROM idempotency_keys \
                  WHERE principal = ?1 AND key = ?2",
-            )?
-            .query_row(params![principal, key], |row| {
-                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
-            })
-            .optional()?
-            .map(|(fingerprint, payment_id)| {
-                Ok(IdempotencyRecord {
-                    fingerprint: fingerprint.try_into().map_err(|_| {
-                        StoreError::Failed("an idempotency fingerprint is not 32 bytes".into())
-                    })?,
-                    payment_id,
-                })
-            })
-            .transpose()
-        })
+                principal,
+                key,
+            )
+        })?;
+        Ok(found.map(|(fingerprint, payment_id)| IdempotencyRecord {
+            fingerprint,
+            payment_id,
+        }))
     }
 
     /// A stored payment and its decision.
@@ -1033,6 +1021,26 @@ fn insert_idempotency(conn: &Connection, r: &Row) -> Result<(), StoreError> {
         return Err(StoreError::KeyTaken);
     }
     Ok(())
+}
+
+/// A fingerprint and a text found by a two-part key (`sql` selects them by `?1`, `?2`).
+fn fingerprinted(
+    conn: &Connection,
+    sql: &str,
+    first: &str,
+    second: &str,
+) -> Result<Option<([u8; 32], String)>, StoreError> {
+    conn.prepare_cached(sql)?
+        .query_row(params![first, second], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+        })
+        .optional()?
+        .map(|(fingerprint, text)| {
+            let fingerprint = <[u8; 32]>::try_from(fingerprint)
+                .map_err(|_| StoreError::Failed("a stored fingerprint is not 32 bytes".into()))?;
+            Ok((fingerprint, text))
+        })
+        .transpose()
 }
 
 fn audit_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<AuditEntry, String>> {
