@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -286,7 +285,7 @@ fn serve(
         velocity.record(payment, *at);
     }
     let keys = if config.api_keys.is_empty() {
-        dev_keys(&config)?
+        dev_keys(&store_dir)?
     } else {
         auth::Keys::new(&config.api_keys)
     };
@@ -392,15 +391,9 @@ async fn shutdown_signal(state: Arc<AppState>) {
 
 /// With no API keys configured, one key with every role, kept in a file beside the store
 /// (mode 0600) so a local service works at once and the key never reaches a log.
-fn dev_keys(config: &Config) -> anyhow::Result<auth::Keys> {
+fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = config
-        .store
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let path = dir.join(DEV_KEY_FILE);
+    let path = store_dir.join(DEV_KEY_FILE);
     let key = match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => key.trim().to_owned(),
         _ => {
@@ -513,10 +506,7 @@ fn evaluate(
     for (index, (path, payment, payment_id)) in payments.iter().enumerate() {
         let now = match now_unix_ms {
             Some(now) => now + i64::try_from(index).unwrap_or(0),
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                .unwrap_or(0),
+            None => payrules::store::now_unix_ms(),
         };
         let decision = pipeline.evaluate(&rules, payment, payment_id, now);
         if json {

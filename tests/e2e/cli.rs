@@ -151,7 +151,6 @@ fn a_rules_directory_that_cannot_load_is_named_with_exit_status_2() {
 
 #[test]
 fn the_readme_run_command_serves_the_example_rules_on_its_defaults() {
-    use std::io::BufRead;
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
     let run = readme
         .lines()
@@ -163,21 +162,11 @@ fn the_readme_run_command_serves_the_example_rules_on_its_defaults() {
     // only change: 8080 may be taken where the tests run).
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(workspace().join("examples"), dir.path().join("examples")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payrules"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_payrules"));
+    command
         .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("payrules listening on ")
-        .map(str::to_owned);
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let (mut child, base) = crate::server::spawn_serve(command);
     let key_file = dir.path().join("payrules-dev.key");
     let outcome = base.map(|base| {
         use std::os::unix::fs::PermissionsExt;
@@ -197,7 +186,8 @@ fn the_readme_run_command_serves_the_example_rules_on_its_defaults() {
     });
     let _ = child.kill();
     let _ = child.wait();
-    let (mode, status) = outcome.unwrap_or_else(|| panic!("the service did not start: {line:?}"));
+    let (mode, status) =
+        outcome.unwrap_or_else(|line| panic!("the service did not start: {line:?}"));
     assert_eq!(mode, 0o600, "the local key is readable by its owner only");
     assert_eq!(status.unwrap(), 201);
     assert!(

@@ -459,7 +459,6 @@ fn rules_check_refuses_a_broken_directory_naming_the_file() {
 
 #[test]
 fn a_broken_directory_stops_a_restart_unless_told_to_start_from_the_last_good_set() {
-    use std::io::BufRead;
     let rules = copy_of_examples();
     let dir = rules.path();
     let mut server = Server::with_rules(dir);
@@ -499,30 +498,21 @@ fn a_broken_directory_stops_a_restart_unless_told_to_start_from_the_last_good_se
         "{error}"
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payrules"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_payrules"));
+    command
         .args(["serve", "--from-last-good", "--config"])
-        .arg(&config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let version = line
-        .trim()
-        .strip_prefix("payrules listening on ")
-        .map(|base| {
-            let reply = ureq::get(format!("{base}/v1/rules"))
-                .header("Authorization", format!("Bearer {OPERATOR}"))
-                .call()
-                .map(|mut r| r.body_mut().read_json::<Value>().unwrap());
-            reply.map(|rules| rules["version"].as_str().unwrap().to_owned())
-        });
+        .arg(&config);
+    let (mut child, base) = crate::server::spawn_serve(command);
+    let version = base.map(|base| {
+        let reply = ureq::get(format!("{base}/v1/rules"))
+            .header("Authorization", format!("Bearer {OPERATOR}"))
+            .call()
+            .map(|mut r| r.body_mut().read_json::<Value>().unwrap());
+        reply.map(|rules| rules["version"].as_str().unwrap().to_owned())
+    });
     let _ = child.kill();
     let _ = child.wait();
-    let version = version.unwrap_or_else(|| panic!("it did not start: {line:?}"));
+    let version = version.unwrap_or_else(|line| panic!("it did not start: {line:?}"));
     assert_eq!(
         version.unwrap(),
         good,

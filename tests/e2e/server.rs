@@ -326,6 +326,23 @@ pub fn payment(example: &str, tag: &str) -> Value {
     value
 }
 
+/// Starts `command` (a `payrules serve`) and reads the line where it says it listens:
+/// the process, and its base URL or, if it did not start, that line.
+pub fn spawn_serve(mut command: Command) -> (Child, Result<String, String>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("payrules serve starts");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    let base = match line.trim().strip_prefix("payrules listening on ") {
+        Some(base) => Ok(base.to_owned()),
+        None => Err(line),
+    };
+    (child, base)
+}
+
 /// Runs `payrules audit verify --store PATH`.
 pub fn audit_verify(store: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_payrules"))

@@ -32,29 +32,7 @@ pub struct AuditParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
     /// Entries, oldest first.
-    #[schema(value_type = Vec<AuditEntryView>)]
     pub entries: Vec<AuditEntry>,
-}
-
-/// One audit entry (as [`AuditEntry`] serialises).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEntryView {
-    /// 1, 2, 3, ... with no gaps.
-    pub seq: i64,
-    /// When, ms since the Unix epoch.
-    pub at_unix_ms: i64,
-    /// An API key's name, or `payrules`.
-    pub actor: String,
-    /// `payment.decided`, `rules.loaded`, ...
-    pub action: String,
-    /// A payment id or a rule-set version.
-    pub subject: String,
-    /// The facts, a JSON object as text.
-    pub detail: String,
-    /// The previous entry's hash, hex.
-    pub prev_hash: String,
-    /// This entry's hash, hex.
-    pub hash: String,
 }
 
 /// The hash-chained audit log, oldest first. `payrules audit verify` checks it.

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// One entry of the audit log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// 1, 2, 3, ... with no gaps.
     pub seq: i64,
@@ -28,9 +28,11 @@ pub struct AuditEntry {
     pub detail: String,
     /// The hash of the entry before, hex.
     #[serde(serialize_with = "as_hex")]
+    #[schema(value_type = String)]
     pub prev_hash: [u8; 32],
     /// This entry's hash, hex.
     #[serde(serialize_with = "as_hex")]
+    #[schema(value_type = String)]
     pub hash: [u8; 32],
 }
 
