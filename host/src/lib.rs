@@ -28,6 +28,7 @@ pub mod iso20022;
 pub mod lists;
 pub mod model;
 pub mod pipeline;
+pub mod plugin;
 pub mod registry;
 pub mod runtime;
 pub mod store;

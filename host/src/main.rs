@@ -6,6 +6,7 @@
 //! - `payrules parse FILE` prints the payments of an ISO 20022 message as JSON.
 //! - `payrules audit verify` checks the store's audit chain.
 //! - `payrules keys new` makes an API key and the config lines for it.
+//! - `payrules plugin new|build|test` scaffolds, builds and tests a rule project.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,8 +19,9 @@ use sha2::{Digest, Sha256};
 
 use payrules::api::{self, AppState, auth};
 use payrules::config::{Config, LogFormat, Role};
-use payrules::model::{Decision, Payment, RuleOutcome};
+use payrules::model::{Decision, Payment, RuleKind, RuleOutcome};
 use payrules::pipeline::Pipeline;
+use payrules::plugin;
 use payrules::registry::live::LiveRules;
 use payrules::registry::{RuleSet, hex};
 use payrules::runtime::Runtime;
@@ -72,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Rule projects: scaffold, build, test.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Read an ISO 20022 pacs.008 or pain.001 message and print its payments as JSON; a
     /// message that must be refused gets a JSON error (ISO code, message, element path)
     /// on stderr and exit status 2.
@@ -115,12 +122,54 @@ enum AuditCommand {
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Load a rules directory exactly as the live loader would (every manifest, component,
-    /// capability and list); print its version and rules, or the file at fault and why
-    /// (exit status 2). For the CI of rule teams.
+    /// capability, list and test vector); print its version and rules, or the file at
+    /// fault and why (exit status 2). For the CI of rule teams.
     Check {
         /// The rules directory.
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Scaffold a rule project that builds and passes its own test vectors as it is:
+    /// manifest, source using the SDK, test vectors, README.
+    New {
+        /// The rule's name (lower-case letters, digits, '-').
+        name: String,
+        /// What the rule decides.
+        #[arg(long, value_parser = parse_kind)]
+        kind: RuleKind,
+        /// Where to make it (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The payrules-sdk crate to depend on (default: plugins/sdk of the checkout this
+        /// binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a rule project for wasm32-wasip2 into DIR/dist: the component, its manifest,
+    /// vectors and lists, checked as the live loader would, ready for a rules directory.
+    Build {
+        /// The project (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run test vectors in the real sandbox with the real limits and report every case
+    /// (answer, fuel, time, what did not hold); exit status 1 if any case fails. DIR is a
+    /// rule project (built first) or a rules directory.
+    Test {
+        /// The project or rules directory (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+fn parse_kind(text: &str) -> Result<RuleKind, String> {
+    [RuleKind::Compliance, RuleKind::Fraud, RuleKind::Routing]
+        .into_iter()
+        .find(|kind| kind.name() == text)
+        .ok_or_else(|| format!("{text:?} is not a kind (compliance, fraud, routing)"))
 }
 
 #[derive(Subcommand)]
@@ -175,6 +224,20 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(&dir),
+        Command::Plugin { command } => match command {
+            PluginCommand::New {
+                name,
+                kind,
+                dir,
+                sdk,
+            } => plugin_new(&name, kind, dir, sdk.as_deref()),
+            PluginCommand::Build { dir } => plugin_build(&dir).map(drop),
+            PluginCommand::Test { dir } => match plugin_test(&dir) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(error) => Err(error),
+            },
+        },
         Command::Parse { file } => return parse(&file),
         Command::Evaluate {
             payments,
@@ -461,9 +524,13 @@ fn rules_check(dir: &Path) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: rule set {}", dir.display(), rules.version)?;
     for rule in rules.rules() {
+        let vectors = rule.vectors.as_ref().map_or_else(
+            || "no vectors".to_owned(),
+            |v| format!("{} vectors pass", v.cases.len()),
+        );
         writeln!(
             out,
-            "  {:<10} {:<24} order {:<4} {}",
+            "  {:<10} {:<24} order {:<4} {}  {vectors}",
             rule.manifest.kind.name(),
             rule.manifest.name,
             rule.manifest.order,
@@ -471,6 +538,76 @@ fn rules_check(dir: &Path) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn plugin_new(
+    name: &str,
+    kind: RuleKind,
+    dir: Option<PathBuf>,
+    sdk: Option<&Path>,
+) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let written = plugin::new_project(&plugin::NewProject {
+        name,
+        kind,
+        dir: &dir,
+        sdk,
+    })
+    .map_err(|e| BadInput(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "a {} rule {name} in {}:", kind.name(), dir.display())?;
+    for path in written {
+        writeln!(out, "  {}", path.display())?;
+    }
+    writeln!(
+        out,
+        "next: payrules plugin test {}   (builds it and runs its vectors)",
+        dir.display()
+    )?;
+    Ok(())
+}
+
+/// Builds the project and loads its `dist` exactly as the live loader would, vectors
+/// left to the caller.
+fn plugin_build(dir: &Path) -> anyhow::Result<(Arc<Runtime>, RuleSet, PathBuf)> {
+    let built = plugin::build(dir).map_err(|e| BadInput(e.to_string()))?;
+    let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
+    let rules = RuleSet::load_untested(&built.dist, &runtime, None)
+        .map_err(|e| BadInput(format!("the built rule does not load: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "built {} ({} KiB): copy {}/* into a rules directory",
+        built.component.display(),
+        built.component_bytes.div_ceil(1024),
+        built.dist.display()
+    )?;
+    let dist = built.dist;
+    Ok((runtime, rules, dist))
+}
+
+/// Runs the vectors of a project (after building it) or of a rules directory; whether
+/// every case passed.
+fn plugin_test(dir: &Path) -> anyhow::Result<bool> {
+    let (runtime, rules, rules_dir) = if plugin::is_project(dir) {
+        plugin_build(dir)?
+    } else {
+        let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
+        let rules =
+            RuleSet::load_untested(dir, &runtime, None).map_err(|e| BadInput(e.to_string()))?;
+        (runtime, rules, dir.to_owned())
+    };
+    let reports = rules.run_vectors(&runtime);
+    if reports.is_empty() {
+        return Err(BadInput(format!(
+            "{}: no rule has test vectors (NAME.vectors.toml beside NAME.toml), so nothing was tested",
+            rules_dir.display()
+        ))
+        .into());
+    }
+    let mut out = std::io::stdout().lock();
+    let (_, failed) = plugin::write_report(&mut out, &reports)?;
+    Ok(failed == 0)
 }
 
 fn keys_new(name: &str, roles: &[Role]) -> anyhow::Result<()> {

@@ -4,11 +4,14 @@
 //! A rules directory holds, for each rule, a manifest `NAME.toml` ([`manifest`]) beside its
 //! component (`NAME.wasm` unless the manifest says otherwise) and the list files it names;
 //! and optionally `pipeline.toml`, the policy that combines the rules' answers
-//! ([`PipelinePolicy`]). Loading is all or nothing: one bad file and the whole set is
-//! refused, naming the file and why.
+//! ([`PipelinePolicy`]); and, for any rule, its test vectors `NAME.vectors.toml`
+//! ([`vectors`]), which must pass before the set can be used. Loading is all or nothing:
+//! one bad file or one failing vector and the whole set is refused, naming the file and
+//! why.
 
 pub mod live;
 pub mod manifest;
+pub mod vectors;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -23,6 +26,7 @@ use crate::model::{Rail, RuleKind};
 use crate::runtime::{CompiledRule, RuleContext, Runtime};
 
 pub use manifest::Manifest;
+pub use vectors::Vectors;
 
 /// The file of the pipeline policy in a rules directory.
 pub const POLICY_FILE: &str = "pipeline.toml";
@@ -140,6 +144,18 @@ pub struct Rule {
     pub compiled: CompiledRule,
     /// What the sandbox needs besides the code.
     pub context: Arc<RuleContext>,
+    /// Its test vectors, if it ships a `NAME.vectors.toml`.
+    pub vectors: Option<Arc<Vectors>>,
+}
+
+/// One rule's test vectors run: the file and each case's report.
+pub struct VectorsReport {
+    /// The rule.
+    pub rule: String,
+    /// Its vectors file.
+    pub path: PathBuf,
+    /// Each case, in file order.
+    pub cases: Vec<vectors::CaseReport>,
 }
 
 /// Every rule of a directory, in pipeline order.
@@ -152,15 +168,45 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Loads every rule of `dir` and the policy, compiling each component with `runtime`.
+    /// Loads every rule of `dir` and the policy, compiling each component with `runtime`,
+    /// and runs every rule's test vectors: a failing case refuses the set.
     pub fn load(dir: &Path, runtime: &Runtime) -> Result<RuleSet, LoadError> {
         RuleSet::load_reusing(dir, runtime, None)
     }
 
     /// Loads `dir` like [`RuleSet::load`], reusing the compiled code of `previous` for
     /// every component it already holds (same bytes, kind and capabilities): a reload
-    /// compiles only what changed.
+    /// compiles only what changed. The vectors always run, reused code or not.
     pub fn load_reusing(
+        dir: &Path,
+        runtime: &Runtime,
+        previous: Option<&RuleSet>,
+    ) -> Result<RuleSet, LoadError> {
+        let set = RuleSet::load_untested(dir, runtime, previous)?;
+        for report in set.run_vectors(runtime) {
+            let failed: Vec<_> = report.cases.iter().filter(|case| !case.passed()).collect();
+            if let Some(first) = failed.first() {
+                let more = match failed.len() - 1 {
+                    0 => String::new(),
+                    n => format!(" (and {n} more failing of {})", report.cases.len()),
+                };
+                return Err(LoadError::new(
+                    &report.path,
+                    format!(
+                        "test vector {:?} of {} fails: {}{more}",
+                        first.name,
+                        report.rule,
+                        first.mismatches.join("; ")
+                    ),
+                ));
+            }
+        }
+        Ok(set)
+    }
+
+    /// Loads `dir` like [`RuleSet::load_reusing`] without running the test vectors (they
+    /// are parsed and checked): for `payrules plugin test`, which reports every case.
+    pub fn load_untested(
         dir: &Path,
         runtime: &Runtime,
         previous: Option<&RuleSet>,
@@ -173,7 +219,12 @@ impl RuleSet {
                 .map_err(|e| LoadError::new(dir, e.to_string()))?
                 .path();
             let is_manifest = path.extension().is_some_and(|ext| ext == "toml")
-                && path.file_name().is_some_and(|name| name != POLICY_FILE)
+                && path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| {
+                        name != POLICY_FILE && !name.ends_with(vectors::FILE_SUFFIX)
+                    })
                 && path.is_file();
             if is_manifest {
                 manifests.push(path);
@@ -253,11 +304,22 @@ impl RuleSet {
                 config: manifest.config.clone(),
                 lists: rule_lists,
             });
+            let vectors_path = dir.join(format!("{name}{}", vectors::FILE_SUFFIX));
+            let vectors = if vectors_path.is_file() {
+                let text = read_text(&vectors_path)?;
+                let mut parsed = Vectors::parse(&text, manifest.kind)
+                    .map_err(|e| LoadError::new(&vectors_path, e))?;
+                parsed.path = vectors_path;
+                Some(Arc::new(parsed))
+            } else {
+                None
+            };
             rules.push(Rule {
                 manifest,
                 version,
                 compiled,
                 context,
+                vectors,
             });
         }
         rules.sort_by(|a, b| {
@@ -271,6 +333,21 @@ impl RuleSet {
             policy,
             rules,
         })
+    }
+
+    /// Runs the test vectors of every rule that has them, in pipeline order.
+    pub fn run_vectors(&self, runtime: &Runtime) -> Vec<VectorsReport> {
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                let vectors = rule.vectors.as_ref()?;
+                Some(VectorsReport {
+                    rule: rule.manifest.name.clone(),
+                    path: vectors.path.clone(),
+                    cases: vectors.run(runtime, rule, &self.policy.routing.candidates),
+                })
+            })
+            .collect()
     }
 
     /// Every rule, compliance first, then fraud, then routing, each by order then name.

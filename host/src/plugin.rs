@@ -1,0 +1,384 @@
+//! Rule projects, for the people who write rules: `payrules plugin new` scaffolds one,
+//! `plugin build` turns it into what a rules directory holds, and `plugin test` runs its
+//! test vectors ([`crate::registry::vectors`]) in the real sandbox and reports each case.
+//!
+//! A project is a directory with the rule's manifest `NAME.toml`, its test vectors
+//! `NAME.vectors.toml`, the lists its manifest names, and the source: a Rust crate
+//! (`Cargo.toml`, using `payrules-sdk`). Building writes `dist/`: the component, the
+//! manifest, the vectors and the lists, ready to copy into a rules directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::model::RuleKind;
+use crate::registry::vectors::{self, FILE_SUFFIX};
+use crate::registry::{Manifest, VectorsReport};
+
+/// The target rule components are built for.
+pub const TARGET: &str = "wasm32-wasip2";
+/// Where a build puts what a rules directory needs, inside the project.
+pub const DIST: &str = "dist";
+/// The flags rule components are built with unless the user sets their own: a small
+/// shadow stack keeps the initial memory, and so each instantiation, small.
+const WASM_RUSTFLAGS: &str = "-C link-arg=-zstack-size=131072";
+/// The SDK of the checkout this binary was built from, the default `--sdk`.
+const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
+
+/// Why a project could not be made, read or built.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProjectError(String);
+
+fn error(message: impl Into<String>) -> ProjectError {
+    ProjectError(message.into())
+}
+
+/// What `plugin new` makes.
+pub struct NewProject<'a> {
+    /// The rule's name: lower-case letters, digits and `-`.
+    pub name: &'a str,
+    /// Its kind.
+    pub kind: RuleKind,
+    /// Where (default: `./NAME`); must not exist or be empty.
+    pub dir: &'a Path,
+    /// The `payrules-sdk` crate to depend on (default: the checkout this binary was built
+    /// from).
+    pub sdk: Option<&'a Path>,
+}
+
+/// Scaffolds a rule project that builds and passes its own vectors as it is; returns
+/// the files written.
+pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectError> {
+    let name = project.name;
+    let valid_name = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-');
+    if !valid_name {
+        return Err(error(format!(
+            "{name:?}: a rule name is 1 to 64 lower-case letters, digits and '-', starting \
+             with a letter (it names the manifest, the component and the crate)"
+        )));
+    }
+    let dir = project.dir;
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(|e| error(format!("{}: {e}", dir.display())))?
+            .next()
+            .is_some()
+    {
+        return Err(error(format!(
+            "{} exists and is not empty: choose another --dir",
+            dir.display()
+        )));
+    }
+    let sdk = match project.sdk {
+        Some(path) => path.to_owned(),
+        None => PathBuf::from(BUILT_SDK),
+    };
+    let sdk = sdk.canonicalize().map_err(|e| {
+        error(format!(
+            "the payrules SDK is not at {} ({e}): pass --sdk with the path of \
+             plugins/sdk in a payrules checkout",
+            sdk.display()
+        ))
+    })?;
+    if !sdk.join("Cargo.toml").is_file() {
+        return Err(error(format!(
+            "{} holds no Cargo.toml: --sdk must be the plugins/sdk directory of a payrules checkout",
+            sdk.display()
+        )));
+    }
+    let kind = project.kind.name();
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{kind}}", kind)
+            .replace("{{sdk}}", &sdk.display().to_string())
+            .replace("{{source}}", "src/lib.rs")
+    };
+    let (source, manifest, cases) = match project.kind {
+        RuleKind::Compliance => (
+            include_str!("../templates/rust/compliance.rs.tmpl"),
+            include_str!("../templates/compliance.toml.tmpl"),
+            include_str!("../templates/compliance.vectors.tmpl"),
+        ),
+        RuleKind::Fraud => (
+            include_str!("../templates/rust/fraud.rs.tmpl"),
+            include_str!("../templates/fraud.toml.tmpl"),
+            include_str!("../templates/fraud.vectors.tmpl"),
+        ),
+        RuleKind::Routing => (
+            include_str!("../templates/rust/routing.rs.tmpl"),
+            include_str!("../templates/routing.toml.tmpl"),
+            include_str!("../templates/routing.vectors.tmpl"),
+        ),
+    };
+    let files = [
+        (
+            PathBuf::from("Cargo.toml"),
+            fill(include_str!("../templates/rust/Cargo.toml.tmpl")),
+        ),
+        (PathBuf::from("src/lib.rs"), fill(source)),
+        (PathBuf::from(format!("{name}.toml")), fill(manifest)),
+        (
+            PathBuf::from(format!("{name}{FILE_SUFFIX}")),
+            fill(include_str!("../templates/payment.toml.tmpl")) + &fill(cases),
+        ),
+        (
+            PathBuf::from("README.md"),
+            fill(include_str!("../templates/README.md.tmpl"))
+                + include_str!("../templates/rust/README.extra.tmpl"),
+        ),
+        (PathBuf::from(".gitignore"), "/target/\n/dist/\n".to_owned()),
+    ];
+    let mut written = Vec::with_capacity(files.len());
+    for (relative, text) in files {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| error(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, text).map_err(|e| error(format!("{}: {e}", path.display())))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Whether `dir` is a rule project (it has a `Cargo.toml`) rather than a rules directory.
+pub fn is_project(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file()
+}
+
+/// A built project.
+#[derive(Debug)]
+pub struct Built {
+    /// The rule's name.
+    pub name: String,
+    /// `DIR/dist`: what to copy into a rules directory.
+    pub dist: PathBuf,
+    /// The component in `dist`.
+    pub component: PathBuf,
+    /// Its size.
+    pub component_bytes: u64,
+}
+
+/// Builds the project in `dir` for [`TARGET`] and writes `dir/dist`. Installs nothing:
+/// if the target or cargo is missing, the error says which command adds it. Cargo's own
+/// output goes to this process's stderr.
+pub fn build(dir: &Path) -> Result<Built, ProjectError> {
+    if !is_project(dir) {
+        return Err(error(format!(
+            "{} has no Cargo.toml: not a rule project (make one with payrules plugin new)",
+            dir.display()
+        )));
+    }
+    let (name, manifest_text, manifest) = project_manifest(dir)?;
+    let package = package_name(dir)?;
+    check_target_installed()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("target"));
+    let mut command = Command::new(&cargo);
+    command
+        .current_dir(dir)
+        .args(["build", "--release", "--lib", "--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if std::env::var_os("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS").is_none() {
+        command.env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", WASM_RUSTFLAGS);
+    }
+    if std::env::var_os("CARGO_PROFILE_RELEASE_DEBUG").is_none() {
+        command.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+    }
+    let status = command.status().map_err(|e| {
+        error(format!(
+            "cannot run {} ({e}): install Rust with rustup (https://rustup.rs), then \
+             rustup target add {TARGET}",
+            cargo.to_string_lossy()
+        ))
+    })?;
+    if !status.success() {
+        return Err(error(format!(
+            "cargo could not build {} for {TARGET} (it said why above)",
+            dir.display()
+        )));
+    }
+    let built = target_dir
+        .join(TARGET)
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    if !built.is_file() {
+        return Err(error(format!(
+            "cargo built no component at {}: is the crate's [lib] crate-type \"cdylib\"?",
+            built.display()
+        )));
+    }
+    let dist = dir.join(DIST);
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist).map_err(|e| error(format!("{}: {e}", dist.display())))?;
+    }
+    let component = dist.join(&manifest.component);
+    copy(&built, &component)?;
+    std::fs::write(dist.join(format!("{name}.toml")), manifest_text)
+        .map_err(|e| error(format!("{}: {e}", dist.display())))?;
+    let vectors = format!("{name}{FILE_SUFFIX}");
+    if dir.join(&vectors).is_file() {
+        copy(&dir.join(&vectors), &dist.join(&vectors))?;
+    }
+    for file in manifest.lists.values() {
+        copy(&dir.join(file), &dist.join(file))?;
+    }
+    let component_bytes = std::fs::metadata(&component)
+        .map_err(|e| error(format!("{}: {e}", component.display())))?
+        .len();
+    Ok(Built {
+        name,
+        dist,
+        component,
+        component_bytes,
+    })
+}
+
+/// The project's manifest: the one `NAME.toml` in `dir` that is neither `Cargo.toml` nor
+/// a vectors file.
+fn project_manifest(dir: &Path) -> Result<(String, String, Manifest), ProjectError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| error(format!("{}: {e}", dir.display())))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| error(format!("{}: {e}", dir.display())))?
+            .path();
+        let Some(file) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        if file.ends_with(".toml")
+            && file != "Cargo.toml"
+            && !file.ends_with(FILE_SUFFIX)
+            && path.is_file()
+        {
+            found.push((file.trim_end_matches(".toml").to_owned(), path));
+        }
+    }
+    let (name, path) = match found.len() {
+        1 => found.remove(0),
+        0 => {
+            return Err(error(format!(
+                "{} holds no rule manifest (NAME.toml beside Cargo.toml)",
+                dir.display()
+            )));
+        }
+        _ => {
+            return Err(error(format!(
+                "{} holds {} manifests ({}): a project is one rule",
+                dir.display(),
+                found.len(),
+                found
+                    .iter()
+                    .map(|(name, _)| format!("{name}.toml"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| error(format!("{}: cannot read it: {e}", path.display())))?;
+    let manifest =
+        Manifest::parse(&name, &text).map_err(|e| error(format!("{}: {e}", path.display())))?;
+    Ok((name, text, manifest))
+}
+
+fn package_name(dir: &Path) -> Result<String, ProjectError> {
+    let path = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| error(format!("{}: cannot read it: {e}", path.display())))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| error(format!("{}: {e}", path.display())))?;
+    table
+        .get("package")
+        .and_then(|package| package.get("name"))
+        .and_then(|name| name.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| error(format!("{}: no [package] name", path.display())))
+}
+
+/// Fails with the command that adds the target when rustup says it is not installed. Without
+/// rustup (a distribution's Rust) the build itself will say.
+fn check_target_installed() -> Result<(), ProjectError> {
+    let Ok(output) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(());
+    };
+    let installed = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() && !installed.lines().any(|line| line.trim() == TARGET) {
+        return Err(error(format!(
+            "the {TARGET} target is not installed; add it with: rustup target add {TARGET}"
+        )));
+    }
+    Ok(())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), ProjectError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| error(format!("{}: {e}", parent.display())))?;
+    }
+    std::fs::copy(from, to).map(drop).map_err(|e| {
+        error(format!(
+            "cannot copy {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })
+}
+
+/// Writes the report of a vectors run: each case with its answer, fuel and time, and what
+/// did not hold under each failing one. Returns (passed, failed).
+pub fn write_report(
+    out: &mut impl Write,
+    reports: &[VectorsReport],
+) -> std::io::Result<(usize, usize)> {
+    let (mut passed, mut failed) = (0, 0);
+    for report in reports {
+        writeln!(out, "{} ({})", report.rule, report.path.display())?;
+        let answers: Vec<String> = report
+            .cases
+            .iter()
+            .map(|case| vectors::describe(&case.outcome))
+            .collect();
+        let width = |texts: &mut dyn Iterator<Item = &str>| {
+            texts.map(|text| text.chars().count()).max().unwrap_or(0)
+        };
+        let name_width = width(&mut report.cases.iter().map(|case| case.name.as_str()));
+        let answer_width = width(&mut answers.iter().map(String::as_str));
+        for (case, answer) in report.cases.iter().zip(&answers) {
+            let mark = if case.passed() { "ok  " } else { "FAIL" };
+            writeln!(
+                out,
+                "  {mark}  {:<name_width$}  {answer:<answer_width$}  fuel {:>9}  {:>6} µs",
+                case.name,
+                case.fuel_used,
+                case.duration.as_micros(),
+            )?;
+            for mismatch in &case.mismatches {
+                writeln!(out, "          - {mismatch}")?;
+            }
+            if case.passed() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{passed} passed, {failed} failed ({} rules with vectors)",
+        reports.len()
+    )?;
+    Ok((passed, failed))
+}
