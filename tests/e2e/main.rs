@@ -11,6 +11,7 @@
 //! - `api`: `payrules serve` over real HTTP: submit, retry, conflict, auth, listing, bad
 //!   input, metrics, OpenAPI, logs.
 //! - `messages`: pacs.008 and pain.001 over HTTP, answered with pacs.002 or JSON.
+//! - `plugins`: rule projects scaffolded, built and tested; test vectors that fail.
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
 //!   slow and excess clients.
@@ -23,6 +24,7 @@ mod examples;
 mod iso20022;
 mod loading;
 mod messages;
+mod plugins;
 mod reload;
 mod sandbox;
 mod server;

@@ -11,26 +11,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::server::{AUDITOR, OPERATOR, SUBMITTER, Server, payment};
-use crate::support::example_rules;
+use crate::support::{copy_dir, example_rules};
 
 /// A copy of the example rules directory to change.
 fn copy_of_examples() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&example_rules(), dir.path());
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 /// The version `payrules rules check` gives a directory: what the live loader must make
@@ -84,6 +71,8 @@ enum Expect {
     Live,
     /// Be refused, leaving the live version as it was.
     Refused,
+    /// Be refused for a reason that says this.
+    RefusedSaying(&'static str),
 }
 
 #[test]
@@ -106,6 +95,9 @@ fn the_rules_change_twenty_times_under_load_without_a_failed_request_or_a_mixed_
     let restore = |name: &str| std::fs::write(dir.join(name), &original[name]).unwrap();
     let policy = String::from_utf8(original["pipeline.toml"].clone()).unwrap();
     let limits_manifest = String::from_utf8(original["limits.toml"].clone()).unwrap();
+    let limits_vectors = String::from_utf8(original["limits.vectors.toml"].clone()).unwrap();
+    let capped_at_100 = limits_manifest.replace("USD = \"10000000.00\"", "USD = \"100.00\"");
+    assert_ne!(capped_at_100, limits_manifest);
 
     type Change<'a> = (&'a str, Box<dyn Fn() + 'a>, Expect);
     let changes: Vec<Change> = vec![
@@ -244,20 +236,31 @@ fn the_rules_change_twenty_times_under_load_without_a_failed_request_or_a_mixed_
             Expect::Live,
         ),
         (
-            "a new limits version: instant payments capped at 100 USD",
+            "a limits version whose own test vectors fail: instant USD capped at 100",
+            Box::new(|| write("limits.toml", capped_at_100.as_bytes())),
+            Expect::RefusedSaying(
+                "limits.vectors.toml: test vector \"a domestic instant payroll payment passes\" \
+                 of limits fails: expected pass, got reject [AM02]",
+            ),
+        ),
+        (
+            "the same version with its vectors updated for the new cap",
             Box::new(|| {
-                write(
-                    "limits.toml",
-                    limits_manifest
-                        .replace("USD = \"10000000.00\"", "USD = \"100.00\"")
-                        .as_bytes(),
-                )
+                let updated = limits_vectors.replace("amount = \"3250.75\"", "amount = \"99.00\"")
+                    + "\n[[case]]\nname = \"an instant USD payment over 100 is refused\"\n\
+                       payment = { amount = \"100.01\" }\n\
+                       expect = { verdict = \"reject\", reason = \"AM02\" }\n";
+                assert_ne!(updated, limits_vectors);
+                write("limits.vectors.toml", updated.as_bytes());
             }),
             Expect::Live,
         ),
         (
-            "the old limits back",
-            Box::new(|| restore("limits.toml")),
+            "the old limits and vectors back",
+            Box::new(|| {
+                restore("limits.vectors.toml");
+                restore("limits.toml");
+            }),
             Expect::Live,
         ),
         (
@@ -317,7 +320,7 @@ fn the_rules_change_twenty_times_under_load_without_a_failed_request_or_a_mixed_
                     wait_for(&server, what, |rules| rules["version"] == want.as_str());
                     live_versions.insert(expected.clone());
                 }
-                Expect::Refused => {
+                Expect::Refused | Expect::RefusedSaying(_) => {
                     let rules = wait_for(&server, what, |rules| {
                         rules["last_rejected"]["at_unix_ms"].as_i64() != rejected_before
                     });
@@ -326,6 +329,10 @@ fn the_rules_change_twenty_times_under_load_without_a_failed_request_or_a_mixed_
                         expected.as_str(),
                         "{what}: the live set did not change"
                     );
+                    if let Expect::RefusedSaying(reason) = expect {
+                        let error = rules["last_rejected"]["error"].as_str().unwrap_or_default();
+                        assert!(error.contains(reason), "{what}: refused for {error}");
+                    }
                 }
             }
             // Let payments decide on this version before the next change.

@@ -29,6 +29,20 @@ pub fn example_rules() -> PathBuf {
     workspace().join("examples/rules")
 }
 
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
 /// An example payment by file name.
 pub fn example_payment(name: &str) -> Payment {
     let path = workspace().join("examples/payments").join(name);
