@@ -125,3 +125,26 @@ fn the_rule_set_version_changes_with_any_rule_manifest_or_list() {
         "a manifest change is a new version"
     );
 }
+
+#[test]
+fn a_component_that_compiles_slower_than_the_bound_is_refused() {
+    let dir = RulesDir::new().rule(
+        "velocity-risk",
+        "kind = \"fraud\"\ncapabilities = [\"velocity\", \"config\"]\n",
+        VELOCITY_RISK,
+    );
+    // A fresh runtime, so no compiled code is reused; ≈0.2 s to compile against 1 ms.
+    let hurried = payrules::runtime::Runtime::new()
+        .unwrap()
+        .with_compile_time_max(std::time::Duration::from_millis(1));
+    let error = payrules::registry::RuleSet::load(dir.path(), &hurried)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        error.contains("velocity_risk.wasm: compiling it took longer than 1 ms"),
+        "{error}"
+    );
+    // The default bound leaves room for it.
+    dir.load();
+}

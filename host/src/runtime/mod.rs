@@ -49,6 +49,10 @@ mod bindings {
     });
 }
 
+/// How long compiling one component may take by default. A typical rule (100 KB) takes
+/// ≈0.2 s on one core; the largest component allowed (32 MiB) far longer.
+pub const COMPILE_TIME_MAX: Duration = Duration::from_secs(10);
+
 /// How often the epoch advances: the granularity of rule deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
@@ -94,6 +98,12 @@ pub enum CompileError {
         /// Why it is refused.
         why: String,
     },
+    /// Compiling it took longer than the runtime allows.
+    #[error("compiling it took longer than {limit_ms} ms, the most allowed")]
+    TooSlow {
+        /// The bound, in milliseconds.
+        limit_ms: u128,
+    },
     /// It does not export the interface of its kind.
     #[error("it does not export the {kind} interface of payrules:rules@0.1.0 ({detail})")]
     WrongWorld {
@@ -109,6 +119,7 @@ pub struct Runtime {
     engine: Engine,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
+    compile_time_max: Duration,
 }
 
 impl Runtime {
@@ -156,19 +167,51 @@ impl Runtime {
             engine,
             ticker_stop,
             ticker: Some(ticker),
+            compile_time_max: COMPILE_TIME_MAX,
         })
     }
 
-    /// Compiles a rule component, checks its imports against `granted` and its exports
-    /// against `kind`, and pre-instantiates it.
+    /// How long compiling one component may take before the load gives up on it.
+    pub fn compile_time_max(&self) -> Duration {
+        self.compile_time_max
+    }
+
+    /// The same runtime with another bound on compile time.
+    pub fn with_compile_time_max(mut self, limit: Duration) -> Runtime {
+        self.compile_time_max = limit;
+        self
+    }
+
+    /// Compiles on a thread of its own and waits at most `compile_time_max`: a component
+    /// that takes longer is refused. Cranelift cannot be interrupted, so the thread runs
+    /// to its end (bounded by the component's size) and its result is dropped.
+    fn compile_component(&self, wasm: &[u8]) -> Result<Component, CompileError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let engine = self.engine.clone();
+        let bytes = wasm.to_vec();
+        std::thread::Builder::new()
+            .name("payrules-compile".to_owned())
+            .spawn(move || {
+                let _ = sender.send(Component::new(&engine, &bytes));
+            })
+            .map_err(|e| CompileError::Invalid(format!("cannot start compiling: {e}")))?;
+        match receiver.recv_timeout(self.compile_time_max) {
+            Ok(compiled) => compiled.map_err(|e| CompileError::Invalid(format!("{e:#}"))),
+            Err(_) => Err(CompileError::TooSlow {
+                limit_ms: self.compile_time_max.as_millis(),
+            }),
+        }
+    }
+
+    /// Compiles a rule component (within [`Runtime::compile_time_max`]), checks its
+    /// imports against `granted` and its exports against `kind`, and pre-instantiates it.
     pub fn compile(
         &self,
         wasm: &[u8],
         kind: RuleKind,
         granted: &[Capability],
     ) -> Result<CompiledRule, CompileError> {
-        let component = Component::new(&self.engine, wasm)
-            .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
+        let component = self.compile_component(wasm)?;
         let mut linker: Linker<EvalState> = Linker::new(&self.engine);
         let mut std_wasi = Vec::new();
         for (name, item) in component.component_type().imports(&self.engine) {
