@@ -178,7 +178,10 @@ fn noop_rule(runtime: &Runtime) -> (payrules::runtime::CompiledRule, Arc<RuleCon
         .compile(
             &wasm,
             RuleKind::Compliance,
-            &[payrules::runtime::Capability::Config],
+            &[
+                payrules::runtime::Capability::Config,
+                payrules::runtime::Capability::Log,
+            ],
         )
         .expect("compiles");
     let context = Arc::new(RuleContext {

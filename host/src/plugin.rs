@@ -192,9 +192,6 @@ pub fn build(dir: &Path) -> Result<Built, ProjectError> {
     if std::env::var_os("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS").is_none() {
         command.env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", WASM_RUSTFLAGS);
     }
-    if std::env::var_os("CARGO_PROFILE_RELEASE_DEBUG").is_none() {
-        command.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
-    }
     let status = command.status().map_err(|e| {
         error(format!(
             "cannot run {} ({e}): install Rust with rustup (https://rustup.rs), then \
