@@ -23,6 +23,7 @@
 //!   metrics.
 
 pub mod api;
+pub mod compare;
 pub mod config;
 pub mod iso20022;
 pub mod lists;

@@ -36,13 +36,38 @@ impl Pipeline {
         &self.runtime
     }
 
-    /// Decides `payment` with `rules` at the instant `now_unix_ms`.
+    /// Decides `payment` with `rules` at the instant `now_unix_ms`; if accepted, it
+    /// counts in the velocity figures from then on.
     pub fn evaluate(
         &self,
         rules: &RuleSet,
         payment: &Payment,
         payment_id: &str,
         now_unix_ms: i64,
+    ) -> Decision {
+        self.decide(rules, payment, payment_id, now_unix_ms, true)
+    }
+
+    /// Decides like [`Pipeline::evaluate`] without counting the payment in the velocity
+    /// figures: for a shadow or backtested rule set, which must not change what the live
+    /// set sees.
+    pub fn evaluate_aside(
+        &self,
+        rules: &RuleSet,
+        payment: &Payment,
+        payment_id: &str,
+        now_unix_ms: i64,
+    ) -> Decision {
+        self.decide(rules, payment, payment_id, now_unix_ms, false)
+    }
+
+    fn decide(
+        &self,
+        rules: &RuleSet,
+        payment: &Payment,
+        payment_id: &str,
+        now_unix_ms: i64,
+        record: bool,
     ) -> Decision {
         let span = tracing::info_span!("pipeline", payment_id, rule_set = %&rules.version[..12]);
         let _entered = span.enter();
@@ -87,7 +112,7 @@ impl Pipeline {
         }
         drop(evaluation);
         let combined = combine::combine(&runs, &rules.policy.fraud);
-        if combined.status == Status::Accepted {
+        if record && combined.status == Status::Accepted {
             self.velocity.record(payment, now_unix_ms);
         }
         tracing::info!(status = ?combined.status, rules = runs.len(), "decided");

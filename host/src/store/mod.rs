@@ -651,6 +651,31 @@ impl Store {
         })
     }
 
+    /// Visits every payment received in `since_unix_ms..until_unix_ms`, in the order
+    /// decided, with its stored decision: what a backtest replays.
+    pub fn for_each_decided(
+        &self,
+        since_unix_ms: i64,
+        until_unix_ms: i64,
+        mut visit: impl FnMut(Payment, Decision),
+    ) -> Result<(), StoreError> {
+        self.read_blocking(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT payment, decision FROM payments \
+                 WHERE received_at_ms >= ?1 AND received_at_ms < ?2 ORDER BY seq",
+            )?;
+            let mut rows = statement.query(params![since_unix_ms, until_unix_ms])?;
+            while let Some(row) = rows.next()? {
+                let payment = Payment::from_json(&row.get::<_, String>(0)?)
+                    .map_err(|e| StoreError::Failed(format!("a stored payment: {e}")))?;
+                let decision: Decision = serde_json::from_str(&row.get::<_, String>(1)?)
+                    .map_err(|e| StoreError::Failed(format!("a stored decision: {e}")))?;
+                visit(payment, decision);
+            }
+            Ok(())
+        })
+    }
+
     /// Checks the whole audit chain, and that every decided payment's stored payment and
     /// decision are the ones its audit entry hashed. Returns how many entries there are,
     /// or the first entry at fault.
