@@ -34,11 +34,15 @@ pub fn backtest_store(
 ) -> Result<Comparison, StoreError> {
     let velocity = Arc::new(VelocityBook::new());
     let window_ms = i64::from(WINDOW_SECONDS_MAX) * 1000;
-    store.for_each_decided(since_unix_ms.saturating_sub(window_ms), since_unix_ms, |payment, decision| {
-        if decision.status == Status::Accepted {
-            velocity.record(&payment, decision.decided_at_unix_ms);
-        }
-    })?;
+    store.for_each_decided(
+        since_unix_ms.saturating_sub(window_ms),
+        since_unix_ms,
+        |payment, decision| {
+            if decision.status == Status::Accepted {
+                velocity.record(&payment, decision.decided_at_unix_ms);
+            }
+        },
+    )?;
     let pipeline = Pipeline::new(runtime, Arc::clone(&velocity));
     let mut comparison = Comparison::new(&candidate.version);
     store.for_each_decided(since_unix_ms, until_unix_ms, |payment, recorded| {
@@ -164,7 +168,10 @@ impl Comparison {
         let transition = if recorded.status == candidate.status {
             (from.clone(), to.clone())
         } else {
-            (status(recorded.status).to_owned(), status(candidate.status).to_owned())
+            (
+                status(recorded.status).to_owned(),
+                status(candidate.status).to_owned(),
+            )
         };
         match self
             .transitions
@@ -203,13 +210,7 @@ impl Comparison {
         for (version, count) in &self.recorded_versions {
             writeln!(out, "recorded  rule set {version} ({count} decisions)")?;
         }
-        let share = |n: u64| {
-            if self.compared == 0 {
-                0
-            } else {
-                n * 1000 / self.compared
-            }
-        };
+        let share = |n: u64| (n * 1000).checked_div(self.compared).unwrap_or(0);
         let permille = share(self.changed);
         writeln!(
             out,

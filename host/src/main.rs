@@ -440,6 +440,8 @@ fn serve(
             )
             .await
             .context("writing the audit log")?;
+        // A shadow/ subdirectory of the rules directory runs as the shadow set.
+        api::shadow::follow_directory(&state, start_trigger).await;
         // Hot reload: a burst of changes in the rules directory becomes one reload.
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
         let _watch = payrules::registry::watch::watch(
@@ -684,8 +686,9 @@ fn backtest(args: &Backtest) -> anyhow::Result<()> {
     let now = payrules::store::now_unix_ms();
     let instant = |flag: &str, text: &Option<String>, default: i64| match text {
         None => Ok(default),
-        Some(text) => parse_instant(text, now)
-            .map_err(|e| BadInput(format!("--{flag} {text:?}: {e}"))),
+        Some(text) => {
+            parse_instant(text, now).map_err(|e| BadInput(format!("--{flag} {text:?}: {e}")))
+        }
     };
     let since = instant("since", &args.since, 0)?;
     let until = instant("until", &args.until, now.saturating_add(1))?;

@@ -7,6 +7,8 @@
 //! - `examples`: the example rules decide the example payments as the docs say.
 //! - `cli`: `payrules evaluate` as a user runs it.
 //! - `iso20022`: `payrules parse` and the reader, on fixtures and hostile input.
+//! - `compare`: a backtest of a store and a shadow rule set on live traffic, each against
+//!   a hand-computed comparison.
 //! - `docs`: the rule guide keeps up with the contract.
 //! - `api`: `payrules serve` over real HTTP: submit, retry, conflict, auth, listing, bad
 //!   input, metrics, OpenAPI, logs.
@@ -18,6 +20,7 @@
 
 mod api;
 mod cli;
+mod compare;
 mod docs;
 mod durability;
 mod examples;

@@ -268,6 +268,13 @@ impl Server {
                 }
                 request.send(body.unwrap_or_default())
             }
+            "DELETE" => {
+                let mut request = self.agent.delete(&url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
             other => panic!("no {other} in these tests"),
         }
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));

@@ -138,6 +138,12 @@ pub async fn submit(
         transactions: lines,
     };
     let decided: Vec<Decision> = decisions.iter().map(|d| d.decision.clone()).collect();
+    // The shadow set, if any, decides them once the live answers are on disk.
+    let for_shadow: Vec<Payment> = if state.shadow.is_installed() {
+        decisions.iter().map(|d| d.payment.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let record = NewMessage {
         principal: principal.name.to_string(),
         message_id: message.message_id.clone(),
@@ -169,6 +175,9 @@ pub async fn submit(
     }
     for decision in &decided {
         state.metrics.decision(decision);
+    }
+    for (payment, decision) in for_shadow.into_iter().zip(&decided) {
+        state.shadow.after(payment, decision);
     }
     tracing::info!(
         message_id = %message.message_id,

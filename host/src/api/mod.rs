@@ -18,6 +18,7 @@ mod payments;
 mod query;
 pub mod rules;
 mod service;
+pub mod shadow;
 
 pub use rules::reload;
 
@@ -42,6 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::LimitsConfig;
+use crate::pipeline::shadow::ShadowRunner;
 use crate::pipeline::{Deciders, Pipeline};
 use crate::registry::RuleSet;
 use crate::registry::live::LiveRules;
@@ -68,6 +70,8 @@ pub struct AppState {
     in_flight: idempotency::InFlight,
     concurrency: Arc<Semaphore>,
     deciders: Deciders,
+    /// The shadow rule set's runner.
+    pub shadow: ShadowRunner,
     draining: AtomicBool,
     request_ids: RequestIds,
 }
@@ -85,6 +89,7 @@ impl AppState {
     ) -> std::io::Result<AppState> {
         metrics.rule_set(&rules.current().version);
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let shadow = ShadowRunner::start(Arc::clone(&pipeline), Arc::clone(&store))?;
         let deciders = Deciders::start(pipeline, cores)?;
         Ok(AppState {
             rules,
@@ -93,6 +98,7 @@ impl AppState {
             metrics,
             concurrency: Arc::new(Semaphore::new(limits.concurrency_max)),
             deciders,
+            shadow,
             limits,
             in_flight: idempotency::InFlight::default(),
             draining: AtomicBool::new(false),
@@ -105,9 +111,11 @@ impl AppState {
         self.rules.current()
     }
 
-    /// Stops the decider threads once the payments queued have been decided.
+    /// Stops the decider threads once the payments queued have been decided, then the
+    /// shadow thread once it has decided what it was given.
     pub fn stop_deciding(&self) {
         self.deciders.stop();
+        self.shadow.stop();
     }
 
     /// From now on `/readyz` says not ready (the service is shutting down).
@@ -159,6 +167,12 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(rules::live))
         .routes(routes!(rules::reload_now))
         .routes(routes!(rules::history))
+        .routes(routes!(
+            shadow::install_shadow,
+            shadow::get_shadow,
+            shadow::remove_shadow
+        ))
+        .routes(routes!(shadow::report))
         .routes(routes!(service::audit))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))

@@ -98,6 +98,8 @@ pub async fn submit(
         .decide(rules, payment, payment_id.clone(), received_at)
         .await
         .map_err(ApiError::internal)?;
+    // The shadow set, if any, decides it once the live answer is on disk.
+    let for_shadow = state.shadow.is_installed().then(|| payment.clone());
     let record = NewDecision {
         payment_id: payment_id.clone(),
         received_at_unix_ms: received_at,
@@ -127,6 +129,9 @@ pub async fn submit(
         Err(error) => return Err(ApiError::internal(error)),
     }
     state.metrics.decision(&decision);
+    if let Some(payment) = for_shadow {
+        state.shadow.after(payment, &decision);
+    }
     tracing::info!(payment_id = %payment_id, status = ?decision.status, "payment decided");
     let mut response = (StatusCode::CREATED, Json(decision)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{payment_id}")) {

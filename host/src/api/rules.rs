@@ -81,6 +81,7 @@ pub async fn reload(state: &Arc<AppState>, trigger: &str) -> ReloadOutcome {
     if let Err(error) = recorded {
         tracing::error!("cannot record the reload in the audit log: {error}");
     }
+    super::shadow::follow_directory(state, trigger).await;
     outcome
 }
 
@@ -137,6 +138,9 @@ pub struct RuleSetView {
     /// The last candidate refused (it changed nothing live), if any since the start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_rejected: Option<Rejected>,
+    /// The shadow set deciding beside it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<super::shadow::ShadowView>,
 }
 
 /// The live rule set: each rule's name, kind, version hash, order and limits; and the
@@ -186,6 +190,7 @@ pub async fn live(
         rules_dir: state.rules.dir().display().to_string(),
         rules,
         last_rejected: state.rules.last_rejected(),
+        shadow: super::shadow::view(&state),
     }))
 }
 

@@ -9,6 +9,7 @@
 
 pub mod combine;
 mod deciders;
+pub mod shadow;
 
 pub use deciders::{DecideError, Deciders};
 

@@ -159,6 +159,12 @@ impl LiveRules {
             .clone()
     }
 
+    /// Loads another directory (a shadow set) exactly as the live loader would, reusing
+    /// the live set's compiled code. Blocks while it compiles.
+    pub fn load_beside(&self, dir: &Path) -> Result<RuleSet, LoadError> {
+        RuleSet::load_reusing(dir, &self.runtime, Some(&self.current()))
+    }
+
     /// The rules directory.
     pub fn dir(&self) -> &Path {
         &self.dir

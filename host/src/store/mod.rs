@@ -95,6 +95,16 @@ CREATE TABLE messages (
     PRIMARY KEY (principal, message_id)
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE shadow_decisions (
+    seq INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL,
+    shadow_version TEXT NOT NULL,
+    decided_at_ms INTEGER NOT NULL,
+    decision TEXT NOT NULL
+);
+CREATE INDEX shadow_decisions_by_version ON shadow_decisions (shadow_version, seq);
+"#,
 ];
 
 /// Why the store could not do what was asked.
@@ -262,6 +272,15 @@ enum Write {
     Decision(Box<Row>),
     Message(Box<MessageRows>),
     Event(Event),
+    Shadow(ShadowRow),
+}
+
+/// A shadow rule set's decision: outside the audit chain, since it decides nothing.
+struct ShadowRow {
+    payment_id: String,
+    shadow_version: String,
+    decided_at_ms: i64,
+    decision: String,
 }
 
 /// A message and its decisions, written together.
@@ -441,6 +460,57 @@ impl Store {
             detail: detail.to_string(),
         }))
         .await
+    }
+
+    /// Queues a shadow rule set's decision for the next commit, without waiting for it:
+    /// shadow outcomes are for comparison, and nothing waits on them.
+    pub fn record_shadow(
+        &self,
+        decision: &Decision,
+        shadow_version: &str,
+    ) -> Result<(), StoreError> {
+        let row = ShadowRow {
+            payment_id: decision.payment_id.clone(),
+            shadow_version: shadow_version.to_owned(),
+            decided_at_ms: decision.decided_at_unix_ms,
+            decision: serde_json::to_string(decision)
+                .map_err(|e| StoreError::Failed(format!("a shadow decision: {e}")))?,
+        };
+        let (reply, _ignored) = tokio::sync::oneshot::channel();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Job {
+                write: Write::Shadow(row),
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Visits the decisions the shadow set `shadow_version` made, in order, each with the
+    /// live decision of the same payment.
+    pub fn for_each_shadowed(
+        &self,
+        shadow_version: &str,
+        mut visit: impl FnMut(Decision, Decision),
+    ) -> Result<(), StoreError> {
+        self.read_blocking(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT p.decision, s.decision FROM shadow_decisions s \
+                 JOIN payments p ON p.id = s.payment_id \
+                 WHERE s.shadow_version = ?1 ORDER BY s.seq",
+            )?;
+            let mut rows = statement.query(params![shadow_version])?;
+            while let Some(row) = rows.next()? {
+                let live: Decision = serde_json::from_str(&row.get::<_, String>(0)?)
+                    .map_err(|e| StoreError::Failed(format!("a stored decision: {e}")))?;
+                let shadow: Decision = serde_json::from_str(&row.get::<_, String>(1)?)
+                    .map_err(|e| StoreError::Failed(format!("a shadow decision: {e}")))?;
+                visit(live, shadow);
+            }
+            Ok(())
+        })
     }
 
     async fn send(&self, write: Write) -> Result<(), StoreError> {
@@ -966,6 +1036,19 @@ fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHea
             &e.subject,
             &e.detail,
         ),
+        Write::Shadow(row) => {
+            conn.prepare_cached(
+                "INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, decision) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                row.payment_id,
+                row.shadow_version,
+                row.decided_at_ms,
+                row.decision
+            ])?;
+            Ok(*head)
+        }
     }
 }
 

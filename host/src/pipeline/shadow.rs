@@ -1,0 +1,168 @@
+//! A shadow rule set: a candidate that decides live traffic beside the live set without
+//! affecting any answer.
+//!
+//! After a payment's live decision is committed, the request hands the payment to the
+//! shadow's own thread ([`ShadowRunner::after`] only queues it) and answers; the thread
+//! decides it with the shadow set at the same instant, without feeding the velocity
+//! figures, and queues the decision for the store's next commit. Its queue is bounded:
+//! when the shadow falls behind, payments are skipped (and counted) rather than slowing
+//! anything live.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use serde::Serialize;
+
+use super::Pipeline;
+use crate::model::{Decision, Payment};
+use crate::registry::RuleSet;
+use crate::store::Store;
+
+/// How many payments may wait for the shadow.
+pub const QUEUE_MAX: usize = 1_024;
+
+/// Where a shadow set came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShadowSource {
+    /// `POST /v1/rules/shadow`.
+    Api,
+    /// The `shadow/` subdirectory of the rules directory.
+    Directory,
+}
+
+/// The installed shadow set.
+#[derive(Clone)]
+pub struct Installed {
+    /// The set.
+    pub rules: Arc<RuleSet>,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// How it was installed.
+    pub source: ShadowSource,
+    /// When, ms since the Unix epoch.
+    pub installed_at_unix_ms: i64,
+}
+
+struct Job {
+    rules: Arc<RuleSet>,
+    payment: Payment,
+    payment_id: String,
+    decided_at_unix_ms: i64,
+}
+
+/// Runs the shadow set, if one is installed.
+pub struct ShadowRunner {
+    installed: RwLock<Option<Installed>>,
+    sender: Mutex<Option<SyncSender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    decided: Arc<AtomicU64>,
+    skipped: AtomicU64,
+}
+
+impl ShadowRunner {
+    /// Starts the shadow thread, deciding with `pipeline` and recording in `store`.
+    pub fn start(pipeline: Arc<Pipeline>, store: Arc<Store>) -> std::io::Result<ShadowRunner> {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(QUEUE_MAX);
+        let decided = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&decided);
+        let thread = std::thread::Builder::new()
+            .name("payrules-shadow".to_owned())
+            .spawn(move || {
+                for job in receiver {
+                    let decision = pipeline.evaluate_aside(
+                        &job.rules,
+                        &job.payment,
+                        &job.payment_id,
+                        job.decided_at_unix_ms,
+                    );
+                    match store.record_shadow(&decision, &job.rules.version) {
+                        Ok(()) => {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => tracing::warn!(
+                            payment_id = %job.payment_id,
+                            "a shadow decision was not recorded: {error}"
+                        ),
+                    }
+                }
+            })?;
+        Ok(ShadowRunner {
+            installed: RwLock::new(None),
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            decided,
+            skipped: AtomicU64::new(0),
+        })
+    }
+
+    /// Installs `installed` as the shadow set (replacing any); payments decided from now
+    /// on are also decided by it.
+    pub fn install(&self, installed: Installed) {
+        *self.installed.write().unwrap_or_else(|p| p.into_inner()) = Some(installed);
+    }
+
+    /// Removes the shadow set; returns it.
+    pub fn remove(&self) -> Option<Installed> {
+        self.installed
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The shadow set, if any.
+    pub fn installed(&self) -> Option<Installed> {
+        self.installed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Payments the shadow decided and recorded, and payments it skipped because it had
+    /// fallen behind.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.decided.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Whether a shadow set is installed.
+    pub fn is_installed(&self) -> bool {
+        self.installed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Queues a payment whose live decision is committed for the shadow set, if one is
+    /// installed. Never blocks.
+    pub fn after(&self, payment: Payment, decision: &Decision) {
+        let Some(installed) = self.installed() else {
+            return;
+        };
+        let job = Job {
+            rules: installed.rules,
+            payment,
+            payment_id: decision.payment_id.clone(),
+            decided_at_unix_ms: decision.decided_at_unix_ms,
+        };
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = sender.as_ref()
+            && let Err(TrySendError::Full(_)) = sender.try_send(job)
+        {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops taking payments and waits for the queued ones.
+    pub fn stop(&self) {
+        drop(self.sender.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
