@@ -575,7 +575,7 @@ creditor_agent = { member_id = "121000248" }
             r#"
 [[case]]
 name = "big"
-payment = { amount = "5000.00", creditor = { country = "NG" }, creditor_agent = { bic = "ZENITHNGLA" } }
+payment = { amount = "5000.00", creditor = { country = "NG" }, creditor_agent = { bic = "ZEIBNGLA" } }
 unset = ["creditor_agent.member_id"]
 expect = { score = { min = 200 }, reason = "new-creditor" }
 [[case.before]]
@@ -593,7 +593,7 @@ payment = { amount = "10.00" }
         assert_eq!(payment["creditor"]["name"], "Maria Gonzalez");
         assert_eq!(
             payment["creditor_agent"],
-            serde_json::json!({ "bic": "ZENITHNGLA" })
+            serde_json::json!({ "bic": "ZEIBNGLA" })
         );
         assert_eq!(case.at_unix_ms, 1_795_446_000_000);
         let (earlier, at) = &case.before[0];
