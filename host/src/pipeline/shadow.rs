@@ -4,9 +4,10 @@
 //! After a payment's live decision is committed, the request hands the payment to the
 //! shadow's own thread ([`ShadowRunner::after`] only queues it) and answers; the thread
 //! decides it with the shadow set at the same instant, without feeding the velocity
-//! figures, and queues the decision for the store's next commit. Its queue is bounded:
-//! when the shadow falls behind, payments are skipped (and counted) rather than slowing
-//! anything live.
+//! figures, and queues the decision for the store's next commit. The thread runs at the
+//! lowest CPU priority (nice 19, on Linux), so it takes the CPU live work leaves; its
+//! queue is bounded: when the shadow falls behind, payments are skipped (and counted)
+//! rather than slowing anything live.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +73,7 @@ impl ShadowRunner {
         let thread = std::thread::Builder::new()
             .name("payrules-shadow".to_owned())
             .spawn(move || {
+                lower_priority();
                 for job in receiver {
                     let decision = pipeline.evaluate_aside(
                         &job.rules,
@@ -164,5 +166,14 @@ impl ShadowRunner {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Puts the calling thread at the lowest CPU priority (nice 19): under contention the
+/// scheduler gives it a sliver of what a live thread gets.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::warn!("the shadow thread keeps its priority: {error}");
     }
 }
