@@ -19,6 +19,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::compare::Comparison;
 use crate::config::Role;
 use crate::pipeline::shadow::{Installed, ShadowSource};
+use crate::registry::RuleSet;
 use crate::store::now_unix_ms;
 
 /// The subdirectory of the rules directory whose rules run as the shadow set.
@@ -86,10 +87,21 @@ async fn install(
 ) -> Result<ShadowView, String> {
     let live = Arc::clone(&state.rules);
     let load_dir = dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || live.load_beside(&load_dir))
+    let loaded = tokio::task::spawn_blocking(move || live.load_beside(&load_dir, None))
         .await
         .map_err(|e| format!("loading failed: {e}"))?
         .map_err(|e| e.to_string())?;
+    install_set(state, loaded, dir, source, actor).await
+}
+
+/// Installs a loaded set as the shadow set, recording it in the audit log.
+async fn install_set(
+    state: &Arc<AppState>,
+    loaded: RuleSet,
+    dir: PathBuf,
+    source: ShadowSource,
+    actor: &str,
+) -> Result<ShadowView, String> {
     let rules = Arc::new(loaded);
     let version = rules.version.clone();
     state.shadow.install(Installed {
@@ -118,29 +130,32 @@ async fn remove(state: &Arc<AppState>, actor: &str) -> Option<String> {
 }
 
 /// Makes the shadow set follow the rules directory's `shadow/`: installs what it holds
-/// when that differs from the shadow set, and removes a shadow set it installed when it
-/// is gone. A shadow set installed by an operator is replaced only by a `shadow/` that
-/// changes. Called at start and after every reload.
+/// when that changes, and removes a shadow set it installed when it is gone. A shadow set
+/// installed by an operator stays until `shadow/` changes. Called at start and after
+/// every reload.
 pub async fn follow_directory(state: &Arc<AppState>, trigger: &str) {
     let dir = state.rules.dir().join(SHADOW_SUBDIR);
     let installed = state.shadow.installed();
     if !holds_rules(&dir) {
+        state.shadow.directory_seen(None);
         if installed.is_some_and(|i| i.source == ShadowSource::Directory) {
             remove(state, trigger).await;
         }
         return;
     }
-    // Compare by content: load it (cheap when nothing changed: compiled code is reused).
+    // Compare by content: load it, reusing the shadow set's compiled code (or the live
+    // set's), so an unchanged shadow/ costs no compile.
     let live = Arc::clone(&state.rules);
     let probe = dir.clone();
-    let candidate = tokio::task::spawn_blocking(move || live.load_beside(&probe)).await;
+    let reuse = installed.map(|i| i.rules);
+    let candidate =
+        tokio::task::spawn_blocking(move || live.load_beside(&probe, reuse.as_deref())).await;
     match candidate {
-        Ok(Ok(set))
-            if installed
-                .as_ref()
-                .is_some_and(|i| i.rules.version == set.version) => {}
-        Ok(Ok(_)) => {
-            if let Err(error) = install(state, dir, ShadowSource::Directory, trigger).await {
+        Ok(Ok(set)) => {
+            if state.shadow.directory_seen(Some(&set.version))
+                && let Err(error) =
+                    install_set(state, set, dir, ShadowSource::Directory, trigger).await
+            {
                 tracing::warn!("the shadow/ rules were not installed: {error}");
             }
         }

@@ -62,6 +62,8 @@ pub struct ShadowRunner {
     thread: Mutex<Option<JoinHandle<()>>>,
     decided: Arc<AtomicU64>,
     skipped: AtomicU64,
+    /// The version the rules directory's `shadow/` last held.
+    directory_version: Mutex<Option<String>>,
 }
 
 impl ShadowRunner {
@@ -98,6 +100,7 @@ impl ShadowRunner {
             thread: Mutex::new(Some(thread)),
             decided,
             skipped: AtomicU64::new(0),
+            directory_version: Mutex::new(None),
         })
     }
 
@@ -130,6 +133,18 @@ impl ShadowRunner {
             self.decided.load(Ordering::Relaxed),
             self.skipped.load(Ordering::Relaxed),
         )
+    }
+
+    /// Notes the version the rules directory's `shadow/` holds now (`None`: it holds no
+    /// rules); whether that differs from the last one noted.
+    pub fn directory_seen(&self, version: Option<&str>) -> bool {
+        let mut seen = self
+            .directory_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let changed = seen.as_deref() != version;
+        *seen = version.map(str::to_owned);
+        changed
     }
 
     /// Whether a shadow set is installed.

@@ -160,9 +160,12 @@ impl LiveRules {
     }
 
     /// Loads another directory (a shadow set) exactly as the live loader would, reusing
-    /// the live set's compiled code. Blocks while it compiles.
-    pub fn load_beside(&self, dir: &Path) -> Result<RuleSet, LoadError> {
-        RuleSet::load_reusing(dir, &self.runtime, Some(&self.current()))
+    /// the compiled code of `reuse` (by default the live set's). Blocks while it compiles.
+    pub fn load_beside(&self, dir: &Path, reuse: Option<&RuleSet>) -> Result<RuleSet, LoadError> {
+        match reuse {
+            Some(set) => RuleSet::load_reusing(dir, &self.runtime, Some(set)),
+            None => RuleSet::load_reusing(dir, &self.runtime, Some(&self.current())),
+        }
     }
 
     /// The rules directory.
