@@ -16,7 +16,6 @@ use serde::Serialize;
 use crate::model::{Decision, Payment, RuleKind, RuleRun, Status};
 use crate::pipeline::Pipeline;
 use crate::registry::RuleSet;
-use crate::registry::vectors::describe;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 use crate::velocity::{VelocityBook, WINDOW_SECONDS_MAX};
@@ -169,8 +168,8 @@ impl Comparison {
             (from.clone(), to.clone())
         } else {
             (
-                status(recorded.status).to_owned(),
-                status(candidate.status).to_owned(),
+                recorded.status.name().to_owned(),
+                candidate.status.name().to_owned(),
             )
         };
         match self
@@ -261,22 +260,8 @@ impl Comparison {
 /// A decision's outcome in words: its status, and its rail when accepted.
 fn outcome(decision: &Decision) -> String {
     match (&decision.route, decision.status) {
-        (Some(route), Status::Accepted) => format!(
-            "accepted, route {}",
-            serde_json::to_value(route.rail)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        ),
-        (_, status) => self::status(status).to_owned(),
-    }
-}
-
-fn status(status: Status) -> &'static str {
-    match status {
-        Status::Accepted => "accepted",
-        Status::Rejected => "rejected",
-        Status::PendingReview => "pending_review",
+        (Some(route), Status::Accepted) => format!("accepted, route {}", route.rail.name()),
+        (_, status) => status.name().to_owned(),
     }
 }
 
@@ -289,7 +274,7 @@ fn rule_changes(recorded: &[RuleRun], candidate: &[RuleRun]) -> Vec<RuleChange> 
     let answer = |runs: &[RuleRun], name: &str| {
         runs.iter()
             .find(|run| run.name == name)
-            .map_or_else(|| "absent".to_owned(), |run| describe(&run.outcome))
+            .map_or_else(|| "absent".to_owned(), |run| run.outcome.summary())
     };
     let mut runs: Vec<&RuleRun> = Vec::new();
     for run in candidate.iter().chain(recorded) {

@@ -78,35 +78,7 @@ enum Command {
     /// the recorded ones: how many change, from what to what, by which rule, examples.
     /// The payments are those a store received (a running or stopped instance), or a
     /// file of payments decided by both the baseline and the candidate.
-    Backtest {
-        /// The candidate rules directory.
-        #[arg(long)]
-        rules: PathBuf,
-        /// The store to replay (default: the config's, or `payrules.db`).
-        #[arg(long, conflicts_with = "payments")]
-        store: Option<PathBuf>,
-        /// Take the store path (and, with --payments, the baseline rules) from this config.
-        #[arg(long, conflicts_with = "store")]
-        config: Option<PathBuf>,
-        /// Replay payments received from this instant (RFC 3339, e.g.
-        /// 2026-11-20T00:00:00Z) or this long ago (e.g. 24h, 7days); default: all.
-        #[arg(long)]
-        since: Option<String>,
-        /// ... up to this instant or this long ago; default: now.
-        #[arg(long)]
-        until: Option<String>,
-        /// Instead of a store: a file of payments in the canonical JSON form, one per line,
-        /// decided now, one millisecond apart.
-        #[arg(long)]
-        payments: Option<PathBuf>,
-        /// With --payments: the rules the candidate is compared with (default: the
-        /// config's rules directory, or examples/rules).
-        #[arg(long, requires = "payments")]
-        baseline: Option<PathBuf>,
-        /// Print the comparison as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Backtest(Backtest),
     /// Rule projects: scaffold, build, test.
     Plugin {
         #[command(subcommand)]
@@ -271,25 +243,7 @@ fn main() -> ExitCode {
                 Err(error) => Err(error),
             },
         },
-        Command::Backtest {
-            rules,
-            store,
-            config,
-            since,
-            until,
-            payments,
-            baseline,
-            json,
-        } => backtest(&Backtest {
-            rules,
-            store,
-            config,
-            since,
-            until,
-            payments,
-            baseline,
-            json,
-        }),
+        Command::Backtest(args) => backtest(&args),
         Command::Parse { file } => return parse(&file),
         Command::Evaluate {
             payments,
@@ -664,15 +618,35 @@ fn plugin_test(dir: &Path) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
-/// What `payrules backtest` was asked.
+/// What `payrules backtest` is asked.
+#[derive(clap::Args)]
 struct Backtest {
+    /// The candidate rules directory.
+    #[arg(long)]
     rules: PathBuf,
+    /// The store to replay (default: the config's, or `payrules.db`).
+    #[arg(long, conflicts_with = "payments")]
     store: Option<PathBuf>,
+    /// Take the store path (and, with --payments, the baseline rules) from this config.
+    #[arg(long, conflicts_with = "store")]
     config: Option<PathBuf>,
+    /// Replay payments received from this instant (RFC 3339, e.g.
+    /// 2026-11-20T00:00:00Z) or this long ago (e.g. 24h, 7days); default: all.
+    #[arg(long)]
     since: Option<String>,
+    /// ... up to this instant or this long ago; default: now.
+    #[arg(long)]
     until: Option<String>,
+    /// Instead of a store: a file of payments in the canonical JSON form, one per line,
+    /// decided now, one millisecond apart.
+    #[arg(long)]
     payments: Option<PathBuf>,
+    /// With --payments: the rules the candidate is compared with (default: the
+    /// config's rules directory, or examples/rules).
+    #[arg(long, requires = "payments")]
     baseline: Option<PathBuf>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
     json: bool,
 }
 
@@ -889,13 +863,7 @@ fn read_payment(path: &Path) -> anyhow::Result<(Payment, String)> {
 }
 
 fn write_text(out: &mut impl Write, path: &Path, decision: &Decision) -> std::io::Result<()> {
-    let status = serde_json::to_value(decision.status).unwrap_or_default();
-    writeln!(
-        out,
-        "{}: {}",
-        path.display(),
-        status.as_str().unwrap_or("?")
-    )?;
+    writeln!(out, "{}: {}", path.display(), decision.status.name())?;
     writeln!(
         out,
         "  payment {}  end-to-end {}",
@@ -914,11 +882,10 @@ fn write_text(out: &mut impl Write, path: &Path, decision: &Decision) -> std::io
         writeln!(out, "  risk score {score}")?;
     }
     if let Some(route) = &decision.route {
-        let rail = serde_json::to_value(route.rail).unwrap_or_default();
         writeln!(
             out,
             "  route {} (by {}): {}",
-            rail.as_str().unwrap_or("?"),
+            route.rail.name(),
             route.rule,
             route.explanation
         )?;
@@ -937,13 +904,7 @@ fn write_text(out: &mut impl Write, path: &Path, decision: &Decision) -> std::io
             ),
             RuleOutcome::Reject { reason } => format!("reject {}", reason.code),
             RuleOutcome::Score { score, .. } => format!("score {score}"),
-            RuleOutcome::Route { rail, .. } => format!(
-                "route {}",
-                serde_json::to_value(rail)
-                    .unwrap_or_default()
-                    .as_str()
-                    .unwrap_or("?")
-            ),
+            RuleOutcome::Route { rail, .. } => format!("route {}", rail.name()),
             RuleOutcome::Decline { reason } => format!("decline {}", reason.code),
             RuleOutcome::Failed {
                 failure, policy, ..

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::model::RuleKind;
-use crate::registry::vectors::{self, FILE_SUFFIX};
+use crate::registry::vectors::FILE_SUFFIX;
 use crate::registry::{Manifest, VectorsReport};
 
 /// The target rule components are built for.
@@ -346,7 +346,7 @@ pub fn write_report(
         let answers: Vec<String> = report
             .cases
             .iter()
-            .map(|case| vectors::describe(&case.outcome))
+            .map(|case| case.outcome.summary())
             .collect();
         let width = |texts: &mut dyn Iterator<Item = &str>| {
             texts.map(|text| text.chars().count()).max().unwrap_or(0)

@@ -15,6 +15,17 @@ pub enum Status {
     PendingReview,
 }
 
+impl Status {
+    /// The status as the API spells it (`"pending_review"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Accepted => "accepted",
+            Status::Rejected => "rejected",
+            Status::PendingReview => "pending_review",
+        }
+    }
+}
+
 /// Why a payment was rejected or held.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reason {
@@ -83,6 +94,19 @@ pub enum Rail {
 }
 
 impl Rail {
+    /// The rail's name as manifests, decisions and the API spell it (`"sepa-instant"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rail::Rtp => "rtp",
+            Rail::Fednow => "fednow",
+            Rail::Ach => "ach",
+            Rail::SepaInstant => "sepa-instant",
+            Rail::SepaCreditTransfer => "sepa-credit-transfer",
+            Rail::Swift => "swift",
+            Rail::BookTransfer => "book-transfer",
+        }
+    }
+
     /// Every rail.
     pub const ALL: [Rail; 7] = [
         Rail::Rtp,
@@ -150,6 +174,40 @@ pub enum RuleOutcome {
         /// What the pipeline did about it.
         policy: FailurePolicy,
     },
+}
+
+impl RuleOutcome {
+    /// The reason codes the answer carries: a reject or decline reason, review findings,
+    /// risk reasons.
+    pub fn codes(&self) -> Vec<&str> {
+        match self {
+            RuleOutcome::Pass | RuleOutcome::Route { .. } | RuleOutcome::Failed { .. } => {
+                Vec::new()
+            }
+            RuleOutcome::Review { findings } => findings.iter().map(|r| r.code.as_str()).collect(),
+            RuleOutcome::Reject { reason } | RuleOutcome::Decline { reason } => {
+                vec![reason.code.as_str()]
+            }
+            RuleOutcome::Score { reasons, .. } => reasons.iter().map(|r| r.code.as_str()).collect(),
+        }
+    }
+
+    /// The answer in one line: its verdict and its score, rail or reason codes
+    /// (`score 200 [new-creditor]`, `route fednow`, `reject [RR04]`).
+    pub fn summary(&self) -> String {
+        let codes = self.codes().join(", ");
+        match self {
+            RuleOutcome::Pass => "pass".to_owned(),
+            RuleOutcome::Review { .. } => format!("review [{codes}]"),
+            RuleOutcome::Reject { .. } => format!("reject [{codes}]"),
+            RuleOutcome::Decline { .. } => format!("decline [{codes}]"),
+            RuleOutcome::Score { score, .. } => format!("score {score} [{codes}]"),
+            RuleOutcome::Route { rail, .. } => format!("route {}", rail.name()),
+            RuleOutcome::Failed {
+                failure, message, ..
+            } => format!("failed ({failure:?}: {message})"),
+        }
+    }
 }
 
 /// How a rule failed.
@@ -264,4 +322,19 @@ pub struct Decision {
     pub decided_at_unix_ms: i64,
     /// Every rule that ran, in order.
     pub rules: Vec<RuleRun>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serialized_forms() {
+        for rail in Rail::ALL {
+            assert_eq!(serde_json::to_value(rail).unwrap(), rail.name());
+        }
+        for status in [Status::Accepted, Status::Rejected, Status::PendingReview] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.name());
+        }
+    }
 }

@@ -409,7 +409,7 @@ fn run_case(
 pub fn mismatches(expect: &Expect, outcome: &RuleOutcome) -> Vec<String> {
     let mut wrong = Vec::new();
     let got = Verdict::of(outcome);
-    let answer = describe(outcome);
+    let answer = outcome.summary();
     if let Some(verdict) = expect.verdict
         && verdict != got
     {
@@ -424,53 +424,15 @@ pub fn mismatches(expect: &Expect, outcome: &RuleOutcome) -> Vec<String> {
     if let Some(expected) = expect.route {
         match outcome {
             RuleOutcome::Route { rail, .. } if *rail == expected => {}
-            _ => wrong.push(format!(
-                "expected route {}, got {answer}",
-                rail_name(expected)
-            )),
+            _ => wrong.push(format!("expected route {}, got {answer}", expected.name())),
         }
     }
     if let Some(code) = &expect.reason
-        && !codes(outcome).contains(&code.as_str())
+        && !outcome.codes().contains(&code.as_str())
     {
         wrong.push(format!("expected reason {code}, got {answer}"));
     }
     wrong
-}
-
-/// The reason codes an answer carries.
-fn codes(outcome: &RuleOutcome) -> Vec<&str> {
-    match outcome {
-        RuleOutcome::Pass | RuleOutcome::Route { .. } | RuleOutcome::Failed { .. } => Vec::new(),
-        RuleOutcome::Review { findings } => findings.iter().map(|r| r.code.as_str()).collect(),
-        RuleOutcome::Reject { reason } | RuleOutcome::Decline { reason } => {
-            vec![reason.code.as_str()]
-        }
-        RuleOutcome::Score { reasons, .. } => reasons.iter().map(|r| r.code.as_str()).collect(),
-    }
-}
-
-/// An answer in one line: verdict, and its score, rail or reason codes.
-pub fn describe(outcome: &RuleOutcome) -> String {
-    let codes = codes(outcome).join(", ");
-    match outcome {
-        RuleOutcome::Pass => "pass".to_owned(),
-        RuleOutcome::Review { .. } => format!("review [{codes}]"),
-        RuleOutcome::Reject { .. } => format!("reject [{codes}]"),
-        RuleOutcome::Decline { .. } => format!("decline [{codes}]"),
-        RuleOutcome::Score { score, .. } => format!("score {score} [{codes}]"),
-        RuleOutcome::Route { rail, .. } => format!("route {}", rail_name(*rail)),
-        RuleOutcome::Failed {
-            failure, message, ..
-        } => format!("failed ({failure:?}: {message})"),
-    }
-}
-
-fn rail_name(rail: Rail) -> String {
-    serde_json::to_value(rail)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{rail:?}"))
 }
 
 /// Overlays `over` on `base`: tables merge key by key, anything else replaces.
