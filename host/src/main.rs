@@ -276,6 +276,9 @@ fn main() -> ExitCode {
 /// The name of the key file `serve` makes when the config has no API keys.
 const DEV_KEY_FILE: &str = "payrules-dev.key";
 
+/// The directory, beside the store, that keeps compiled rule components by content hash.
+const CODE_CACHE_DIR: &str = "payrules-compiled";
+
 /// The directory, beside the store, that holds a copy of the last rule set that went live.
 const LAST_GOOD_DIR: &str = "payrules-last-good-rules";
 
@@ -292,7 +295,6 @@ fn serve(
         config.listen = listen;
     }
     telemetry::init_logging(config.log.format, &config.log.level);
-    let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
     let store_dir = config
         .store
         .path
@@ -301,6 +303,13 @@ fn serve(
         .unwrap_or(Path::new("."))
         .to_owned();
     let last_good = store_dir.join(LAST_GOOD_DIR);
+    let code_cache = store_dir.join(CODE_CACHE_DIR);
+    let runtime = Arc::new(
+        Runtime::new()
+            .context("starting the WebAssembly runtime")?
+            .with_code_cache(&code_cache)
+            .with_context(|| format!("making the compiled-code cache {}", code_cache.display()))?,
+    );
     let now = payrules::store::now_unix_ms();
     let (live, start_trigger) = match LiveRules::load(&config.rules_dir, Arc::clone(&runtime), now)
     {

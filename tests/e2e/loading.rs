@@ -148,3 +148,45 @@ fn a_component_that_compiles_slower_than_the_bound_is_refused() {
     // The default bound leaves room for it.
     dir.load();
 }
+
+#[test]
+fn a_component_compiled_once_is_loaded_from_the_code_cache_after() {
+    let dir = RulesDir::new().rule(
+        "velocity-risk",
+        "kind = \"fraud\"\ncapabilities = [\"velocity\", \"config\"]\n",
+        VELOCITY_RISK,
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let with_cache = |limit_ms| {
+        payrules::runtime::Runtime::new()
+            .unwrap()
+            .with_compile_time_max(std::time::Duration::from_millis(limit_ms))
+            .with_code_cache(cache.path())
+            .unwrap()
+    };
+    let cached = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect()
+    };
+    // Compiled once (a fresh runtime, the default bound), and kept.
+    payrules::registry::RuleSet::load(dir.path(), &with_cache(10_000)).expect("loads");
+    let files = cached(cache.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    // Another runtime that could not compile it in 1 ms loads it: from the cache.
+    payrules::registry::RuleSet::load(dir.path(), &with_cache(1)).expect("loaded from the cache");
+    // A damaged cache file is not used: compiled again, and replaced.
+    std::fs::write(&files[0], b"not compiled code").unwrap();
+    let error = payrules::registry::RuleSet::load(dir.path(), &with_cache(1))
+        .err()
+        .expect("compiles again, which 1 ms does not allow")
+        .to_string();
+    assert!(
+        error.contains("compiling it took longer than 1 ms"),
+        "{error}"
+    );
+    payrules::registry::RuleSet::load(dir.path(), &with_cache(10_000)).expect("recompiled");
+    payrules::registry::RuleSet::load(dir.path(), &with_cache(1)).expect("cached again");
+}

@@ -18,6 +18,7 @@ mod convert;
 mod limits;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -120,6 +121,7 @@ pub struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
     compile_time_max: Duration,
+    code_cache: Option<PathBuf>,
 }
 
 impl Runtime {
@@ -168,6 +170,7 @@ impl Runtime {
             ticker_stop,
             ticker: Some(ticker),
             compile_time_max: COMPILE_TIME_MAX,
+            code_cache: None,
         })
     }
 
@@ -182,10 +185,88 @@ impl Runtime {
         self
     }
 
+    /// The same runtime keeping compiled code in `dir` (created, owner-only), by the
+    /// sha256 of each component and this engine's compatibility: a component seen before
+    /// (at a restart, a rollback, in another rules directory) is loaded, not compiled.
+    /// The directory holds native code the host will run: it must be writable by payrules
+    /// alone, like the store beside it.
+    pub fn with_code_cache(mut self, dir: &Path) -> std::io::Result<Runtime> {
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        self.code_cache = Some(dir.to_owned());
+        Ok(self)
+    }
+
+    /// The cache file of a component, if the runtime keeps a cache.
+    fn cached_path(&self, wasm: &[u8]) -> Option<PathBuf> {
+        use sha2::{Digest, Sha256};
+        use std::hash::{Hash, Hasher};
+        let dir = self.code_cache.as_ref()?;
+        let mut engine = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine);
+        let digest = Sha256::digest(wasm);
+        let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        Some(dir.join(format!("{name}-{:016x}.cwasm", engine.finish())))
+    }
+
+    /// The compiled component from the cache, if there and loadable.
+    #[allow(unsafe_code)]
+    fn load_cached(&self, path: &Path) -> Option<Component> {
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output. It is:
+        // only `store_cached` writes this directory (owner-only, beside the store, under the
+        // same trust as the store), and wasmtime checks the header and that the file was
+        // made by a compatible engine, refusing anything else — which is then recompiled.
+        match unsafe { Component::deserialize_file(&self.engine, path) } {
+            Ok(component) => Some(component),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), "compiled code not reusable, compiling again: {error:#}");
+                None
+            }
+        }
+    }
+
+    /// Keeps a compiled component in the cache (written aside, then renamed into place).
+    fn store_cached(path: &Path, component: &Component) {
+        let written = component
+            .serialize()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let partial = path.with_extension("partial");
+                std::fs::write(&partial, bytes)
+                    .and_then(|()| std::fs::rename(&partial, path))
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(error) = written {
+            tracing::warn!(path = %path.display(), "cannot keep compiled code: {error}");
+        }
+    }
+
+    /// From the code cache if it holds it, else compiled (within the bound) and kept.
+    fn compile_component(&self, wasm: &[u8]) -> Result<Component, CompileError> {
+        let cached = self.cached_path(wasm);
+        if let Some(component) = cached.as_deref().and_then(|path| self.load_cached(path)) {
+            return Ok(component);
+        }
+        let component = self.compile_bounded(wasm)?;
+        if let Some(path) = &cached {
+            Runtime::store_cached(path, &component);
+        }
+        Ok(component)
+    }
+
     /// Compiles on a thread of its own and waits at most `compile_time_max`: a component
     /// that takes longer is refused. Cranelift cannot be interrupted, so the thread runs
     /// to its end (bounded by the component's size) and its result is dropped.
-    fn compile_component(&self, wasm: &[u8]) -> Result<Component, CompileError> {
+    fn compile_bounded(&self, wasm: &[u8]) -> Result<Component, CompileError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let engine = self.engine.clone();
         let bytes = wasm.to_vec();
