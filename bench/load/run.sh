@@ -19,33 +19,10 @@ bin=target/release/payrules
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-key=$("$bin" keys new --name load --role submitter | sed -n 's/^# \(pr_.*\)$/\1/p')
-sha=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
+source bench/serve.sh
+new_key submitter
 mkdir -p "$work/no-rules"
 cp examples/rules/pipeline.toml "$work/no-rules/"
-
-start() { # rules_dir name
-  cat >"$work/$2.toml" <<TOML
-listen = "127.0.0.1:0"
-rules_dir = "$1"
-[store]
-path = "$work/$2.db"
-[log]
-level = "warn"
-[[api_keys]]
-name = "load"
-sha256 = "$sha"
-roles = ["submitter"]
-TOML
-  "$bin" serve --config "$work/$2.toml" >"$work/$2.out" 2>"$work/$2.err" &
-  pid=$!
-  for _ in $(seq 100); do
-    url=$(sed -n 's/^payrules listening on //p' "$work/$2.out")
-    [ -n "$url" ] && return 0
-    sleep 0.1
-  done
-  echo "the service did not start:" >&2; cat "$work/$2.err" >&2; exit 1
-}
 
 stop_and_verify() { # name answered
   kill -TERM "$pid"; wait "$pid" || true
@@ -62,14 +39,14 @@ stop_and_verify() { # name answered
 }
 
 echo "== 1. GET /healthz (HTTP floor)"
-start examples/rules healthz
+serve examples/rules healthz
 wrk -t1 -c"$connections" -d"${seconds}s" --latency "$url/healthz" | grep -E "Requests/sec|50%|99%|Non-2xx"
 kill -TERM "$pid"; wait "$pid" || true
 
 for layer in no-rules examples; do
   rules=examples/rules; [ "$layer" = no-rules ] && rules="$work/no-rules"
   echo "== POST /v1/payments, $layer ($rules), durable SQLite"
-  start "$rules" "$layer"
+  serve "$rules" "$layer"
   PAYRULES_KEY=$key wrk -t1 -c"$connections" -d"${seconds}s" --latency -s bench/load/submit.lua "$url" \
     >"$work/$layer.wrk"
   grep -E "requests in|Requests/sec|50%|75%|90%|99%|not 201|Socket errors" "$work/$layer.wrk"

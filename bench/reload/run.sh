@@ -17,26 +17,9 @@ command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cp -r examples/rules "$work/rules"
-key=$("$bin" keys new --name load --role submitter | sed -n 's/^# \(pr_.*\)$/\1/p')
-sha=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
-cat >"$work/payrules.toml" <<TOML
-listen = "127.0.0.1:0"
-rules_dir = "$work/rules"
-[store]
-path = "$work/payrules.db"
-[log]
-level = "warn"
-[[api_keys]]
-name = "load"
-sha256 = "$sha"
-roles = ["submitter"]
-TOML
-"$bin" serve --config "$work/payrules.toml" >"$work/out" 2>"$work/err" &
-pid=$!
-for _ in $(seq 100); do
-  url=$(sed -n 's/^payrules listening on //p' "$work/out"); [ -n "$url" ] && break; sleep 0.1
-done
-[ -n "$url" ] || { cat "$work/err" >&2; exit 1; }
+source bench/serve.sh
+new_key submitter
+serve "$work/rules" reload
 
 echo "== landing to deciding, no other load"
 python3 bench/reload/measure.py "$url" "$key" "$work/rules" 10

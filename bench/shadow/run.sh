@@ -18,26 +18,10 @@ command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cp -r examples/rules "$work/rules"
-key=$("$bin" keys new --name load --role submitter --role operator | sed -n 's/^# \(pr_.*\)$/\1/p')
-sha=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
-cat >"$work/payrules.toml" <<TOML
-listen = "127.0.0.1:0"
-rules_dir = "$work/rules"
-[store]
-path = "$work/payrules.db"
-[log]
-level = "warn"
-[[api_keys]]
-name = "load"
-sha256 = "$sha"
-roles = ["submitter", "operator"]
-TOML
-"$bin" serve --config "$work/payrules.toml" >"$work/out" 2>"$work/err" &
-for _ in $(seq 100); do
-  url=$(sed -n 's/^payrules listening on //p' "$work/out"); [ -n "$url" ] && break; sleep 0.1
-done
-[ -n "$url" ] || { cat "$work/err" >&2; exit 1; }
-shadow() { curl -s -o "$work/shadow" -w '%{http_code}' -H "Authorization: Bearer $key" "$url/v1/rules/shadow"; }
+source bench/serve.sh
+new_key submitter operator
+serve "$work/rules" shadow
+shadow() { curl -s -o "$work/shadow.json" -w '%{http_code}' -H "Authorization: Bearer $key" "$url/v1/rules/shadow"; }
 load() {
   echo "== $1"
   PAYRULES_KEY=$key wrk -t1 -c"$connections" -d"${seconds}s" --latency -s bench/load/submit.lua "$url" \
@@ -47,9 +31,9 @@ load() {
 load "no shadow set"
 cp -r examples/rules "$work/rules/shadow"
 for _ in $(seq 200); do [ "$(shadow)" = 200 ] && break; sleep 0.05; done
-[ "$(shadow)" = 200 ] || { echo "the shadow set was not installed" >&2; cat "$work/err" >&2; exit 1; }
+[ "$(shadow)" = 200 ] || { echo "the shadow set was not installed" >&2; cat "$work/shadow.err" >&2; exit 1; }
 load "the example rules also as the shadow set"
-shadow >/dev/null; echo "shadow: $(cat "$work/shadow")"
+shadow >/dev/null; echo "shadow: $(cat "$work/shadow.json")"
 rm -rf "$work/rules/shadow"
 for _ in $(seq 200); do [ "$(shadow)" = 404 ] && break; sleep 0.05; done
 load "no shadow set again"

@@ -1,0 +1,36 @@
+# Sourced by the bench scripts: the real `payrules serve` on loopback, on a config of its
+# own. Needs `bin` (the binary) and `work` (a scratch directory) set.
+#
+#   new_key ROLE...          sets `key` (a new API key with these roles) and `key_roles`
+#   serve RULES_DIR NAME     starts the service on $work/NAME.db; sets `pid` and `url`
+
+new_key() {
+  local args=() role
+  for role in "$@"; do args+=(--role "$role"); done
+  key=$("$bin" keys new --name bench "${args[@]}" | sed -n 's/^# \(pr_.*\)$/\1/p')
+  key_roles=$(printf '"%s", ' "$@"); key_roles="[${key_roles%, }]"
+}
+
+serve() {
+  cat >"$work/$2.toml" <<TOML
+listen = "127.0.0.1:0"
+rules_dir = "$1"
+[store]
+path = "$work/$2.db"
+[log]
+level = "warn"
+[[api_keys]]
+name = "bench"
+sha256 = "$(printf %s "$key" | sha256sum | cut -d' ' -f1)"
+roles = $key_roles
+TOML
+  "$bin" serve --config "$work/$2.toml" >"$work/$2.out" 2>"$work/$2.err" &
+  pid=$!
+  url=
+  for _ in $(seq 100); do
+    url=$(sed -n 's/^payrules listening on //p' "$work/$2.out")
+    [ -n "$url" ] && return 0
+    sleep 0.1
+  done
+  echo "the service did not start:" >&2; cat "$work/$2.err" >&2; exit 1
+}
