@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -100,69 +99,36 @@ fn a_backtest_of_a_store_matches_the_hand_computed_comparison() {
     candidate(candidate_dir.path());
 
     // The store of a running instance.
-    let output = Command::new(env!("CARGO_BIN_EXE_payrules"))
-        .args(["backtest", "--json", "--since", "1h", "--rules"])
-        .arg(candidate_dir.path())
-        .arg("--store")
-        .arg(server.store())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let comparison: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let backtest = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_payrules"))
+            .arg("backtest")
+            .args(args)
+            .arg("--rules")
+            .arg(candidate_dir.path())
+            .arg("--store")
+            .arg(server.store())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let comparison: Value = serde_json::from_str(&backtest(&["--json", "--since", "1h"])).unwrap();
     assert_hand_computed(&comparison, &cross_border, &live_version);
 
     // The same as text, and nothing from before --since.
-    let text = Command::new(env!("CARGO_BIN_EXE_payrules"))
-        .args(["backtest", "--rules"])
-        .arg(candidate_dir.path())
-        .arg("--store")
-        .arg(server.store())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = backtest(&[]);
     assert!(
         text.contains("7 payments compared, 3 would change (42.8%)"),
         "{text}"
     );
     assert!(text.contains("1  accepted -> rejected"), "{text}");
-    let later = Command::new(env!("CARGO_BIN_EXE_payrules"))
-        .args([
-            "backtest",
-            "--json",
-            "--since",
-            "2099-01-01T00:00:00Z",
-            "--rules",
-        ])
-        .arg(candidate_dir.path())
-        .arg("--store")
-        .arg(server.store())
-        .output()
-        .unwrap();
-    let later: Value = serde_json::from_slice(&later.stdout).unwrap();
+    let later: Value =
+        serde_json::from_str(&backtest(&["--json", "--since", "2099-01-01T00:00:00Z"])).unwrap();
     assert_eq!(later["compared"], 0);
-}
-
-/// Waits (at most 20 s) for `done` to hold of `GET path`.
-fn wait_for(server: &Server, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let reply = server.get(path, Some(OPERATOR));
-        let body = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
-        if done(reply.status, &body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{path}: still {} {}",
-            reply.status,
-            reply.body
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -218,9 +184,11 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
         "{statuses:?}"
     );
 
-    let report = wait_for(&server, "/v1/rules/shadow/report", |status, body| {
-        status == 200 && body["compared"] == 7
-    });
+    let report = server.wait_for(
+        "/v1/rules/shadow/report",
+        "the shadow report",
+        |status, body| status == 200 && body["compared"] == 7,
+    );
     assert_eq!(report["candidate_version"], shadow_version.as_str());
     assert_hand_computed(&report, &cross_border, &live_version);
 
@@ -246,7 +214,11 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
     // A shadow/ subdirectory of the rules directory is installed by the watcher, and
     // removed with it.
     copy_dir(candidate_dir.path(), &rules.path().join("shadow"));
-    let shadow = wait_for(&server, "/v1/rules/shadow", |status, _| status == 200);
+    let shadow = server.wait_for(
+        "/v1/rules/shadow",
+        "the shadow/ set installed",
+        |status, _| status == 200,
+    );
     assert_eq!(shadow["source"], "directory");
     assert_eq!(shadow["version"], shadow_version.as_str());
     assert_eq!(
@@ -255,7 +227,11 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
         "the live set is not the shadow/ directory's"
     );
     std::fs::remove_dir_all(rules.path().join("shadow")).unwrap();
-    wait_for(&server, "/v1/rules/shadow", |status, _| status == 404);
+    server.wait_for(
+        "/v1/rules/shadow",
+        "the shadow/ set removed",
+        |status, _| status == 404,
+    );
     let history = server.get("/v1/audit?limit=500", Some(AUDITOR)).body;
     assert!(history.contains("rules.shadow_installed"), "{history}");
     assert!(history.contains("rules.shadow_removed"), "{history}");

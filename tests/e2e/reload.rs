@@ -51,18 +51,9 @@ fn live(server: &Server) -> Value {
 
 /// Waits (at most 20 s) until `done` holds of the live rules.
 fn wait_for(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let rules = live(server);
-        if done(&rules) {
-            return rules;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what}: still {rules}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.wait_for("/v1/rules", what, |status, rules| {
+        status == 200 && done(rules)
+    })
 }
 
 /// What a change should do.

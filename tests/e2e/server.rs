@@ -244,6 +244,26 @@ impl Server {
         self.request("GET", path, &headers, None)
     }
 
+    /// Polls `GET path` as the operator (at most 20 s) until `done` holds of the status
+    /// and the body; returns the body. `what` names the wait in a failure.
+    pub fn wait_for(&self, path: &str, what: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let reply = self.get(path, Some(OPERATOR));
+            let body = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+            if done(reply.status, &body) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{what}: still {} {}",
+                reply.status,
+                reply.body
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Any request.
     pub fn request(
         &self,

@@ -158,11 +158,17 @@ impl ShadowRunner {
     /// Queues a payment whose live decision is committed for the shadow set, if one is
     /// installed. Never blocks.
     pub fn after(&self, payment: Payment, decision: &Decision) {
-        let Some(installed) = self.installed() else {
+        let Some(rules) = self
+            .installed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|installed| Arc::clone(&installed.rules))
+        else {
             return;
         };
         let job = Job {
-            rules: installed.rules,
+            rules,
             payment,
             payment_id: decision.payment_id.clone(),
             decided_at_unix_ms: decision.decided_at_unix_ms,
