@@ -21,7 +21,7 @@ use payrules::api::{self, AppState, auth};
 use payrules::config::{Config, LogFormat, Role};
 use payrules::model::{Decision, Payment, RuleKind, RuleOutcome};
 use payrules::pipeline::Pipeline;
-use payrules::plugin;
+use payrules::plugin::{self, Language};
 use payrules::registry::live::LiveRules;
 use payrules::registry::{RuleSet, hex};
 use payrules::runtime::Runtime;
@@ -148,12 +148,16 @@ enum PluginCommand {
         /// Where to make it (default: ./NAME); must not exist or be empty.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The payrules-sdk crate to depend on (default: plugins/sdk of the checkout this
-        /// binary was built from).
+        /// What to write it in: rust (built with cargo) or python (built with
+        /// componentize-py).
+        #[arg(long, value_parser = parse_language, default_value = "rust")]
+        lang: Language,
+        /// For Rust, the payrules-sdk crate to depend on (default: plugins/sdk of the
+        /// checkout this binary was built from).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// Build a rule project for wasm32-wasip2 into DIR/dist: the component, its manifest,
+    /// Build a rule project (Rust or Python) into a component in DIR/dist: the component, its manifest,
     /// vectors and lists, checked as the live loader would, ready for a rules directory.
     Build {
         /// The project (default: the current directory).
@@ -168,6 +172,13 @@ enum PluginCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+}
+
+fn parse_language(text: &str) -> Result<Language, String> {
+    Language::ALL
+        .into_iter()
+        .find(|language| language.name() == text)
+        .ok_or_else(|| format!("{text:?} is not a language (rust, python)"))
 }
 
 fn parse_kind(text: &str) -> Result<RuleKind, String> {
@@ -234,8 +245,9 @@ fn main() -> ExitCode {
                 name,
                 kind,
                 dir,
+                lang,
                 sdk,
-            } => plugin_new(&name, kind, dir, sdk.as_deref()),
+            } => plugin_new(&name, kind, dir, lang, sdk.as_deref()),
             PluginCommand::Build { dir } => plugin_build(&dir).map(drop),
             PluginCommand::Test { dir } => match plugin_test(&dir) {
                 Ok(true) => Ok(()),
@@ -561,6 +573,7 @@ fn plugin_new(
     name: &str,
     kind: RuleKind,
     dir: Option<PathBuf>,
+    language: Language,
     sdk: Option<&Path>,
 ) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
@@ -568,11 +581,18 @@ fn plugin_new(
         name,
         kind,
         dir: &dir,
+        language,
         sdk,
     })
     .map_err(|e| BadInput(e.to_string()))?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "a {} rule {name} in {}:", kind.name(), dir.display())?;
+    writeln!(
+        out,
+        "a {} rule {name} in {}, in {}:",
+        kind.name(),
+        dir.display(),
+        language.name()
+    )?;
     for path in written {
         writeln!(out, "  {}", path.display())?;
     }

@@ -4,8 +4,9 @@
 //!
 //! A project is a directory with the rule's manifest `NAME.toml`, its test vectors
 //! `NAME.vectors.toml`, the lists its manifest names, and the source: a Rust crate
-//! (`Cargo.toml`, using `payrules-sdk`). Building writes `dist/`: the component, the
-//! manifest, the vectors and the lists, ready to copy into a rules directory.
+//! (`Cargo.toml`, using `payrules-sdk`) or a Python module (`rule.py`, built with
+//! componentize-py). Building writes `dist/`: the component, the manifest, the vectors
+//! and the lists, ready to copy into a rules directory.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,56 @@ pub const DIST: &str = "dist";
 const WASM_RUSTFLAGS: &str = "-C link-arg=-zstack-size=131072";
 /// The SDK of the checkout this binary was built from, the default `--sdk`.
 const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
+/// The module a Python rule project keeps its rule in.
+pub const PYTHON_SOURCE: &str = "rule.py";
+/// The componentize-py release Python rules are built and tested with.
+pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The contract's WIT files, as built into this binary: a Python build hands them to
+/// componentize-py.
+const WIT_FILES: [(&str, &str); 3] = [
+    ("types.wit", include_str!("../../wit/types.wit")),
+    (
+        "capabilities.wit",
+        include_str!("../../wit/capabilities.wit"),
+    ),
+    ("worlds.wit", include_str!("../../wit/worlds.wit")),
+];
+/// The contract's package, as the WIT files declare it.
+const WIT_PACKAGE: &str = "payrules:rules@0.1.0";
+
+/// The language a rule project is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Language {
+    /// A crate using `payrules-sdk`, built with cargo.
+    Rust,
+    /// A module `rule.py`, built with componentize-py.
+    Python,
+}
+
+impl Language {
+    /// Every language, by name.
+    pub const ALL: [Language; 2] = [Language::Rust, Language::Python];
+
+    /// The name `--lang` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+        }
+    }
+
+    /// The language of the project in `dir`, if it is one: a `Cargo.toml` makes it Rust,
+    /// a `rule.py` Python.
+    pub fn of_project(dir: &Path) -> Option<Language> {
+        if dir.join("Cargo.toml").is_file() {
+            Some(Language::Rust)
+        } else if dir.join(PYTHON_SOURCE).is_file() {
+            Some(Language::Python)
+        } else {
+            None
+        }
+    }
+}
 
 /// Why a project could not be made, read or built.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +93,10 @@ pub struct NewProject<'a> {
     pub kind: RuleKind,
     /// Where (default: `./NAME`); must not exist or be empty.
     pub dir: &'a Path,
-    /// The `payrules-sdk` crate to depend on (default: the checkout this binary was built
-    /// from).
+    /// What it is written in.
+    pub language: Language,
+    /// For Rust, the `payrules-sdk` crate to depend on (default: the checkout this binary
+    /// was built from).
     pub sdk: Option<&'a Path>,
 }
 
@@ -75,54 +128,73 @@ pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectErro
             dir.display()
         )));
     }
-    let sdk = match project.sdk {
-        Some(path) => path.to_owned(),
-        None => PathBuf::from(BUILT_SDK),
+    let sdk = match project.language {
+        Language::Rust => Some(sdk_dir(project.sdk)?),
+        Language::Python if project.sdk.is_some() => {
+            return Err(error(
+                "--sdk names the Rust SDK crate; a Python project needs none \
+                 (`payrules plugin build` writes its helpers beside it)",
+            ));
+        }
+        Language::Python => None,
     };
-    let sdk = sdk.canonicalize().map_err(|e| {
-        error(format!(
-            "the payrules SDK is not at {} ({e}): pass --sdk with the path of \
-             plugins/sdk in a payrules checkout",
-            sdk.display()
-        ))
-    })?;
-    if !sdk.join("Cargo.toml").is_file() {
-        return Err(error(format!(
-            "{} holds no Cargo.toml: --sdk must be the plugins/sdk directory of a payrules checkout",
-            sdk.display()
-        )));
-    }
     let kind = project.kind.name();
+    let source_path = match project.language {
+        Language::Rust => "src/lib.rs",
+        Language::Python => PYTHON_SOURCE,
+    };
     let fill = |template: &str| {
         template
             .replace("{{name}}", name)
             .replace("{{kind}}", kind)
-            .replace("{{sdk}}", &sdk.display().to_string())
-            .replace("{{source}}", "src/lib.rs")
+            .replace(
+                "{{sdk}}",
+                &sdk.as_deref()
+                    .map(|sdk| sdk.display().to_string())
+                    .unwrap_or_default(),
+            )
+            .replace("{{source}}", source_path)
     };
-    let (source, manifest, cases) = match project.kind {
+    let (manifest, cases) = match project.kind {
         RuleKind::Compliance => (
-            include_str!("../templates/rust/compliance.rs.tmpl"),
             include_str!("../templates/compliance.toml.tmpl"),
             include_str!("../templates/compliance.vectors.tmpl"),
         ),
         RuleKind::Fraud => (
-            include_str!("../templates/rust/fraud.rs.tmpl"),
             include_str!("../templates/fraud.toml.tmpl"),
             include_str!("../templates/fraud.vectors.tmpl"),
         ),
         RuleKind::Routing => (
-            include_str!("../templates/rust/routing.rs.tmpl"),
             include_str!("../templates/routing.toml.tmpl"),
             include_str!("../templates/routing.vectors.tmpl"),
         ),
     };
-    let files = [
-        (
-            PathBuf::from("Cargo.toml"),
-            fill(include_str!("../templates/rust/Cargo.toml.tmpl")),
+    let source = match (project.language, project.kind) {
+        (Language::Rust, RuleKind::Compliance) => {
+            include_str!("../templates/rust/compliance.rs.tmpl")
+        }
+        (Language::Rust, RuleKind::Fraud) => include_str!("../templates/rust/fraud.rs.tmpl"),
+        (Language::Rust, RuleKind::Routing) => include_str!("../templates/rust/routing.rs.tmpl"),
+        (Language::Python, RuleKind::Compliance) => {
+            include_str!("../templates/python/compliance.py.tmpl")
+        }
+        (Language::Python, RuleKind::Fraud) => include_str!("../templates/python/fraud.py.tmpl"),
+        (Language::Python, RuleKind::Routing) => {
+            include_str!("../templates/python/routing.py.tmpl")
+        }
+    };
+    let (readme_extra, ignored) = match project.language {
+        Language::Rust => (
+            include_str!("../templates/rust/README.extra.tmpl"),
+            "/target/\n/dist/\n",
         ),
-        (PathBuf::from("src/lib.rs"), fill(source)),
+        Language::Python => (
+            include_str!("../templates/python/README.extra.tmpl"),
+            "/build/\n/dist/\n__pycache__/\n",
+        ),
+    };
+    let mut files = vec![
+        (PathBuf::from(source_path), fill(source)),
         (PathBuf::from(format!("{name}.toml")), fill(manifest)),
         (
             PathBuf::from(format!("{name}{FILE_SUFFIX}")),
@@ -130,11 +202,16 @@ pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectErro
         ),
         (
             PathBuf::from("README.md"),
-            fill(include_str!("../templates/README.md.tmpl"))
-                + include_str!("../templates/rust/README.extra.tmpl"),
+            fill(include_str!("../templates/README.md.tmpl")) + &fill(readme_extra),
         ),
-        (PathBuf::from(".gitignore"), "/target/\n/dist/\n".to_owned()),
+        (PathBuf::from(".gitignore"), ignored.to_owned()),
     ];
+    if project.language == Language::Rust {
+        files.push((
+            PathBuf::from("Cargo.toml"),
+            fill(include_str!("../templates/rust/Cargo.toml.tmpl")),
+        ));
+    }
     let mut written = Vec::with_capacity(files.len());
     for (relative, text) in files {
         let path = dir.join(relative);
@@ -148,9 +225,28 @@ pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectErro
     Ok(written)
 }
 
-/// Whether `dir` is a rule project (it has a `Cargo.toml`) rather than a rules directory.
+/// The Rust SDK crate: `--sdk`, or the checkout this binary was built from.
+fn sdk_dir(given: Option<&Path>) -> Result<PathBuf, ProjectError> {
+    let sdk = given.map_or_else(|| PathBuf::from(BUILT_SDK), Path::to_owned);
+    let sdk = sdk.canonicalize().map_err(|e| {
+        error(format!(
+            "the payrules SDK is not at {} ({e}): pass --sdk with the path of \
+             plugins/sdk in a payrules checkout",
+            sdk.display()
+        ))
+    })?;
+    if !sdk.join("Cargo.toml").is_file() {
+        return Err(error(format!(
+            "{} holds no Cargo.toml: --sdk must be the plugins/sdk directory of a payrules checkout",
+            sdk.display()
+        )));
+    }
+    Ok(sdk)
+}
+
+/// Whether `dir` is a rule project (Rust or Python) rather than a rules directory.
 pub fn is_project(dir: &Path) -> bool {
-    dir.join("Cargo.toml").is_file()
+    Language::of_project(dir).is_some()
 }
 
 /// A built project.
@@ -166,17 +262,50 @@ pub struct Built {
     pub component_bytes: u64,
 }
 
-/// Builds the project in `dir` for [`TARGET`] and writes `dir/dist`. Installs nothing:
-/// if the target or cargo is missing, the error says which command adds it. Cargo's own
-/// output goes to this process's stderr.
+/// Builds the project in `dir` into a component and writes `dir/dist`. Installs nothing:
+/// if a tool or the target is missing, the error says which command adds it. The
+/// builder's own output goes to this process's stderr.
 pub fn build(dir: &Path) -> Result<Built, ProjectError> {
-    if !is_project(dir) {
+    let Some(language) = Language::of_project(dir) else {
         return Err(error(format!(
-            "{} has no Cargo.toml: not a rule project (make one with payrules plugin new)",
+            "{} has neither Cargo.toml nor {PYTHON_SOURCE}: not a rule project (make one \
+             with payrules plugin new)",
             dir.display()
         )));
-    }
+    };
     let (name, manifest_text, manifest) = project_manifest(dir)?;
+    let built = match language {
+        Language::Rust => build_rust(dir)?,
+        Language::Python => build_python(dir, &manifest)?,
+    };
+    let dist = dir.join(DIST);
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist).map_err(|e| error(format!("{}: {e}", dist.display())))?;
+    }
+    let component = dist.join(&manifest.component);
+    copy(&built, &component)?;
+    std::fs::write(dist.join(format!("{name}.toml")), manifest_text)
+        .map_err(|e| error(format!("{}: {e}", dist.display())))?;
+    let vectors = format!("{name}{FILE_SUFFIX}");
+    if dir.join(&vectors).is_file() {
+        copy(&dir.join(&vectors), &dist.join(&vectors))?;
+    }
+    for file in manifest.lists.values() {
+        copy(&dir.join(file), &dist.join(file))?;
+    }
+    let component_bytes = std::fs::metadata(&component)
+        .map_err(|e| error(format!("{}: {e}", component.display())))?
+        .len();
+    Ok(Built {
+        name,
+        dist,
+        component,
+        component_bytes,
+    })
+}
+
+/// `cargo build --release --target wasm32-wasip2`; the component it made.
+fn build_rust(dir: &Path) -> Result<PathBuf, ProjectError> {
     let package = package_name(dir)?;
     check_target_installed()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -215,30 +344,75 @@ pub fn build(dir: &Path) -> Result<Built, ProjectError> {
             built.display()
         )));
     }
-    let dist = dir.join(DIST);
-    if dist.exists() {
-        std::fs::remove_dir_all(&dist).map_err(|e| error(format!("{}: {e}", dist.display())))?;
+    Ok(built)
+}
+
+/// Where a Python build writes what it generates, inside the project.
+const PYTHON_BUILD: &str = "build";
+
+/// The WIT world of one Python rule: the capabilities its manifest grants and the
+/// interface of its kind. componentize-py imports every interface of the world it is
+/// given, and the loader refuses an import the manifest does not grant, so the world is
+/// made from the manifest rather than taken from `worlds.wit`.
+pub fn python_world(manifest: &Manifest) -> String {
+    let (package, version) = WIT_PACKAGE.split_once('@').unwrap_or((WIT_PACKAGE, ""));
+    let mut world = String::from(
+        "// Written by `payrules plugin build` from the rule's manifest: do not edit.\n\
+         package local:rule;\n\nworld payrules-rule {\n",
+    );
+    for capability in &manifest.capabilities {
+        world.push_str(&format!(
+            "    import {package}/{}@{version};\n",
+            capability.name()
+        ));
     }
-    let component = dist.join(&manifest.component);
-    copy(&built, &component)?;
-    std::fs::write(dist.join(format!("{name}.toml")), manifest_text)
-        .map_err(|e| error(format!("{}: {e}", dist.display())))?;
-    let vectors = format!("{name}{FILE_SUFFIX}");
-    if dir.join(&vectors).is_file() {
-        copy(&dir.join(&vectors), &dist.join(&vectors))?;
+    world.push_str(&format!(
+        "    export {package}/{}@{version};\n}}\n",
+        manifest.kind.name()
+    ));
+    world
+}
+
+/// `componentize-py --stub-wasi` on `rule.py`, against the contract's WIT and a world made
+/// from the manifest; the component it made.
+fn build_python(dir: &Path, manifest: &Manifest) -> Result<PathBuf, ProjectError> {
+    let build = dir.join(PYTHON_BUILD);
+    let write = |relative: &str, text: &str| {
+        let path = build.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| error(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, text).map_err(|e| error(format!("{}: {e}", path.display())))
+    };
+    for (file, text) in WIT_FILES {
+        write(&format!("wit/deps/payrules-rules/{file}"), text)?;
     }
-    for file in manifest.lists.values() {
-        copy(&dir.join(file), &dist.join(file))?;
+    write("wit/world.wit", &python_world(manifest))?;
+    write(
+        "python/payrules.py",
+        include_str!("../templates/python/payrules.py"),
+    )?;
+    let component = build.join("rule.wasm");
+    let program = "componentize-py";
+    let status = Command::new(program)
+        .current_dir(dir)
+        .args(["-d", "build/wit", "-w", "local:rule/payrules-rule"])
+        .args(["componentize", "rule", "-p", ".", "-p", "build/python"])
+        .args(["--stub-wasi", "-o", "build/rule.wasm"])
+        .status()
+        .map_err(|e| {
+            error(format!(
+                "cannot run {program} ({e}): install it with: pip install {COMPONENTIZE_PY}"
+            ))
+        })?;
+    if !status.success() {
+        return Err(error(format!(
+            "componentize-py could not build {} (it said why above)",
+            dir.display()
+        )));
     }
-    let component_bytes = std::fs::metadata(&component)
-        .map_err(|e| error(format!("{}: {e}", component.display())))?
-        .len();
-    Ok(Built {
-        name,
-        dist,
-        component,
-        component_bytes,
-    })
+    Ok(component)
 }
 
 /// The project's manifest: the one `NAME.toml` in `dir` that is neither `Cargo.toml` nor
@@ -255,6 +429,7 @@ fn project_manifest(dir: &Path) -> Result<(String, String, Manifest), ProjectErr
         };
         if file.ends_with(".toml")
             && file != "Cargo.toml"
+            && file != "pyproject.toml"
             && !file.ends_with(FILE_SUFFIX)
             && path.is_file()
         {
@@ -265,7 +440,7 @@ fn project_manifest(dir: &Path) -> Result<(String, String, Manifest), ProjectErr
         1 => found.remove(0),
         0 => {
             return Err(error(format!(
-                "{} holds no rule manifest (NAME.toml beside Cargo.toml)",
+                "{} holds no rule manifest (NAME.toml beside the source)",
                 dir.display()
             )));
         }
@@ -357,10 +532,12 @@ pub fn write_report(
             let mark = if case.passed() { "ok  " } else { "FAIL" };
             writeln!(
                 out,
-                "  {mark}  {:<name_width$}  {answer:<answer_width$}  fuel {:>9}  {:>6} µs",
+                "  {mark}  {:<name_width$}  {answer:<answer_width$}  fuel {:>9}  {:>6} µs \
+                 (instantiation {} µs)",
                 case.name,
                 case.fuel_used,
                 case.duration.as_micros(),
+                case.instantiation.as_micros(),
             )?;
             for mismatch in &case.mismatches {
                 writeln!(out, "          - {mismatch}")?;
@@ -378,4 +555,31 @@ pub fn write_report(
         reports.len()
     )?;
     Ok((passed, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_python_rules_world_imports_exactly_what_its_manifest_grants() {
+        let manifest = Manifest::parse(
+            "velocity-risk",
+            "kind = \"fraud\"\ncapabilities = [\"velocity\", \"config\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            python_world(&manifest),
+            "// Written by `payrules plugin build` from the rule's manifest: do not edit.\n\
+             package local:rule;\n\n\
+             world payrules-rule {\n    \
+                 import payrules:rules/velocity@0.1.0;\n    \
+                 import payrules:rules/config@0.1.0;\n    \
+                 export payrules:rules/fraud@0.1.0;\n}\n"
+        );
+        let bare = Manifest::parse("x", "kind = \"routing\"\n").unwrap();
+        assert!(!python_world(&bare).contains("import"));
+        // The package the world names is the one the WIT files declare.
+        assert!(WIT_FILES[0].1.contains(&format!("package {WIT_PACKAGE};")));
+    }
 }

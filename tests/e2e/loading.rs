@@ -136,7 +136,7 @@ fn a_component_that_compiles_slower_than_the_bound_is_refused() {
     // A fresh runtime, so no compiled code is reused; ≈0.2 s to compile against 1 ms.
     let hurried = payrules::runtime::Runtime::new()
         .unwrap()
-        .with_compile_time_max(std::time::Duration::from_millis(1));
+        .with_compile_time_per_mib(std::time::Duration::from_millis(1));
     let error = payrules::registry::RuleSet::load(dir.path(), &hurried)
         .err()
         .expect("refused")
@@ -160,7 +160,7 @@ fn a_component_compiled_once_is_loaded_from_the_code_cache_after() {
     let with_cache = |limit_ms| {
         payrules::runtime::Runtime::new()
             .unwrap()
-            .with_compile_time_max(std::time::Duration::from_millis(limit_ms))
+            .with_compile_time_per_mib(std::time::Duration::from_millis(limit_ms))
             .with_code_cache(cache.path())
             .unwrap()
     };

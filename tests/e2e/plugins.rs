@@ -1,10 +1,11 @@
 //! Rule projects as their authors use them: `payrules plugin new`, `plugin build`,
 //! `plugin test`, and test vectors that fail, for the author and for the loader.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{copy_dir, example_rules};
+use crate::support::{copy_dir, example_rules, workspace};
 
 fn payrules(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_payrules"))
@@ -170,5 +171,187 @@ fn broken_vectors_files_and_projects_get_a_specific_error() {
         text(&not_project.stderr).contains("not a rule project"),
         "{}",
         text(&not_project.stderr)
+    );
+}
+
+/// Whether componentize-py is on PATH to build Python rules. Where it is not, a Python
+/// test prints why it is skipped (past the test harness's capture) and passes; `.ci/run`
+/// installs it and sets `PAYRULES_REQUIRE_PYTHON`, so there it can never be skipped.
+fn componentize_py_available(test: &str) -> bool {
+    let found = Command::new("componentize-py")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("PAYRULES_REQUIRE_PYTHON").is_none(),
+            "PAYRULES_REQUIRE_PYTHON is set, but componentize-py is not on PATH"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped: componentize-py is not installed (pip install componentize-py==0.25.1)"
+        );
+    }
+    found
+}
+
+/// A decision of `payrules evaluate --json` without what differs between two builds of
+/// the same rules: ids and versions, time and fuel.
+fn answers(output: &[u8]) -> Vec<serde_json::Value> {
+    text(output)
+        .lines()
+        .map(|line| {
+            let mut decision: serde_json::Value = serde_json::from_str(line).unwrap();
+            let object = decision.as_object_mut().unwrap();
+            object.remove("payment_id");
+            object.remove("rule_set_version");
+            for rule in object["rules"].as_array_mut().unwrap() {
+                let rule = rule.as_object_mut().unwrap();
+                for key in ["version", "duration_us", "instantiation_us", "fuel_used"] {
+                    rule.remove(key);
+                }
+            }
+            decision
+        })
+        .collect()
+}
+
+#[test]
+fn velocity_risk_in_python_passes_the_rust_rules_vectors_and_decides_every_example_alike() {
+    if !componentize_py_available("velocity_risk_in_python") {
+        return;
+    }
+    let project = workspace().join("plugins/velocity-risk-py");
+    for file in ["velocity-risk.toml", "velocity-risk.vectors.toml"] {
+        assert_eq!(
+            std::fs::read(project.join(file)).unwrap(),
+            std::fs::read(example_rules().join(file)).unwrap(),
+            "{file}: the Python rule's is the Rust rule's"
+        );
+    }
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("velocity-risk-py");
+    copy_dir(&project, &copy);
+    let tested = payrules(&["plugin", "test", "velocity-risk-py"], work.path());
+    let report = text(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "{report}\n{}",
+        text(&tested.stderr)
+    );
+    assert!(report.contains("10 passed, 0 failed"), "{report}");
+
+    // In place of the Rust rule, it gives every example payment the same decision,
+    // every reason and message included.
+    let python_rules = work.path().join("rules");
+    copy_dir(&example_rules(), &python_rules);
+    copy_dir(&copy.join("dist"), &python_rules);
+    let mut payments: Vec<_> = std::fs::read_dir(workspace().join("examples/payments"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().display().to_string())
+        .collect();
+    payments.sort();
+    let decide = |rules: &Path| {
+        let mut args = vec![
+            "evaluate".to_owned(),
+            "--json".to_owned(),
+            "--now-unix-ms".to_owned(),
+            crate::support::TUESDAY_MORNING_UNIX_MS.to_string(),
+            "--rules".to_owned(),
+            rules.display().to_string(),
+        ];
+        args.extend(payments.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = payrules(&args, work.path());
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        answers(&output.stdout)
+    };
+    let by_rust = decide(&example_rules());
+    let by_python = decide(&python_rules);
+    assert_eq!(by_rust.len(), payments.len());
+    assert!(
+        by_rust
+            .iter()
+            .any(|decision| decision.to_string().contains("new-creditor")),
+        "the examples exercise the rule"
+    );
+    assert_eq!(by_python, by_rust);
+}
+
+#[test]
+fn a_scaffolded_python_rule_of_every_kind_builds_and_passes_its_vectors() {
+    if !componentize_py_available("a_scaffolded_python_rule") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    for (name, kind) in [
+        ("hold-large", "compliance"),
+        ("round-amounts", "fraud"),
+        ("by-currency", "routing"),
+    ] {
+        let made = payrules(
+            &["plugin", "new", name, "--kind", kind, "--lang", "python"],
+            work.path(),
+        );
+        assert!(made.status.success(), "{}", text(&made.stderr));
+        let project = work.path().join(name);
+        assert!(project.join("rule.py").is_file());
+        assert!(!project.join("Cargo.toml").exists());
+        let tested = payrules(&["plugin", "test", name], work.path());
+        let report = text(&tested.stdout);
+        assert!(
+            tested.status.success(),
+            "{name}: {report}\n{}",
+            text(&tested.stderr)
+        );
+        assert!(report.contains("3 passed, 0 failed"), "{name}: {report}");
+        // The component imports what the manifest grants (config) and nothing else: no
+        // other capability, no WASI.
+        let world = std::fs::read_to_string(project.join("build/wit/world.wit")).unwrap();
+        let imports: Vec<&str> = world.lines().filter(|l| l.contains("import ")).collect();
+        assert_eq!(
+            imports,
+            ["    import payrules:rules/config@0.1.0;"],
+            "{world}"
+        );
+    }
+}
+
+#[test]
+fn a_python_project_needs_componentize_py_and_no_sdk_and_says_so() {
+    let work = tempfile::tempdir().unwrap();
+    let with_sdk = payrules(
+        &[
+            "plugin", "new", "x", "--kind", "fraud", "--lang", "python", "--sdk", ".",
+        ],
+        work.path(),
+    );
+    assert_eq!(with_sdk.status.code(), Some(2));
+    assert!(text(&with_sdk.stderr).contains("a Python project needs none"));
+    let cobol = payrules(
+        &["plugin", "new", "x", "--kind", "fraud", "--lang", "cobol"],
+        work.path(),
+    );
+    assert_eq!(cobol.status.code(), Some(2));
+    assert!(text(&cobol.stderr).contains("is not a language (rust, python)"));
+
+    let made = payrules(
+        &["plugin", "new", "x", "--kind", "fraud", "--lang", "python"],
+        work.path(),
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    // Without componentize-py on PATH, the build names the command that installs it.
+    let empty = tempfile::tempdir().unwrap();
+    let built = Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .args(["plugin", "build", "x"])
+        .current_dir(work.path())
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(built.status.code(), Some(2));
+    assert!(
+        text(&built.stderr).contains("install it with: pip install componentize-py==0.25.1"),
+        "{}",
+        text(&built.stderr)
     );
 }

@@ -238,6 +238,8 @@ pub struct CaseReport {
     pub fuel_used: u64,
     /// Wall time from instantiation to checked answer.
     pub duration: Duration,
+    /// The part of `duration` spent instantiating the rule.
+    pub instantiation: Duration,
 }
 
 impl CaseReport {
@@ -402,6 +404,7 @@ fn run_case(
         outcome,
         fuel_used: result.fuel_used,
         duration: result.duration,
+        instantiation: result.instantiation,
     }
 }
 

@@ -50,9 +50,11 @@ mod bindings {
     });
 }
 
-/// How long compiling one component may take by default. A typical rule (100 KB) takes
-/// ≈0.2 s on one core; the largest component allowed (32 MiB) far longer.
-pub const COMPILE_TIME_MAX: Duration = Duration::from_secs(10);
+/// How long compiling a component may take, per started MiB of it, by default. Cranelift
+/// compiles about 1 MiB a second on one core of a small machine (a 300 KB Rust rule in
+/// ≈0.15 s, an 18 MB Python rule in ≈9 s on two cores), so this is ten times that: only a
+/// component that is pathological for its size reaches it.
+pub const COMPILE_TIME_PER_MIB: Duration = Duration::from_secs(10);
 
 /// How often the epoch advances: the granularity of rule deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -99,8 +101,8 @@ pub enum CompileError {
         /// Why it is refused.
         why: String,
     },
-    /// Compiling it took longer than the runtime allows.
-    #[error("compiling it took longer than {limit_ms} ms, the most allowed")]
+    /// Compiling it took longer than the runtime allows for its size.
+    #[error("compiling it took longer than {limit_ms} ms, the most allowed for its size")]
     TooSlow {
         /// The bound, in milliseconds.
         limit_ms: u128,
@@ -120,7 +122,7 @@ pub struct Runtime {
     engine: Engine,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
-    compile_time_max: Duration,
+    compile_time_per_mib: Duration,
     code_cache: Option<PathBuf>,
 }
 
@@ -132,7 +134,10 @@ impl Runtime {
             .total_core_instances(POOL_COMPONENT_INSTANCES * 8)
             .total_memories(POOL_COMPONENT_INSTANCES)
             .total_tables(POOL_COMPONENT_INSTANCES * 4)
-            .max_core_instances_per_component(16)
+            // A componentize-py rule (CPython and its runtime linked from shared
+            // libraries, each with its shims) is 38 core instances, one memory and two
+            // tables; a Rust rule a few core instances.
+            .max_core_instances_per_component(64)
             .max_memories_per_component(2)
             .max_tables_per_component(8)
             .table_elements(limits::TABLE_ELEMENTS_MAX)
@@ -169,19 +174,22 @@ impl Runtime {
             engine,
             ticker_stop,
             ticker: Some(ticker),
-            compile_time_max: COMPILE_TIME_MAX,
+            compile_time_per_mib: COMPILE_TIME_PER_MIB,
             code_cache: None,
         })
     }
 
-    /// How long compiling one component may take before the load gives up on it.
-    pub fn compile_time_max(&self) -> Duration {
-        self.compile_time_max
+    /// How long compiling a component of `bytes` may take before the load gives up on
+    /// it: the runtime's time per MiB for every started MiB.
+    pub fn compile_time_max(&self, bytes: usize) -> Duration {
+        let mebibytes = bytes.div_ceil(1024 * 1024).max(1);
+        self.compile_time_per_mib
+            .saturating_mul(u32::try_from(mebibytes).unwrap_or(u32::MAX))
     }
 
-    /// The same runtime with another bound on compile time.
-    pub fn with_compile_time_max(mut self, limit: Duration) -> Runtime {
-        self.compile_time_max = limit;
+    /// The same runtime with another bound on compile time per started MiB.
+    pub fn with_compile_time_per_mib(mut self, limit: Duration) -> Runtime {
+        self.compile_time_per_mib = limit;
         self
     }
 
@@ -263,8 +271,8 @@ impl Runtime {
         Ok(component)
     }
 
-    /// Compiles on a thread of its own and waits at most `compile_time_max`: a component
-    /// that takes longer is refused. Cranelift cannot be interrupted, so the thread runs
+    /// Compiles on a thread of its own and waits at most `compile_time_max` for its size: a
+    /// component that takes longer is refused. Cranelift cannot be interrupted, so the thread runs
     /// to its end (bounded by the component's size) and its result is dropped.
     fn compile_bounded(&self, wasm: &[u8]) -> Result<Component, CompileError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
@@ -276,15 +284,16 @@ impl Runtime {
                 let _ = sender.send(Component::new(&engine, &bytes));
             })
             .map_err(|e| CompileError::Invalid(format!("cannot start compiling: {e}")))?;
-        match receiver.recv_timeout(self.compile_time_max) {
+        let limit = self.compile_time_max(wasm.len());
+        match receiver.recv_timeout(limit) {
             Ok(compiled) => compiled.map_err(|e| CompileError::Invalid(format!("{e:#}"))),
             Err(_) => Err(CompileError::TooSlow {
-                limit_ms: self.compile_time_max.as_millis(),
+                limit_ms: limit.as_millis(),
             }),
         }
     }
 
-    /// Compiles a rule component (within [`Runtime::compile_time_max`]), checks its
+    /// Compiles a rule component (within [`Runtime::compile_time_max`] for its size), checks its
     /// imports against `granted` and its exports against `kind`, and pre-instantiates it.
     pub fn compile(
         &self,
