@@ -27,7 +27,8 @@ TOML
   "$bin" serve --config "$work/$2.toml" >"$work/$2.out" 2>"$work/$2.err" &
   pid=$!
   url=
-  for _ in $(seq 100); do
+  # A component compiled for the first time (an 18 MB Python rule: ≈10 s) delays the start.
+  for _ in $(seq 600); do
     url=$(sed -n 's/^payrules listening on //p' "$work/$2.out")
     [ -n "$url" ] && return 0
     sleep 0.1
