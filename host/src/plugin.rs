@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::model::RuleKind;
+use crate::model::{RuleKind, RuleOutcome};
 use crate::registry::vectors::FILE_SUFFIX;
 use crate::registry::{Manifest, VectorsReport};
 
@@ -373,6 +373,23 @@ pub fn python_world(manifest: &Manifest) -> String {
     world
 }
 
+/// The module componentize-py builds from: it exports the rule's class through a wrapper
+/// that logs the exception ending a call (the rule has no stderr for a traceback).
+const PYTHON_ENTRY: &str = "payrules_entry";
+
+/// The entry module for a rule of `kind`.
+fn python_entry(kind: RuleKind) -> String {
+    let (class, method, parameters) = match kind {
+        RuleKind::Compliance => ("Compliance", "check", "payment"),
+        RuleKind::Fraud => ("Fraud", "score", "payment"),
+        RuleKind::Routing => ("Routing", "route", "payment, candidates"),
+    };
+    include_str!("../templates/python/entry.py.tmpl")
+        .replace("{{class}}", class)
+        .replace("{{method}}", method)
+        .replace("{{parameters}}", parameters)
+}
+
 /// `componentize-py --stub-wasi` on `rule.py`, against the contract's WIT and a world made
 /// from the manifest; the component it made.
 fn build_python(dir: &Path, manifest: &Manifest) -> Result<PathBuf, ProjectError> {
@@ -393,12 +410,23 @@ fn build_python(dir: &Path, manifest: &Manifest) -> Result<PathBuf, ProjectError
         "python/payrules.py",
         include_str!("../templates/python/payrules.py"),
     )?;
+    write(
+        &format!("python/{PYTHON_ENTRY}.py"),
+        &python_entry(manifest.kind),
+    )?;
     let component = build.join("rule.wasm");
     let program = "componentize-py";
     let status = Command::new(program)
         .current_dir(dir)
         .args(["-d", "build/wit", "-w", "local:rule/payrules-rule"])
-        .args(["componentize", "rule", "-p", ".", "-p", "build/python"])
+        .args([
+            "componentize",
+            PYTHON_ENTRY,
+            "-p",
+            ".",
+            "-p",
+            "build/python",
+        ])
         .args(["--stub-wasi", "-o", "build/rule.wasm"])
         .status()
         .map_err(|e| {
@@ -518,10 +546,16 @@ pub fn write_report(
     let (mut passed, mut failed) = (0, 0);
     for report in reports {
         writeln!(out, "{} ({})", report.rule, report.path.display())?;
+        // One line per answer: a failure's whole message (a wasm backtrace) comes once,
+        // under the case.
+        let first_line = |text: String| match text.split_once('\n') {
+            Some((first, _)) => format!("{} …", first.trim_end()),
+            None => text,
+        };
         let answers: Vec<String> = report
             .cases
             .iter()
-            .map(|case| case.outcome.summary())
+            .map(|case| first_line(case.outcome.summary()))
             .collect();
         let width = |texts: &mut dyn Iterator<Item = &str>| {
             texts.map(|text| text.chars().count()).max().unwrap_or(0)
@@ -540,7 +574,21 @@ pub fn write_report(
                 case.instantiation.as_micros(),
             )?;
             for mismatch in &case.mismatches {
-                writeln!(out, "          - {mismatch}")?;
+                writeln!(out, "          - {}", first_line(mismatch.clone()))?;
+            }
+            // What a failing rule logged is often why (a Python rule logs the exception
+            // that ended it), then how it failed.
+            if !case.passed() {
+                for line in &case.logs {
+                    writeln!(out, "          log {}: {}", line.level, line.message)?;
+                }
+                if let RuleOutcome::Failed { message, .. } = &case.outcome
+                    && message.contains('\n')
+                {
+                    for line in message.lines() {
+                        writeln!(out, "          | {line}")?;
+                    }
+                }
             }
             if case.passed() {
                 passed += 1;

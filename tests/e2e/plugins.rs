@@ -315,6 +315,30 @@ fn a_scaffolded_python_rule_of_every_kind_builds_and_passes_its_vectors() {
             "{world}"
         );
     }
+
+    // A Python exception fails the case, and with `log` granted the report shows it,
+    // with where it was raised.
+    let project = work.path().join("round-amounts");
+    let manifest = project.join("round-amounts.toml");
+    let granted = std::fs::read_to_string(&manifest).unwrap().replace(
+        "capabilities = [\"config\"]",
+        "capabilities = [\"config\", \"log\"]",
+    );
+    std::fs::write(&manifest, granted).unwrap();
+    let source = project.join("rule.py");
+    let broken = std::fs::read_to_string(&source).unwrap().replace(
+        "    amount = payment.amount\n",
+        "    amount = payment.amount\n    1 / 0\n",
+    );
+    std::fs::write(&source, broken).unwrap();
+    let tested = payrules(&["plugin", "test", "round-amounts"], work.path());
+    let report = text(&tested.stdout);
+    assert_eq!(tested.status.code(), Some(1), "{report}");
+    assert!(report.contains("0 passed, 3 failed"), "{report}");
+    assert!(
+        report.contains("log error: ZeroDivisionError: division by zero (at rule.py:13 in score"),
+        "{report}"
+    );
 }
 
 #[test]

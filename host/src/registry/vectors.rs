@@ -43,7 +43,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Payment, Rail, RuleKind, RuleOutcome};
+use crate::model::{Payment, Rail, RuleKind, RuleLogLine, RuleOutcome};
 use crate::runtime::Runtime;
 use crate::velocity::VelocityBook;
 
@@ -240,6 +240,8 @@ pub struct CaseReport {
     pub duration: Duration,
     /// The part of `duration` spent instantiating the rule.
     pub instantiation: Duration,
+    /// What the rule logged.
+    pub logs: Vec<RuleLogLine>,
 }
 
 impl CaseReport {
@@ -405,6 +407,7 @@ fn run_case(
         fuel_used: result.fuel_used,
         duration: result.duration,
         instantiation: result.instantiation,
+        logs: result.logs,
     }
 }
 

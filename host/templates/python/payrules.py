@@ -16,6 +16,10 @@ try:
     from wit_world.imports import config as _config
 except ImportError:  # the manifest does not grant `config`
     _config = None
+try:
+    from wit_world.imports import log as _log
+except ImportError:  # the manifest does not grant `log`
+    _log = None
 
 
 def format_minor_units(minor_units: int, scale: int) -> str:
@@ -123,3 +127,20 @@ def risk(reasons: list) -> Risk:
     requires; reasons of no points are dropped."""
     kept = [reason for reason in reasons if reason.points > 0]
     return Risk(min(sum(reason.points for reason in kept), 1000), kept)
+
+
+def log_exception(error: BaseException) -> None:
+    """Logs `error` at error level with where it was raised (file:line in function,
+    innermost first), if the manifest grants `log`. The entry module calls it for an
+    exception that ends the rule; `payrules plugin test` shows it under a failing case."""
+    if _log is None:
+        return
+    frames = []
+    trace = error.__traceback__
+    while trace is not None:
+        code = trace.tb_frame.f_code
+        file = code.co_filename.rsplit("/", 1)[-1]
+        frames.append(f"{file}:{trace.tb_lineno} in {code.co_name}")
+        trace = trace.tb_next
+    where = " < ".join(reversed(frames))
+    _log.emit(_log.Level.ERROR, f"{type(error).__name__}: {error} (at {where})")
