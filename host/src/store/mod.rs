@@ -15,6 +15,11 @@
 //! when that transaction is durable. Each decision has its own savepoint, so one bad
 //! record fails alone. Reads go through a small pool of read-only connections, which
 //! WAL lets run beside the writer.
+//!
+//! Shadow decisions (a candidate rule set's, for comparison) never share a live commit:
+//! they queue apart, and the writer inserts them between live commits, in small
+//! transactions of their own with `synchronous=NORMAL` (no fsync of their own; the next
+//! live commit's fsync covers them), so they neither lengthen a live commit nor add one.
 
 pub mod audit;
 
@@ -34,6 +39,13 @@ const READERS_MAX: usize = 8;
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// The most rows a listing returns.
 pub const LIST_LIMIT_MAX: u32 = 500;
+/// Shadow decisions waiting for the writer; past this, recording one waits.
+const SHADOW_PENDING_MAX: usize = 4_096;
+/// The most shadow decisions the writer inserts in one go between live commits: a live
+/// decision arriving meanwhile waits for at most this many inserts.
+const SHADOW_ROWS_PER_WRITE: usize = 64;
+/// How often an idle writer looks for shadow decisions to write.
+const SHADOW_IDLE_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The schema, one migration per entry: entry `n` takes the database from version `n`
 /// to `n + 1` (`PRAGMA user_version`). Never edit a released migration; add one.
@@ -272,7 +284,6 @@ enum Write {
     Decision(Box<Row>),
     Message(Box<MessageRows>),
     Event(Event),
-    Shadow(ShadowRow),
 }
 
 /// A shadow rule set's decision: outside the audit chain, since it decides nothing.
@@ -322,6 +333,7 @@ struct Row {
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
+    shadow_writes: mpsc::SyncSender<ShadowRow>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     fingerprint_key: [u8; 32],
@@ -343,13 +355,17 @@ impl Store {
         let fingerprint_key = secret(&conn, "idempotency_fingerprint_key")?;
         let head = chain_head(&conn)?;
         let (sender, receiver) = mpsc::channel::<Job>();
+        let (shadow_writes, shadows) = mpsc::sync_channel::<ShadowRow>(SHADOW_PENDING_MAX);
         let writer_thread = std::thread::Builder::new()
             .name("payrules-store-writer".into())
-            .spawn(move || write_loop(conn, receiver, head, commit_batch_max, observer))
+            .spawn(move || {
+                write_loop(conn, receiver, &shadows, head, commit_batch_max, observer);
+            })
             .map_err(|e| StoreError::Failed(format!("cannot start the writer: {e}")))?;
         Ok(Store {
             path: path.to_owned(),
             writer: Mutex::new(Some(sender)),
+            shadow_writes,
             writer_thread: Mutex::new(Some(writer_thread)),
             readers: Mutex::new(Vec::new()),
             fingerprint_key,
@@ -379,9 +395,12 @@ impl Store {
             )));
         }
         let fingerprint_key = [0; 32];
+        // Read only: recording a shadow decision fails as closed.
+        let (shadow_writes, _) = mpsc::sync_channel(0);
         Ok(Store {
             path: path.to_owned(),
             writer: Mutex::new(None),
+            shadow_writes,
             writer_thread: Mutex::new(None),
             readers: Mutex::new(vec![conn]),
             fingerprint_key,
@@ -462,8 +481,10 @@ impl Store {
         .await
     }
 
-    /// Queues a shadow rule set's decision for the next commit, without waiting for it:
-    /// shadow outcomes are for comparison, and nothing waits on them.
+    /// Queues a shadow rule set's decision for the writer, which inserts it between live
+    /// commits. Waits only while `SHADOW_PENDING_MAX` are already queued (the shadow's own
+    /// thread calls it, so a writer that falls behind slows the shadow, never the live
+    /// path); does not wait for the insert.
     pub fn record_shadow(
         &self,
         decision: &Decision,
@@ -476,16 +497,7 @@ impl Store {
             decision: serde_json::to_string(decision)
                 .map_err(|e| StoreError::Failed(format!("a shadow decision: {e}")))?,
         };
-        let (reply, _ignored) = tokio::sync::oneshot::channel();
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        writer
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(Job {
-                write: Write::Shadow(row),
-                reply,
-            })
-            .map_err(|_| StoreError::Closed)
+        self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
     }
 
     /// Visits the decisions the shadow set `shadow_version` made, in order, each with the
@@ -916,11 +928,23 @@ fn chain_head(conn: &Connection) -> Result<ChainHead, StoreError> {
 fn write_loop(
     mut conn: Connection,
     jobs: mpsc::Receiver<Job>,
+    shadows: &mpsc::Receiver<ShadowRow>,
     mut head: ChainHead,
     batch_max: usize,
     observer: Arc<dyn CommitObserver>,
 ) {
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let first = match jobs.recv_timeout(SHADOW_IDLE_WRITE) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                write_shadows(&mut conn, shadows, SHADOW_ROWS_PER_WRITE);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                write_shadows(&mut conn, shadows, usize::MAX);
+                return;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < batch_max {
             match jobs.try_recv() {
@@ -949,6 +973,45 @@ fn write_loop(
                 }
             }
         }
+        write_shadows(&mut conn, shadows, SHADOW_ROWS_PER_WRITE);
+    }
+}
+
+/// Inserts up to `most` queued shadow decisions in one transaction without an fsync of
+/// its own (`synchronous=NORMAL` in WAL mode: the next live commit's fsync makes them
+/// durable; a power loss before it loses them, never the database). A failure loses them
+/// and is logged: they are for comparison and decide nothing.
+fn write_shadows(conn: &mut Connection, shadows: &mpsc::Receiver<ShadowRow>, most: usize) {
+    let rows: Vec<ShadowRow> = shadows.try_iter().take(most).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let written = (|| -> Result<(), rusqlite::Error> {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, \
+                 decision) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for row in &rows {
+                insert.execute(params![
+                    row.payment_id,
+                    row.shadow_version,
+                    row.decided_at_ms,
+                    row.decision
+                ])?;
+            }
+        }
+        tx.commit()
+    })();
+    // Live commits are fsync'd whatever happened above.
+    let restored = conn.pragma_update(None, "synchronous", "FULL");
+    if let Err(error) = written {
+        tracing::warn!(rows = rows.len(), "shadow decisions not written: {error}");
+    }
+    if let Err(error) = restored {
+        tracing::error!("cannot set synchronous=FULL again on the writer: {error}");
     }
 }
 
@@ -1036,19 +1099,6 @@ fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHea
             &e.subject,
             &e.detail,
         ),
-        Write::Shadow(row) => {
-            conn.prepare_cached(
-                "INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, decision) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                row.payment_id,
-                row.shadow_version,
-                row.decided_at_ms,
-                row.decision
-            ])?;
-            Ok(*head)
-        }
     }
 }
 
