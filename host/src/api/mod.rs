@@ -89,8 +89,8 @@ impl AppState {
     ) -> std::io::Result<AppState> {
         metrics.rule_set(&rules.current().version);
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        let shadow = ShadowRunner::start(Arc::clone(&pipeline), Arc::clone(&store))?;
-        let deciders = Deciders::start(pipeline, cores)?;
+        let deciders = Deciders::start(Arc::clone(&pipeline), cores)?;
+        let shadow = ShadowRunner::start(pipeline, Arc::clone(&store), deciders.load())?;
         Ok(AppState {
             rules,
             store,

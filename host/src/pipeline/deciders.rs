@@ -6,6 +6,7 @@
 //! queue; the service's concurrency limit bounds the queue.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -21,6 +22,39 @@ struct Job {
     /// The caller's span, so the pipeline's and rules' spans nest under the request's.
     span: tracing::Span,
     reply: tokio::sync::oneshot::Sender<(Payment, Decision)>,
+    /// Counted in the live load from queueing until dropped (decided, or not).
+    _counted: Counted,
+}
+
+/// How busy the deciders are: live payments queued or being decided, against the number
+/// of decider threads. The shadow reads it to decide only on a core live work leaves free.
+#[derive(Debug)]
+pub struct LiveLoad {
+    in_flight: AtomicUsize,
+    threads: usize,
+}
+
+impl LiveLoad {
+    /// Whether fewer live payments are queued or being decided than there are deciders.
+    pub fn has_free_decider(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) < self.threads
+    }
+}
+
+/// One live payment in [`LiveLoad`], until dropped.
+struct Counted(Arc<LiveLoad>);
+
+impl Counted {
+    fn new(load: &Arc<LiveLoad>) -> Counted {
+        load.in_flight.fetch_add(1, Ordering::Relaxed);
+        Counted(Arc::clone(load))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why no decision came back.
@@ -38,6 +72,7 @@ pub enum DecideError {
 pub struct Deciders {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    load: Arc<LiveLoad>,
 }
 
 impl Deciders {
@@ -45,7 +80,8 @@ impl Deciders {
     pub fn start(pipeline: Arc<Pipeline>, threads: usize) -> std::io::Result<Deciders> {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
-        let handles = (0..threads.max(1))
+        let threads = threads.max(1);
+        let handles = (0..threads)
             .map(|index| {
                 let receiver = Arc::clone(&receiver);
                 let pipeline = Arc::clone(&pipeline);
@@ -57,7 +93,16 @@ impl Deciders {
         Ok(Deciders {
             sender: Mutex::new(Some(sender)),
             threads: Mutex::new(handles),
+            load: Arc::new(LiveLoad {
+                in_flight: AtomicUsize::new(0),
+                threads,
+            }),
         })
+    }
+
+    /// How busy the deciders are.
+    pub fn load(&self) -> Arc<LiveLoad> {
+        Arc::clone(&self.load)
     }
 
     /// Decides `payment` with `rules` at `now_unix_ms` on a decider thread; gives the
@@ -95,6 +140,7 @@ impl Deciders {
                 now_unix_ms,
                 span: tracing::Span::current(),
                 reply,
+                _counted: Counted::new(&self.load),
             })
             .map_err(|_| DecideError::Stopped)?;
         Ok(answer)
@@ -136,6 +182,7 @@ fn work(pipeline: &Pipeline, jobs: &Mutex<mpsc::Receiver<Job>>) {
             now_unix_ms,
             span,
             reply,
+            _counted,
         } = job;
         let _entered = span.enter();
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {

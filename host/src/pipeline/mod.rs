@@ -11,7 +11,7 @@ pub mod combine;
 mod deciders;
 pub mod shadow;
 
-pub use deciders::{DecideError, Deciders};
+pub use deciders::{DecideError, Deciders, LiveLoad};
 
 use std::sync::Arc;
 
