@@ -196,3 +196,27 @@ fn work(pipeline: &Pipeline, jobs: &Mutex<mpsc::Receiver<Job>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decider_is_free_while_fewer_live_payments_are_in_flight_than_deciders() {
+        let load = Arc::new(LiveLoad {
+            in_flight: AtomicUsize::new(0),
+            threads: 2,
+        });
+        assert!(load.has_free_decider());
+        let first = Counted::new(&load);
+        assert!(load.has_free_decider());
+        let second = Counted::new(&load);
+        assert!(!load.has_free_decider(), "both deciders busy");
+        let queued = Counted::new(&load);
+        drop(second);
+        assert!(!load.has_free_decider(), "one busy, one queued");
+        drop((first, queued));
+        assert!(load.has_free_decider());
+        assert_eq!(load.in_flight.load(Ordering::Relaxed), 0);
+    }
+}
