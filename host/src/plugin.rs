@@ -393,7 +393,9 @@ fn python_entry(kind: RuleKind) -> String {
 /// `componentize-py --stub-wasi` on `rule.py`, against the contract's WIT and a world made
 /// from the manifest; the component it made.
 fn build_python(dir: &Path, manifest: &Manifest) -> Result<PathBuf, ProjectError> {
-    let build = dir.join(PYTHON_BUILD);
+    // Absolute: componentize-py runs in `dir`.
+    let build = std::path::absolute(dir.join(PYTHON_BUILD))
+        .map_err(|e| error(format!("{}: {e}", dir.display())))?;
     let write = |relative: &str, text: &str| {
         let path = build.join(relative);
         if let Some(parent) = path.parent() {
@@ -416,18 +418,23 @@ fn build_python(dir: &Path, manifest: &Manifest) -> Result<PathBuf, ProjectError
     )?;
     let component = build.join("rule.wasm");
     let program = "componentize-py";
+    // From the project's directory, so `rule.py` (and any module beside it) is found.
     let status = Command::new(program)
         .current_dir(dir)
-        .args(["-d", "build/wit", "-w", "local:rule/payrules-rule"])
+        .arg("-d")
+        .arg(build.join("wit"))
         .args([
+            "-w",
+            "local:rule/payrules-rule",
             "componentize",
             PYTHON_ENTRY,
-            "-p",
-            ".",
-            "-p",
-            "build/python",
         ])
-        .args(["--stub-wasi", "-o", "build/rule.wasm"])
+        .args(["-p", "."])
+        .arg("-p")
+        .arg(build.join("python"))
+        .arg("--stub-wasi")
+        .arg("-o")
+        .arg(&component)
         .status()
         .map_err(|e| {
             error(format!(

@@ -25,6 +25,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Runs payrules and asserts it refuses the input (exit status 2) saying `why`.
+fn assert_refused(args: &[&str], cwd: &Path, why: &str) {
+    let output = payrules(args, cwd);
+    let error = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {error}");
+    assert!(error.contains(why), "{args:?}: {error}");
+}
+
 #[test]
 fn a_scaffolded_rule_of_every_kind_builds_passes_its_vectors_and_loads_beside_the_examples() {
     let work = tempfile::tempdir().unwrap();
@@ -151,27 +159,22 @@ fn broken_vectors_files_and_projects_get_a_specific_error() {
     );
 
     // Scaffolding refuses a bad name and a directory in use; building needs a project.
-    let bad = payrules(
+    assert_refused(
         &["plugin", "new", "My Rule", "--kind", "fraud"],
         work.path(),
+        "a rule name is",
     );
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("a rule name is"));
-    let taken = payrules(
+    assert_refused(
         &["plugin", "new", "x", "--kind", "fraud", "--dir", "."],
         work.path(),
+        "exists and is not empty",
     );
-    assert_eq!(taken.status.code(), Some(2));
-    assert!(text(&taken.stderr).contains("exists and is not empty"));
-    let unknown = payrules(&["plugin", "new", "x", "--kind", "kyc"], work.path());
-    assert_eq!(unknown.status.code(), Some(2));
-    let not_project = payrules(&["plugin", "build", "."], work.path());
-    assert_eq!(not_project.status.code(), Some(2));
-    assert!(
-        text(&not_project.stderr).contains("not a rule project"),
-        "{}",
-        text(&not_project.stderr)
+    assert_refused(
+        &["plugin", "new", "x", "--kind", "kyc"],
+        work.path(),
+        "is not a kind",
     );
+    assert_refused(&["plugin", "build", "."], work.path(), "not a rule project");
 }
 
 /// Whether componentize-py is on PATH to build Python rules. Where it is not, a Python
@@ -344,20 +347,18 @@ fn a_scaffolded_python_rule_of_every_kind_builds_and_passes_its_vectors() {
 #[test]
 fn a_python_project_needs_componentize_py_and_no_sdk_and_says_so() {
     let work = tempfile::tempdir().unwrap();
-    let with_sdk = payrules(
+    assert_refused(
         &[
             "plugin", "new", "x", "--kind", "fraud", "--lang", "python", "--sdk", ".",
         ],
         work.path(),
+        "a Python project needs none",
     );
-    assert_eq!(with_sdk.status.code(), Some(2));
-    assert!(text(&with_sdk.stderr).contains("a Python project needs none"));
-    let cobol = payrules(
+    assert_refused(
         &["plugin", "new", "x", "--kind", "fraud", "--lang", "cobol"],
         work.path(),
+        "is not a language (rust, python)",
     );
-    assert_eq!(cobol.status.code(), Some(2));
-    assert!(text(&cobol.stderr).contains("is not a language (rust, python)"));
 
     let made = payrules(
         &["plugin", "new", "x", "--kind", "fraud", "--lang", "python"],

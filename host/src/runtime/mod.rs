@@ -51,7 +51,7 @@ mod bindings {
 }
 
 /// How long compiling a component may take, per started MiB of it, by default. Cranelift
-/// compiles about 1 MiB a second on one core of a small machine (a 300 KB Rust rule in
+/// compiles about 1 MiB a second on one core of a small machine (a 90 KB Rust rule in
 /// ≈0.15 s, an 18 MB Python rule in ≈9 s on two cores), so this is ten times that: only a
 /// component that is pathological for its size reaches it.
 pub const COMPILE_TIME_PER_MIB: Duration = Duration::from_secs(10);
