@@ -25,6 +25,26 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The scaffolds the tests make: a rule of each kind.
+const SCAFFOLDS: [(&str, &str); 3] = [
+    ("hold-large", "compliance"),
+    ("round-amounts", "fraud"),
+    ("by-currency", "routing"),
+];
+
+/// Runs `payrules plugin test NAME` in `cwd`, asserts every case passed, and returns the
+/// report.
+fn assert_passes(name: &str, cwd: &Path) -> String {
+    let tested = payrules(&["plugin", "test", name], cwd);
+    let report = text(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "{name}: {report}\n{}",
+        text(&tested.stderr)
+    );
+    report
+}
+
 /// Runs payrules and asserts it refuses the input (exit status 2) saying `why`.
 fn assert_refused(args: &[&str], cwd: &Path, why: &str) {
     let output = payrules(args, cwd);
@@ -38,11 +58,7 @@ fn a_scaffolded_rule_of_every_kind_builds_passes_its_vectors_and_loads_beside_th
     let work = tempfile::tempdir().unwrap();
     let rules = work.path().join("rules");
     copy_dir(&example_rules(), &rules);
-    for (name, kind) in [
-        ("hold-large", "compliance"),
-        ("round-amounts", "fraud"),
-        ("by-currency", "routing"),
-    ] {
+    for (name, kind) in SCAFFOLDS {
         let made = payrules(&["plugin", "new", name, "--kind", kind], work.path());
         assert!(made.status.success(), "{}", text(&made.stderr));
         let project = work.path().join(name);
@@ -55,13 +71,7 @@ fn a_scaffolded_rule_of_every_kind_builds_passes_its_vectors_and_loads_beside_th
         ] {
             assert!(project.join(&file).is_file(), "{name}: {file} scaffolded");
         }
-        let tested = payrules(&["plugin", "test", name], work.path());
-        let report = text(&tested.stdout);
-        assert!(
-            tested.status.success(),
-            "{name}: {report}\n{}",
-            text(&tested.stderr)
-        );
+        let report = assert_passes(name, work.path());
         assert!(report.contains("3 passed, 0 failed"), "{name}: {report}");
         assert!(report.contains("fuel"), "{report}");
         // What the build wrote is a rules directory's worth: it loads beside the examples.
@@ -70,7 +80,7 @@ fn a_scaffolded_rule_of_every_kind_builds_passes_its_vectors_and_loads_beside_th
     let checked = payrules(&["rules", "check", rules.to_str().unwrap()], work.path());
     let listing = text(&checked.stdout);
     assert!(checked.status.success(), "{}", text(&checked.stderr));
-    for name in ["hold-large", "round-amounts", "by-currency"] {
+    for (name, _) in SCAFFOLDS {
         assert!(
             listing
                 .lines()
@@ -235,13 +245,7 @@ fn velocity_risk_in_python_passes_the_rust_rules_vectors_and_decides_every_examp
     let work = tempfile::tempdir().unwrap();
     let copy = work.path().join("velocity-risk-py");
     copy_dir(&project, &copy);
-    let tested = payrules(&["plugin", "test", "velocity-risk-py"], work.path());
-    let report = text(&tested.stdout);
-    assert!(
-        tested.status.success(),
-        "{report}\n{}",
-        text(&tested.stderr)
-    );
+    let report = assert_passes("velocity-risk-py", work.path());
     assert!(report.contains("10 passed, 0 failed"), "{report}");
 
     // In place of the Rust rule, it gives every example payment the same decision,
@@ -287,11 +291,7 @@ fn a_scaffolded_python_rule_of_every_kind_builds_and_passes_its_vectors() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    for (name, kind) in [
-        ("hold-large", "compliance"),
-        ("round-amounts", "fraud"),
-        ("by-currency", "routing"),
-    ] {
+    for (name, kind) in SCAFFOLDS {
         let made = payrules(
             &["plugin", "new", name, "--kind", kind, "--lang", "python"],
             work.path(),
@@ -300,13 +300,7 @@ fn a_scaffolded_python_rule_of_every_kind_builds_and_passes_its_vectors() {
         let project = work.path().join(name);
         assert!(project.join("rule.py").is_file());
         assert!(!project.join("Cargo.toml").exists());
-        let tested = payrules(&["plugin", "test", name], work.path());
-        let report = text(&tested.stdout);
-        assert!(
-            tested.status.success(),
-            "{name}: {report}\n{}",
-            text(&tested.stderr)
-        );
+        let report = assert_passes(name, work.path());
         assert!(report.contains("3 passed, 0 failed"), "{name}: {report}");
         // The component imports what the manifest grants (config) and nothing else: no
         // other capability, no WASI.
