@@ -158,6 +158,15 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
     let refused = install(OPERATOR, &json!({ "dir": "/nonexistent/rules" }));
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.code(), "rule_set_rejected");
+    let rejected = &server.get("/v1/rules", Some(OPERATOR)).json()["shadow_last_rejected"];
+    assert_eq!(rejected["trigger"], "api:ops", "{rejected}");
+    assert!(
+        rejected["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/rules"),
+        "{rejected}"
+    );
     assert_eq!(install(OPERATOR, &json!({ "directory": dir })).status, 400);
     let installed = install(OPERATOR, &json!({ "dir": dir }));
     assert_eq!(installed.status, 200, "{}", installed.body);
@@ -212,8 +221,15 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
     assert_eq!(kept.json()["compared"], 7);
 
     // A shadow/ subdirectory of the rules directory is installed by the watcher, and
-    // removed with it.
-    copy_dir(candidate_dir.path(), &rules.path().join("shadow"));
+    // removed with it. (Each moved in and out whole, so the watcher never sees half.)
+    let shadow_dir = rules.path().join("shadow");
+    let staged = |from: &Path| {
+        let staging = tempfile::tempdir().unwrap();
+        copy_dir(from, &staging.path().join("shadow"));
+        staging
+    };
+    let staging = staged(candidate_dir.path());
+    std::fs::rename(staging.path().join("shadow"), &shadow_dir).unwrap();
     let shadow = server.wait_for(
         "/v1/rules/shadow",
         "the shadow/ set installed",
@@ -226,13 +242,46 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
         live_version.as_str(),
         "the live set is not the shadow/ directory's"
     );
-    std::fs::remove_dir_all(rules.path().join("shadow")).unwrap();
+    std::fs::rename(&shadow_dir, staging.path().join("shadow")).unwrap();
     server.wait_for(
         "/v1/rules/shadow",
         "the shadow/ set removed",
         |status, _| status == 404,
     );
+
+    // A shadow/ whose rules do not load (a cap changed, its vectors not) is refused,
+    // shown and recorded once, however many reloads look at it again.
+    let broken = staged(&example_rules());
+    let limits = broken.path().join("shadow/limits.toml");
+    let text = std::fs::read_to_string(&limits).unwrap();
+    assert!(text.contains("USD = \"25000000.00\""));
+    std::fs::write(
+        &limits,
+        text.replace("USD = \"25000000.00\"", "USD = \"100000.00\""),
+    )
+    .unwrap();
+    std::fs::rename(broken.path().join("shadow"), &shadow_dir).unwrap();
+    let live = server.wait_for("/v1/rules", "the shadow/ rules refused", |_, body| {
+        body["shadow_last_rejected"]["trigger"] == "watch"
+    });
+    let error = live["shadow_last_rejected"]["error"].as_str().unwrap();
+    assert!(error.contains("limits.vectors.toml"), "{error}");
+    assert_eq!(live["version"], live_version.as_str());
+    assert_eq!(server.get("/v1/rules/shadow", Some(OPERATOR)).status, 404);
+    let reload = server.request(
+        "POST",
+        "/v1/rules/reload",
+        &[("Authorization", &format!("Bearer {OPERATOR}"))],
+        None,
+    );
+    assert_eq!(reload.status, 200, "{}", reload.body);
+
     let history = server.get("/v1/audit?limit=500", Some(AUDITOR)).body;
     assert!(history.contains("rules.shadow_installed"), "{history}");
     assert!(history.contains("rules.shadow_removed"), "{history}");
+    assert_eq!(
+        history.matches("rules.shadow_rejected").count(),
+        2,
+        "the refused POST and the refused shadow/, once: {history}"
+    );
 }

@@ -141,6 +141,10 @@ pub struct RuleSetView {
     /// The shadow set deciding beside it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<super::shadow::ShadowView>,
+    /// The last candidate refused as the shadow set (by `POST /v1/rules/shadow` or from
+    /// the `shadow/` subdirectory; it changed nothing), if any since the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_last_rejected: Option<Rejected>,
 }
 
 /// The live rule set: each rule's name, kind, version hash, order and limits; and the
@@ -191,6 +195,7 @@ pub async fn live(
         rules,
         last_rejected: state.rules.last_rejected(),
         shadow: super::shadow::view(&state),
+        shadow_last_rejected: state.shadow.last_rejected(),
     }))
 }
 

@@ -18,8 +18,9 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use crate::compare::Comparison;
 use crate::config::Role;
-use crate::pipeline::shadow::{Installed, ShadowSource};
+use crate::pipeline::shadow::{DirectoryState, Installed, ShadowSource};
 use crate::registry::RuleSet;
+use crate::registry::live::Rejected;
 use crate::store::now_unix_ms;
 
 /// The subdirectory of the rules directory whose rules run as the shadow set.
@@ -28,6 +29,8 @@ pub const SHADOW_SUBDIR: &str = "shadow";
 pub const INSTALLED: &str = "rules.shadow_installed";
 /// The audit action of a shadow set removed.
 pub const REMOVED: &str = "rules.shadow_removed";
+/// The audit action of a candidate refused as the shadow set.
+pub const REJECTED: &str = "rules.shadow_rejected";
 
 /// The shadow set.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,21 +80,56 @@ pub struct InstallRequest {
     pub dir: String,
 }
 
+/// Loads `dir` (reusing the compiled code of the live set and of `reuse`) as the live
+/// loader would, off the async threads.
+async fn load(
+    state: &Arc<AppState>,
+    dir: &Path,
+    reuse: Option<Arc<RuleSet>>,
+) -> Result<RuleSet, String> {
+    let live = Arc::clone(&state.rules);
+    let load_dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || live.load_beside(&load_dir, reuse.as_deref()))
+        .await
+        .map_err(|e| format!("loading failed: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
 /// Loads `dir` (reusing the live set's compiled code) and installs it as the shadow set,
-/// recording it in the audit log.
+/// recording it in the audit log; a refusal is recorded too.
 async fn install(
     state: &Arc<AppState>,
     dir: PathBuf,
     source: ShadowSource,
     actor: &str,
 ) -> Result<ShadowView, String> {
-    let live = Arc::clone(&state.rules);
-    let load_dir = dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || live.load_beside(&load_dir, None))
-        .await
-        .map_err(|e| format!("loading failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-    install_set(state, loaded, dir, source, actor).await
+    match load(state, &dir, None).await {
+        Ok(loaded) => install_set(state, loaded, dir, source, actor).await,
+        Err(error) => {
+            refused(state, &dir, actor, &error).await;
+            Err(error)
+        }
+    }
+}
+
+/// Records a candidate refused as the shadow set (which stays as it was): the log, the
+/// audit log, and `last_rejected` in the rule set's view.
+async fn refused(state: &Arc<AppState>, dir: &Path, trigger: &str, error: &str) {
+    tracing::warn!(trigger, dir = %dir.display(), error, "shadow rule set candidate rejected; the shadow set is unchanged");
+    state.shadow.rejected(Rejected {
+        at_unix_ms: now_unix_ms(),
+        trigger: trigger.to_owned(),
+        error: error.to_owned(),
+    });
+    let detail = serde_json::json!({
+        "dir": dir.display().to_string(),
+        "trigger": trigger,
+        "error": error,
+    });
+    let version = state.rule_set().version.clone();
+    if let Err(error) = state.store.audit_event(REJECTED, &version, &detail).await {
+        tracing::error!("cannot record the refused shadow set in the audit log: {error}");
+    }
 }
 
 /// Installs a loaded set as the shadow set, recording it in the audit log.
@@ -130,14 +168,15 @@ async fn remove(state: &Arc<AppState>, actor: &str) -> Option<String> {
 }
 
 /// Makes the shadow set follow the rules directory's `shadow/`: installs what it holds
-/// when that changes, and removes a shadow set it installed when it is gone. A shadow set
-/// installed by an operator stays until `shadow/` changes. Called at start and after
-/// every reload.
+/// when that changes, records it as refused when it changes to rules that do not load
+/// (the shadow set stays as it was), and removes a shadow set it installed when it is
+/// gone. A shadow set installed by an operator stays until `shadow/` changes. Called at
+/// start and after every reload.
 pub async fn follow_directory(state: &Arc<AppState>, trigger: &str) {
     let dir = state.rules.dir().join(SHADOW_SUBDIR);
     let installed = state.shadow.installed();
     if !holds_rules(&dir) {
-        state.shadow.directory_seen(None);
+        state.shadow.directory_seen(DirectoryState::Empty);
         if installed.is_some_and(|i| i.source == ShadowSource::Directory) {
             remove(state, trigger).await;
         }
@@ -145,22 +184,25 @@ pub async fn follow_directory(state: &Arc<AppState>, trigger: &str) {
     }
     // Compare by content: load it, reusing the shadow set's compiled code (or the live
     // set's), so an unchanged shadow/ costs no compile.
-    let live = Arc::clone(&state.rules);
-    let probe = dir.clone();
-    let reuse = installed.map(|i| i.rules);
-    let candidate =
-        tokio::task::spawn_blocking(move || live.load_beside(&probe, reuse.as_deref())).await;
-    match candidate {
-        Ok(Ok(set)) => {
-            if state.shadow.directory_seen(Some(&set.version))
+    match load(state, &dir, installed.map(|i| i.rules)).await {
+        Ok(set) => {
+            if state
+                .shadow
+                .directory_seen(DirectoryState::Loads(set.version.clone()))
                 && let Err(error) =
                     install_set(state, set, dir, ShadowSource::Directory, trigger).await
             {
                 tracing::warn!("the shadow/ rules were not installed: {error}");
             }
         }
-        Ok(Err(error)) => tracing::warn!("the shadow/ rules do not load: {error}"),
-        Err(error) => tracing::warn!("loading the shadow/ rules failed: {error}"),
+        Err(error) => {
+            if state
+                .shadow
+                .directory_seen(DirectoryState::Refused(error.clone()))
+            {
+                refused(state, &dir, trigger, &error).await;
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use super::Pipeline;
 use super::deciders::LiveLoad;
 use crate::model::{Decision, Payment};
 use crate::registry::RuleSet;
+use crate::registry::live::Rejected;
 use crate::store::Store;
 
 /// How many payments may wait for the shadow.
@@ -53,6 +54,18 @@ pub struct Installed {
     pub installed_at_unix_ms: i64,
 }
 
+/// What the rules directory's `shadow/` held when it was last looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DirectoryState {
+    /// No rules.
+    #[default]
+    Empty,
+    /// A set that loads, by version.
+    Loads(String),
+    /// Rules that do not load, and why.
+    Refused(String),
+}
+
 struct Job {
     rules: Arc<RuleSet>,
     payment: Payment,
@@ -67,8 +80,10 @@ pub struct ShadowRunner {
     thread: Mutex<Option<JoinHandle<()>>>,
     decided: Arc<AtomicU64>,
     skipped: AtomicU64,
-    /// The version the rules directory's `shadow/` last held.
-    directory_version: Mutex<Option<String>>,
+    /// What the rules directory's `shadow/` held when last looked at.
+    directory: Mutex<DirectoryState>,
+    /// The last candidate refused as the shadow set since the start.
+    last_rejected: Mutex<Option<Rejected>>,
 }
 
 impl ShadowRunner {
@@ -113,7 +128,8 @@ impl ShadowRunner {
             thread: Mutex::new(Some(thread)),
             decided,
             skipped: AtomicU64::new(0),
-            directory_version: Mutex::new(None),
+            directory: Mutex::new(DirectoryState::Empty),
+            last_rejected: Mutex::new(None),
         })
     }
 
@@ -148,16 +164,27 @@ impl ShadowRunner {
         )
     }
 
-    /// Notes the version the rules directory's `shadow/` holds now (`None`: it holds no
-    /// rules); whether that differs from the last one noted.
-    pub fn directory_seen(&self, version: Option<&str>) -> bool {
-        let mut seen = self
-            .directory_version
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let changed = seen.as_deref() != version;
-        *seen = version.map(str::to_owned);
+    /// Notes what the rules directory's `shadow/` holds now; whether that differs from
+    /// what was last noted (so an unchanged `shadow/` is installed, or reported as
+    /// refused, once).
+    pub fn directory_seen(&self, state: DirectoryState) -> bool {
+        let mut seen = self.directory.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = *seen != state;
+        *seen = state;
         changed
+    }
+
+    /// Notes a candidate refused as the shadow set (the shadow set is unchanged).
+    pub fn rejected(&self, rejected: Rejected) {
+        *self.last_rejected.lock().unwrap_or_else(|p| p.into_inner()) = Some(rejected);
+    }
+
+    /// The last candidate refused as the shadow set since the start, if any.
+    pub fn last_rejected(&self) -> Option<Rejected> {
+        self.last_rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether a shadow set is installed.
