@@ -49,6 +49,9 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
 pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
 /// The most decisions committed in one transaction (one fsync).
 pub const COMMIT_BATCH_MAX_DEFAULT: usize = 512;
+/// The most compiled rule code kept on disk: 1 GiB, a few thousand Rust rule versions
+/// (≈0.3 MB each compiled) or about 25 Python ones (≈40 MB).
+pub const CODE_CACHE_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
 
 /// A role an API key holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -97,6 +100,9 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// The most decisions committed in one transaction.
     pub commit_batch_max: usize,
+    /// The most compiled rule code kept beside the store (`payrules-compiled/`), bytes;
+    /// the least recently used is removed beyond it.
+    pub code_cache_bytes_max: u64,
 }
 
 impl Default for StoreConfig {
@@ -104,6 +110,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from(STORE_PATH_DEFAULT),
             commit_batch_max: COMMIT_BATCH_MAX_DEFAULT,
+            code_cache_bytes_max: CODE_CACHE_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -234,6 +241,10 @@ impl Config {
             ("limits.concurrency_max", limits.concurrency_max as u64),
             ("limits.connections_max", limits.connections_max as u64),
             ("store.commit_batch_max", self.store.commit_batch_max as u64),
+            (
+                "store.code_cache_bytes_max",
+                self.store.code_cache_bytes_max,
+            ),
             ("reload_settle_ms", self.reload_settle_ms),
         ] {
             if value == 0 {
@@ -303,6 +314,10 @@ mod tests {
         assert_eq!(
             config.store.commit_batch_max,
             defaults.store.commit_batch_max
+        );
+        assert_eq!(
+            config.store.code_cache_bytes_max,
+            defaults.store.code_cache_bytes_max
         );
         assert_eq!(config.api_keys.len(), 2);
     }

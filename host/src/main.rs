@@ -319,7 +319,7 @@ fn serve(
     let runtime = Arc::new(
         Runtime::new()
             .context("starting the WebAssembly runtime")?
-            .with_code_cache(&code_cache)
+            .with_code_cache(&code_cache, config.store.code_cache_bytes_max)
             .with_context(|| format!("making the compiled-code cache {}", code_cache.display()))?,
     );
     let now = payrules::store::now_unix_ms();

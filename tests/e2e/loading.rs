@@ -161,7 +161,7 @@ fn a_component_compiled_once_is_loaded_from_the_code_cache_after() {
         payrules::runtime::Runtime::new()
             .unwrap()
             .with_compile_time_per_mib(std::time::Duration::from_millis(limit_ms))
-            .with_code_cache(cache.path())
+            .with_code_cache(cache.path(), payrules::config::CODE_CACHE_BYTES_MAX_DEFAULT)
             .unwrap()
     };
     let cached = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
@@ -189,4 +189,77 @@ fn a_component_compiled_once_is_loaded_from_the_code_cache_after() {
     );
     payrules::registry::RuleSet::load(dir.path(), &with_cache(10_000)).expect("recompiled");
     payrules::registry::RuleSet::load(dir.path(), &with_cache(1)).expect("cached again");
+}
+
+#[test]
+fn the_code_cache_keeps_the_most_recently_used_code_within_its_bound() {
+    let rule = |name: &str, kind: &str, capabilities: &str, wasm: &str| {
+        RulesDir::new().rule(
+            name,
+            &format!("kind = \"{kind}\"\ncapabilities = [{capabilities}]\n"),
+            wasm,
+        )
+    };
+    let velocity = rule(
+        "velocity-risk",
+        "fraud",
+        "\"velocity\", \"config\"",
+        VELOCITY_RISK,
+    );
+    let limits = rule("limits", "compliance", "\"config\"", LIMITS);
+    let sanctions = rule(
+        "sanctions-screening",
+        "compliance",
+        "\"lists\", \"config\"",
+        SANCTIONS_SCREENING,
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let files = || -> Vec<(String, u64)> {
+        let mut files: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let len = e.metadata().unwrap().len();
+                (e.file_name().to_string_lossy().into_owned(), len)
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let runtime = |bytes_max: u64, compile_ms: u64| {
+        payrules::runtime::Runtime::new()
+            .unwrap()
+            .with_compile_time_per_mib(std::time::Duration::from_millis(compile_ms))
+            .with_code_cache(cache.path(), bytes_max)
+            .unwrap()
+    };
+    let compile = |dir: &RulesDir, bytes_max: u64| {
+        payrules::registry::RuleSet::load(dir.path(), &runtime(bytes_max, 10_000))
+            .unwrap_or_else(|e| panic!("loads: {e}"));
+    };
+    let from_cache = |dir: &RulesDir, bytes_max: u64| {
+        payrules::registry::RuleSet::load(dir.path(), &runtime(bytes_max, 1)).is_ok()
+    };
+    // Room for two of the three compiled rules (≈0.3 MB each), not three.
+    compile(&velocity, u64::MAX);
+    let one = files();
+    assert_eq!(one.len(), 1, "{one:?}");
+    let bound = one[0].1 * 5 / 2;
+    compile(&limits, bound);
+    assert_eq!(files().len(), 2);
+    // velocity-risk is used again, so limits is now the least recently used.
+    assert!(from_cache(&velocity, bound));
+    compile(&sanctions, bound);
+    assert_eq!(files().len(), 2, "{:?}", files());
+    assert!(from_cache(&velocity, bound), "the most recently used stays");
+    assert!(from_cache(&sanctions, bound), "the one just compiled stays");
+    assert!(
+        !from_cache(&limits, bound),
+        "the least recently used was evicted, so it must compile (1 ms: refused)"
+    );
+    // A lower bound, at the next start, trims to the most recently used file alone.
+    runtime(1, 10_000);
+    let left = files();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(from_cache(&sanctions, 1));
 }

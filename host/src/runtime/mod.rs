@@ -14,11 +14,12 @@
 //! too often or answers garbage ends as a [`RuleFailure`]; the host carries on.
 
 mod capabilities;
+mod code_cache;
 mod convert;
 mod limits;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -123,7 +124,7 @@ pub struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
     compile_time_per_mib: Duration,
-    code_cache: Option<PathBuf>,
+    code_cache: Option<code_cache::CodeCache>,
 }
 
 impl Runtime {
@@ -195,79 +196,26 @@ impl Runtime {
 
     /// The same runtime keeping compiled code in `dir` (created, owner-only), by the
     /// sha256 of each component and this engine's compatibility: a component seen before
-    /// (at a restart, a rollback, in another rules directory) is loaded, not compiled.
-    /// The directory holds native code the host will run: it must be writable by payrules
-    /// alone, like the store beside it.
-    pub fn with_code_cache(mut self, dir: &Path) -> std::io::Result<Runtime> {
-        std::fs::create_dir_all(dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        self.code_cache = Some(dir.to_owned());
+    /// (at a restart, a rollback, in another rules directory) is loaded, not compiled. The
+    /// least recently used files are removed beyond `bytes_max` (the most recent always
+    /// stays). The directory holds native code the host will run: it must be writable by
+    /// payrules alone, like the store beside it.
+    pub fn with_code_cache(mut self, dir: &Path, bytes_max: u64) -> std::io::Result<Runtime> {
+        self.code_cache = Some(code_cache::CodeCache::open(dir, bytes_max, &self.engine)?);
         Ok(self)
-    }
-
-    /// The cache file of a component, if the runtime keeps a cache.
-    fn cached_path(&self, wasm: &[u8]) -> Option<PathBuf> {
-        use sha2::{Digest, Sha256};
-        use std::hash::{Hash, Hasher};
-        let dir = self.code_cache.as_ref()?;
-        let mut engine = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut engine);
-        let digest = Sha256::digest(wasm);
-        let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        Some(dir.join(format!("{name}-{:016x}.cwasm", engine.finish())))
-    }
-
-    /// The compiled component from the cache, if there and loadable.
-    #[allow(unsafe_code)]
-    fn load_cached(&self, path: &Path) -> Option<Component> {
-        if !path.is_file() {
-            return None;
-        }
-        // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output. It is:
-        // only `store_cached` writes this directory (owner-only, beside the store, under the
-        // same trust as the store), and wasmtime checks the header and that the file was
-        // made by a compatible engine, refusing anything else — which is then recompiled.
-        match unsafe { Component::deserialize_file(&self.engine, path) } {
-            Ok(component) => Some(component),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), "compiled code not reusable, compiling again: {error:#}");
-                None
-            }
-        }
-    }
-
-    /// Keeps a compiled component in the cache (written aside, then renamed into place).
-    fn store_cached(path: &Path, component: &Component) {
-        let written = component
-            .serialize()
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                let partial = path.with_extension("partial");
-                std::fs::write(&partial, bytes)
-                    .and_then(|()| std::fs::rename(&partial, path))
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(error) = written {
-            tracing::warn!(path = %path.display(), "cannot keep compiled code: {error}");
-        }
     }
 
     /// From the code cache if it holds it, else compiled (within the bound) and kept.
     fn compile_component(&self, wasm: &[u8]) -> Result<Component, CompileError> {
-        let cached = self.cached_path(wasm);
-        if let Some(component) = cached.as_deref().and_then(|path| self.load_cached(path)) {
+        let Some(cache) = &self.code_cache else {
+            return self.compile_bounded(wasm);
+        };
+        let path = cache.path(wasm);
+        if let Some(component) = code_cache::CodeCache::load(&self.engine, &path) {
             return Ok(component);
         }
         let component = self.compile_bounded(wasm)?;
-        if let Some(path) = &cached {
-            Runtime::store_cached(path, &component);
-        }
+        cache.keep(&path, &component);
         Ok(component)
     }
 
