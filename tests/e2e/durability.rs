@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::server::{AUDITOR, SUBMITTER, Server, audit_verify, payment};
+use crate::support::RulesDir;
 
 #[test]
 fn every_payment_answered_2xx_before_a_kill_9_is_in_the_store_after_restart() {
@@ -318,4 +319,67 @@ fn a_request_past_its_timeout_is_answered_503_and_not_stored() {
         &payment("us-payroll-fednow.json", "too-slow"),
     );
     assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+#[test]
+fn a_payment_whose_request_timed_out_while_queued_is_not_decided() {
+    // Every decider busy far longer than the request timeout (ten rules each spinning
+    // through the most fuel a rule may have, ≈0.1 s each), then one more payment: its
+    // request times out while it waits, and no decider takes it up when one frees.
+    let rules = (0..10).fold(RulesDir::new(), |rules, index| {
+        rules.misbehaving(
+            &format!("slow-{index}"),
+            "infinite-loop",
+            "failure-policy = \"skip\"\n[limits]\nfuel = 1_000_000_000\ntimeout-ms = 5000",
+        )
+    });
+    let server = Server::with_rules_and_limits(rules.path(), "request_timeout_ms = 100");
+    let deciders = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let submit = |key: &str| {
+        let body = payment("us-payroll-fednow.json", key).to_string();
+        server.request(
+            "POST",
+            "/v1/payments",
+            &[
+                ("Authorization", &format!("Bearer {SUBMITTER}")),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", key),
+                ("X-Request-Id", key),
+            ],
+            Some(body.as_bytes()),
+        )
+    };
+    std::thread::scope(|scope| {
+        // Twice as many as there are deciders, so all of them are taken before the last.
+        let busy: Vec<_> = (0..2 * deciders)
+            .map(|index| scope.spawn(move || submit(&format!("busy-{index}")).status))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let late = submit("late-1");
+        assert_eq!(late.status, 503, "{}", late.body);
+        assert_eq!(late.code(), "request_timed_out");
+        for handle in busy {
+            assert_eq!(handle.join().unwrap(), 503);
+        }
+    });
+    // What became of it, once a decider took it up: dropped, or decided.
+    let taken_up = |line: &&str| {
+        line.contains("late-1")
+            && (line.contains("abandoned by its request")
+                || line.contains("payrules::pipeline: decided"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let outcome = loop {
+        if let Some(line) = server.log().lines().find(taken_up) {
+            break line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late payment was never taken up: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(outcome.contains("abandoned by its request"), "{outcome}");
+    assert!(server.all_payments().is_empty());
 }

@@ -80,8 +80,13 @@ impl Server {
 
     /// A service on the rules of `rules_dir` (watched for changes).
     pub fn with_rules(rules_dir: &Path) -> Server {
+        Server::with_rules_and_limits(rules_dir, "")
+    }
+
+    /// A service on the rules of `rules_dir`, with `[limits]` lines.
+    pub fn with_rules_and_limits(rules_dir: &Path, limits: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        Server::launch(dir, String::new(), "text", rules_dir.to_owned())
+        Server::launch(dir, limits.to_owned(), "text", rules_dir.to_owned())
     }
 
     /// A service logging JSON lines.

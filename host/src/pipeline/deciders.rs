@@ -3,7 +3,9 @@
 //! One thread per core. Each keeps its CPU caches and wasmtime's per-thread state warm
 //! across payments; a general blocking pool hands each payment to whichever thread is
 //! free and, measured under load, made an evaluation about three times slower. Callers
-//! queue; the service's concurrency limit bounds the queue.
+//! queue; the service's concurrency limit bounds the queue. A payment whose caller has
+//! gone by the time a decider takes it (a request timed out in the queue) is dropped,
+//! not decided.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -185,6 +187,13 @@ fn work(pipeline: &Pipeline, jobs: &Mutex<mpsc::Receiver<Job>>) {
             _counted,
         } = job;
         let _entered = span.enter();
+        // A caller that went away while the payment waited (its request timed out, its
+        // client disconnected) is answered already and stores nothing: deciding it would
+        // only take a decider from the payments still waiting, and count in velocity.
+        if reply.is_closed() {
+            tracing::debug!(%payment_id, "abandoned by its request before its evaluation: not decided");
+            continue;
+        }
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
             pipeline.evaluate(&rules, &payment, &payment_id, now_unix_ms)
         }));
