@@ -47,6 +47,10 @@ pub const CONCURRENCY_MAX_DEFAULT: usize = 512;
 pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
 /// How long a graceful shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
+/// How long SIGTERM leaves the service serving, not ready, before it closes the listener:
+/// none by default (a service on its own stops at once); behind a load balancer, its
+/// health-check interval times its failure threshold.
+pub const SHUTDOWN_DRAIN_DELAY_MS_DEFAULT: u64 = 0;
 /// The most decisions committed in one transaction (one fsync).
 pub const COMMIT_BATCH_MAX_DEFAULT: usize = 512;
 /// The most compiled rule code kept on disk: 1 GiB, a few thousand Rust rule versions
@@ -131,6 +135,9 @@ pub struct LimitsConfig {
     pub connections_max: usize,
     /// How long shutdown waits for requests in flight, ms.
     pub shutdown_grace_ms: u64,
+    /// After SIGTERM, how long the service goes on serving while `/readyz` answers 503,
+    /// so load balancers stop sending before the listener closes, ms (0: close at once).
+    pub shutdown_drain_delay_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -142,6 +149,7 @@ impl Default for LimitsConfig {
             concurrency_max: CONCURRENCY_MAX_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
+            shutdown_drain_delay_ms: SHUTDOWN_DRAIN_DELAY_MS_DEFAULT,
         }
     }
 }
@@ -310,6 +318,10 @@ mod tests {
         assert_eq!(
             config.limits.shutdown_grace_ms,
             defaults.limits.shutdown_grace_ms
+        );
+        assert_eq!(
+            config.limits.shutdown_drain_delay_ms,
+            defaults.limits.shutdown_drain_delay_ms
         );
         assert_eq!(
             config.store.commit_batch_max,

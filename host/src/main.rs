@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -421,7 +422,7 @@ fn serve(
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
         let _watch = payrules::registry::watch::watch(
             &config.rules_dir,
-            std::time::Duration::from_millis(config.reload_settle_ms),
+            Duration::from_millis(config.reload_settle_ms),
             move || {
                 // Full: a reload is already queued, and it will see this change too.
                 let _ = changed.try_send(());
@@ -451,7 +452,10 @@ fn serve(
             listener,
             app,
             &config.limits,
-            shutdown_signal(Arc::clone(&state)),
+            shutdown_signal(
+                Arc::clone(&state),
+                Duration::from_millis(config.limits.shutdown_drain_delay_ms),
+            ),
         )
         .await;
         anyhow::Ok(())
@@ -462,23 +466,48 @@ fn serve(
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT, and marks the service not ready.
-async fn shutdown_signal(state: Arc<AppState>) {
+/// Resolves on SIGTERM or SIGINT, once the service has been marked not ready and, on
+/// SIGTERM, has gone on serving for `drain_delay` (cut short by a second signal) so load
+/// balancers see `/readyz` fail and stop sending before the listener closes. Ctrl-C, a
+/// person at a terminal, stops at once.
+async fn shutdown_signal(state: Arc<AppState>, drain_delay: Duration) {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-        }
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => Some(terminate),
         Err(error) => {
             tracing::warn!("cannot watch for SIGTERM: {error}");
-            let _ = tokio::signal::ctrl_c().await;
+            None
         }
-    }
+    };
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(terminate) => terminate.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    let by_sigterm = tokio::select! {
+        _ = sigterm => true,
+        _ = tokio::signal::ctrl_c() => false,
+    };
     tracing::info!("shutdown requested");
     state.drain();
+    if by_sigterm && !drain_delay.is_zero() {
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis(),
+            "not ready; serving on until load balancers have stopped sending"
+        );
+        let again = async {
+            match terminate.as_mut() {
+                Some(terminate) => terminate.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(drain_delay) => {},
+            _ = again => tracing::info!("second SIGTERM: closing now"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: closing now"),
+        }
+    }
 }
 
 /// With no API keys configured, one key with every role, kept in a file beside the store

@@ -220,6 +220,43 @@ fn sigterm_lets_requests_in_flight_finish_and_then_exits() {
 }
 
 #[test]
+fn sigterm_with_a_drain_delay_serves_on_not_ready_then_exits() {
+    let mut server = Server::with_limits("shutdown_drain_delay_ms = 2000");
+    assert_eq!(server.get("/readyz", None).status, 200);
+    let asked = std::time::Instant::now();
+    server.send_sigterm();
+    server.wait_for("/readyz", "not ready after SIGTERM", |status, _| {
+        status == 503
+    });
+    // Still serving: a load balancer that has not noticed yet loses nothing.
+    assert_eq!(server.get("/healthz", None).status, 200);
+    let reply = server.submit(
+        SUBMITTER,
+        "while-draining",
+        &payment("us-payroll-fednow.json", "while-draining"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let status = server.wait_for_exit();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(2000),
+        "stopped {:?} after SIGTERM, before its drain delay",
+        asked.elapsed()
+    );
+    assert!(
+        server.log().contains("not ready; serving on"),
+        "{}",
+        server.log()
+    );
+    let verify = audit_verify(&server.store());
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        out.contains("2 entries"),
+        "rules.loaded and the decision: {out}"
+    );
+}
+
+#[test]
 fn a_client_that_trickles_its_headers_is_cut_off() {
     let server = Server::with_limits("header_read_timeout_ms = 300");
     let mut stream = TcpStream::connect(server.address()).unwrap();

@@ -194,12 +194,22 @@ impl Server {
 
     /// SIGTERM, then waits for the process to end (at most 60 s).
     pub fn terminate(&mut self) -> ExitStatus {
+        self.send_sigterm();
+        self.wait_for_exit()
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn send_sigterm(&self) {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status()
             .expect("kill runs");
         assert!(status.success());
+    }
+
+    /// Waits for the process to end (at most 60 s).
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
