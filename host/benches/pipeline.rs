@@ -248,6 +248,7 @@ impl NativeRules {
                     .sanctions
                     .1
                     .fuzzy_match(&name, screening.weak_match, 3)
+                    .expect("a payment's party name is within the bound")
                     .into_iter()
                     .map(|m| sdk::lists::ListMatch {
                         entry_id: m.entry.id,
@@ -264,10 +265,27 @@ impl NativeRules {
                 })
             })
             .collect();
+        let disguised: Vec<_> = guest
+            .named_parties()
+            .into_iter()
+            .filter_map(|(role, party)| {
+                let name = party.name.clone()?;
+                let disguises = sdk::names::disguises(&name);
+                (!disguises.is_empty()).then_some(sanctions_screening::DisguisedName {
+                    role,
+                    name,
+                    disguises,
+                })
+            })
+            .collect();
         runs.push(run(
             "sanctions-screening",
             RuleKind::Compliance,
-            verdict(sanctions_screening::verdict(&hits, screening.strong_match)),
+            verdict(sanctions_screening::verdict(
+                &hits,
+                &disguised,
+                screening.strong_match,
+            )),
         ));
 
         let limits = limits::Limits::read(&guest, &self.limits);

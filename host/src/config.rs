@@ -17,6 +17,10 @@
 //! [log]
 //! format = "json"
 //!
+//! [audit]
+//! key_file = "/run/secrets/payrules-audit.key"
+//! checkpoint_file = "/var/log/payrules/audit.checkpoints"
+//!
 //! [[api_keys]]
 //! name = "checkout"
 //! sha256 = "…64 hex digits: sha256 of the key…"
@@ -56,6 +60,14 @@ pub const COMMIT_BATCH_MAX_DEFAULT: usize = 512;
 /// The most compiled rule code kept on disk: 1 GiB, a few thousand Rust rule versions
 /// (≈0.3 MB each compiled) or about 25 Python ones (≈40 MB).
 pub const CODE_CACHE_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
+
+/// The audit key file by default: beside the store, made on first start (mode 0600).
+pub const AUDIT_KEY_FILE_DEFAULT: &str = "payrules-audit.key";
+/// The audit checkpoint file by default: beside the store.
+pub const AUDIT_CHECKPOINT_FILE_DEFAULT: &str = "payrules-audit.checkpoints";
+/// How often the chain's head is checkpointed at most: entries newer than the last
+/// checkpoint could be removed from the end of the log unseen.
+pub const AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 1_000;
 
 /// A role an API key holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -202,6 +214,79 @@ pub struct Config {
     pub log: LogConfig,
     /// The API keys; with none, `serve` makes one for local use (see the README).
     pub api_keys: Vec<ApiKeyConfig>,
+    /// How the audit log is authenticated.
+    pub audit: AuditConfig,
+}
+
+/// Where the audit keys and checkpoints live: outside the database, so that whoever can
+/// write the database cannot rewrite the audit log unseen (see docs/security.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// A file of audit keys (`ID HEX` lines, the first signs; mode 0600). By default
+    /// [`AUDIT_KEY_FILE_DEFAULT`] beside the store, made if missing.
+    pub key_file: Option<PathBuf>,
+    /// Or the name of an environment variable holding the same text (`;` may separate
+    /// keys). Set at most one of the two.
+    pub key_env: Option<String>,
+    /// The file the chain's head is checkpointed to. By default
+    /// [`AUDIT_CHECKPOINT_FILE_DEFAULT`] beside the store.
+    pub checkpoint_file: Option<PathBuf>,
+    /// How often at most, ms; by default [`AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT`].
+    pub checkpoint_interval_ms: Option<u64>,
+}
+
+/// Where the audit keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditKeySource {
+    /// A file; `made_if_missing` for the default one beside the store.
+    File {
+        /// The key file.
+        path: PathBuf,
+        /// Whether a missing file is made (only the default one is).
+        made_if_missing: bool,
+    },
+    /// An environment variable of this name.
+    Env(String),
+}
+
+impl Config {
+    /// The directory the store's file is in (where the default side files go).
+    pub fn store_dir(&self) -> PathBuf {
+        store_dir(&self.store.path)
+    }
+
+    /// Where the audit keys come from.
+    pub fn audit_key_source(&self) -> AuditKeySource {
+        match (&self.audit.key_file, &self.audit.key_env) {
+            (_, Some(name)) => AuditKeySource::Env(name.clone()),
+            (Some(path), None) => AuditKeySource::File {
+                path: path.clone(),
+                made_if_missing: false,
+            },
+            (None, None) => AuditKeySource::File {
+                path: self.store_dir().join(AUDIT_KEY_FILE_DEFAULT),
+                made_if_missing: true,
+            },
+        }
+    }
+
+    /// The audit checkpoint file.
+    pub fn audit_checkpoint_file(&self) -> PathBuf {
+        self.audit
+            .checkpoint_file
+            .clone()
+            .unwrap_or_else(|| self.store_dir().join(AUDIT_CHECKPOINT_FILE_DEFAULT))
+    }
+}
+
+/// The directory a store file is in ("." for a bare file name).
+pub fn store_dir(store: &Path) -> PathBuf {
+    store
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned()
 }
 
 impl Default for Config {
@@ -216,6 +301,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             api_keys: Vec::new(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -258,6 +344,12 @@ impl Config {
             if value == 0 {
                 return Err(format!("{name} must be greater than zero"));
             }
+        }
+        if self.audit.key_file.is_some() && self.audit.key_env.is_some() {
+            return Err("audit.key_file and audit.key_env: set one, not both".to_owned());
+        }
+        if self.audit.checkpoint_interval_ms == Some(0) {
+            return Err("audit.checkpoint_interval_ms must be greater than zero".to_owned());
         }
         let mut names = std::collections::HashSet::new();
         for (index, key) in self.api_keys.iter().enumerate() {

@@ -13,13 +13,18 @@
 
 use std::collections::{HashMap, HashSet};
 
-use payrules_names::{normalize, similarity, word_similarity};
+use payrules_names::{compact, normalize, similarity, word_similarity};
 
 /// The largest list file payrules reads.
 pub const LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The most results one `fuzzy-match` returns, whatever the rule asks.
 pub const FUZZY_RESULTS_MAX: usize = 16;
+
+/// The longest name `fuzzy-match` screens, in characters. A payment's party names are at
+/// most 140 (ISO 20022 `Max140Text`); the bound keeps a rule from making the host do
+/// unbounded work outside the rule's own deadline with a made-up name.
+pub const FUZZY_NAME_CHARS_MAX: usize = 1_024;
 
 /// A word of a query must be at least this similar (0..=1000) to a word of a listed name
 /// for that name to be scored at all. Looser than any useful match threshold, so it only
@@ -47,6 +52,11 @@ pub enum ListError {
     #[error("line {0}: the id and the name must not be empty")]
     EmptyField(u64),
 }
+
+/// A name longer than [`FUZZY_NAME_CHARS_MAX`] was asked about.
+#[derive(Debug, thiserror::Error)]
+#[error("a name of {0} characters was screened; the host screens at most {FUZZY_NAME_CHARS_MAX}")]
+pub struct NameTooLong(pub usize);
 
 /// One entry of a list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,7 +174,13 @@ impl NamedList {
                 continue;
             }
             let index = self.names.len();
-            for word in normalized.split(' ') {
+            // The name's letters without spaces are indexed as one more word, so a query
+            // written as one word ("KimJongUn", "K.i.m") finds the name.
+            let joined = compact(&normalized);
+            for word in normalized
+                .split(' ')
+                .chain(std::iter::once(joined.as_str()))
+            {
                 let names = self.names_by_word.entry(word.to_owned()).or_default();
                 if names.last() != Some(&index) {
                     names.push(index);
@@ -203,19 +219,25 @@ impl NamedList {
 
     /// The entries whose name or an alias resembles `name` at least `min_similarity`
     /// (0..=1000), best first, one result per entry, at most `max_results`
-    /// (capped at [`FUZZY_RESULTS_MAX`]). Ties go to the entry listed first.
+    /// (capped at [`FUZZY_RESULTS_MAX`]). Ties go to the entry listed first. A name over
+    /// [`FUZZY_NAME_CHARS_MAX`] characters is refused.
     pub fn fuzzy_match(
         &self,
         name: &str,
         min_similarity: u16,
         max_results: usize,
-    ) -> Vec<ListMatch> {
+    ) -> Result<Vec<ListMatch>, NameTooLong> {
+        let chars = name.chars().count();
+        if chars > FUZZY_NAME_CHARS_MAX {
+            return Err(NameTooLong(chars));
+        }
         let query = normalize(name);
         if query.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
+        let joined = compact(&query);
         let mut candidates: Vec<usize> = Vec::new();
-        for word in query.split(' ') {
+        for word in query.split(' ').chain(std::iter::once(joined.as_str())) {
             let initial = word.chars().next().unwrap_or(' ');
             for listed in self.words_by_initial.get(&initial).into_iter().flatten() {
                 if word_similarity(word, listed) >= CANDIDATE_WORD_SIMILARITY_MIN {
@@ -243,7 +265,7 @@ impl NamedList {
             .map(|(entry, (score, index))| (entry, score, index))
             .collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked
+        Ok(ranked
             .into_iter()
             .take(max_results.min(FUZZY_RESULTS_MAX))
             .map(|(entry, similarity, index)| ListMatch {
@@ -251,7 +273,7 @@ impl NamedList {
                 matched_name: self.names[index].text.clone(),
                 similarity,
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -271,27 +293,32 @@ mod tests {
     #[test]
     fn exact_names_and_aliases_match_fully() {
         let list = sdn();
-        let matches = list.fuzzy_match("Kim Jong-Un", 900, 5);
+        let matches = list.fuzzy_match("Kim Jong-Un", 900, 5).unwrap();
         assert_eq!(matches.len(), 1);
         assert_eq!(matches[0].entry.id, "7001");
         assert_eq!(matches[0].similarity, 1000);
         assert_eq!(matches[0].entry.program, "DPRK");
-        let matches = list.fuzzy_match("National Bank of Cuba", 900, 5);
+        let matches = list.fuzzy_match("National Bank of Cuba", 900, 5).unwrap();
         assert_eq!(matches[0].entry.id, "7003");
         assert_eq!(matches[0].matched_name, "National Bank of Cuba");
     }
 
     #[test]
     fn spelling_variants_match_below_the_maximum() {
-        let matches = sdn().fuzzy_match("Al Qaidah", 850, 5);
+        let matches = sdn().fuzzy_match("Al Qaidah", 850, 5).unwrap();
         assert_eq!(matches.first().map(|m| m.entry.id.as_str()), Some("7002"));
         assert!(matches[0].similarity < 1000);
     }
 
     #[test]
     fn unrelated_names_do_not_match() {
-        assert!(sdn().fuzzy_match("Maria Gonzalez Lopez", 700, 5).is_empty());
-        assert!(sdn().fuzzy_match("Ltd.", 0, 5).is_empty());
+        assert!(
+            sdn()
+                .fuzzy_match("Maria Gonzalez Lopez", 700, 5)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(sdn().fuzzy_match("Ltd.", 0, 5).unwrap().is_empty());
     }
 
     #[test]
@@ -302,7 +329,7 @@ mod tests {
         }
         let list = NamedList::parse(csv.as_bytes(), true).expect("parses");
         assert_eq!(
-            list.fuzzy_match("Acme Trading", 0, 255).len(),
+            list.fuzzy_match("Acme Trading", 0, 255).unwrap().len(),
             FUZZY_RESULTS_MAX
         );
     }
@@ -321,5 +348,108 @@ mod tests {
     fn a_csv_without_an_id_column_is_refused() {
         let error = NamedList::parse(b"name\nX\n", true).expect_err("no id column");
         assert!(matches!(error, ListError::MissingColumn("id")));
+    }
+
+    /// The example rules' sanctions list, as shipped.
+    fn example_list() -> NamedList {
+        let csv = include_str!("../../examples/rules/lists/sdn-sample.csv");
+        NamedList::parse(csv.as_bytes(), true).expect("the example list parses")
+    }
+
+    /// The best match's entry id and similarity for a name.
+    fn best(list: &NamedList, name: &str) -> Option<(String, u16)> {
+        list.fuzzy_match(name, 0, 1)
+            .expect("a short name is screened")
+            .into_iter()
+            .next()
+            .map(|m| (m.entry.id, m.similarity))
+    }
+
+    /// Ways a listed name or alias has been written to slip past screening (issue 16,
+    /// defect 1). Each must still score as a strong match (the example rule rejects at
+    /// 930) against the right entry.
+    #[test]
+    fn evasions_of_listed_names_are_caught() {
+        let evasions = [
+            ("1001", "Kim Jong-Un"),
+            ("1001", "Kim\u{200B} Jong\u{200B}-Un"),
+            (
+                "1001",
+                "K\u{200B}i\u{200B}m J\u{200B}o\u{200B}n\u{200B}g-U\u{200B}n",
+            ),
+            ("1001", "Ki\u{00AD}m Jo\u{00AD}ng Un"),
+            ("1001", "Kim\u{2060}Jong\u{2060}Un"),
+            ("1001", "K\u{FEFF}im J\u{200D}ong U\u{200C}n"),
+            ("1001", "\u{202E}Kim Jong Un\u{202C}"),
+            ("1001", "K.i.m J.o.n.g-U.n"),
+            ("1001", "K i m J o n g U n"),
+            ("1001", "K-I-M J-O-N-G U-N"),
+            ("1001", "KimJongUn"),
+            ("1001", "K_i_m_J_o_n_g_U_n"),
+            // Cyrillic and Greek look-alikes.
+            ("1001", "\u{041A}im J\u{043E}ng Un"),
+            ("1001", "\u{041A}\u{0406}\u{041C} Jong Un"),
+            ("1001", "\u{039A}im Jong Un"),
+            // Fullwidth and mathematical letters.
+            (
+                "1001",
+                "\u{FF2B}\u{FF49}\u{FF4D} \u{FF2A}\u{FF4F}\u{FF4E}\u{FF47} \u{FF35}\u{FF4E}",
+            ),
+            ("1001", "\u{1D40A}im Jong Un"),
+            // Aliases, disguised.
+            ("1001", "Kim Che\u{200B}ong-un"),
+            ("1002", "A.L. Q.A.E.D.A"),
+            ("1002", "\u{0410}l Q\u{0430}ed\u{0430}"),
+            ("1005", "B a n k  M e l l i"),
+            ("1008", "H\u{0456}zb\u{0430}llah"),
+            (
+                "1012",
+                "W\u{00AD}a\u{00AD}g\u{00AD}n\u{00AD}e\u{00AD}r G\u{0072}oup",
+            ),
+            ("1015", "M\u{00FC}ller, H\u{200B}einz-Dieter"),
+        ];
+        let list = example_list();
+        for (id, name) in evasions {
+            let found = best(&list, name);
+            assert!(
+                matches!(&found, Some((found_id, similarity)) if found_id == id && *similarity >= 930),
+                "{name:?} ({}) should match entry {id} strongly, found {found:?}",
+                name.escape_unicode()
+            );
+        }
+    }
+
+    /// Names that must not match anything on the example list at the review threshold
+    /// (850): the fixes above must not make ordinary names look listed.
+    #[test]
+    fn ordinary_names_do_not_match() {
+        let ordinary = [
+            "Maria Gonzalez Lopez",
+            "Kimberly Jones",
+            "Jonathan Kimball",
+            "Bank of Ireland",
+            "Mueller Logistics GmbH",
+            "J. R. R. Tolkien",
+            "Hans Meier",
+            "Acme Trading Co., Ltd.",
+            "\u{0418}\u{0432}\u{0430}\u{043D} \u{041F}\u{0435}\u{0442}\u{0440}\u{043E}\u{0432}",
+            "\u{5C71}\u{7530}\u{592A}\u{90CE}",
+            "Nordic Timber AB",
+            "Kim Lee",
+        ];
+        let list = example_list();
+        for name in ordinary {
+            let found = list.fuzzy_match(name, 850, 1).expect("screened");
+            assert!(found.is_empty(), "{name:?} matched {found:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_past_the_bound_is_refused_not_screened() {
+        let long = "Kim Jong Un ".repeat(FUZZY_NAME_CHARS_MAX / 12 + 1);
+        let error = sdn().fuzzy_match(&long, 850, 3).expect_err("too long");
+        assert_eq!(error.0, long.chars().count());
+        let at_bound: String = long.chars().take(FUZZY_NAME_CHARS_MAX).collect();
+        assert!(sdn().fuzzy_match(&at_bound, 850, 3).is_ok());
     }
 }

@@ -4,7 +4,8 @@
 //! - `payrules evaluate PAYMENT.json --rules DIR` decides payments with the rules of a
 //!   directory and prints each decision and the trace of every rule, with no server.
 //! - `payrules parse FILE` prints the payments of an ISO 20022 message as JSON.
-//! - `payrules audit verify` checks the store's audit chain.
+//! - `payrules audit verify` checks the store's audit chain; `payrules audit new-key`
+//!   rotates the audit key.
 //! - `payrules keys new` makes an API key and the config lines for it.
 //! - `payrules plugin new|build|test` scaffolds, builds and tests a rule project.
 
@@ -19,14 +20,15 @@ use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 
 use payrules::api::{self, AppState, auth};
-use payrules::config::{Config, LogFormat, Role};
+use payrules::config::{AuditKeySource, Config, LogFormat, Role};
 use payrules::model::{Decision, Payment, RuleKind, RuleOutcome};
 use payrules::pipeline::Pipeline;
 use payrules::plugin::{self, Language};
 use payrules::registry::live::LiveRules;
 use payrules::registry::{RuleSet, hex};
 use payrules::runtime::Runtime;
-use payrules::store::Store;
+use payrules::store::audit_keys::{AuditKeys, CheckpointLog, read_checkpoints};
+use payrules::store::{AuditSealing, Store};
 use payrules::telemetry::{self, Metrics};
 use payrules::velocity::VelocityBook;
 
@@ -113,16 +115,61 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the audit chain entry by entry, and that every decided payment is stored as
-    /// it was decided; name the first entry at fault (exit status 1).
+    /// Check the audit chain entry by entry against the audit keys and the checkpoints,
+    /// that every decided payment is stored as it was decided and every stored payment
+    /// has its entry; name the first fault (exit status 1).
     Verify {
-        /// The store file; by default the config's, or `payrules.db`.
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Take the store path from this config file.
-        #[arg(long, conflicts_with = "store")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        at: AuditFiles,
     },
+    /// Add a new audit key at the head of the key file (made if missing, mode 0600): it
+    /// signs from the next start; the older keys stay listed to verify what they signed.
+    NewKey {
+        #[command(flatten)]
+        at: AuditFiles,
+    },
+}
+
+/// Where a store's audit files are: by default beside the store, as `serve` keeps them.
+#[derive(clap::Args)]
+struct AuditFiles {
+    /// The store file; by default the config's, or `payrules.db`.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Take the store and audit settings from this config file.
+    #[arg(long, conflicts_with = "store")]
+    config: Option<PathBuf>,
+    /// The audit key file (instead of the config's, or the one beside the store).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// The checkpoint file (instead of the config's, or the one beside the store).
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
+}
+
+impl AuditFiles {
+    /// The config these name: a config file's, or the defaults for `--store`, with the
+    /// key and checkpoint files given here in place of the config's.
+    fn config(&self) -> Result<Config, BadInput> {
+        let mut config = match (&self.store, &self.config) {
+            (_, Some(path)) => Config::load(path).map_err(BadInput)?,
+            (store, None) => {
+                let mut config = Config::default();
+                if let Some(store) = store {
+                    config.store.path.clone_from(store);
+                }
+                config
+            }
+        };
+        if let Some(key_file) = &self.key_file {
+            config.audit.key_file = Some(key_file.clone());
+            config.audit.key_env = None;
+        }
+        if let Some(checkpoints) = &self.checkpoints {
+            config.audit.checkpoint_file = Some(checkpoints.clone());
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Subcommand)]
@@ -233,8 +280,11 @@ fn main() -> ExitCode {
             from_last_good,
         } => serve(config.as_deref(), listen, from_last_good),
         Command::Audit {
-            command: AuditCommand::Verify { store, config },
-        } => return audit_verify(store, config.as_deref()),
+            command: AuditCommand::Verify { at },
+        } => return audit_verify(&at),
+        Command::Audit {
+            command: AuditCommand::NewKey { at },
+        } => audit_new_key(&at),
         Command::Keys {
             command: KeysCommand::New { name, roles },
         } => keys_new(&name, &roles),
@@ -308,13 +358,7 @@ fn serve(
         config.listen = listen;
     }
     telemetry::init_logging(config.log.format, &config.log.level);
-    let store_dir = config
-        .store
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_owned();
+    let store_dir = config.store_dir();
     let last_good = store_dir.join(LAST_GOOD_DIR);
     let code_cache = store_dir.join(CODE_CACHE_DIR);
     let runtime = Arc::new(
@@ -359,11 +403,24 @@ fn serve(
     let live = Arc::new(live.keeping_last_good(&last_good, start_trigger == "start"));
     let rules = live.current();
     let metrics = Arc::new(Metrics::new());
+    let checkpoint_file = config.audit_checkpoint_file();
+    let sealing = AuditSealing {
+        keys: audit_keys(&config, true)?,
+        checkpoints: CheckpointLog::open(
+            &checkpoint_file,
+            config
+                .audit
+                .checkpoint_interval_ms
+                .unwrap_or(payrules::config::AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT),
+        )
+        .map_err(BadInput)?,
+    };
     let store = Arc::new(
         Store::open(
             &config.store.path,
             config.store.commit_batch_max,
             Arc::clone(&metrics) as _,
+            sealing,
         )
         .with_context(|| format!("opening the store {}", config.store.path.display()))?,
     );
@@ -542,38 +599,110 @@ fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
     }]))
 }
 
-fn audit_verify(store: Option<PathBuf>, config: Option<&Path>) -> ExitCode {
-    let path = match (store, config) {
-        (Some(store), _) => store,
-        (None, Some(config)) => match Config::load(config) {
-            Ok(config) => config.store.path,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(2);
+/// The audit keys the config names. `serve` makes the default key file beside the store
+/// when it is missing (`make_default`); nothing else makes one.
+fn audit_keys(config: &Config, make_default: bool) -> Result<AuditKeys, BadInput> {
+    match config.audit_key_source() {
+        AuditKeySource::Env(name) => {
+            let text = std::env::var(&name).map_err(|e| {
+                BadInput(format!(
+                    "audit.key_env: the variable {name} cannot be read: {e}"
+                ))
+            })?;
+            AuditKeys::parse(&text, &format!("the variable {name}")).map_err(BadInput)
+        }
+        AuditKeySource::File {
+            path,
+            made_if_missing,
+        } => {
+            if make_default && made_if_missing && !path.exists() {
+                AuditKeys::add_key(&path).map_err(BadInput)?;
+                eprintln!(
+                    "payrules: made the audit key {} beside the store (for local use: in \
+                     production keep it where the database's writers cannot read it, \
+                     audit.key_file or audit.key_env)",
+                    path.display()
+                );
             }
-        },
-        (None, None) => PathBuf::from(payrules::config::STORE_PATH_DEFAULT),
-    };
-    let verdict = Store::open_existing(&path).and_then(|store| store.verify_audit());
+            AuditKeys::load(&path).map_err(BadInput)
+        }
+    }
+}
+
+fn audit_verify(at: &AuditFiles) -> ExitCode {
+    let checked = (|| -> Result<_, BadInput> {
+        let config = at.config()?;
+        let keys = audit_keys(&config, false)?;
+        let checkpoint_file = config.audit_checkpoint_file();
+        let checkpoints = if checkpoint_file.exists() {
+            read_checkpoints(&checkpoint_file).map_err(BadInput)?
+        } else {
+            Vec::new()
+        };
+        let path = config.store.path;
+        let verdict = Store::open_existing(&path)
+            .and_then(|store| store.verify_audit(&keys, &checkpoints))
+            .map_err(|e| BadInput(e.to_string()))?;
+        Ok((path, verdict))
+    })();
     let mut out = std::io::stdout().lock();
-    match verdict {
-        Ok(Ok(entries)) => {
-            let _ = writeln!(
+    match checked {
+        Ok((path, Ok(verified))) => {
+            let _ = write!(
                 out,
-                "{}: audit chain intact, {entries} entries",
-                path.display()
+                "{}: audit chain intact, {} entries",
+                path.display(),
+                verified.entries
             );
+            if verified.unauthenticated > 0 {
+                let _ = write!(
+                    out,
+                    " ({} from before audit keys, vouched for by the first signed entry)",
+                    verified.unauthenticated
+                );
+            }
+            if let Some(last) = verified.last_checkpoint {
+                let _ = write!(
+                    out,
+                    "; last checkpoint at entry {last} ({} entries after it)",
+                    verified.entries - last
+                );
+            }
+            let _ = writeln!(out);
             ExitCode::SUCCESS
         }
-        Ok(Err(fault)) => {
+        Ok((path, Err(fault))) => {
             let _ = writeln!(out, "{}: audit chain BROKEN at {fault}", path.display());
             ExitCode::FAILURE
         }
-        Err(error) => {
+        Err(BadInput(error)) => {
             eprintln!("error: {error}");
             ExitCode::from(2)
         }
     }
+}
+
+fn audit_new_key(at: &AuditFiles) -> anyhow::Result<()> {
+    let config = at.config()?;
+    let path = match config.audit_key_source() {
+        AuditKeySource::File { path, .. } => path,
+        AuditKeySource::Env(name) => {
+            return Err(BadInput(format!(
+                "the audit keys come from the variable {name}: add a key there \
+                 (`ID HEX`, first), or name a file with --key-file"
+            ))
+            .into());
+        }
+    };
+    let id = AuditKeys::add_key(&path).map_err(BadInput)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "added audit key {id} at the head of {}: it signs from the next start of payrules; \
+         the keys after it still verify what they signed (keep them listed)",
+        path.display()
+    )?;
+    Ok(())
 }
 
 fn rules_check(dir: &Path) -> anyhow::Result<()> {

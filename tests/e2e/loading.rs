@@ -240,11 +240,29 @@ fn the_code_cache_keeps_the_most_recently_used_code_within_its_bound() {
     let from_cache = |dir: &RulesDir, bytes_max: u64| {
         payrules::registry::RuleSet::load(dir.path(), &runtime(bytes_max, 1)).is_ok()
     };
-    // Room for two of the three compiled rules (≈0.3 MB each), not three.
-    compile(&velocity, u64::MAX);
-    let one = files();
-    assert_eq!(one.len(), 1, "{one:?}");
-    let bound = one[0].1 * 5 / 2;
+    // Each rule's compiled size, measured in a cache of its own.
+    let compiled_bytes = |dir: &RulesDir| -> u64 {
+        let scratch = tempfile::tempdir().unwrap();
+        let runtime = payrules::runtime::Runtime::new()
+            .unwrap()
+            .with_code_cache(scratch.path(), u64::MAX)
+            .unwrap();
+        payrules::registry::RuleSet::load(dir.path(), &runtime).unwrap();
+        std::fs::read_dir(scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    };
+    let (velocity_bytes, limits_bytes, sanctions_bytes) = (
+        compiled_bytes(&velocity),
+        compiled_bytes(&limits),
+        compiled_bytes(&sanctions),
+    );
+    // Room for velocity-risk with either of the others, not for all three.
+    let bound =
+        velocity_bytes + limits_bytes.max(sanctions_bytes) + limits_bytes.min(sanctions_bytes) / 2;
+    compile(&velocity, bound);
+    assert_eq!(files().len(), 1);
     compile(&limits, bound);
     assert_eq!(files().len(), 2);
     // velocity-risk is used again, so limits is now the least recently used.

@@ -17,6 +17,7 @@
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
 //!   slow and excess clients.
+//! - `security`: each security control against the attack it stops.
 
 mod api;
 mod cli;
@@ -30,5 +31,6 @@ mod messages;
 mod plugins;
 mod reload;
 mod sandbox;
+mod security;
 mod server;
 mod support;

@@ -212,8 +212,11 @@ impl wit::lists::Host for EvalState {
         let Some(list) = rule.lists.get(&list_name) else {
             return Ok(Err(wit::lists::ListError::UnknownList(list_name)));
         };
+        // A name past the bound stops the rule (its failure policy applies): the host
+        // does bounded work for a rule, and no payment's party name comes near it.
         let matches = list
             .fuzzy_match(&name, min_similarity, usize::from(max_results))
+            .map_err(|too_long| wasmtime::format_err!("lists.fuzzy-match: {too_long}"))?
             .into_iter()
             .map(|found| wit::lists::ListMatch {
                 entry_id: found.entry.id,

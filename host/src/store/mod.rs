@@ -22,6 +22,7 @@
 //! live commit's fsync covers them), so they neither lengthen a live commit nor add one.
 
 pub mod audit;
+pub mod audit_keys;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -31,7 +32,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use sha2::{Digest, Sha256};
 
 use crate::model::{Decision, Payment, Status};
-use audit::{AuditEntry, ChainBreak, GENESIS, Verifier, entry_hash};
+use audit::{AuditEntry, ChainBreak, GENESIS, Verified, Verifier, entry_hash};
+use audit_keys::{AuditKeys, Checkpoint, CheckpointLog};
 
 /// Connections kept for reads.
 const READERS_MAX: usize = 8;
@@ -116,6 +118,12 @@ CREATE TABLE shadow_decisions (
     decision TEXT NOT NULL
 );
 CREATE INDEX shadow_decisions_by_version ON shadow_decisions (shadow_version, seq);
+"#,
+    // Audit entries authenticated by a key outside the database (NULL in entries written
+    // before: see audit::Verifier).
+    r#"
+ALTER TABLE audit_log ADD COLUMN key_id TEXT;
+ALTER TABLE audit_log ADD COLUMN mac BLOB;
 "#,
 ];
 
@@ -329,6 +337,15 @@ struct Row {
     audit_detail: String,
 }
 
+/// How the writer authenticates the audit log: the keys, and the checkpoint file it
+/// appends the chain's head to.
+pub struct AuditSealing {
+    /// The audit keys; the first signs.
+    pub keys: AuditKeys,
+    /// The checkpoint file.
+    pub checkpoints: CheckpointLog,
+}
+
 /// The store.
 pub struct Store {
     path: PathBuf,
@@ -346,7 +363,9 @@ impl Store {
         path: &Path,
         commit_batch_max: usize,
         observer: Arc<dyn CommitObserver>,
+        sealing: AuditSealing,
     ) -> Result<Store, StoreError> {
+        create_private(path)?;
         let mut conn = Connection::open(path)
             .map_err(|e| StoreError::Failed(format!("{}: {e}", path.display())))?;
         configure(&conn)?;
@@ -359,7 +378,14 @@ impl Store {
         let writer_thread = std::thread::Builder::new()
             .name("payrules-store-writer".into())
             .spawn(move || {
-                write_loop(conn, receiver, &shadows, head, commit_batch_max, observer);
+                write_loop(
+                    conn,
+                    receiver,
+                    &shadows,
+                    Chain { head, sealing },
+                    commit_batch_max,
+                    observer,
+                );
             })
             .map_err(|e| StoreError::Failed(format!("cannot start the writer: {e}")))?;
         Ok(Store {
@@ -674,7 +700,7 @@ impl Store {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash \
+                "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash, key_id, mac \
                  FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = statement.query_map(
@@ -697,7 +723,7 @@ impl Store {
             serde_json::to_string(actions).map_err(|e| StoreError::Failed(e.to_string()))?;
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash \
+                "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash, key_id, mac \
                  FROM audit_log WHERE action IN (SELECT value FROM json_each(?1)) \
                  ORDER BY seq DESC LIMIT ?2",
             )?;
@@ -758,18 +784,29 @@ impl Store {
         })
     }
 
-    /// Checks the whole audit chain, and that every decided payment's stored payment and
-    /// decision are the ones its audit entry hashed. Returns how many entries there are,
-    /// or the first entry at fault.
-    pub fn verify_audit(&self) -> Result<Result<i64, ChainBreak>, StoreError> {
+    /// Checks the whole audit chain against the audit keys and the checkpoints (see
+    /// [`Verifier`]), and both directions between the log and the tables: every decided
+    /// payment's entry has its row, stored exactly as it was decided (payment, decision
+    /// and the columns listings filter on), and every payment row has its entry. Returns
+    /// what was verified, or the first fault.
+    pub fn verify_audit(
+        &self,
+        keys: &AuditKeys,
+        checkpoints: &[Checkpoint],
+    ) -> Result<Result<Verified, ChainBreak>, StoreError> {
         self.read_blocking(|conn| {
+            let mut verifier = match Verifier::new(keys, checkpoints) {
+                Ok(verifier) => verifier,
+                Err(fault) => return Ok(Err(fault)),
+            };
             let mut statement = conn.prepare(
-                "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash \
+                "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash, key_id, mac \
                  FROM audit_log ORDER BY seq",
             )?;
-            let mut payment =
-                conn.prepare("SELECT payment, decision FROM payments WHERE id = ?1")?;
-            let mut verifier = Verifier::new();
+            let mut payment = conn.prepare(
+                "SELECT payment, decision, submitted_by, status, rule_set_version, amount, \
+                 currency, end_to_end_id FROM payments WHERE id = ?1",
+            )?;
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
                 let entry = audit_row(row)?.map_err(StoreError::Failed)?;
@@ -779,27 +816,44 @@ impl Store {
                 if entry.action == DECIDED {
                     let stored = payment
                         .query_row(params![entry.subject], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                            (0..8)
+                                .map(|i| r.get::<_, String>(i))
+                                .collect::<rusqlite::Result<Vec<String>>>()
                         })
                         .optional()?;
                     let fault = |reason: &str| ChainBreak {
                         seq: entry.seq,
                         reason: format!("payment {}: {reason}", entry.subject),
                     };
-                    let Some((payment, decision)) = stored else {
+                    let Some(stored) = stored else {
                         return Ok(Err(fault("the payment is missing from the store")));
                     };
-                    let detail: serde_json::Value = serde_json::from_str(&entry.detail)
-                        .map_err(|e| StoreError::Failed(e.to_string()))?;
-                    if detail["payment_sha256"] != sha256_hex(&payment) {
-                        return Ok(Err(fault("the stored payment is not the one decided")));
-                    }
-                    if detail["decision_sha256"] != sha256_hex(&decision) {
-                        return Ok(Err(fault("the stored decision is not the one made")));
+                    if let Some(reason) = decided_row_differs(&entry, &stored)? {
+                        return Ok(Err(fault(reason)));
                     }
                 }
             }
-            Ok(Ok(verifier.entries()))
+            let verified = match verifier.finish() {
+                Ok(verified) => verified,
+                Err(fault) => return Ok(Err(fault)),
+            };
+            let unaudited: Option<String> = conn
+                .query_row(
+                    "SELECT id FROM payments WHERE id NOT IN \
+                     (SELECT subject FROM audit_log WHERE action = ?1) ORDER BY seq LIMIT 1",
+                    params![DECIDED],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(id) = unaudited {
+                return Ok(Err(ChainBreak {
+                    seq: 0,
+                    reason: format!(
+                        "payment {id} is stored with no audit entry (inserted behind the service's back)"
+                    ),
+                }));
+            }
+            Ok(Ok(verified))
         })
     }
 
@@ -925,11 +979,31 @@ fn chain_head(conn: &Connection) -> Result<ChainHead, StoreError> {
     })
 }
 
+/// The writer's view of the audit chain: its head, and how entries are authenticated.
+struct Chain {
+    head: ChainHead,
+    sealing: AuditSealing,
+}
+
+impl Chain {
+    /// Checkpoints the head (at most once per interval unless `force`).
+    fn checkpoint(&mut self, force: bool) {
+        if self.head.next_seq > 1 {
+            self.sealing.checkpoints.record(
+                &self.sealing.keys,
+                self.head.next_seq - 1,
+                &self.head.last_hash,
+                force,
+            );
+        }
+    }
+}
+
 fn write_loop(
     mut conn: Connection,
     jobs: mpsc::Receiver<Job>,
     shadows: &mpsc::Receiver<ShadowRow>,
-    mut head: ChainHead,
+    mut chain: Chain,
     batch_max: usize,
     observer: Arc<dyn CommitObserver>,
 ) {
@@ -937,10 +1011,13 @@ fn write_loop(
         let first = match jobs.recv_timeout(SHADOW_IDLE_WRITE) {
             Ok(first) => first,
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                // An idle writer still checkpoints the last commits within the interval.
+                chain.checkpoint(false);
                 write_shadows(&mut conn, shadows, SHADOW_ROWS_PER_WRITE);
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
+                chain.checkpoint(true);
                 write_shadows(&mut conn, shadows, usize::MAX);
                 return;
             }
@@ -953,19 +1030,20 @@ fn write_loop(
             }
         }
         let started = Instant::now();
-        let outcomes = commit_batch(&mut conn, &mut head, &batch);
+        let outcomes = commit_batch(&mut conn, &mut chain.head, &chain.sealing.keys, &batch);
         observer.committed(batch.len(), started.elapsed().as_secs_f64());
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(outcome);
                 }
+                chain.checkpoint(false);
             }
             Err(error) => {
                 tracing::error!(decisions = batch.len(), "a commit failed: {error}");
                 // Nothing of the batch is on disk; the chain is where the disk says.
                 match chain_head(&conn) {
-                    Ok(on_disk) => head = on_disk,
+                    Ok(on_disk) => chain.head = on_disk,
                     Err(e) => tracing::error!("cannot re-read the audit chain: {e}"),
                 }
                 for job in batch {
@@ -1020,6 +1098,7 @@ fn write_shadows(conn: &mut Connection, shadows: &mpsc::Receiver<ShadowRow>, mos
 fn commit_batch(
     conn: &mut Connection,
     head: &mut ChainHead,
+    keys: &AuditKeys,
     batch: &[Job],
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1027,7 +1106,7 @@ fn commit_batch(
     let mut next = *head;
     for job in batch {
         let savepoint = tx.savepoint()?;
-        match insert(&savepoint, &next, &job.write) {
+        match insert(&savepoint, &next, keys, &job.write) {
             Ok(advanced) => {
                 savepoint.commit()?;
                 next = advanced;
@@ -1044,7 +1123,12 @@ fn commit_batch(
     Ok(outcomes)
 }
 
-fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHead, StoreError> {
+fn insert(
+    conn: &Connection,
+    head: &ChainHead,
+    keys: &AuditKeys,
+    write: &Write,
+) -> Result<ChainHead, StoreError> {
     match write {
         Write::Decision(r) => {
             insert_decision(conn, r)?;
@@ -1052,6 +1136,7 @@ fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHea
             audit(
                 conn,
                 head,
+                keys,
                 r.received_at_ms,
                 &r.submitted_by,
                 DECIDED,
@@ -1081,6 +1166,7 @@ fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHea
                 head = audit(
                     conn,
                     &head,
+                    keys,
                     r.received_at_ms,
                     &r.submitted_by,
                     DECIDED,
@@ -1093,6 +1179,7 @@ fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHea
         Write::Event(e) => audit(
             conn,
             head,
+            keys,
             e.at_ms,
             SERVICE_ACTOR,
             &e.action,
@@ -1102,10 +1189,13 @@ fn insert(conn: &Connection, head: &ChainHead, write: &Write) -> Result<ChainHea
     }
 }
 
-/// Appends one entry to the audit chain; returns the new head.
+/// Appends one entry to the audit chain, authenticated by the signing audit key; returns
+/// the new head.
+#[allow(clippy::too_many_arguments)]
 fn audit(
     conn: &Connection,
     head: &ChainHead,
+    keys: &AuditKeys,
     at_ms: i64,
     actor: &str,
     action: &str,
@@ -1121,9 +1211,10 @@ fn audit(
         subject,
         detail,
     );
+    let (key_id, mac) = keys.sign_entry(&hash);
     conn.prepare_cached(
-        "INSERT INTO audit_log (seq, at_ms, actor, action, subject, detail, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit_log (seq, at_ms, actor, action, subject, detail, prev_hash, hash, \
+         key_id, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         head.next_seq,
@@ -1133,7 +1224,9 @@ fn audit(
         subject,
         detail,
         head.last_hash.as_slice(),
-        hash.as_slice()
+        hash.as_slice(),
+        key_id,
+        mac.as_slice()
     ])?;
     Ok(ChainHead {
         next_seq: head.next_seq + 1,
@@ -1217,7 +1310,25 @@ fn audit_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<AuditEntry, Str
         detail: row.get(5)?,
         prev_hash,
         hash,
+        key_id: row.get(8)?,
+        mac: row.get(9)?,
     }))
+}
+
+/// Creates the database file, if missing, readable by its owner only (mode 0600): SQLite
+/// gives its `-wal` and `-shm` files the same mode.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Failed(format!("{}: {e}", path.display()))),
+    }
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -1295,6 +1406,35 @@ fn parse_status(text: &str) -> rusqlite::Result<Status> {
             format!("unknown status {other:?}").into(),
         )),
     }
+}
+
+/// Why a decided payment's row is not what its audit entry recorded, if it is not:
+/// `stored` is payment, decision, submitted_by, status, rule_set_version, amount,
+/// currency, end_to_end_id.
+fn decided_row_differs(
+    entry: &AuditEntry,
+    stored: &[String],
+) -> Result<Option<&'static str>, StoreError> {
+    let detail: serde_json::Value =
+        serde_json::from_str(&entry.detail).map_err(|e| StoreError::Failed(e.to_string()))?;
+    if detail["payment_sha256"] != sha256_hex(&stored[0]) {
+        return Ok(Some("the stored payment is not the one decided"));
+    }
+    if detail["decision_sha256"] != sha256_hex(&stored[1]) {
+        return Ok(Some("the stored decision is not the one made"));
+    }
+    let payment: serde_json::Value =
+        serde_json::from_str(&stored[0]).map_err(|e| StoreError::Failed(e.to_string()))?;
+    let agrees = stored[2] == entry.actor
+        && detail["status"] == stored[3].as_str()
+        && detail["rule_set_version"] == stored[4].as_str()
+        && payment["amount"] == stored[5].as_str()
+        && payment["currency"] == stored[6].as_str()
+        && payment["end_to_end_id"] == stored[7].as_str();
+    Ok((!agrees).then_some(
+        "a column of its row (submitter, status, rule set, amount, currency or end-to-end id) \
+         is not what was decided",
+    ))
 }
 
 fn sha256_hex(text: &str) -> String {

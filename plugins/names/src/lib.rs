@@ -6,20 +6,38 @@
 //! matched.
 //!
 //! - [`normalize`] folds a name to a canonical form: accents removed, lower case,
-//!   punctuation to spaces, legal-form words ("Ltd", "GmbH", "S.A.") dropped.
+//!   invisible characters dropped, letters from other scripts that look like Latin ones
+//!   read as those (Unicode TR39 confusables), fullwidth and other compatibility forms
+//!   read as plain letters, punctuation to spaces, letters written one by one joined
+//!   into a word, legal-form words ("Ltd", "GmbH", "S.A.") dropped.
 //! - [`similarity`] scores two normalised names 0..=1000, ignoring word order, with
 //!   Jaro-Winkler per word so that transliteration variants ("Qaida" / "Qaeda") and
-//!   typos still score high.
+//!   typos still score high, and with the names' letters compared without their spaces
+//!   so that "Kim Jong Un" and "KimJongUn" are the same name.
+//! - [`disguises`] names the tricks a name is written with to slip past screening
+//!   (invisible characters, look-alike letters of another script, compatibility forms,
+//!   letters spaced out one by one): such a name is a finding in itself.
+//!
+//! Why each step exists: every one closes an evasion seen in a security review, where
+//! "Kim Jong-Un" was caught and the same name with a zero-width space between its
+//! letters, written "K.i.m J.o.n.g-U.n", or with a Cyrillic "о", was not.
+
+use std::sync::OnceLock;
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+use unicode_security::{MixedScript, skeleton};
 
 /// The highest similarity: the names are equal after normalisation.
 pub const SIMILARITY_MAX: u16 = 1000;
 
+/// Single letters in a row at or past which a name counts as spelled out letter by letter
+/// ([`Disguise::SpacedLetters`]). Three initials ("J. R. R. Tolkien") are common; four
+/// one-letter words in a row are not a way people write names.
+pub const SPACED_LETTERS_MIN: usize = 4;
+
 /// Legal-form and filler words that say nothing about who a party is. Compared after
-/// normalisation, so "S.A." is "s a" and appears here as the two tokens "s" and "a"
-/// only through the single-letter rule in [`normalize`].
+/// normalisation, so "S.A." is "s a", joined as the letters of one word into "sa".
 const IGNORED_WORDS: &[&str] = &[
     "ab",
     "ag",
@@ -54,47 +72,267 @@ const IGNORED_WORDS: &[&str] = &[
     "zao",
 ];
 
-/// Folds a party name to its canonical form for comparison.
-///
-/// Compatibility decomposition then removal of combining marks takes accents off
-/// ("Müller" → "muller"); letters that do not decompose are spelled out ("ß" → "ss",
-/// "Ø" → "o"); anything but a letter or digit separates words; legal-form words and
-/// single letters left by dotted abbreviations are dropped; words are joined by one
-/// space. The result may be empty (a name made only of punctuation or legal forms).
-pub fn normalize(name: &str) -> String {
-    let mut folded = String::with_capacity(name.len());
+/// What one character of a name reads as.
+enum Reading {
+    /// Nothing: a default-ignorable code point (zero-width space, soft hyphen, word
+    /// joiner, bidi controls, variation selectors, tags...).
+    Invisible,
+    /// This lower-case text.
+    Letters(char),
+    /// Two letters ("ß" → "ss").
+    Pair(char, char),
+    /// A word separator.
+    Separator,
+}
+
+/// Reads one character of a compatibility-decomposed name, accents already removed.
+fn read(c: char) -> Reading {
+    if c.is_ascii() {
+        return if c.is_ascii_alphanumeric() {
+            Reading::Letters(c.to_ascii_lowercase())
+        } else {
+            Reading::Separator
+        };
+    }
+    match c {
+        'ß' => return Reading::Pair('s', 's'),
+        'æ' | 'Æ' => return Reading::Pair('a', 'e'),
+        'œ' | 'Œ' => return Reading::Pair('o', 'e'),
+        'þ' | 'Þ' => return Reading::Pair('t', 'h'),
+        'ø' | 'Ø' => return Reading::Letters('o'),
+        'ł' | 'Ł' => return Reading::Letters('l'),
+        'đ' | 'Đ' => return Reading::Letters('d'),
+        'ı' => return Reading::Letters('i'),
+        _ => {}
+    }
+    if is_invisible(c) {
+        return Reading::Invisible;
+    }
+    if let Some(latin) = latin_look_alike(c) {
+        return Reading::Letters(latin);
+    }
+    if c.is_alphanumeric() {
+        // A letter of another script that resembles no Latin one: kept, lower-cased (a
+        // lower case of more than one character keeps its first, which is the letter).
+        Reading::Letters(c.to_lowercase().next().unwrap_or(c))
+    } else {
+        Reading::Separator
+    }
+}
+
+/// Whether `c` is a default-ignorable code point: drawn as nothing, so a name with one
+/// reads as the name without it. (The TR39 skeleton drops exactly these.)
+fn is_invisible(c: char) -> bool {
+    let mut buffer = [0u8; 4];
+    skeleton(c.encode_utf8(&mut buffer)).next().is_none()
+}
+
+/// The Latin letter `c` is confusable with (Unicode TR39 confusables), if exactly one:
+/// the Cyrillic "о" reads as "o", the Greek "Κ" as "k". The lower case is compared with
+/// lower-case Latin letters first, then the upper case with upper-case ones (a Cyrillic
+/// "к" resembles no Latin lower-case letter, its upper case "К" is a "K").
+fn latin_look_alike(c: char) -> Option<char> {
+    let skeletons = latin_skeletons();
+    let mut lower = c.to_lowercase();
+    let mut upper = c.to_uppercase();
+    let (Some(lower), None) = (lower.next(), lower.next()) else {
+        return None;
+    };
+    let lower_skeleton = skeleton_of(lower);
+    if let Some(index) = skeletons.lower.iter().position(|s| *s == lower_skeleton) {
+        return Some(char::from(b'a' + u8::try_from(index).ok()?));
+    }
+    let (Some(upper), None) = (upper.next(), upper.next()) else {
+        return None;
+    };
+    let upper_skeleton = skeleton_of(upper);
+    let index = skeletons.upper.iter().position(|s| *s == upper_skeleton)?;
+    Some(char::from(b'a' + u8::try_from(index).ok()?))
+}
+
+fn skeleton_of(c: char) -> String {
+    let mut buffer = [0u8; 4];
+    skeleton(c.encode_utf8(&mut buffer)).collect()
+}
+
+/// The TR39 skeletons of the Latin letters a..=z and A..=Z, computed once.
+struct LatinSkeletons {
+    lower: Vec<String>,
+    upper: Vec<String>,
+}
+
+fn latin_skeletons() -> &'static LatinSkeletons {
+    static SKELETONS: OnceLock<LatinSkeletons> = OnceLock::new();
+    SKELETONS.get_or_init(|| LatinSkeletons {
+        lower: ('a'..='z').map(skeleton_of).collect(),
+        upper: ('A'..='Z').map(skeleton_of).collect(),
+    })
+}
+
+/// The words of a name as read, before legal forms are dropped and letters joined.
+fn raw_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut end_word = |word: &mut String| {
+        if !word.is_empty() {
+            words.push(std::mem::take(word));
+        }
+    };
     for c in name.nfkd() {
         if is_combining_mark(c) {
             continue;
         }
-        match c {
-            'ß' => folded.push_str("ss"),
-            'æ' | 'Æ' => folded.push_str("ae"),
-            'œ' | 'Œ' => folded.push_str("oe"),
-            'ø' | 'Ø' => folded.push('o'),
-            'ł' | 'Ł' => folded.push('l'),
-            'đ' | 'Đ' => folded.push('d'),
-            'þ' | 'Þ' => folded.push_str("th"),
-            'ı' => folded.push('i'),
-            c if c.is_alphanumeric() => folded.extend(c.to_lowercase()),
-            _ => folded.push(' '),
+        match read(c) {
+            Reading::Invisible => {}
+            Reading::Letters(letter) => word.push(letter),
+            Reading::Pair(first, second) => {
+                word.push(first);
+                word.push(second);
+            }
+            Reading::Separator => end_word(&mut word),
         }
     }
-    let words: Vec<&str> = folded
-        .split_whitespace()
-        .filter(|word| word.chars().count() > 1 && !IGNORED_WORDS.contains(word))
-        .collect();
+    end_word(&mut word);
+    words
+}
+
+/// Folds a party name to its canonical form for comparison.
+///
+/// Compatibility decomposition (fullwidth "Ｋ" → "K") then removal of combining marks
+/// takes accents off ("Müller" → "muller"); letters that do not decompose are spelled
+/// out ("ß" → "ss", "Ø" → "o"); invisible characters are dropped, not read as spaces
+/// ("K\u{200B}im" → "kim"); a letter of another script that looks like exactly one
+/// Latin letter reads as it ("Кim" with a Cyrillic "К" → "kim"); anything but a letter
+/// or digit separates words; two or more one-letter words in a row are one word
+/// ("K.i.m" → "kim", "S.A." → "sa"); legal-form words and a lone single letter are
+/// dropped; words are joined by one space. The result may be empty (a name made only of
+/// punctuation or legal forms).
+pub fn normalize(name: &str) -> String {
+    let raw = raw_words(name);
+    let mut words: Vec<String> = Vec::with_capacity(raw.len());
+    let mut index = 0;
+    while index < raw.len() {
+        let run = raw[index..]
+            .iter()
+            .take_while(|word| word.chars().count() == 1)
+            .count();
+        let word = if run >= 2 {
+            let joined = raw[index..index + run].concat();
+            index += run;
+            joined
+        } else {
+            index += 1;
+            raw[index - 1].clone()
+        };
+        if word.chars().count() > 1 && !IGNORED_WORDS.contains(&word.as_str()) {
+            words.push(word);
+        }
+    }
     words.join(" ")
+}
+
+/// A way a name is written to slip past screening.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Disguise {
+    /// Characters drawn as nothing: zero-width spaces and joiners, soft hyphens, word
+    /// joiners, bidirectional controls, variation selectors, tags.
+    InvisibleCharacters,
+    /// A word mixing letters of different scripts, such as a Cyrillic "о" among Latin
+    /// letters.
+    MixedScripts,
+    /// Letters in compatibility forms: fullwidth ("Ｋｉｍ"), mathematical, circled or
+    /// ligature letters.
+    CompatibilityForms,
+    /// Letters written one by one, spaced or dotted ("K i m J o n g"), at least
+    /// [`SPACED_LETTERS_MIN`] in a row.
+    SpacedLetters,
+}
+
+impl Disguise {
+    /// What it is, in words, for a finding's message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Disguise::InvisibleCharacters => "invisible characters",
+            Disguise::MixedScripts => "letters of different scripts in one word",
+            Disguise::CompatibilityForms => "fullwidth or other compatibility forms of letters",
+            Disguise::SpacedLetters => "letters spelled out one by one",
+        }
+    }
+}
+
+/// The disguises a name is written with, in the order of [`Disguise`], each once; empty
+/// for a name written plainly, in any one script per word, accented or not.
+pub fn disguises(name: &str) -> Vec<Disguise> {
+    let mut found = Vec::new();
+    if name.chars().any(|c| !c.is_ascii() && is_invisible(c)) {
+        found.push(Disguise::InvisibleCharacters);
+    }
+    let mixed = name
+        .split(|c: char| !c.is_alphanumeric() && !is_combining_mark(c))
+        .filter(|word| !word.is_empty())
+        .any(|word| !word.is_single_script());
+    if mixed {
+        found.push(Disguise::MixedScripts);
+    }
+    let compatibility = name.chars().any(|c| {
+        !c.is_ascii()
+            && c.is_alphanumeric()
+            && std::iter::once(c).nfkd().ne(std::iter::once(c).nfd())
+    });
+    if compatibility {
+        found.push(Disguise::CompatibilityForms);
+    }
+    let mut run = 0;
+    let mut longest = 0;
+    for word in raw_words(name) {
+        run = if word.chars().count() == 1 {
+            run + 1
+        } else {
+            0
+        };
+        longest = longest.max(run);
+    }
+    if longest >= SPACED_LETTERS_MIN {
+        found.push(Disguise::SpacedLetters);
+    }
+    found
 }
 
 /// Scores two *normalised* names (see [`normalize`]) from 0 (nothing alike) to
 /// [`SIMILARITY_MAX`] (the same words, in any order).
 ///
 /// Every word of each name is paired with its most similar word in the other name
-/// (Jaro-Winkler); the score is the mean of those best similarities weighted by word
+/// (Jaro-Winkler); that score is the mean of those best similarities weighted by word
 /// length, over the words of both names. Extra words in either name therefore lower the
-/// score in proportion to their length, and word order does not matter.
+/// score in proportion to their length, and word order does not matter. The result is
+/// that score or [`compact_similarity`], whichever is higher, so a name split or joined
+/// differently ("KimJong Un") scores as the name.
 pub fn similarity(a: &str, b: &str) -> u16 {
+    word_order_similarity(a, b).max(compact_similarity(a, b))
+}
+
+/// Scores the letters of two *normalised* names with their spaces taken out, 0..=1000:
+/// one minus the Levenshtein distance over the longer length. Stricter than Jaro-Winkler
+/// (a common prefix earns nothing), since it compares whole names.
+pub fn compact_similarity(a: &str, b: &str) -> u16 {
+    let (a, b) = (compact(a), compact(b));
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    #[allow(clippy::float_arithmetic)]
+    let score = strsim::normalized_levenshtein(&a, &b) * f64::from(SIMILARITY_MAX);
+    // Within 0..=1 times 1000.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let rounded = score.round() as u16;
+    rounded.min(SIMILARITY_MAX)
+}
+
+/// A normalised name's letters without its spaces: "kim jong un" → "kimjongun".
+pub fn compact(normalized: &str) -> String {
+    normalized.chars().filter(|c| *c != ' ').collect()
+}
+
+fn word_order_similarity(a: &str, b: &str) -> u16 {
     if a == b {
         return if a.is_empty() { 0 } else { SIMILARITY_MAX };
     }
@@ -159,9 +397,60 @@ mod tests {
             ("AL-QAIDA", "al qaida"),
             ("Ltd.", ""),
             ("", ""),
+            // Invisible characters are dropped, not read as spaces.
+            ("K\u{200B}i\u{200B}m", "kim"),
+            ("Jo\u{00AD}ng\u{2060}Un", "jongun"),
+            // Letters one by one are one word; a lone initial is dropped.
+            ("K.i.m J.o.n.g-U.n", "kimjongun"),
+            ("K i m J o n g U n", "kimjongun"),
+            ("John F. Kennedy", "john kennedy"),
+            ("J.P. Morgan", "jp morgan"),
+            // Look-alike letters of other scripts, fullwidth and mathematical forms.
+            ("\u{041A}\u{0456}m", "kim"),
+            ("\u{039A}\u{03BF}\u{03BD}\u{03B1}", "kova"),
+            ("\u{FF2B}\u{FF49}\u{FF4D}", "kim"),
+            ("\u{1D40A}im", "kim"),
         ];
         for (name, expected) in cases {
             assert_eq!(normalize(name), expected, "normalising {name:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_split_or_joined_differently_scores_as_the_name() {
+        assert_eq!(similarity("kimjongun", "kim jong un"), SIMILARITY_MAX);
+        assert!(similarity("kimjongum", "kim jong un") >= 850);
+        assert!(compact_similarity("kimjones", "kim jong un") < 850);
+    }
+
+    #[test]
+    fn disguises_are_named() {
+        let cases: &[(&str, &[Disguise])] = &[
+            ("Kim Jong Un", &[]),
+            ("M\u{00FC}ller & S\u{00F6}hne GmbH", &[]),
+            ("J. R. R. Tolkien", &[]),
+            (
+                "\u{0418}\u{0432}\u{0430}\u{043D} \u{041F}\u{0435}\u{0442}\u{0440}\u{043E}\u{0432}",
+                &[],
+            ),
+            ("\u{5C71}\u{7530} \u{592A}\u{90CE}", &[]),
+            ("Kim\u{200B}Jong", &[Disguise::InvisibleCharacters]),
+            ("Ki\u{00AD}m", &[Disguise::InvisibleCharacters]),
+            ("\u{041A}im J\u{043E}ng", &[Disguise::MixedScripts]),
+            ("\u{FF2B}\u{FF49}\u{FF4D}", &[Disguise::CompatibilityForms]),
+            ("K i m J o n g", &[Disguise::SpacedLetters]),
+            ("K.i.m J.o.n.g-U.n", &[Disguise::SpacedLetters]),
+            (
+                "K\u{200B}\u{0456}m J o n g",
+                &[
+                    Disguise::InvisibleCharacters,
+                    Disguise::MixedScripts,
+                    Disguise::SpacedLetters,
+                ],
+            ),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(&disguises(name), expected, "{}", name.escape_unicode());
         }
     }
 

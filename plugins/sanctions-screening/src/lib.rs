@@ -7,11 +7,17 @@
 //! (`lists.fuzzy-match`, normalised names, word-order-insensitive Jaro-Winkler); this rule
 //! decides what a match means.
 //!
+//! A name written to slip past screening — invisible characters, look-alike letters of
+//! another script, fullwidth forms, letters spelled out one by one — is screened as the
+//! name it shows (the host's normalisation sees through each trick), and is itself a
+//! finding (`name-disguised`) that holds the payment for review when nothing rejects it.
+//!
 //! Configuration: `list` (default "sanctions"), `strong-match` (default 930),
 //! `weak-match` (default 850).
 
 use payrules_sdk::config::{self, Source};
 use payrules_sdk::lists::{self, ListMatch};
+use payrules_sdk::names::{Disguise, disguises};
 use payrules_sdk::{ComplianceRule, Payment, Reason, Verdict};
 
 /// Default similarity at or above which a match rejects.
@@ -30,18 +36,28 @@ pub struct PartyHits {
     pub matches: Vec<ListMatch>,
 }
 
+/// A party whose name is written with tricks that hide what it says.
+#[derive(Debug)]
+pub struct DisguisedName {
+    /// "debtor", "creditor", "ultimate debtor", "ultimate creditor".
+    pub role: &'static str,
+    /// The name as in the payment.
+    pub name: String,
+    /// The tricks it uses.
+    pub disguises: Vec<Disguise>,
+}
+
 /// The verdict for the screened parties: reject on the strongest match at or above
-/// `strong_match`; otherwise review with one finding per party with a match; otherwise
-/// pass.
-pub fn verdict(hits: &[PartyHits], strong_match: u16) -> Verdict {
+/// `strong_match`; otherwise review with one finding per party with a match and one per
+/// disguised name; otherwise pass.
+pub fn verdict(hits: &[PartyHits], disguised: &[DisguisedName], strong_match: u16) -> Verdict {
     let strongest = hits
         .iter()
         .filter_map(|hit| hit.matches.first().map(|best| (hit, best)))
         .max_by_key(|(_, best)| best.similarity);
-    let Some((hit, best)) = strongest else {
-        return Verdict::Pass;
-    };
-    if best.similarity >= strong_match {
+    if let Some((hit, best)) = strongest
+        && best.similarity >= strong_match
+    {
         return Verdict::Reject(Reason::new(
             "RR04",
             format!(
@@ -50,7 +66,7 @@ pub fn verdict(hits: &[PartyHits], strong_match: u16) -> Verdict {
             ),
         ));
     }
-    let findings = hits
+    let mut findings: Vec<Reason> = hits
         .iter()
         .filter_map(|hit| {
             hit.matches.first().map(|best| {
@@ -70,7 +86,23 @@ pub fn verdict(hits: &[PartyHits], strong_match: u16) -> Verdict {
             })
         })
         .collect();
-    Verdict::Review(findings)
+    findings.extend(disguised.iter().map(|party| {
+        let tricks: Vec<&str> = party.disguises.iter().map(|d| d.describe()).collect();
+        Reason::new(
+            "name-disguised",
+            format!(
+                "{} name {:?} is written with {}",
+                party.role,
+                party.name.escape_default().to_string(),
+                tricks.join(", ")
+            ),
+        )
+    }));
+    if findings.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Review(findings)
+    }
 }
 
 /// Which list to screen against and what a match means.
@@ -105,8 +137,17 @@ impl ComplianceRule for SanctionsScreening {
             weak_match,
         } = Screening::read(&config::Host);
         let mut hits = Vec::new();
+        let mut disguised = Vec::new();
         for (role, party) in payment.named_parties() {
             let Some(name) = &party.name else { continue };
+            let tricks = disguises(name);
+            if !tricks.is_empty() {
+                disguised.push(DisguisedName {
+                    role,
+                    name: name.clone(),
+                    disguises: tricks,
+                });
+            }
             match lists::fuzzy_match(&list, name, weak_match, 3) {
                 Ok(matches) if !matches.is_empty() => hits.push(PartyHits {
                     role,
@@ -124,7 +165,7 @@ impl ComplianceRule for SanctionsScreening {
                 }
             }
         }
-        verdict(&hits, strong_match)
+        verdict(&hits, &disguised, strong_match)
     }
 }
 
@@ -150,12 +191,15 @@ mod tests {
 
     #[test]
     fn no_match_passes() {
-        assert!(matches!(verdict(&[], STRONG_MATCH_DEFAULT), Verdict::Pass));
+        assert!(matches!(
+            verdict(&[], &[], STRONG_MATCH_DEFAULT),
+            Verdict::Pass
+        ));
     }
 
     #[test]
     fn a_strong_match_rejects_with_rr04_naming_the_entry() {
-        let Verdict::Reject(reason) = verdict(&[hit("creditor", 1000)], STRONG_MATCH_DEFAULT)
+        let Verdict::Reject(reason) = verdict(&[hit("creditor", 1000)], &[], STRONG_MATCH_DEFAULT)
         else {
             panic!("expected a reject");
         };
@@ -170,7 +214,7 @@ mod tests {
     #[test]
     fn a_weak_match_holds_for_review_with_the_matched_entry() {
         let Verdict::Review(findings) =
-            verdict(&[hit("ultimate debtor", 880)], STRONG_MATCH_DEFAULT)
+            verdict(&[hit("ultimate debtor", 880)], &[], STRONG_MATCH_DEFAULT)
         else {
             panic!("expected a review");
         };
@@ -185,6 +229,41 @@ mod tests {
     fn the_strongest_match_of_any_party_decides() {
         let verdict = verdict(
             &[hit("debtor", 860), hit("creditor", 950)],
+            &[],
+            STRONG_MATCH_DEFAULT,
+        );
+        assert!(matches!(verdict, Verdict::Reject(_)));
+    }
+
+    fn disguised(role: &'static str) -> DisguisedName {
+        DisguisedName {
+            role,
+            name: "K\u{200B}im".to_owned(),
+            disguises: vec![Disguise::InvisibleCharacters],
+        }
+    }
+
+    #[test]
+    fn a_disguised_name_alone_holds_for_review_naming_the_trick() {
+        let Verdict::Review(findings) = verdict(&[], &[disguised("debtor")], STRONG_MATCH_DEFAULT)
+        else {
+            panic!("expected a review");
+        };
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].code, "name-disguised");
+        assert!(
+            findings[0].message.contains("invisible characters")
+                && findings[0].message.contains("\\u{200b}"),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    #[test]
+    fn a_strong_match_rejects_even_when_the_name_is_also_disguised() {
+        let verdict = verdict(
+            &[hit("creditor", 1000)],
+            &[disguised("creditor")],
             STRONG_MATCH_DEFAULT,
         );
         assert!(matches!(verdict, Verdict::Reject(_)));

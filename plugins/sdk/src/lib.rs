@@ -169,7 +169,7 @@ static ALLOCATOR: arena::Arena = arena::Arena::new();
 /// Party-name normalisation and similarity: the very functions the host's
 /// `lists.fuzzy-match` uses, so a rule can compare names the way the host does.
 pub mod names {
-    pub use payrules_names::{SIMILARITY_MAX, normalize, similarity};
+    pub use payrules_names::{Disguise, SIMILARITY_MAX, disguises, normalize, similarity};
 }
 
 impl Reason {
