@@ -25,7 +25,7 @@ use crate::velocity::{VelocityBook, WINDOW_SECONDS_MAX};
 /// decisions. The velocity figures the candidate sees are the recorded history: the
 /// payments the live rules accepted, from the longest window before `since_unix_ms` on.
 pub fn backtest_store(
-    store: &Store,
+    store: &dyn Store,
     runtime: Arc<Runtime>,
     candidate: &RuleSet,
     since_unix_ms: i64,
@@ -36,7 +36,7 @@ pub fn backtest_store(
     store.for_each_decided(
         since_unix_ms.saturating_sub(window_ms),
         since_unix_ms,
-        |payment, decision| {
+        &mut |payment, decision| {
             if decision.status == Status::Accepted {
                 velocity.record(&payment, decision.decided_at_unix_ms);
             }
@@ -44,7 +44,7 @@ pub fn backtest_store(
     )?;
     let pipeline = Pipeline::new(runtime, Arc::clone(&velocity));
     let mut comparison = Comparison::new(&candidate.version);
-    store.for_each_decided(since_unix_ms, until_unix_ms, |payment, recorded| {
+    store.for_each_decided(since_unix_ms, until_unix_ms, &mut |payment, recorded| {
         let decision = pipeline.evaluate_aside(
             candidate,
             &payment,

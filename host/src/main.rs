@@ -28,7 +28,7 @@ use payrules::registry::live::LiveRules;
 use payrules::registry::{RuleSet, hex};
 use payrules::runtime::Runtime;
 use payrules::store::audit_keys::{AuditKeys, CheckpointLog, read_checkpoints};
-use payrules::store::{AuditSealing, Store};
+use payrules::store::{AuditSealing, SqliteStore, Store};
 use payrules::telemetry::{self, Metrics};
 use payrules::velocity::VelocityBook;
 
@@ -415,8 +415,8 @@ fn serve(
         )
         .map_err(BadInput)?,
     };
-    let store = Arc::new(
-        Store::open(
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(
             &config.store.path,
             config.store.commit_batch_max,
             Arc::clone(&metrics) as _,
@@ -496,7 +496,7 @@ fn serve(
             %address,
             rule_set = %rules.version,
             rules = rules.rules().len(),
-            store = %store.path().display(),
+            store = %store.location(),
             velocity_payments = accepted.len(),
             "payrules is serving"
         );
@@ -640,8 +640,8 @@ fn audit_verify(at: &AuditFiles) -> ExitCode {
             Vec::new()
         };
         let path = config.store.path;
-        let verdict = Store::open_existing(&path)
-            .and_then(|store| store.verify_audit(&keys, &checkpoints))
+        let verdict = SqliteStore::open_existing(&path)
+            .and_then(|store| payrules::store::audit::verify(&store, &keys, &checkpoints))
             .map_err(|e| BadInput(e.to_string()))?;
         Ok((path, verdict))
     })();
@@ -874,7 +874,7 @@ fn backtest(args: &Backtest) -> anyhow::Result<()> {
                 (None, Some(config)) => config.store.path.clone(),
                 (None, None) => PathBuf::from(payrules::config::STORE_PATH_DEFAULT),
             };
-            let store = Store::open_existing(&path).map_err(|e| BadInput(e.to_string()))?;
+            let store = SqliteStore::open_existing(&path).map_err(|e| BadInput(e.to_string()))?;
             payrules::compare::backtest_store(&store, runtime, &candidate, since, until)?
         }
     };

@@ -209,6 +209,7 @@ async fn replay(
     let Some(stored) = state
         .store
         .message(&principal.name, message_id)
+        .await
         .map_err(ApiError::internal)?
     else {
         return Ok(None);

@@ -60,7 +60,7 @@ pub struct AppState {
     /// The live rule set. A request takes an `Arc` of it once and decides with that.
     pub rules: Arc<LiveRules>,
     /// Decisions, idempotency records, the audit log.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     /// The API keys.
     pub keys: Keys,
     /// The metrics registry.
@@ -82,7 +82,7 @@ impl AppState {
     pub fn new(
         pipeline: Arc<Pipeline>,
         rules: Arc<LiveRules>,
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         keys: Keys,
         metrics: Arc<Metrics>,
         limits: LimitsConfig,

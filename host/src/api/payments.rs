@@ -151,6 +151,7 @@ async fn replay(
     let Some(record) = state
         .store
         .idempotency(&principal.name, key)
+        .await
         .map_err(ApiError::internal)?
     else {
         return Ok(None);

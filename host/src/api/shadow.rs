@@ -348,7 +348,7 @@ pub async fn report(
     let comparison = tokio::task::spawn_blocking(move || {
         let mut comparison = Comparison::new(&version);
         store
-            .for_each_shadowed(&version, |live, shadow| comparison.add(&live, &shadow))
+            .for_each_shadowed(&version, &mut |live, shadow| comparison.add(&live, &shadow))
             .map(|()| comparison)
     })
     .await

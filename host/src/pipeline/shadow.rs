@@ -91,7 +91,7 @@ impl ShadowRunner {
     /// decider, and recording in `store`.
     pub fn start(
         pipeline: Arc<Pipeline>,
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         live: Arc<LiveLoad>,
     ) -> std::io::Result<ShadowRunner> {
         let (sender, receiver) = mpsc::sync_channel::<Job>(QUEUE_MAX);

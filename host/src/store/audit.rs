@@ -14,6 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::audit_keys::{AuditKeys, Checkpoint, hex_32};
+use super::{DECIDED, DecidedRow, Store, StoreError};
 
 /// The previous hash of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -266,6 +267,99 @@ impl<'k> Verifier<'k> {
             last_checkpoint: self.checkpoints.last_key_value().map(|(seq, _)| *seq),
         })
     }
+}
+
+/// Checks a store's whole audit log against the audit keys and the checkpoints (see
+/// [`Verifier`]), and both directions between the log and the payments: every decided
+/// payment's entry has its row, stored exactly as it was decided (payment, decision and
+/// the columns listings filter on), and every payment row has its entry. Returns what was
+/// verified, or the first fault. Blocking.
+pub fn verify(
+    store: &dyn Store,
+    keys: &AuditKeys,
+    checkpoints: &[Checkpoint],
+) -> Result<Result<Verified, ChainBreak>, StoreError> {
+    let mut verifier = match Verifier::new(keys, checkpoints) {
+        Ok(verifier) => verifier,
+        Err(fault) => return Ok(Err(fault)),
+    };
+    let mut found: Result<(), ChainBreak> = Ok(());
+    let mut unreadable = None;
+    store.for_each_audit_entry(&mut |entry, row| {
+        let checked = verifier.check(&entry).and_then(|()| {
+            if entry.action != DECIDED {
+                return Ok(());
+            }
+            let fault = |reason: &str| ChainBreak {
+                seq: entry.seq,
+                reason: format!("payment {}: {reason}", entry.subject),
+            };
+            let Some(row) = row else {
+                return Err(fault("the payment is missing from the store"));
+            };
+            match decided_row_differs(&entry, &row) {
+                Ok(None) => Ok(()),
+                Ok(Some(reason)) => Err(fault(reason)),
+                Err(error) => {
+                    unreadable = Some(error);
+                    Ok(())
+                }
+            }
+        });
+        found = checked;
+        found.is_ok() && unreadable.is_none()
+    })?;
+    if let Some(error) = unreadable {
+        return Err(StoreError::failed(error));
+    }
+    if let Err(fault) = found {
+        return Ok(Err(fault));
+    }
+    let verified = match verifier.finish() {
+        Ok(verified) => verified,
+        Err(fault) => return Ok(Err(fault)),
+    };
+    if let Some(id) = store.first_payment_without_entry()? {
+        return Ok(Err(ChainBreak {
+            seq: 0,
+            reason: format!(
+                "payment {id} is stored with no audit entry (inserted behind the service's back)"
+            ),
+        }));
+    }
+    Ok(Ok(verified))
+}
+
+/// Why a decided payment's row is not what its audit entry recorded, if it is not.
+fn decided_row_differs(
+    entry: &AuditEntry,
+    row: &DecidedRow,
+) -> Result<Option<&'static str>, String> {
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail)
+        .map_err(|e| format!("audit entry {}: its detail is not JSON: {e}", entry.seq))?;
+    if detail["payment_sha256"] != sha256_hex(&row.payment) {
+        return Ok(Some("the stored payment is not the one decided"));
+    }
+    if detail["decision_sha256"] != sha256_hex(&row.decision) {
+        return Ok(Some("the stored decision is not the one made"));
+    }
+    let payment: serde_json::Value = serde_json::from_str(&row.payment)
+        .map_err(|e| format!("payment {}: not JSON: {e}", entry.subject))?;
+    let agrees = row.submitted_by == entry.actor
+        && detail["status"] == row.status.as_str()
+        && detail["rule_set_version"] == row.rule_set_version.as_str()
+        && payment["amount"] == row.amount.as_str()
+        && payment["currency"] == row.currency.as_str()
+        && payment["end_to_end_id"] == row.end_to_end_id.as_str();
+    Ok((!agrees).then_some(
+        "a column of its row (submitter, status, rule set, amount, currency or end-to-end id) \
+         is not what was decided",
+    ))
+}
+
+/// The sha256 of a text, hex: what a decision's entry records of its payment and decision.
+pub fn sha256_hex(text: &str) -> String {
+    crate::registry::hex(&Sha256::digest(text.as_bytes()))
 }
 
 #[cfg(test)]

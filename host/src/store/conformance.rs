@@ -1,0 +1,491 @@
+//! The store's behaviour, specified once: plain functions every backend's tests call (in
+//! the spirit of arrow-rs `object_store`'s integration suite). A backend is a
+//! [`Harness`]: a way to open one store (a fresh one the first time, the same one after),
+//! with the audit keys and checkpoint file it was opened with. A new backend proves itself
+//! by passing every function here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::audit::{self, Verified};
+use super::audit_keys::{AuditKeys, read_checkpoints};
+use super::{DECIDED, IdempotencyClaim, ListQuery, NewDecision, NewMessage, Store, StoreError};
+use crate::model::{Decision, Payment, Status};
+
+/// How a backend's tests give the suite a store.
+pub struct Harness {
+    /// Opens the store: empty the first time, the same store (closed first) after.
+    pub open: Box<dyn Fn() -> Arc<dyn Store>>,
+    /// The audit keys the store signs with.
+    pub keys: AuditKeys,
+    /// The checkpoint file it writes.
+    pub checkpoint_file: PathBuf,
+}
+
+impl Harness {
+    fn verify(&self, store: &dyn Store) -> Verified {
+        let checkpoints = if self.checkpoint_file.exists() {
+            read_checkpoints(&self.checkpoint_file).expect("the checkpoints read")
+        } else {
+            Vec::new()
+        };
+        audit::verify(store, &self.keys, &checkpoints)
+            .expect("the store reads")
+            .unwrap_or_else(|fault| panic!("the audit chain verifies: {fault}"))
+    }
+}
+
+/// The test audit key.
+pub fn test_keys() -> AuditKeys {
+    AuditKeys::parse(&format!("conformance {}", "5a".repeat(32)), "test").expect("a key")
+}
+
+const PAYMENT: &str = include_str!("../../../examples/payments/us-payroll-fednow.json");
+
+fn payment(tag: &str) -> Payment {
+    let mut value: serde_json::Value = serde_json::from_str(PAYMENT).expect("JSON");
+    value["end_to_end_id"] = serde_json::Value::String(format!("E2E-{tag}"));
+    Payment::from_json(&value.to_string()).expect("the example payment is valid")
+}
+
+/// A decision of `status` for payment `id`, made at `at`.
+fn decision(id: &str, status: Status, at: i64) -> Decision {
+    serde_json::from_value(serde_json::json!({
+        "payment_id": id,
+        "end_to_end_id": format!("E2E-{id}"),
+        "status": status,
+        "reasons": [],
+        "rule_set_version": "rules-v1",
+        "decided_at_unix_ms": at,
+        "rules": [],
+    }))
+    .expect("a decision")
+}
+
+/// A decided payment `id` submitted by `by` under idempotency key `key`.
+fn new_decision(store: &dyn Store, id: &str, by: &str, key: &str, status: Status) -> NewDecision {
+    let at = 1_790_000_000_000 + i64::from(id.bytes().map(u32::from).sum::<u32>());
+    let payment = payment(id);
+    let fingerprint = store.fingerprint(
+        serde_json::to_string(&payment)
+            .expect("serialises")
+            .as_bytes(),
+    );
+    NewDecision {
+        payment_id: id.to_owned(),
+        received_at_unix_ms: at,
+        submitted_by: by.to_owned(),
+        decision: decision(id, status, at),
+        payment,
+        idempotency: IdempotencyClaim {
+            principal: by.to_owned(),
+            key: key.to_owned(),
+            fingerprint,
+        },
+    }
+}
+
+/// A committed decision is read back exactly: the payment and decision by id, the
+/// idempotency record by principal and key, a row in the listing, an authenticated audit
+/// entry naming it.
+pub async fn a_commit_is_read_back_as_written(harness: &Harness) {
+    let store = (harness.open)();
+    let new = new_decision(&*store, "pay_a", "checkout", "k1", Status::Accepted);
+    store.commit(new.clone()).await.expect("commits");
+    let stored = store
+        .payment("pay_a")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(stored.submitted_by, "checkout");
+    assert_eq!(stored.received_at_unix_ms, new.received_at_unix_ms);
+    assert_eq!(
+        serde_json::to_value(&stored.payment).unwrap(),
+        serde_json::to_value(&new.payment).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&stored.decision).unwrap(),
+        serde_json::to_value(&new.decision).unwrap()
+    );
+    let record = store
+        .idempotency("checkout", "k1")
+        .await
+        .expect("reads")
+        .expect("recorded");
+    assert_eq!(record.payment_id, "pay_a");
+    assert_eq!(record.fingerprint, new.idempotency.fingerprint);
+    assert!(
+        store
+            .idempotency("treasury", "k1")
+            .await
+            .expect("reads")
+            .is_none(),
+        "keys are scoped per principal"
+    );
+    let entries = store.audit_entries(0, 10).await.expect("reads");
+    let entry = entries
+        .iter()
+        .find(|e| e.action == DECIDED)
+        .expect("an entry");
+    assert_eq!(entry.subject, "pay_a");
+    assert_eq!(entry.actor, "checkout");
+    assert_eq!(
+        entry.key_id.as_deref(),
+        Some(harness.keys.signing_id()),
+        "entries are authenticated"
+    );
+    assert!(store.payment("pay_missing").await.expect("reads").is_none());
+    store.close();
+    harness.verify(&*store);
+}
+
+/// A second commit under a key already recorded fails as `KeyTaken` and records
+/// nothing of itself: no payment, no audit entry; the chain stays whole.
+pub async fn a_second_commit_under_a_used_key_records_nothing(harness: &Harness) {
+    let store = (harness.open)();
+    store
+        .commit(new_decision(
+            &*store,
+            "pay_first",
+            "checkout",
+            "k",
+            Status::Accepted,
+        ))
+        .await
+        .expect("commits");
+    let again = new_decision(&*store, "pay_second", "checkout", "k", Status::Rejected);
+    assert!(matches!(
+        store.commit(again).await,
+        Err(StoreError::KeyTaken)
+    ));
+    assert!(store.payment("pay_second").await.expect("reads").is_none());
+    let decided = store
+        .audit_entries(0, 50)
+        .await
+        .expect("reads")
+        .into_iter()
+        .filter(|e| e.action == DECIDED)
+        .count();
+    assert_eq!(decided, 1);
+    // The next commit still chains on.
+    store
+        .commit(new_decision(
+            &*store,
+            "pay_third",
+            "checkout",
+            "k3",
+            Status::Accepted,
+        ))
+        .await
+        .expect("commits");
+    store.close();
+    assert_eq!(harness.verify(&*store).entries, 2);
+}
+
+/// A message is recorded whole (report and decisions) once per principal and message id;
+/// a second one under the same id is `KeyTaken` and none of its decisions is stored.
+pub async fn message_ids_are_claimed_once(harness: &Harness) {
+    let store = (harness.open)();
+    let fingerprint = store.fingerprint(b"the message");
+    let message = |id: &str, decisions: Vec<NewDecision>| NewMessage {
+        principal: "bank".to_owned(),
+        message_id: "MSG-1".to_owned(),
+        fingerprint,
+        received_at_unix_ms: 1_790_000_000_000,
+        decisions,
+        report: format!("{{\"report\":\"{id}\"}}"),
+    };
+    let decisions = ["pay_m1", "pay_m2"]
+        .iter()
+        .map(|id| new_decision(&*store, id, "bank", "iso20022:MSG-1", Status::Accepted))
+        .collect();
+    // Both decisions share the message's key: the key is the message's, not each one's.
+    let first = message("first", decisions);
+    store
+        .commit_message(first)
+        .await
+        .expect("the message commits");
+    let stored = store
+        .message("bank", "MSG-1")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(stored.report, "{\"report\":\"first\"}");
+    assert_eq!(stored.fingerprint, fingerprint);
+    assert!(
+        store
+            .message("other", "MSG-1")
+            .await
+            .expect("reads")
+            .is_none()
+    );
+    let again = message(
+        "second",
+        vec![new_decision(
+            &*store,
+            "pay_m3",
+            "bank",
+            "iso20022:MSG-1",
+            Status::Accepted,
+        )],
+    );
+    assert!(matches!(
+        store.commit_message(again).await,
+        Err(StoreError::KeyTaken)
+    ));
+    assert!(store.payment("pay_m3").await.expect("reads").is_none());
+    for id in ["pay_m1", "pay_m2"] {
+        assert!(store.payment(id).await.expect("reads").is_some(), "{id}");
+    }
+    store.close();
+    assert_eq!(harness.verify(&*store).entries, 2);
+}
+
+/// Commits made at once from many tasks form one chain: entries numbered 1..=n without
+/// gaps, in commit order, every one verified.
+pub async fn concurrent_commits_form_one_gap_free_chain(harness: &Harness) {
+    let store = (harness.open)();
+    let commits = (0..48).map(|n| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let id = format!("pay_c{n:02}");
+            let new = new_decision(&*store, &id, "checkout", &id, Status::Accepted);
+            store.commit(new).await
+        })
+    });
+    for commit in commits.collect::<Vec<_>>() {
+        commit.await.expect("the task ends").expect("commits");
+    }
+    store
+        .audit_event(
+            "rules.loaded",
+            "rules-v2",
+            &serde_json::json!({"trigger": "test"}),
+        )
+        .await
+        .expect("an event commits");
+    let entries = store.audit_entries(0, 500).await.expect("reads");
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=49).collect::<Vec<_>>());
+    assert_eq!(entries[48].action, "rules.loaded");
+    store.close();
+    let verified = harness.verify(&*store);
+    assert_eq!(verified.entries, 49);
+    assert_eq!(
+        verified.last_checkpoint,
+        Some(49),
+        "closing checkpoints the head"
+    );
+}
+
+/// Listings are newest first, filtered by status, submitter and instant, and paged by
+/// cursor until the last page.
+pub async fn listings_filter_and_page_newest_first(harness: &Harness) {
+    let store = (harness.open)();
+    let statuses = [
+        Status::Accepted,
+        Status::Rejected,
+        Status::Accepted,
+        Status::PendingReview,
+        Status::Accepted,
+        Status::Accepted,
+        Status::Rejected,
+    ];
+    for (n, status) in statuses.iter().enumerate() {
+        let by = if n % 2 == 0 { "checkout" } else { "treasury" };
+        let id = format!("pay_l{n}");
+        store
+            .commit(new_decision(&*store, &id, by, &id, *status))
+            .await
+            .expect("commits");
+    }
+    let query = |status, submitted_by: Option<&str>, cursor, limit| ListQuery {
+        status,
+        since_unix_ms: None,
+        submitted_by: submitted_by.map(str::to_owned),
+        cursor,
+        limit,
+    };
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list(query(None, None, cursor, 3))
+            .await
+            .expect("lists");
+        ids.extend(page.payments.iter().map(|p| p.payment_id.clone()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = (0..7).rev().map(|n| format!("pay_l{n}")).collect();
+    assert_eq!(ids, newest_first);
+    let accepted = store
+        .list(query(Some(Status::Accepted), None, None, 50))
+        .await
+        .expect("lists");
+    assert_eq!(accepted.payments.len(), 4);
+    assert!(accepted.next_cursor.is_none());
+    let treasury = store
+        .list(query(None, Some("treasury"), None, 50))
+        .await
+        .expect("lists");
+    let treasury: Vec<&str> = treasury
+        .payments
+        .iter()
+        .map(|p| p.payment_id.as_str())
+        .collect();
+    assert_eq!(treasury, ["pay_l5", "pay_l3", "pay_l1"]);
+    let row = &accepted.payments[0];
+    assert_eq!(
+        (row.amount.as_str(), row.currency.as_str()),
+        ("3250.75", "USD")
+    );
+    assert_eq!(row.end_to_end_id, "E2E-pay_l5");
+    let newest = store
+        .payment("pay_l6")
+        .await
+        .expect("reads")
+        .expect("stored");
+    let since = store
+        .list(ListQuery {
+            since_unix_ms: Some(newest.received_at_unix_ms),
+            limit: 50,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("lists");
+    assert!(
+        since
+            .payments
+            .iter()
+            .all(|p| p.received_at_unix_ms >= newest.received_at_unix_ms)
+            && since.payments.iter().any(|p| p.payment_id == "pay_l6")
+    );
+    store.close();
+}
+
+/// Shadow decisions are kept outside the chain and read back beside the live decision of
+/// the same payment, by shadow version.
+pub async fn shadow_decisions_are_read_beside_live_ones(harness: &Harness) {
+    let store = (harness.open)();
+    for id in ["pay_s1", "pay_s2"] {
+        store
+            .commit(new_decision(&*store, id, "checkout", id, Status::Accepted))
+            .await
+            .expect("commits");
+    }
+    store
+        .record_shadow(&decision("pay_s1", Status::Rejected, 5), "shadow-v1")
+        .expect("queued");
+    store
+        .record_shadow(&decision("pay_s2", Status::Accepted, 6), "shadow-v2")
+        .expect("queued");
+    store.close();
+    let store = (harness.open)();
+    let mut pairs = Vec::new();
+    store
+        .for_each_shadowed("shadow-v1", &mut |live, shadow| {
+            pairs.push((live.payment_id, live.status, shadow.status));
+        })
+        .expect("reads");
+    assert_eq!(
+        pairs,
+        [("pay_s1".to_owned(), Status::Accepted, Status::Rejected)]
+    );
+    store.close();
+    assert_eq!(
+        harness.verify(&*store).entries,
+        2,
+        "shadow decisions are not in the chain"
+    );
+}
+
+/// A store opened again keeps its payments, its chain (which goes on from its head) and
+/// its fingerprint secret; a closed store refuses writes.
+pub async fn a_reopened_store_keeps_everything(harness: &Harness) {
+    let store = (harness.open)();
+    let fingerprint = store.fingerprint(b"payload");
+    store
+        .commit(new_decision(
+            &*store,
+            "pay_r1",
+            "checkout",
+            "k1",
+            Status::Accepted,
+        ))
+        .await
+        .expect("commits");
+    store.close();
+    assert!(matches!(
+        store
+            .commit(new_decision(
+                &*store,
+                "pay_late",
+                "checkout",
+                "k9",
+                Status::Accepted
+            ))
+            .await,
+        Err(StoreError::Closed)
+    ));
+    let store = (harness.open)();
+    assert_eq!(store.fingerprint(b"payload"), fingerprint);
+    assert!(store.payment("pay_r1").await.expect("reads").is_some());
+    store
+        .commit(new_decision(
+            &*store,
+            "pay_r2",
+            "checkout",
+            "k2",
+            Status::Accepted,
+        ))
+        .await
+        .expect("commits after a reopen");
+    let seqs: Vec<i64> = store
+        .audit_entries(0, 10)
+        .await
+        .expect("reads")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+    store.close();
+    assert_eq!(harness.verify(&*store).entries, 2);
+}
+
+/// What start-up and backtests read: accepted payments since an instant, oldest first;
+/// every payment of a period in decision order.
+pub async fn history_is_read_in_decision_order(harness: &Harness) {
+    let store = (harness.open)();
+    let statuses = [Status::Accepted, Status::Rejected, Status::Accepted];
+    let mut received = Vec::new();
+    for (n, status) in statuses.iter().enumerate() {
+        let id = format!("pay_h{n}");
+        let new = new_decision(&*store, &id, "checkout", &id, *status);
+        received.push(new.received_at_unix_ms);
+        store.commit(new).await.expect("commits");
+    }
+    let accepted: Vec<String> = store
+        .accepted_since(0)
+        .expect("reads")
+        .into_iter()
+        .map(|(payment, _)| payment.end_to_end_id.to_string())
+        .collect();
+    assert_eq!(accepted, ["E2E-pay_h0", "E2E-pay_h2"]);
+    let mut decided = Vec::new();
+    store
+        .for_each_decided(0, i64::MAX, &mut |_, decision| {
+            decided.push(decision.payment_id);
+        })
+        .expect("reads");
+    assert_eq!(decided, ["pay_h0", "pay_h1", "pay_h2"]);
+    let mut none = 0;
+    let after_all = received.iter().max().copied().unwrap_or(0) + 1;
+    store
+        .for_each_decided(after_all, i64::MAX, &mut |_, _| none += 1)
+        .expect("reads");
+    assert_eq!(none, 0);
+    store.close();
+}

@@ -1,0 +1,377 @@
+//! The writer thread: the one connection that writes, taking every queued decision into
+//! one transaction (group commit) and holding the audit chain's head between them.
+
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::super::audit::{GENESIS, entry_hash};
+use super::super::audit_keys::AuditKeys;
+use super::super::{
+    AuditSealing, CommitObserver, DECIDED, DecisionRecord, SERVICE_ACTOR, StoreError,
+};
+use super::{SHADOW_IDLE_WRITE, SHADOW_ROWS_PER_WRITE};
+
+pub(super) struct Job {
+    pub(super) write: Write,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// What the writer writes: a decision (with its audit entry), or an audit entry of the
+/// service's own.
+pub(super) enum Write {
+    Decision(Box<DecisionRecord>),
+    Message(Box<MessageRows>),
+    Event(Event),
+}
+
+/// A shadow rule set's decision: outside the audit chain, since it decides nothing.
+pub(super) struct ShadowRow {
+    pub(super) payment_id: String,
+    pub(super) shadow_version: String,
+    pub(super) decided_at_ms: i64,
+    pub(super) decision: String,
+}
+
+/// A message and its decisions, written together.
+pub(super) struct MessageRows {
+    pub(super) principal: String,
+    pub(super) message_id: String,
+    pub(super) fingerprint: [u8; 32],
+    pub(super) received_at_ms: i64,
+    pub(super) report: String,
+    pub(super) decisions: Vec<DecisionRecord>,
+}
+
+/// An audit entry of the service's own, e.g. `rules.loaded`.
+pub(super) struct Event {
+    pub(super) at_ms: i64,
+    pub(super) action: String,
+    pub(super) subject: String,
+    pub(super) detail: String,
+}
+
+/// The head of the audit chain: the next sequence number and the last hash.
+#[derive(Clone, Copy)]
+pub(super) struct ChainHead {
+    next_seq: i64,
+    last_hash: [u8; 32],
+}
+
+pub(super) fn chain_head(conn: &Connection) -> Result<ChainHead, StoreError> {
+    let last = conn
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()?;
+    Ok(match last {
+        None => ChainHead {
+            next_seq: 1,
+            last_hash: GENESIS,
+        },
+        Some((seq, hash)) => ChainHead {
+            next_seq: seq + 1,
+            last_hash: hash.try_into().map_err(|_| {
+                StoreError::failed(format!("audit entry {seq}: hash is not 32 bytes"))
+            })?,
+        },
+    })
+}
+
+/// The writer's view of the audit chain: its head, and how entries are authenticated.
+pub(super) struct Chain {
+    pub(super) head: ChainHead,
+    pub(super) sealing: AuditSealing,
+}
+
+impl Chain {
+    /// Checkpoints the head (at most once per interval unless `force`).
+    fn checkpoint(&mut self, force: bool) {
+        if self.head.next_seq > 1 {
+            self.sealing.checkpoints.record(
+                &self.sealing.keys,
+                self.head.next_seq - 1,
+                &self.head.last_hash,
+                force,
+            );
+        }
+    }
+}
+
+pub(super) fn write_loop(
+    mut conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    shadows: &mpsc::Receiver<ShadowRow>,
+    mut chain: Chain,
+    batch_max: usize,
+    observer: Arc<dyn CommitObserver>,
+) {
+    loop {
+        let first = match jobs.recv_timeout(SHADOW_IDLE_WRITE) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // An idle writer still checkpoints the last commits within the interval.
+                chain.checkpoint(false);
+                write_shadows(&mut conn, shadows, SHADOW_ROWS_PER_WRITE);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                chain.checkpoint(true);
+                write_shadows(&mut conn, shadows, usize::MAX);
+                return;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let outcomes = commit_batch(&mut conn, &mut chain.head, &chain.sealing.keys, &batch);
+        observer.committed(batch.len(), started.elapsed().as_secs_f64());
+        match outcomes {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+                chain.checkpoint(false);
+            }
+            Err(error) => {
+                tracing::error!(decisions = batch.len(), "a commit failed: {error}");
+                // Nothing of the batch is on disk; the chain is where the disk says.
+                match chain_head(&conn) {
+                    Ok(on_disk) => chain.head = on_disk,
+                    Err(e) => tracing::error!("cannot re-read the audit chain: {e}"),
+                }
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::failed(error.to_string())));
+                }
+            }
+        }
+        write_shadows(&mut conn, shadows, SHADOW_ROWS_PER_WRITE);
+    }
+}
+
+/// Inserts up to `most` queued shadow decisions in one transaction without an fsync of
+/// its own (`synchronous=NORMAL` in WAL mode: the next live commit's fsync makes them
+/// durable; a power loss before it loses them, never the database). A failure loses them
+/// and is logged: they are for comparison and decide nothing.
+fn write_shadows(conn: &mut Connection, shadows: &mpsc::Receiver<ShadowRow>, most: usize) {
+    let rows: Vec<ShadowRow> = shadows.try_iter().take(most).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let written = (|| -> Result<(), rusqlite::Error> {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, \
+                 decision) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for row in &rows {
+                insert.execute(params![
+                    row.payment_id,
+                    row.shadow_version,
+                    row.decided_at_ms,
+                    row.decision
+                ])?;
+            }
+        }
+        tx.commit()
+    })();
+    // Live commits are fsync'd whatever happened above.
+    let restored = conn.pragma_update(None, "synchronous", "FULL");
+    if let Err(error) = written {
+        tracing::warn!(rows = rows.len(), "shadow decisions not written: {error}");
+    }
+    if let Err(error) = restored {
+        tracing::error!("cannot set synchronous=FULL again on the writer: {error}");
+    }
+}
+
+/// Commits a batch in one transaction; each job in its own savepoint, so a job that
+/// fails (a key taken by another host, say) fails alone.
+fn commit_batch(
+    conn: &mut Connection,
+    head: &mut ChainHead,
+    keys: &AuditKeys,
+    batch: &[Job],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut next = *head;
+    for job in batch {
+        let savepoint = tx.savepoint()?;
+        match insert(&savepoint, &next, keys, &job.write) {
+            Ok(advanced) => {
+                savepoint.commit()?;
+                next = advanced;
+                outcomes.push(Ok(()));
+            }
+            Err(error) => {
+                drop(savepoint);
+                outcomes.push(Err(error));
+            }
+        }
+    }
+    tx.commit()?;
+    *head = next;
+    Ok(outcomes)
+}
+
+fn insert(
+    conn: &Connection,
+    head: &ChainHead,
+    keys: &AuditKeys,
+    write: &Write,
+) -> Result<ChainHead, StoreError> {
+    match write {
+        Write::Decision(r) => {
+            insert_decision(conn, r)?;
+            insert_idempotency(conn, r)?;
+            audit(
+                conn,
+                head,
+                keys,
+                r.received_at_ms,
+                &r.submitted_by,
+                DECIDED,
+                &r.payment_id,
+                &r.audit_detail,
+            )
+        }
+        Write::Message(m) => {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO messages (principal, message_id, fingerprint, received_at_ms, \
+                     report) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    m.principal,
+                    m.message_id,
+                    m.fingerprint.as_slice(),
+                    m.received_at_ms,
+                    m.report
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::KeyTaken);
+            }
+            let mut head = *head;
+            for r in &m.decisions {
+                insert_decision(conn, r)?;
+                head = audit(
+                    conn,
+                    &head,
+                    keys,
+                    r.received_at_ms,
+                    &r.submitted_by,
+                    DECIDED,
+                    &r.payment_id,
+                    &r.audit_detail,
+                )?;
+            }
+            Ok(head)
+        }
+        Write::Event(e) => audit(
+            conn,
+            head,
+            keys,
+            e.at_ms,
+            SERVICE_ACTOR,
+            &e.action,
+            &e.subject,
+            &e.detail,
+        ),
+    }
+}
+
+/// Appends one entry to the audit chain, authenticated by the signing audit key; returns
+/// the new head.
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    conn: &Connection,
+    head: &ChainHead,
+    keys: &AuditKeys,
+    at_ms: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<ChainHead, StoreError> {
+    let hash = entry_hash(
+        &head.last_hash,
+        head.next_seq,
+        at_ms,
+        actor,
+        action,
+        subject,
+        detail,
+    );
+    let (key_id, mac) = keys.sign_entry(&hash);
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, at_ms, actor, action, subject, detail, prev_hash, hash, \
+         key_id, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        head.next_seq,
+        at_ms,
+        actor,
+        action,
+        subject,
+        detail,
+        head.last_hash.as_slice(),
+        hash.as_slice(),
+        key_id,
+        mac.as_slice()
+    ])?;
+    Ok(ChainHead {
+        next_seq: head.next_seq + 1,
+        last_hash: hash,
+    })
+}
+
+fn insert_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id, amount, \
+         currency, status, rule_set_version, payment, decision) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        r.payment_id,
+        r.received_at_ms,
+        r.submitted_by,
+        r.end_to_end_id,
+        r.amount,
+        r.currency,
+        r.status,
+        r.rule_set_version,
+        r.payment,
+        r.decision
+    ])?;
+    Ok(())
+}
+
+fn insert_idempotency(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (principal, key, fingerprint, payment_id, \
+             created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            r.idempotency.principal,
+            r.idempotency.key,
+            r.idempotency.fingerprint.as_slice(),
+            r.payment_id,
+            r.received_at_ms
+        ])?;
+    if inserted == 0 {
+        return Err(StoreError::KeyTaken);
+    }
+    Ok(())
+}
