@@ -45,7 +45,7 @@ pub fn backtest_store(
     let pipeline = Pipeline::new(runtime, Arc::clone(&velocity));
     let mut comparison = Comparison::new(&candidate.version);
     store.for_each_decided(since_unix_ms, until_unix_ms, &mut |payment, recorded| {
-        let decision = pipeline.evaluate_aside(
+        let decision = pipeline.evaluate(
             candidate,
             &payment,
             &recorded.payment_id,
@@ -73,7 +73,7 @@ pub fn backtest_payments(
     for (index, (payment, id)) in payments.iter().enumerate() {
         // One millisecond apart, so each sees the ones before it in the velocity figures.
         let at = at_unix_ms + i64::try_from(index).unwrap_or(i64::MAX - at_unix_ms);
-        let decision = pipeline.evaluate_aside(candidate, payment, id, at);
+        let decision = pipeline.evaluate(candidate, payment, id, at);
         let recorded = pipeline.evaluate(baseline, payment, id, at);
         comparison.add(&recorded, &decision);
     }

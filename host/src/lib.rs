@@ -17,8 +17,12 @@
 //!   is pure and lives in [`pipeline::combine`].
 //! - [`velocity`]: the figures the `velocity` capability reports, fed by accepted payments.
 //! - [`store`]: decisions made durable: payments, decisions, idempotency records and the
-//!   hash-chained audit log, in SQLite, with group commit.
-//! - [`api`]: the HTTP service (axum): auth, idempotency, limits, errors, OpenAPI.
+//!   authenticated, hash-chained audit log, behind one interface; the embedded SQLite
+//!   backend with group commit.
+//! - [`service`]: the application: start-up, and each operation once — submit a payment
+//!   or a message (claim, replay or decide, commit, then count), reload, shadow, queries.
+//! - [`api`]: the HTTP service (axum), thin adapters over [`service`]: auth, request
+//!   limits, error mapping, OpenAPI.
 //! - [`config`] and [`telemetry`]: the service's validated settings; logs, traces and
 //!   metrics.
 
@@ -32,6 +36,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod registry;
 pub mod runtime;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod velocity;

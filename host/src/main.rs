@@ -24,12 +24,12 @@ use payrules::config::{AuditKeySource, Config, LogFormat, Role};
 use payrules::model::{Decision, Payment, RuleKind, RuleOutcome};
 use payrules::pipeline::Pipeline;
 use payrules::plugin::{self, Language};
-use payrules::registry::live::LiveRules;
 use payrules::registry::{RuleSet, hex};
 use payrules::runtime::Runtime;
-use payrules::store::audit_keys::{AuditKeys, CheckpointLog, read_checkpoints};
-use payrules::store::{AuditSealing, SqliteStore, Store};
-use payrules::telemetry::{self, Metrics};
+use payrules::service::{self, StartError, Started};
+use payrules::store::SqliteStore;
+use payrules::store::audit_keys::{AuditKeys, read_checkpoints};
+use payrules::telemetry;
 use payrules::velocity::VelocityBook;
 
 /// The largest payment file `evaluate` reads.
@@ -339,12 +339,6 @@ fn main() -> ExitCode {
 /// The name of the key file `serve` makes when the config has no API keys.
 const DEV_KEY_FILE: &str = "payrules-dev.key";
 
-/// The directory, beside the store, that keeps compiled rule components by content hash.
-const CODE_CACHE_DIR: &str = "payrules-compiled";
-
-/// The directory, beside the store, that holds a copy of the last rule set that went live.
-const LAST_GOOD_DIR: &str = "payrules-last-good-rules";
-
 fn serve(
     config_path: Option<&Path>,
     listen: Option<std::net::SocketAddr>,
@@ -358,94 +352,22 @@ fn serve(
         config.listen = listen;
     }
     telemetry::init_logging(config.log.format, &config.log.level);
-    let store_dir = config.store_dir();
-    let last_good = store_dir.join(LAST_GOOD_DIR);
-    let code_cache = store_dir.join(CODE_CACHE_DIR);
-    let runtime = Arc::new(
-        Runtime::new()
-            .context("starting the WebAssembly runtime")?
-            .with_code_cache(&code_cache, config.store.code_cache_bytes_max)
-            .with_context(|| format!("making the compiled-code cache {}", code_cache.display()))?,
-    );
-    let now = payrules::store::now_unix_ms();
-    let (live, start_trigger) = match LiveRules::load(&config.rules_dir, Arc::clone(&runtime), now)
-    {
-        Ok(live) => (live, "start"),
-        Err(error) if from_last_good => {
-            let set = RuleSet::load(&last_good, &runtime).map_err(|e| {
-                BadInput(format!(
-                    "the rules directory does not load ({error}), nor does the last good rule set: {e}"
-                ))
-            })?;
-            tracing::warn!(
-                %error,
-                version = %set.version,
-                "the rules directory does not load; starting with the last good rule set"
-            );
-            eprintln!(
-                "payrules: {error}; starting with the last good rule set {} (--from-last-good)",
-                set.version
-            );
-            (
-                LiveRules::with(&config.rules_dir, Arc::clone(&runtime), set, now),
-                "start-from-last-good",
-            )
-        }
-        Err(error) => {
-            return Err(BadInput(format!(
-                "the rules directory does not load, so payrules does not start \
-                 (--from-last-good starts with the last rule set that went live): {error}"
-            ))
-            .into());
-        }
-    };
-    // A set started from the copy is not copied onto itself.
-    let live = Arc::new(live.keeping_last_good(&last_good, start_trigger == "start"));
-    let rules = live.current();
-    let metrics = Arc::new(Metrics::new());
-    let checkpoint_file = config.audit_checkpoint_file();
-    let sealing = AuditSealing {
-        keys: audit_keys(&config, true)?,
-        checkpoints: CheckpointLog::open(
-            &checkpoint_file,
-            config
-                .audit
-                .checkpoint_interval_ms
-                .unwrap_or(payrules::config::AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT),
-        )
-        .map_err(BadInput)?,
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(
-            &config.store.path,
-            config.store.commit_batch_max,
-            Arc::clone(&metrics) as _,
-            sealing,
-        )
-        .with_context(|| format!("opening the store {}", config.store.path.display()))?,
-    );
-    let velocity = Arc::new(VelocityBook::new());
-    let window_ms = i64::from(payrules::velocity::WINDOW_SECONDS_MAX) * 1000;
-    let accepted = store
-        .accepted_since(payrules::store::now_unix_ms() - window_ms)
-        .context("reading accepted payments back into the velocity figures")?;
-    for (payment, at) in &accepted {
-        velocity.record(payment, *at);
-    }
+    let audit_keys = audit_keys(&config, true)?;
+    let Started { service, trigger } = service::start(&config, audit_keys, from_last_good)
+        .map_err(|error| match error {
+            StartError::BadInput(message) => anyhow::Error::new(BadInput(message)),
+            StartError::Failed(message) => anyhow::anyhow!(message),
+        })?;
     let keys = if config.api_keys.is_empty() {
-        dev_keys(&store_dir)?
+        dev_keys(&config.store_dir())?
     } else {
         auth::Keys::new(&config.api_keys)
     };
-    let pipeline = Arc::new(Pipeline::new(runtime, velocity));
     let state = Arc::new(AppState::new(
-        pipeline,
-        Arc::clone(&live),
-        Arc::clone(&store),
+        Arc::clone(&service),
         keys,
-        metrics,
         config.limits.clone(),
-    )?);
+    ));
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("payrules-http")
@@ -456,25 +378,10 @@ fn serve(
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let loaded: Vec<_> = rules
-            .rules()
-            .iter()
-            .map(|r| serde_json::json!({ "name": r.manifest.name, "version": r.version }))
-            .collect();
-        store
-            .audit_event(
-                api::rules::LOADED,
-                &rules.version,
-                &serde_json::json!({
-                    "trigger": start_trigger,
-                    "rules_dir": config.rules_dir.display().to_string(),
-                    "rules": loaded,
-                }),
-            )
+        service
+            .announce_start(trigger)
             .await
             .context("writing the audit log")?;
-        // A shadow/ subdirectory of the rules directory runs as the shadow set.
-        api::shadow::follow_directory(&state, start_trigger).await;
         // Hot reload: a burst of changes in the rules directory becomes one reload.
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
         let _watch = payrules::registry::watch::watch(
@@ -486,18 +393,18 @@ fn serve(
             },
         )
         .with_context(|| format!("watching {}", config.rules_dir.display()))?;
-        let reloader = Arc::clone(&state);
+        let reloader = Arc::clone(&service);
         tokio::spawn(async move {
             while changes.recv().await.is_some() {
-                api::reload(&reloader, "watch").await;
+                reloader.reload("watch").await;
             }
         });
+        let rules = service.rule_set();
         tracing::info!(
             %address,
             rule_set = %rules.version,
             rules = rules.rules().len(),
-            store = %store.location(),
-            velocity_payments = accepted.len(),
+            store = %service.store().location(),
             "payrules is serving"
         );
         let mut out = std::io::stdout().lock();
@@ -517,8 +424,7 @@ fn serve(
         .await;
         anyhow::Ok(())
     })?;
-    state.stop_deciding();
-    store.close();
+    service.stop();
     tracing::info!("stopped; every decision answered is on disk");
     Ok(())
 }
@@ -958,7 +864,8 @@ fn evaluate(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
     let rules = RuleSet::load(rules_dir, &runtime).map_err(|e| BadInput(e.to_string()))?;
-    let pipeline = Pipeline::new(runtime, Arc::new(VelocityBook::new()));
+    let velocity = Arc::new(VelocityBook::new());
+    let pipeline = Pipeline::new(runtime, Arc::clone(&velocity));
     let mut out = std::io::stdout().lock();
     for (index, (path, payment, payment_id)) in payments.iter().enumerate() {
         let now = match now_unix_ms {
@@ -966,6 +873,10 @@ fn evaluate(
             None => payrules::store::now_unix_ms(),
         };
         let decision = pipeline.evaluate(&rules, payment, payment_id, now);
+        // Later payments of the run see this one, as the service's would once stored.
+        if decision.status == payrules::model::Status::Accepted {
+            velocity.record(payment, now);
+        }
         if json {
             serde_json::to_writer(&mut out, &decision)?;
             writeln!(out)?;

@@ -1,12 +1,16 @@
 //! The example rules decide the example payments as the README says, every decision
 //! names the exact component versions, and accepted payments feed the velocity figures.
 
+use std::sync::Arc;
+
 use payrules::model::{Decision, Rail, RuleKind, RuleOutcome, Status};
+use payrules::pipeline::Pipeline;
 use payrules::registry::hex;
+use payrules::velocity::VelocityBook;
 use sha2::{Digest, Sha256};
 
 use crate::support::{
-    TUESDAY_MORNING_UNIX_MS, decide, example_payment, example_rules, load, pipeline,
+    TUESDAY_MORNING_UNIX_MS, decide, example_payment, example_rules, load, pipeline, runtime,
 };
 
 fn decide_example(name: &str) -> Decision {
@@ -172,9 +176,18 @@ fn a_rule_asking_for_a_list_it_was_not_given_gets_an_answer_not_a_crash() {
 
 #[test]
 fn accepted_payments_feed_the_velocity_of_later_ones() {
-    let pipeline = pipeline();
     let rules = load(&example_rules());
     let payment = example_payment("us-payroll-fednow.json");
+    // What the service does once each decision is stored: accepted ones count.
+    let velocity = Arc::new(VelocityBook::new());
+    let pipeline = Pipeline::new(runtime(), Arc::clone(&velocity));
+    let decide = |id: &str, at: i64| {
+        let decision = pipeline.evaluate(&rules, &payment, id, at);
+        if decision.status == Status::Accepted {
+            velocity.record(&payment, at);
+        }
+        decision
+    };
     let fraud_codes = |decision: &Decision| -> Vec<String> {
         decision
             .rules
@@ -189,16 +202,11 @@ fn accepted_payments_feed_the_velocity_of_later_ones() {
             .collect()
     };
     let minute = 60_000;
-    let first = pipeline.evaluate(&rules, &payment, "p0", TUESDAY_MORNING_UNIX_MS);
+    let first = decide("p0", TUESDAY_MORNING_UNIX_MS);
     assert_eq!(fraud_codes(&first), ["new-creditor"]);
     let mut last = first;
     for i in 1..=5 {
-        last = pipeline.evaluate(
-            &rules,
-            &payment,
-            &format!("p{i}"),
-            TUESDAY_MORNING_UNIX_MS + i * minute,
-        );
+        last = decide(&format!("p{i}"), TUESDAY_MORNING_UNIX_MS + i * minute);
     }
     // Five accepted in the last hour, three or more to this creditor today: no longer new.
     assert_eq!(fraud_codes(&last), ["debtor-burst", "repeated-pair"]);

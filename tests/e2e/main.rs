@@ -18,6 +18,7 @@
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
 //!   slow and excess clients.
 //! - `security`: each security control against the attack it stops.
+//! - `service`: the payment path in process: what counts once a decision is stored.
 
 mod api;
 mod cli;
@@ -33,4 +34,5 @@ mod reload;
 mod sandbox;
 mod security;
 mod server;
+mod service;
 mod support;

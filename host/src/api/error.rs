@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::model::InvalidPayment;
+use crate::service::ServiceError;
 
 /// An error answer.
 #[derive(Debug)]
@@ -119,6 +120,31 @@ impl ApiError {
     /// The machine code.
     pub fn code(&self) -> &str {
         &self.body.code
+    }
+}
+
+/// The answers every operation shares. The two that depend on what was submitted (a key
+/// in flight, a key reused) are mapped by the handler, which knows the field's name; here
+/// they are a bug (500).
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Unavailable(reason) => {
+                tracing::warn!("the store is unavailable: {reason}");
+                ApiError::unavailable(
+                    "store_unavailable",
+                    "the database cannot be reached right now; retry with the same \
+                     idempotency key",
+                )
+            }
+            ServiceError::ShuttingDown => ApiError::unavailable(
+                "shutting_down",
+                "the service is shutting down; retry with the same idempotency key",
+            ),
+            other @ (ServiceError::InFlight
+            | ServiceError::KeyReused { .. }
+            | ServiceError::Internal(_)) => ApiError::internal(other),
+        }
     }
 }
 

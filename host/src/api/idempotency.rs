@@ -1,12 +1,5 @@
-//! Idempotency keys (IETF draft `Idempotency-Key` header).
-//!
-//! A key is required on every submission and scoped to the API key that sent it. While a
-//! request holds a key, a second request with the same key is answered 409 at once (it is
-//! never decided twice); when the first has committed, retries get its stored decision.
-//! The stored record keeps a keyed hash of the canonical payload, never the payload.
-
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+//! The `Idempotency-Key` header (IETF draft): read and checked here; what a key means
+//! (claims, replays) is the service's ([`crate::service::payments`]).
 
 use axum::http::HeaderMap;
 
@@ -59,45 +52,6 @@ pub fn key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
-/// A principal's name and a key.
-type ScopedKey = (Arc<str>, String);
-
-/// Keys held by requests being decided right now.
-#[derive(Default)]
-pub struct InFlight {
-    held: Arc<Mutex<HashSet<ScopedKey>>>,
-}
-
-/// A held key, released when dropped (also when the request is cancelled or times out).
-pub struct Claim {
-    held: Arc<Mutex<HashSet<ScopedKey>>>,
-    entry: ScopedKey,
-}
-
-impl InFlight {
-    /// Holds `key` of `principal`, or `None` if another request holds it.
-    pub fn claim(&self, principal: &Arc<str>, key: &str) -> Option<Claim> {
-        let entry = (Arc::clone(principal), key.to_owned());
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if !held.insert(entry.clone()) {
-            return None;
-        }
-        Some(Claim {
-            held: Arc::clone(&self.held),
-            entry,
-        })
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.entry);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,19 +73,5 @@ mod tests {
             key(&HeaderMap::new()).unwrap_err().code(),
             "idempotency_key_missing"
         );
-    }
-
-    #[test]
-    fn a_key_is_held_once_per_principal_until_released() {
-        let in_flight = InFlight::default();
-        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
-        let claim = in_flight.claim(&a, "k").unwrap();
-        assert!(in_flight.claim(&a, "k").is_none());
-        assert!(
-            in_flight.claim(&b, "k").is_some(),
-            "keys are scoped per API key"
-        );
-        drop(claim);
-        assert!(in_flight.claim(&a, "k").is_some());
     }
 }

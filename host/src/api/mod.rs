@@ -20,8 +20,6 @@ pub mod rules;
 mod service;
 pub mod shadow;
 
-pub use rules::reload;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,79 +41,37 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::LimitsConfig;
-use crate::pipeline::shadow::ShadowRunner;
-use crate::pipeline::{Deciders, Pipeline};
-use crate::registry::RuleSet;
-use crate::registry::live::LiveRules;
-use crate::store::Store;
-use crate::telemetry::Metrics;
+use crate::service::Service;
 use auth::Keys;
 use error::ApiError;
 
 /// The header that carries the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Everything a request can reach.
+/// Everything a request can reach: the application, and what the HTTP edge itself keeps.
 pub struct AppState {
-    /// The live rule set. A request takes an `Arc` of it once and decides with that.
-    pub rules: Arc<LiveRules>,
-    /// Decisions, idempotency records, the audit log.
-    pub store: Arc<dyn Store>,
+    /// The application.
+    pub service: Arc<Service>,
     /// The API keys.
     pub keys: Keys,
-    /// The metrics registry.
-    pub metrics: Arc<Metrics>,
     /// Request bounds.
     pub limits: LimitsConfig,
-    in_flight: idempotency::InFlight,
     concurrency: Arc<Semaphore>,
-    deciders: Deciders,
-    /// The shadow rule set's runner.
-    pub shadow: ShadowRunner,
     draining: AtomicBool,
     request_ids: RequestIds,
 }
 
 impl AppState {
-    /// The state of a service deciding with `rules` on `pipeline` (one decider thread
-    /// per core).
-    pub fn new(
-        pipeline: Arc<Pipeline>,
-        rules: Arc<LiveRules>,
-        store: Arc<dyn Store>,
-        keys: Keys,
-        metrics: Arc<Metrics>,
-        limits: LimitsConfig,
-    ) -> std::io::Result<AppState> {
-        metrics.rule_set(&rules.current().version);
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        let deciders = Deciders::start(Arc::clone(&pipeline), cores)?;
-        let shadow = ShadowRunner::start(pipeline, Arc::clone(&store), deciders.load())?;
-        Ok(AppState {
-            rules,
-            store,
+    /// The HTTP edge of `service`, authenticating with `keys`, bounded by `limits`.
+    pub fn new(service: Arc<Service>, keys: Keys, limits: LimitsConfig) -> AppState {
+        AppState {
+            service,
             keys,
-            metrics,
             concurrency: Arc::new(Semaphore::new(limits.concurrency_max)),
-            deciders,
-            shadow,
             limits,
-            in_flight: idempotency::InFlight::default(),
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
-        })
-    }
-
-    /// The live rule set.
-    pub fn rule_set(&self) -> Arc<RuleSet> {
-        self.rules.current()
-    }
-
-    /// Stops the decider threads once the payments queued have been decided, then the
-    /// shadow thread once it has decided what it was given.
-    pub fn stop_deciding(&self) {
-        self.deciders.stop();
-        self.shadow.stop();
+        }
     }
 
     /// From now on `/readyz` says not ready (the service is shutting down).
@@ -258,7 +214,7 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     );
     let response = async {
         let Ok(_permit) = Arc::clone(&state.concurrency).try_acquire_owned() else {
-            state.metrics.shed();
+            state.service.metrics().shed();
             return ApiError::unavailable(
                 "overloaded",
                 "the service is at its concurrency limit; retry shortly",
@@ -286,7 +242,8 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     span.record("status", status);
     let elapsed = started.elapsed();
     state
-        .metrics
+        .service
+        .metrics()
         .request(&route, &method, status, elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(

@@ -16,10 +16,8 @@ use super::error::{ApiError, ErrorBody};
 use super::{AppState, idempotency};
 use crate::config::Role;
 use crate::model::{Decision, Payment, Status};
-use crate::store::{
-    IdempotencyClaim, ListQuery, NewDecision, PaymentSummary, StoreError, StoredPayment,
-    now_unix_ms,
-};
+use crate::service::ServiceError;
+use crate::store::{ListQuery, PaymentSummary, StoredPayment};
 
 /// The header that says an answer is the stored decision of an earlier request.
 pub const REPLAYED: &str = "idempotent-replayed";
@@ -74,113 +72,42 @@ pub async fn submit(
         ApiError::bad_request("body_not_utf8", format!("the body is not UTF-8: {e}"))
     })?;
     let payment = Payment::from_json(text)?;
-    let canonical = serde_json::to_vec(&payment).map_err(ApiError::internal)?;
-    let fingerprint = state.store.fingerprint(&canonical);
-
-    let Some(_claim) = state.in_flight.claim(&principal.name, &key) else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_in_flight",
-            "a request with this Idempotency-Key is being decided; retry to get its decision",
-        )
-        .field("Idempotency-Key")
-        .retry_after(1));
-    };
-    if let Some(answer) = replay(&state, &principal, &key, &fingerprint).await? {
-        return Ok(answer);
-    }
-
-    let rules = state.rule_set();
-    let payment_id = new_payment_id()?;
-    let received_at = now_unix_ms();
-    let (payment, decision) = state
-        .deciders
-        .decide(rules, payment, payment_id.clone(), received_at)
+    let submitted = state
+        .service
+        .submit_payment(&principal.name, &key, payment)
         .await
-        .map_err(ApiError::internal)?;
-    // The shadow set, if any, decides it once the live answer is on disk.
-    let for_shadow = state.shadow.is_installed().then(|| payment.clone());
-    let record = NewDecision {
-        payment_id: payment_id.clone(),
-        received_at_unix_ms: received_at,
-        submitted_by: principal.name.to_string(),
-        payment,
-        decision: decision.clone(),
-        idempotency: IdempotencyClaim {
-            principal: principal.name.to_string(),
-            key: key.clone(),
-            fingerprint,
-        },
+        .map_err(|error| match error {
+            ServiceError::InFlight => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_flight",
+                "a request with this Idempotency-Key is being decided; retry to get its decision",
+            )
+            .field("Idempotency-Key")
+            .retry_after(1),
+            ServiceError::KeyReused { previous } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                format!(
+                    "this Idempotency-Key was used for another payment ({previous}); use a new key"
+                ),
+            )
+            .field("Idempotency-Key"),
+            other => other.into(),
+        })?;
+    let status = if submitted.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
     };
-    match state.store.commit(record).await {
-        Ok(()) => {}
-        // Another host took the key between our look-up and our commit.
-        Err(StoreError::KeyTaken) => {
-            return replay(&state, &principal, &key, &fingerprint)
-                .await?
-                .ok_or_else(|| ApiError::internal("an idempotency key was taken, then vanished"));
-        }
-        Err(StoreError::Closed) => {
-            return Err(ApiError::unavailable(
-                "shutting_down",
-                "the service is shutting down; retry with the same idempotency key",
-            ));
-        }
-        Err(error) => return Err(ApiError::internal(error)),
-    }
-    state.metrics.decision(&decision);
-    if let Some(payment) = for_shadow {
-        state.shadow.after(payment, &decision);
-    }
-    tracing::info!(payment_id = %payment_id, status = ?decision.status, "payment decided");
-    let mut response = (StatusCode::CREATED, Json(decision)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{payment_id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
-}
-
-/// The stored answer for a key already used: the same decision for the same payload,
-/// 422 for another payload.
-async fn replay(
-    state: &AppState,
-    principal: &Principal,
-    key: &str,
-    fingerprint: &[u8; 32],
-) -> Result<Option<Response>, ApiError> {
-    let Some(record) = state
-        .store
-        .idempotency(&principal.name, key)
-        .await
-        .map_err(ApiError::internal)?
-    else {
-        return Ok(None);
-    };
-    if &record.fingerprint != fingerprint {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            format!(
-                "this Idempotency-Key was used for another payment ({}); use a new key",
-                record.payment_id
-            ),
-        )
-        .field("Idempotency-Key"));
-    }
-    let stored = state
-        .store
-        .payment(&record.payment_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal("an idempotency record names a missing payment"))?;
-    state.metrics.replay();
-    let mut response = (StatusCode::OK, Json(stored.decision)).into_response();
+    let mut response = (status, Json(submitted.decision)).into_response();
     let headers = response.headers_mut();
-    headers.insert(REPLAYED, HeaderValue::from_static("true"));
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{}", record.payment_id)) {
+    if submitted.replayed {
+        headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/payments/{}", submitted.payment_id)) {
         headers.insert(header::LOCATION, location);
     }
-    Ok(Some(response))
+    Ok(response)
 }
 
 /// What a submission's body is.
@@ -239,17 +166,6 @@ pub(super) async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError>
     })
 }
 
-/// A new payment id: `pay_`, the time in ms (so ids sort by arrival), 80 random bits.
-pub(super) fn new_payment_id() -> Result<String, ApiError> {
-    let mut random = [0u8; 10];
-    getrandom::fill(&mut random).map_err(ApiError::internal)?;
-    Ok(format!(
-        "pay_{:012x}{}",
-        now_unix_ms(),
-        crate::registry::hex(&random)
-    ))
-}
-
 /// Read one payment and its decision. Submitters see the payments they submitted;
 /// auditors see all.
 #[utoipa::path(
@@ -275,12 +191,7 @@ pub async fn get(
     if id.len() > 64 {
         return Err(not_found());
     }
-    let stored = state
-        .store
-        .payment(&id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_found)?;
+    let stored = state.service.payment(&id).await?.ok_or_else(not_found)?;
     if !principal.has(Role::Auditor) && stored.submitted_by != *principal.name {
         return Err(not_found());
     }
@@ -386,7 +297,7 @@ pub async fn list(
         .transpose()?;
     let submitted_by = (!principal.has(Role::Auditor)).then(|| principal.name.to_string());
     let page = state
-        .store
+        .service
         .list(ListQuery {
             status,
             since_unix_ms,
@@ -394,8 +305,7 @@ pub async fn list(
             cursor,
             limit,
         })
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok(Json(PaymentPage {
         payments: page.payments,
         next_cursor: page.next_cursor.map(|c| c.to_string()),

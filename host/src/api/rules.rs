@@ -1,5 +1,4 @@
-//! `/v1/rules`: the live rule set, reloading it, and its history; and the reload every
-//! trigger (the directory watcher, an operator) goes through.
+//! `/v1/rules`: the live rule set, reloading it, and its history.
 
 use std::sync::Arc;
 
@@ -16,79 +15,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::config::Role;
 use crate::model::{FailurePolicy, RuleKind};
 use crate::registry::live::{Rejected, ReloadOutcome};
-use crate::store::now_unix_ms;
-
-/// Reloads the rules directory off the request path and records the outcome: the log,
-/// the metrics, and the audit log (which is the rule-set history). Every trigger calls
-/// this.
-pub async fn reload(state: &Arc<AppState>, trigger: &str) -> ReloadOutcome {
-    let live = Arc::clone(&state.rules);
-    let who = trigger.to_owned();
-    let outcome = match tokio::task::spawn_blocking(move || live.reload(&who, now_unix_ms)).await {
-        Ok(outcome) => outcome,
-        Err(error) => ReloadOutcome::Rejected(Rejected {
-            at_unix_ms: now_unix_ms(),
-            trigger: trigger.to_owned(),
-            error: format!("the reload failed: {error}"),
-        }),
-    };
-    state.metrics.reload(&outcome);
-    let recorded = match &outcome {
-        ReloadOutcome::Unchanged { version } => {
-            tracing::debug!(trigger, version = %version, "rules directory unchanged");
-            Ok(())
-        }
-        ReloadOutcome::Swapped {
-            from,
-            to,
-            load_ms,
-            rules,
-        } => {
-            // The live version, not `to`, if another reload has swapped since.
-            state.metrics.rule_set(&state.rule_set().version);
-            tracing::info!(trigger, from = %from, to = %to, load_ms, "new rule set live");
-            let rules: Vec<_> = rules
-                .iter()
-                .map(|(name, version)| serde_json::json!({ "name": name, "version": version }))
-                .collect();
-            state
-                .store
-                .audit_event(
-                    LOADED,
-                    to,
-                    &serde_json::json!({
-                        "trigger": trigger,
-                        "previous_version": from,
-                        "load_ms": load_ms,
-                        "rules_dir": state.rules.dir().display().to_string(),
-                        "rules": rules,
-                    }),
-                )
-                .await
-        }
-        ReloadOutcome::Rejected(rejected) => {
-            tracing::warn!(trigger, error = %rejected.error, "rule set candidate rejected; the live set is unchanged");
-            state
-                .store
-                .audit_event(
-                    REJECTED,
-                    &state.rule_set().version,
-                    &serde_json::json!({ "trigger": trigger, "error": rejected.error }),
-                )
-                .await
-        }
-    };
-    if let Err(error) = recorded {
-        tracing::error!("cannot record the reload in the audit log: {error}");
-    }
-    super::shadow::follow_directory(state, trigger).await;
-    outcome
-}
-
-/// The audit action of a rule set going live.
-pub const LOADED: &str = "rules.loaded";
-/// The audit action of a candidate refused.
-pub const REJECTED: &str = "rules.rejected";
+use crate::service::rules::{LOADED, REJECTED};
 
 /// One rule of the live set.
 #[derive(Debug, Serialize, ToSchema)]
@@ -165,7 +92,8 @@ pub async fn live(
     principal: Principal,
 ) -> Result<Json<RuleSetView>, ApiError> {
     principal.require(&[Role::Operator, Role::Auditor])?;
-    let set = state.rule_set();
+    let service = &state.service;
+    let set = service.rule_set();
     let rules = set
         .rules()
         .iter()
@@ -190,12 +118,12 @@ pub async fn live(
         .collect();
     Ok(Json(RuleSetView {
         version: set.version.clone(),
-        loaded_at_unix_ms: state.rules.loaded_at_unix_ms(),
-        rules_dir: state.rules.dir().display().to_string(),
+        loaded_at_unix_ms: service.live_rules().loaded_at_unix_ms(),
+        rules_dir: service.live_rules().dir().display().to_string(),
         rules,
-        last_rejected: state.rules.last_rejected(),
+        last_rejected: service.live_rules().last_rejected(),
         shadow: super::shadow::view(&state),
-        shadow_last_rejected: state.shadow.last_rejected(),
+        shadow_last_rejected: service.shadow().last_rejected(),
     }))
 }
 
@@ -234,7 +162,7 @@ pub async fn reload_now(
 ) -> Result<Json<ReloadView>, ApiError> {
     principal.require(&[Role::Operator])?;
     let trigger = format!("api:{}", principal.name);
-    match reload(&state, &trigger).await {
+    match state.service.reload(&trigger).await {
         ReloadOutcome::Unchanged { version } => Ok(Json(ReloadView {
             outcome: "unchanged",
             version,
@@ -305,11 +233,7 @@ pub async fn history(
     principal.require(&[Role::Operator, Role::Auditor])?;
     let params = super::query::params(params)?;
     let limit = super::query::limit(params.limit, 50)?;
-    let entries = state
-        .store
-        .audit_entries_of(&[LOADED, REJECTED], limit)
-        .await
-        .map_err(ApiError::internal)?;
+    let entries = state.service.audit_of(&[LOADED, REJECTED], limit).await?;
     Ok(Json(
         entries
             .into_iter()

@@ -58,10 +58,9 @@ pub async fn audit(
     let params = super::query::params(params)?;
     let limit = super::query::limit(params.limit, 100)?;
     let entries = state
-        .store
-        .audit_entries(params.after.unwrap_or(0).max(0), limit)
-        .await
-        .map_err(ApiError::internal)?;
+        .service
+        .audit(params.after.unwrap_or(0).max(0), limit)
+        .await?;
     Ok(Json(AuditPage { entries }))
 }
 
@@ -107,7 +106,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.service.metrics().render(),
     )
         .into_response()
 }

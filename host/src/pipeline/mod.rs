@@ -4,8 +4,8 @@
 //! the rules of a [`RuleSet`] on a valid payment in one sandbox evaluation and combines
 //! their answers with [`combine`]. Compliance rules all run; if they reject, fraud and
 //! routing do not. Fraud rules all run; if the score rejects, routing does not. Routing
-//! rules run in order until one routes or a failure policy stops them. An accepted
-//! payment feeds the velocity figures.
+//! rules run in order until one routes or a failure policy stops them. Rules read the
+//! velocity figures; the service feeds them once a decision is stored.
 
 pub mod combine;
 mod deciders;
@@ -15,7 +15,7 @@ pub use deciders::{DecideError, Deciders, LiveLoad};
 
 use std::sync::Arc;
 
-use crate::model::{Decision, FailurePolicy, Payment, RuleKind, RuleOutcome, RuleRun, Status};
+use crate::model::{Decision, FailurePolicy, Payment, RuleKind, RuleOutcome, RuleRun};
 use crate::registry::{Rule, RuleSet};
 use crate::runtime::{Evaluation, RuleRunResult, Runtime};
 use crate::velocity::VelocityBook;
@@ -27,7 +27,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline on `runtime` whose accepted payments feed `velocity`.
+    /// A pipeline on `runtime` whose rules read `velocity`.
     pub fn new(runtime: Arc<Runtime>, velocity: Arc<VelocityBook>) -> Self {
         Pipeline { runtime, velocity }
     }
@@ -37,38 +37,16 @@ impl Pipeline {
         &self.runtime
     }
 
-    /// Decides `payment` with `rules` at the instant `now_unix_ms`; if accepted, it
-    /// counts in the velocity figures from then on.
+    /// Decides `payment` with `rules` at the instant `now_unix_ms`. Deciding changes
+    /// nothing: an accepted payment counts in the velocity figures only once it is stored
+    /// (the service records it after the commit), and a shadow or backtested rule set
+    /// decides with the same call without changing what the live set sees.
     pub fn evaluate(
         &self,
         rules: &RuleSet,
         payment: &Payment,
         payment_id: &str,
         now_unix_ms: i64,
-    ) -> Decision {
-        self.decide(rules, payment, payment_id, now_unix_ms, true)
-    }
-
-    /// Decides like [`Pipeline::evaluate`] without counting the payment in the velocity
-    /// figures: for a shadow or backtested rule set, which must not change what the live
-    /// set sees.
-    pub fn evaluate_aside(
-        &self,
-        rules: &RuleSet,
-        payment: &Payment,
-        payment_id: &str,
-        now_unix_ms: i64,
-    ) -> Decision {
-        self.decide(rules, payment, payment_id, now_unix_ms, false)
-    }
-
-    fn decide(
-        &self,
-        rules: &RuleSet,
-        payment: &Payment,
-        payment_id: &str,
-        now_unix_ms: i64,
-        record: bool,
     ) -> Decision {
         let span = tracing::info_span!("pipeline", payment_id, rule_set = %&rules.version[..12]);
         let _entered = span.enter();
@@ -113,9 +91,6 @@ impl Pipeline {
         }
         drop(evaluation);
         let combined = combine::combine(&runs, &rules.policy.fraud);
-        if record && combined.status == Status::Accepted {
-            self.velocity.record(payment, now_unix_ms);
-        }
         tracing::info!(status = ?combined.status, rules = runs.len(), "decided");
         Decision {
             payment_id: payment_id.to_owned(),

@@ -105,7 +105,7 @@ impl ShadowRunner {
                     while !live.has_free_decider() {
                         std::thread::sleep(WAIT_FOR_A_FREE_DECIDER);
                     }
-                    let decision = pipeline.evaluate_aside(
+                    let decision = pipeline.evaluate(
                         &job.rules,
                         &job.payment,
                         &job.payment_id,

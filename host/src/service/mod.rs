@@ -1,0 +1,183 @@
+//! The application: a payment's path, written once, whatever the door (HTTP JSON, HTTP ISO
+//! 20022, and later the console).
+//!
+//! [`Service`] holds what deciding needs — the live rules, the deciders, the store, the
+//! velocity book, the shadow runner, the metrics, the idempotency keys in flight — and
+//! offers the operations: submit a payment ([`payments`]), submit a message
+//! ([`messages`]), reload the rules and run a shadow set ([`rules`]), and the queries.
+//! The HTTP layer (`api`) authenticates, reads and bounds requests, calls these, and maps
+//! [`ServiceError`] to its answers; it holds no flow of its own.
+//!
+//! The order of a submission: claim the key in this process (a concurrent duplicate is
+//! refused at once) → replay a stored answer if the key was used → decide on a decider
+//! thread → commit (durable before any answer) → only then count the payment in the
+//! velocity figures, the metrics and the shadow set. A decision that is not stored counts
+//! nowhere.
+
+pub mod messages;
+pub mod payments;
+pub mod rules;
+pub mod start;
+
+pub use start::{StartError, Started, start};
+
+use std::sync::Arc;
+
+use crate::model::{Decision, Payment, Status};
+use crate::pipeline::Deciders;
+use crate::pipeline::shadow::ShadowRunner;
+use crate::registry::RuleSet;
+use crate::registry::live::LiveRules;
+use crate::store::audit::AuditEntry;
+use crate::store::{BoxError, ListQuery, Page, Store, StoreError, StoredPayment};
+use crate::telemetry::Metrics;
+use crate::velocity::VelocityBook;
+use payments::InFlight;
+
+/// The application.
+pub struct Service {
+    rules: Arc<LiveRules>,
+    store: Arc<dyn Store>,
+    velocity: Arc<VelocityBook>,
+    metrics: Arc<Metrics>,
+    deciders: Deciders,
+    shadow: ShadowRunner,
+    in_flight: InFlight,
+}
+
+/// Why an operation could not be done. The HTTP layer maps each to a status and a code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A request with this idempotency key (or message id) is being decided right now.
+    #[error("a request with this key is being decided")]
+    InFlight,
+    /// The key (or message id) was used for another payload; `previous` names what it
+    /// was used for.
+    #[error("the key was used for another payload ({previous})")]
+    KeyReused {
+        /// The payment (or message) the key was first used for.
+        previous: String,
+    },
+    /// The store cannot be reached right now: a retry with the same key is safe.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The service is shutting down: a retry (on another host) is safe.
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    /// A fault of payrules or its database: detail for the logs.
+    #[error("{0}")]
+    Internal(BoxError),
+}
+
+impl ServiceError {
+    /// An internal fault with this cause.
+    pub fn internal(error: impl Into<BoxError>) -> ServiceError {
+        ServiceError::Internal(error.into())
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable { reason } => ServiceError::Unavailable(reason),
+            StoreError::Closed => ServiceError::ShuttingDown,
+            StoreError::KeyTaken | StoreError::Failed { .. } => ServiceError::internal(error),
+        }
+    }
+}
+
+impl Service {
+    /// A service deciding with `rules` on `deciders`, storing in `store`; accepted
+    /// payments feed `velocity` once stored. The shadow runner decides beside it.
+    pub fn new(
+        rules: Arc<LiveRules>,
+        store: Arc<dyn Store>,
+        velocity: Arc<VelocityBook>,
+        metrics: Arc<Metrics>,
+        deciders: Deciders,
+        shadow: ShadowRunner,
+    ) -> Service {
+        metrics.rule_set(&rules.current().version);
+        Service {
+            rules,
+            store,
+            velocity,
+            metrics,
+            deciders,
+            shadow,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    /// The live rule set.
+    pub fn rule_set(&self) -> Arc<RuleSet> {
+        self.rules.current()
+    }
+
+    /// The live rules and their history of refusals.
+    pub fn live_rules(&self) -> &LiveRules {
+        &self.rules
+    }
+
+    /// The shadow runner (its state, for views).
+    pub fn shadow(&self) -> &ShadowRunner {
+        &self.shadow
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The store (for the start-up and shutdown of the process).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// A stored payment and its decision.
+    pub async fn payment(&self, payment_id: &str) -> Result<Option<StoredPayment>, ServiceError> {
+        Ok(self.store.payment(payment_id).await?)
+    }
+
+    /// Payments, newest first.
+    pub async fn list(&self, query: ListQuery) -> Result<Page, ServiceError> {
+        Ok(self.store.list(query).await?)
+    }
+
+    /// Audit entries after `after_seq`, oldest first.
+    pub async fn audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, ServiceError> {
+        Ok(self.store.audit_entries(after_seq, limit).await?)
+    }
+
+    /// The newest audit entries with one of these actions, newest first.
+    pub async fn audit_of(
+        &self,
+        actions: &[&str],
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, ServiceError> {
+        Ok(self.store.audit_entries_of(actions, limit).await?)
+    }
+
+    /// Counts stored decisions where they count: velocity (accepted payments), metrics,
+    /// and the shadow set (which decides them too, off the live path).
+    fn stored(&self, decided: Vec<(Payment, Decision)>) {
+        let shadowing = self.shadow.is_installed();
+        for (payment, decision) in decided {
+            if decision.status == Status::Accepted {
+                self.velocity.record(&payment, decision.decided_at_unix_ms);
+            }
+            self.metrics.decision(&decision);
+            if shadowing {
+                self.shadow.after(payment, &decision);
+            }
+        }
+    }
+
+    /// Stops the decider threads once the payments queued have been decided, then the
+    /// shadow thread once it has decided what it was given, then the store's writer.
+    pub fn stop(&self) {
+        self.deciders.stop();
+        self.shadow.stop();
+        self.store.close();
+    }
+}

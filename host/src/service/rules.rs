@@ -1,0 +1,288 @@
+//! Operating the rules: reloading the live set (every trigger — the directory watcher, an
+//! operator — goes through [`Service::reload`]), and the shadow set: installed by an
+//! operator or by a `shadow/` subdirectory of the rules directory, removed, and compared
+//! with the live decisions. Each change is logged, counted and recorded in the audit log,
+//! which is the rule sets' history.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Service, ServiceError};
+use crate::compare::Comparison;
+use crate::pipeline::shadow::{DirectoryState, Installed, ShadowSource};
+use crate::registry::RuleSet;
+use crate::registry::live::{Rejected, ReloadOutcome};
+use crate::store::now_unix_ms;
+
+/// The audit action of a rule set going live.
+pub const LOADED: &str = "rules.loaded";
+/// The audit action of a candidate refused.
+pub const REJECTED: &str = "rules.rejected";
+
+/// The subdirectory of the rules directory whose rules run as the shadow set.
+pub const SHADOW_SUBDIR: &str = "shadow";
+/// The audit action of a shadow set installed.
+pub const SHADOW_INSTALLED: &str = "rules.shadow_installed";
+/// The audit action of a shadow set removed.
+pub const SHADOW_REMOVED: &str = "rules.shadow_removed";
+/// The audit action of a candidate refused as the shadow set.
+pub const SHADOW_REJECTED: &str = "rules.shadow_rejected";
+
+impl Service {
+    /// Records the rule set the service started with in the audit log (the history's
+    /// first line), then starts following the rules directory's `shadow/`.
+    pub async fn announce_start(&self, trigger: &str) -> Result<(), ServiceError> {
+        let rules = self.rule_set();
+        let loaded: Vec<_> = rules
+            .rules()
+            .iter()
+            .map(|r| serde_json::json!({ "name": r.manifest.name, "version": r.version }))
+            .collect();
+        self.store
+            .audit_event(
+                LOADED,
+                &rules.version,
+                &serde_json::json!({
+                    "trigger": trigger,
+                    "rules_dir": self.rules.dir().display().to_string(),
+                    "rules": loaded,
+                }),
+            )
+            .await?;
+        self.follow_shadow_directory(trigger).await;
+        Ok(())
+    }
+
+    /// Reloads the rules directory off the request path and records the outcome: the log,
+    /// the metrics, and the audit log (which is the rule-set history). Every trigger calls
+    /// this.
+    pub async fn reload(&self, trigger: &str) -> ReloadOutcome {
+        let live = Arc::clone(&self.rules);
+        let who = trigger.to_owned();
+        let outcome =
+            match tokio::task::spawn_blocking(move || live.reload(&who, now_unix_ms)).await {
+                Ok(outcome) => outcome,
+                Err(error) => ReloadOutcome::Rejected(Rejected {
+                    at_unix_ms: now_unix_ms(),
+                    trigger: trigger.to_owned(),
+                    error: format!("the reload failed: {error}"),
+                }),
+            };
+        self.metrics.reload(&outcome);
+        let recorded = match &outcome {
+            ReloadOutcome::Unchanged { version } => {
+                tracing::debug!(trigger, version = %version, "rules directory unchanged");
+                Ok(())
+            }
+            ReloadOutcome::Swapped {
+                from,
+                to,
+                load_ms,
+                rules,
+            } => {
+                // The live version, not `to`, if another reload has swapped since.
+                self.metrics.rule_set(&self.rule_set().version);
+                tracing::info!(trigger, from = %from, to = %to, load_ms, "new rule set live");
+                let rules: Vec<_> = rules
+                    .iter()
+                    .map(|(name, version)| serde_json::json!({ "name": name, "version": version }))
+                    .collect();
+                self.store
+                    .audit_event(
+                        LOADED,
+                        to,
+                        &serde_json::json!({
+                            "trigger": trigger,
+                            "previous_version": from,
+                            "load_ms": load_ms,
+                            "rules_dir": self.rules.dir().display().to_string(),
+                            "rules": rules,
+                        }),
+                    )
+                    .await
+            }
+            ReloadOutcome::Rejected(rejected) => {
+                tracing::warn!(trigger, error = %rejected.error, "rule set candidate rejected; the live set is unchanged");
+                self.store
+                    .audit_event(
+                        REJECTED,
+                        &self.rule_set().version,
+                        &serde_json::json!({ "trigger": trigger, "error": rejected.error }),
+                    )
+                    .await
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::error!("cannot record the reload in the audit log: {error}");
+        }
+        self.follow_shadow_directory(trigger).await;
+        outcome
+    }
+
+    /// Loads `dir` (reusing the compiled code of the live set and of `reuse`) as the live
+    /// loader would, off the async threads.
+    async fn load_shadow(
+        &self,
+        dir: &Path,
+        reuse: Option<Arc<RuleSet>>,
+    ) -> Result<RuleSet, String> {
+        let live = Arc::clone(&self.rules);
+        let load_dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || live.load_beside(&load_dir, reuse.as_deref()))
+            .await
+            .map_err(|e| format!("loading failed: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Loads `dir` (reusing the live set's compiled code) and installs it as the shadow set,
+    /// recording it in the audit log; a refusal is recorded too.
+    pub async fn install_shadow(
+        &self,
+        dir: PathBuf,
+        source: ShadowSource,
+        actor: &str,
+    ) -> Result<(), String> {
+        match self.load_shadow(&dir, None).await {
+            Ok(loaded) => {
+                self.install_shadow_set(loaded, dir, source, actor).await;
+                Ok(())
+            }
+            Err(error) => {
+                self.shadow_refused(&dir, actor, &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Records a candidate refused as the shadow set (which stays as it was): the log, the
+    /// audit log, and `last_rejected` in the rule set's view.
+    async fn shadow_refused(&self, dir: &Path, trigger: &str, error: &str) {
+        tracing::warn!(trigger, dir = %dir.display(), error, "shadow rule set candidate rejected; the shadow set is unchanged");
+        self.shadow.rejected(Rejected {
+            at_unix_ms: now_unix_ms(),
+            trigger: trigger.to_owned(),
+            error: error.to_owned(),
+        });
+        let detail = serde_json::json!({
+            "dir": dir.display().to_string(),
+            "trigger": trigger,
+            "error": error,
+        });
+        let version = self.rule_set().version.clone();
+        if let Err(error) = self
+            .store
+            .audit_event(SHADOW_REJECTED, &version, &detail)
+            .await
+        {
+            tracing::error!("cannot record the refused shadow set in the audit log: {error}");
+        }
+    }
+
+    /// Installs a loaded set as the shadow set, recording it in the audit log.
+    async fn install_shadow_set(
+        &self,
+        loaded: RuleSet,
+        dir: PathBuf,
+        source: ShadowSource,
+        actor: &str,
+    ) {
+        let rules = Arc::new(loaded);
+        let version = rules.version.clone();
+        self.shadow.install(Installed {
+            rules,
+            dir: dir.clone(),
+            source,
+            installed_at_unix_ms: now_unix_ms(),
+        });
+        tracing::info!(version = %version, dir = %dir.display(), by = actor, "shadow rule set installed");
+        let detail = serde_json::json!({ "dir": dir.display().to_string(), "by": actor });
+        if let Err(error) = self
+            .store
+            .audit_event(SHADOW_INSTALLED, &version, &detail)
+            .await
+        {
+            tracing::error!("cannot record the shadow set in the audit log: {error}");
+        }
+    }
+
+    /// Removes the shadow set, if any, recording it in the audit log; returns its version.
+    pub async fn remove_shadow(&self, actor: &str) -> Option<String> {
+        let removed = self.shadow.remove()?;
+        let version = removed.rules.version.clone();
+        tracing::info!(version = %version, by = actor, "shadow rule set removed");
+        let detail = serde_json::json!({ "by": actor });
+        if let Err(error) = self
+            .store
+            .audit_event(SHADOW_REMOVED, &version, &detail)
+            .await
+        {
+            tracing::error!("cannot record the shadow set's removal in the audit log: {error}");
+        }
+        Some(version)
+    }
+
+    /// Makes the shadow set follow the rules directory's `shadow/`: installs what it holds
+    /// when that changes, records it as refused when it changes to rules that do not load
+    /// (the shadow set stays as it was), and removes a shadow set it installed when it is
+    /// gone. A shadow set installed by an operator stays until `shadow/` changes. Called at
+    /// start and after every reload.
+    pub async fn follow_shadow_directory(&self, trigger: &str) {
+        let dir = self.rules.dir().join(SHADOW_SUBDIR);
+        let installed = self.shadow.installed();
+        if !holds_rules(&dir) {
+            self.shadow.directory_seen(DirectoryState::Empty);
+            if installed.is_some_and(|i| i.source == ShadowSource::Directory) {
+                self.remove_shadow(trigger).await;
+            }
+            return;
+        }
+        // Compare by content: load it, reusing the shadow set's compiled code (or the live
+        // set's), so an unchanged shadow/ costs no compile.
+        match self.load_shadow(&dir, installed.map(|i| i.rules)).await {
+            Ok(set) => {
+                if self
+                    .shadow
+                    .directory_seen(DirectoryState::Loads(set.version.clone()))
+                {
+                    self.install_shadow_set(set, dir, ShadowSource::Directory, trigger)
+                        .await;
+                }
+            }
+            Err(error) => {
+                if self
+                    .shadow
+                    .directory_seen(DirectoryState::Refused(error.clone()))
+                {
+                    self.shadow_refused(&dir, trigger, &error).await;
+                }
+            }
+        }
+    }
+
+    /// The decisions of the shadow set `version` beside the live ones (the same report as
+    /// `payrules backtest`), read off the async threads.
+    pub async fn shadow_report(&self, version: String) -> Result<Comparison, ServiceError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let mut comparison = Comparison::new(&version);
+            store
+                .for_each_shadowed(&version, &mut |live, shadow| comparison.add(&live, &shadow))
+                .map(|()| comparison)
+        })
+        .await
+        .map_err(|e| ServiceError::internal(format!("the report failed: {e}")))?
+        .map_err(ServiceError::from)
+    }
+}
+
+fn holds_rules(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".toml")
+                && name != crate::registry::POLICY_FILE
+                && !name.ends_with(crate::registry::vectors::FILE_SUFFIX)
+        })
+    })
+}

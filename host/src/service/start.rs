@@ -1,0 +1,159 @@
+//! Start-up: from a validated [`Config`] to a running [`Service`] — the WebAssembly
+//! runtime and its code cache, the live rules (or the last good set), the store with its
+//! audit keys and checkpoints, the velocity figures rebuilt from what was stored, the
+//! deciders and the shadow runner.
+
+use std::sync::Arc;
+
+use super::Service;
+use crate::config::{AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT, Config};
+use crate::pipeline::shadow::ShadowRunner;
+use crate::pipeline::{Deciders, Pipeline};
+use crate::registry::RuleSet;
+use crate::registry::live::LiveRules;
+use crate::runtime::Runtime;
+use crate::store::audit_keys::{AuditKeys, CheckpointLog};
+use crate::store::{AuditSealing, SqliteStore, Store, now_unix_ms};
+use crate::telemetry::Metrics;
+use crate::velocity::{VelocityBook, WINDOW_SECONDS_MAX};
+
+/// The directory, beside the store, that keeps compiled rule components by content hash.
+pub const CODE_CACHE_DIR: &str = "payrules-compiled";
+/// The directory, beside the store, that holds a copy of the last rule set that went live.
+pub const LAST_GOOD_DIR: &str = "payrules-last-good-rules";
+
+/// Why the service did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration or the rules directory is at fault (the operator's to fix).
+    #[error("{0}")]
+    BadInput(String),
+    /// Something else failed (a store that cannot be opened, no threads).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A started service, and how its rule set came to be live: `start`, or
+/// `start-from-last-good`.
+pub struct Started {
+    /// The service.
+    pub service: Arc<Service>,
+    /// What started the live set, for the audit log.
+    pub trigger: &'static str,
+}
+
+/// Starts the service `config` describes, its audit log authenticated with `audit_keys`
+/// (read by the binary from where the config says). With `from_last_good`, a rules
+/// directory that does not load is replaced by the copy of the last set that went live.
+pub fn start(
+    config: &Config,
+    audit_keys: AuditKeys,
+    from_last_good: bool,
+) -> Result<Started, StartError> {
+    let store_dir = config.store_dir();
+    let last_good = store_dir.join(LAST_GOOD_DIR);
+    let code_cache = store_dir.join(CODE_CACHE_DIR);
+    let failed =
+        |what: &str, error: &dyn std::fmt::Display| StartError::Failed(format!("{what}: {error}"));
+    let runtime = Arc::new(
+        Runtime::new()
+            .map_err(|e| failed("starting the WebAssembly runtime", &e))?
+            .with_code_cache(&code_cache, config.store.code_cache_bytes_max)
+            .map_err(|e| {
+                failed(
+                    &format!("making the compiled-code cache {}", code_cache.display()),
+                    &e,
+                )
+            })?,
+    );
+    let now = now_unix_ms();
+    let (live, trigger) = match LiveRules::load(&config.rules_dir, Arc::clone(&runtime), now) {
+        Ok(live) => (live, "start"),
+        Err(error) if from_last_good => {
+            let set = RuleSet::load(&last_good, &runtime).map_err(|e| {
+                StartError::BadInput(format!(
+                    "the rules directory does not load ({error}), nor does the last good rule set: {e}"
+                ))
+            })?;
+            tracing::warn!(
+                %error,
+                version = %set.version,
+                "the rules directory does not load; starting with the last good rule set"
+            );
+            eprintln!(
+                "payrules: {error}; starting with the last good rule set {} (--from-last-good)",
+                set.version
+            );
+            (
+                LiveRules::with(&config.rules_dir, Arc::clone(&runtime), set, now),
+                "start-from-last-good",
+            )
+        }
+        Err(error) => {
+            return Err(StartError::BadInput(format!(
+                "the rules directory does not load, so payrules does not start \
+                 (--from-last-good starts with the last rule set that went live): {error}"
+            )));
+        }
+    };
+    // A set started from the copy is not copied onto itself.
+    let live = Arc::new(live.keeping_last_good(&last_good, trigger == "start"));
+    let metrics = Arc::new(Metrics::new());
+    let store = open_store(config, audit_keys, &metrics)?;
+    let velocity = Arc::new(VelocityBook::new());
+    let window_ms = i64::from(WINDOW_SECONDS_MAX) * 1000;
+    let accepted = store
+        .accepted_since(now_unix_ms() - window_ms)
+        .map_err(|e| {
+            failed(
+                "reading accepted payments back into the velocity figures",
+                &e,
+            )
+        })?;
+    for (payment, at) in &accepted {
+        velocity.record(payment, *at);
+    }
+    tracing::info!(
+        velocity_payments = accepted.len(),
+        "velocity figures rebuilt from the store"
+    );
+    let pipeline = Arc::new(Pipeline::new(runtime, Arc::clone(&velocity)));
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let deciders = Deciders::start(Arc::clone(&pipeline), cores)
+        .map_err(|e| failed("starting the deciders", &e))?;
+    let shadow = ShadowRunner::start(pipeline, Arc::clone(&store), deciders.load())
+        .map_err(|e| failed("starting the shadow runner", &e))?;
+    let service = Service::new(live, store, velocity, metrics, deciders, shadow);
+    Ok(Started {
+        service: Arc::new(service),
+        trigger,
+    })
+}
+
+/// The embedded store the config names, authenticated with its audit keys.
+fn open_store(
+    config: &Config,
+    keys: AuditKeys,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<dyn Store>, StartError> {
+    let sealing = AuditSealing {
+        keys,
+        checkpoints: CheckpointLog::open(
+            &config.audit_checkpoint_file(),
+            config
+                .audit
+                .checkpoint_interval_ms
+                .unwrap_or(AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT),
+        )
+        .map_err(StartError::BadInput)?,
+    };
+    let path = &config.store.path;
+    let store = SqliteStore::open(
+        path,
+        config.store.commit_batch_max,
+        Arc::clone(metrics) as _,
+        sealing,
+    )
+    .map_err(|e| StartError::Failed(format!("opening the store {}: {e}", path.display())))?;
+    Ok(Arc::new(store))
+}
