@@ -1,0 +1,184 @@
+//! `payrules audit verify | new-key`: check the audit log; rotate its key.
+
+use clap::Subcommand;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::BadInput;
+use payrules::config::{AuditKeySource, Config};
+use payrules::store::SqliteStore;
+use payrules::store::audit_keys::{AuditKeys, read_checkpoints};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit chain entry by entry against the audit keys and the checkpoints,
+    /// that every decided payment is stored as it was decided and every stored payment
+    /// has its entry; name the first fault (exit status 1).
+    Verify {
+        #[command(flatten)]
+        at: AuditFiles,
+    },
+    /// Add a new audit key at the head of the key file (made if missing, mode 0600): it
+    /// signs from the next start; the older keys stay listed to verify what they signed.
+    NewKey {
+        #[command(flatten)]
+        at: AuditFiles,
+    },
+}
+
+/// Where a store's audit files are: by default beside the store, as `serve` keeps them.
+#[derive(clap::Args)]
+pub struct AuditFiles {
+    /// The store file; by default the config's, or `payrules.db`.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Take the store and audit settings from this config file.
+    #[arg(long, conflicts_with = "store")]
+    config: Option<PathBuf>,
+    /// The audit key file (instead of the config's, or the one beside the store).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// The checkpoint file (instead of the config's, or the one beside the store).
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
+}
+
+impl AuditFiles {
+    /// The config these name: a config file's, or the defaults for `--store`, with the
+    /// key and checkpoint files given here in place of the config's.
+    fn config(&self) -> Result<Config, BadInput> {
+        let mut config = match (&self.store, &self.config) {
+            (_, Some(path)) => Config::load(path).map_err(BadInput)?,
+            (store, None) => {
+                let mut config = Config::default();
+                if let Some(store) = store {
+                    config.store.path.clone_from(store);
+                }
+                config
+            }
+        };
+        if let Some(key_file) = &self.key_file {
+            config.audit.key_file = Some(key_file.clone());
+            config.audit.key_env = None;
+        }
+        if let Some(checkpoints) = &self.checkpoints {
+            config.audit.checkpoint_file = Some(checkpoints.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// Runs an audit command.
+pub fn run(command: &AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Verify { at } => Ok(audit_verify(at)),
+        AuditCommand::NewKey { at } => audit_new_key(at).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// The audit keys the config names. `serve` makes the default key file beside the store
+/// when it is missing (`make_default`); nothing else makes one.
+pub(super) fn audit_keys(config: &Config, make_default: bool) -> Result<AuditKeys, BadInput> {
+    match config.audit_key_source() {
+        AuditKeySource::Env(name) => {
+            let text = std::env::var(&name).map_err(|e| {
+                BadInput(format!(
+                    "audit.key_env: the variable {name} cannot be read: {e}"
+                ))
+            })?;
+            AuditKeys::parse(&text, &format!("the variable {name}")).map_err(BadInput)
+        }
+        AuditKeySource::File {
+            path,
+            made_if_missing,
+        } => {
+            if make_default && made_if_missing && !path.exists() {
+                AuditKeys::add_key(&path).map_err(BadInput)?;
+                eprintln!(
+                    "payrules: made the audit key {} beside the store (for local use: in \
+                     production keep it where the database's writers cannot read it, \
+                     audit.key_file or audit.key_env)",
+                    path.display()
+                );
+            }
+            AuditKeys::load(&path).map_err(BadInput)
+        }
+    }
+}
+
+fn audit_verify(at: &AuditFiles) -> ExitCode {
+    let checked = (|| -> Result<_, BadInput> {
+        let config = at.config()?;
+        let keys = audit_keys(&config, false)?;
+        let checkpoint_file = config.audit_checkpoint_file();
+        let checkpoints = if checkpoint_file.exists() {
+            read_checkpoints(&checkpoint_file).map_err(BadInput)?
+        } else {
+            Vec::new()
+        };
+        let path = config.store.path;
+        let verdict = SqliteStore::open_existing(&path)
+            .and_then(|store| payrules::store::audit::verify(&store, &keys, &checkpoints))
+            .map_err(|e| BadInput(e.to_string()))?;
+        Ok((path, verdict))
+    })();
+    let mut out = std::io::stdout().lock();
+    match checked {
+        Ok((path, Ok(verified))) => {
+            let _ = write!(
+                out,
+                "{}: audit chain intact, {} entries",
+                path.display(),
+                verified.entries
+            );
+            if verified.unauthenticated > 0 {
+                let _ = write!(
+                    out,
+                    " ({} from before audit keys, vouched for by the first signed entry)",
+                    verified.unauthenticated
+                );
+            }
+            if let Some(last) = verified.last_checkpoint {
+                let _ = write!(
+                    out,
+                    "; last checkpoint at entry {last} ({} entries after it)",
+                    verified.entries - last
+                );
+            }
+            let _ = writeln!(out);
+            ExitCode::SUCCESS
+        }
+        Ok((path, Err(fault))) => {
+            let _ = writeln!(out, "{}: audit chain BROKEN at {fault}", path.display());
+            ExitCode::FAILURE
+        }
+        Err(BadInput(error)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn audit_new_key(at: &AuditFiles) -> anyhow::Result<()> {
+    let config = at.config()?;
+    let path = match config.audit_key_source() {
+        AuditKeySource::File { path, .. } => path,
+        AuditKeySource::Env(name) => {
+            return Err(BadInput(format!(
+                "the audit keys come from the variable {name}: add a key there \
+                 (`ID HEX`, first), or name a file with --key-file"
+            ))
+            .into());
+        }
+    };
+    let id = AuditKeys::add_key(&path).map_err(BadInput)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "added audit key {id} at the head of {}: it signs from the next start of payrules; \
+         the keys after it still verify what they signed (keep them listed)",
+        path.display()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! `payrules serve`: the HTTP service, until SIGTERM or Ctrl-C.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::BadInput;
+use super::audit::audit_keys;
+use payrules::api::{self, AppState, auth};
+use payrules::config::{Config, Role};
+use payrules::service::{self, StartError, Started};
+use payrules::telemetry;
+
+/// `payrules serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The config file (TOML); without one, every setting has its default: the example
+    /// rules, `payrules.db`, 127.0.0.1:8080.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen here instead of the config's address (port 0: any free port).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// If the rules directory does not load, start with the last rule set that went
+    /// live (kept beside the store) instead of refusing to start.
+    #[arg(long)]
+    from_last_good: bool,
+}
+
+/// Runs the service.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    serve(args.config.as_deref(), args.listen, args.from_last_good)
+}
+
+/// The name of the key file `serve` makes when the config has no API keys.
+const DEV_KEY_FILE: &str = "payrules-dev.key";
+
+fn serve(
+    config_path: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+    from_last_good: bool,
+) -> anyhow::Result<()> {
+    let mut config = match config_path {
+        Some(path) => Config::load(path).map_err(BadInput)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    telemetry::init_logging(config.log.format, &config.log.level);
+    let audit_keys = audit_keys(&config, true)?;
+    let Started { service, trigger } = service::start(&config, audit_keys, from_last_good)
+        .map_err(|error| match error {
+            StartError::BadInput(message) => anyhow::Error::new(BadInput(message)),
+            StartError::Failed(message) => anyhow::anyhow!(message),
+        })?;
+    let keys = if config.api_keys.is_empty() {
+        dev_keys(&config.store_dir())?
+    } else {
+        auth::Keys::new(&config.api_keys)
+    };
+    let state = Arc::new(AppState::new(
+        Arc::clone(&service),
+        keys,
+        config.limits.clone(),
+    ));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("payrules-http")
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        service
+            .announce_start(trigger)
+            .await
+            .context("writing the audit log")?;
+        // Hot reload: a burst of changes in the rules directory becomes one reload.
+        let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+        let _watch = payrules::registry::watch::watch(
+            &config.rules_dir,
+            Duration::from_millis(config.reload_settle_ms),
+            move || {
+                // Full: a reload is already queued, and it will see this change too.
+                let _ = changed.try_send(());
+            },
+        )
+        .with_context(|| format!("watching {}", config.rules_dir.display()))?;
+        let reloader = Arc::clone(&service);
+        tokio::spawn(async move {
+            while changes.recv().await.is_some() {
+                reloader.reload("watch").await;
+            }
+        });
+        let rules = service.rule_set();
+        tracing::info!(
+            %address,
+            rule_set = %rules.version,
+            rules = rules.rules().len(),
+            store = %service.store().location(),
+            "payrules is serving"
+        );
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "payrules listening on http://{address}")?;
+        out.flush()?;
+        drop(out);
+        let app = api::router(Arc::clone(&state));
+        api::serve(
+            listener,
+            app,
+            &config.limits,
+            shutdown_signal(
+                Arc::clone(&state),
+                Duration::from_millis(config.limits.shutdown_drain_delay_ms),
+            ),
+        )
+        .await;
+        anyhow::Ok(())
+    })?;
+    service.stop();
+    tracing::info!("stopped; every decision answered is on disk");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT, once the service has been marked not ready and, on
+/// SIGTERM, has gone on serving for `drain_delay` (cut short by a second signal) so load
+/// balancers see `/readyz` fail and stop sending before the listener closes. Ctrl-C, a
+/// person at a terminal, stops at once.
+async fn shutdown_signal(state: Arc<AppState>, drain_delay: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => Some(terminate),
+        Err(error) => {
+            tracing::warn!("cannot watch for SIGTERM: {error}");
+            None
+        }
+    };
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(terminate) => terminate.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    let by_sigterm = tokio::select! {
+        _ = sigterm => true,
+        _ = tokio::signal::ctrl_c() => false,
+    };
+    tracing::info!("shutdown requested");
+    state.drain();
+    if by_sigterm && !drain_delay.is_zero() {
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis(),
+            "not ready; serving on until load balancers have stopped sending"
+        );
+        let again = async {
+            match terminate.as_mut() {
+                Some(terminate) => terminate.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(drain_delay) => {},
+            _ = again => tracing::info!("second SIGTERM: closing now"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: closing now"),
+        }
+    }
+}
+
+/// With no API keys configured, one key with every role, kept in a file beside the store
+/// (mode 0600) so a local service works at once and the key never reaches a log.
+fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = store_dir.join(DEV_KEY_FILE);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => key.trim().to_owned(),
+        _ => {
+            let key = auth::new_key()?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            writeln!(file, "{key}")?;
+            key
+        }
+    };
+    eprintln!(
+        "payrules: no API keys configured; the key in {} has every role (for local use; \
+         configure [[api_keys]] for anything else)",
+        path.display()
+    );
+    Ok(auth::Keys::new(&[payrules::config::ApiKeyConfig {
+        name: "local".to_owned(),
+        sha256: auth::key_sha256(&key),
+        roles: Role::ALL.to_vec(),
+    }]))
+}
