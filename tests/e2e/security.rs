@@ -282,3 +282,31 @@ fn audit_verify_catches_a_history_rewritten_by_someone_with_the_database_file() 
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("no checkpoint"), "{out}");
 }
+
+/// Unauthenticated requests with invented methods do not grow `/metrics`: every method
+/// outside the standard ones is counted as `other` (issue 16, defect 6).
+#[test]
+fn invented_http_methods_do_not_grow_the_metrics() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    for n in 0..200 {
+        let mut stream = std::net::TcpStream::connect(server.address()).unwrap();
+        write!(
+            stream,
+            "MADEUP{n} /v1/payments HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+    }
+    let metrics = server.get("/metrics", None).body;
+    assert!(
+        !metrics.contains("MADEUP"),
+        "an invented method became a label"
+    );
+    assert!(
+        metrics.contains("method=\"other\""),
+        "invented methods are counted as other"
+    );
+    assert!(metrics.len() < 64 * 1024, "{} bytes", metrics.len());
+}

@@ -1,7 +1,9 @@
-//! The service's payment path, in process with the real example rules and a real SQLite
-//! store: a decision counts (velocity, metrics, the shadow set) only once it is stored.
+//! The service in process, with the real example rules and a real SQLite store: a
+//! decision counts (velocity, metrics, the shadow set) only once it is stored; a reload
+//! goes live only with its audit entry.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use payrules::model::Status;
 use payrules::pipeline::shadow::ShadowRunner;
@@ -13,7 +15,7 @@ use payrules::store::{AuditSealing, SqliteStore, Store, now_unix_ms};
 use payrules::telemetry::Metrics;
 use payrules::velocity::{Scope, VelocityBook};
 
-use crate::support::{example_payment, example_rules, runtime};
+use crate::support::{copy_dir, example_payment, example_rules, runtime};
 
 /// A service on the example rules, storing in `store`, feeding `velocity`.
 fn service(store: Arc<dyn Store>, velocity: &Arc<VelocityBook>) -> Service {
@@ -106,4 +108,62 @@ async fn a_payment_counts_in_velocity_once_stored_and_once_only() {
     assert_eq!(again.payment_id, first.payment_id);
     assert_eq!(counted(), 1, "a replay is not a second payment");
     working.stop();
+}
+
+/// A reload whose caller goes away (its request timed out) still finishes whole: the new
+/// set goes live with its audit entry, never without (issue 16, defect 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_abandoned_by_its_caller_goes_live_with_its_audit_entry() {
+    let rules = tempfile::tempdir().unwrap();
+    copy_dir(&example_rules(), rules.path());
+    let dir = tempfile::tempdir().unwrap();
+    let velocity = Arc::new(VelocityBook::new());
+    let store = store(&dir);
+    let live = Arc::new(LiveRules::load(rules.path(), runtime(), now_unix_ms()).expect("loads"));
+    let pipeline = Arc::new(Pipeline::new(runtime(), Arc::clone(&velocity)));
+    let deciders = Deciders::start(Arc::clone(&pipeline), 2).expect("deciders");
+    let shadow =
+        ShadowRunner::start(pipeline, Arc::clone(&store), deciders.load()).expect("a runner");
+    let service = Arc::new(Service::new(
+        live,
+        store,
+        velocity,
+        Arc::new(Metrics::new()),
+        deciders,
+        shadow,
+    ));
+    let before = service.rule_set().version.clone();
+    let manifest = rules.path().join("sanctions-screening.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("weak-match = 850", "weak-match = 851"),
+    )
+    .unwrap();
+
+    // The caller gives up at once, as a request that timed out would.
+    let gave_up = tokio::time::timeout(Duration::ZERO, service.reload("api:ops")).await;
+    assert!(
+        gave_up.is_err(),
+        "the reload was still running when its caller left"
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while service.rule_set().version == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let live = service.rule_set().version.clone();
+    let history = service
+        .audit_of(&[payrules::service::rules::LOADED], 10)
+        .await
+        .expect("reads");
+    assert!(
+        history.iter().any(|entry| entry.subject == live),
+        "the live set {live} went live with no audit entry: {history:?}"
+    );
+    service.stop();
 }

@@ -195,6 +195,21 @@ fn client_request_id(request: &Request) -> Option<String> {
     plain.then(|| value.to_owned())
 }
 
+/// A method as a metric label: the standard ones by name, any other as `other`, so a
+/// client inventing methods cannot grow `/metrics` (and the process) without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// The layer around every route: request id, span, metrics, load shedding, timeout.
 async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -203,7 +218,7 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -244,7 +259,7 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     state
         .service
         .metrics()
-        .request(&route, &method, status, elapsed.as_secs_f64());
+        .request(&route, method, status, elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

@@ -58,8 +58,6 @@ pub struct LiveRules {
     current: RwLock<Arc<RuleSet>>,
     loaded_at_unix_ms: Mutex<i64>,
     last_rejected: Mutex<Option<Rejected>>,
-    /// One reload at a time (the watcher and an operator may ask at once).
-    reloading: Mutex<()>,
     /// Where a copy of the last set that went live is kept, if anywhere.
     last_good: Option<PathBuf>,
 }
@@ -83,7 +81,6 @@ impl LiveRules {
             current: RwLock::new(Arc::new(set)),
             loaded_at_unix_ms: Mutex::new(now_unix_ms),
             last_rejected: Mutex::new(None),
-            reloading: Mutex::new(()),
             last_good: None,
         }
     }
@@ -174,10 +171,10 @@ impl LiveRules {
         &self.dir
     }
 
-    /// Loads the directory as a candidate and makes it live if it loads whole and differs
-    /// from the live set. Blocks while it compiles: call it off the request path.
-    pub fn reload(&self, trigger: &str, now_unix_ms: impl Fn() -> i64) -> ReloadOutcome {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+    /// Loads the directory as a candidate (blocks while it compiles: call it off the
+    /// request path). The live set is not touched: [`LiveRules::make_live`] swaps a
+    /// candidate in, once its going live is recorded; a refusal is kept as the last one.
+    pub fn prepare(&self, trigger: &str, now_unix_ms: i64) -> Prepared {
         let live = self.current();
         let started = Instant::now();
         let loaded =
@@ -193,42 +190,58 @@ impl LiveRules {
                 Ok(candidate)
             });
         match loaded {
-            Ok(candidate) if candidate.version == live.version => ReloadOutcome::Unchanged {
+            Ok(candidate) if candidate.version == live.version => Prepared::Unchanged {
                 version: live.version.clone(),
             },
-            Ok(candidate) => {
-                let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let to = candidate.version.clone();
-                let rules = candidate
-                    .rules()
-                    .iter()
-                    .map(|rule| (rule.manifest.name.clone(), rule.version.clone()))
-                    .collect();
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(candidate);
-                *self
-                    .loaded_at_unix_ms
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = now_unix_ms();
-                self.keep_last_good();
-                ReloadOutcome::Swapped {
-                    from: live.version.clone(),
-                    to,
-                    load_ms,
-                    rules,
-                }
-            }
-            Err(error) => {
-                let rejected = Rejected {
-                    at_unix_ms: now_unix_ms(),
-                    trigger: trigger.to_owned(),
-                    error: error.to_string(),
-                };
-                *self.last_rejected.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(rejected.clone());
-                ReloadOutcome::Rejected(rejected)
-            }
+            Ok(candidate) => Prepared::Candidate {
+                from: live.version.clone(),
+                load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                set: candidate,
+            },
+            Err(error) => Prepared::Rejected(self.refuse(Rejected {
+                at_unix_ms: now_unix_ms,
+                trigger: trigger.to_owned(),
+                error: error.to_string(),
+            })),
         }
     }
+
+    /// Makes a prepared candidate the live set (requests already deciding finish on the
+    /// set they took), and keeps a copy of it as the last good set.
+    pub fn make_live(&self, set: RuleSet, now_unix_ms: i64) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        *self
+            .loaded_at_unix_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = now_unix_ms;
+        self.keep_last_good();
+    }
+
+    /// Keeps `rejected` as the last candidate refused; returns it.
+    pub fn refuse(&self, rejected: Rejected) -> Rejected {
+        *self.last_rejected.lock().unwrap_or_else(|p| p.into_inner()) = Some(rejected.clone());
+        rejected
+    }
+}
+
+/// A candidate loaded from the rules directory, not yet live.
+pub enum Prepared {
+    /// The directory holds the live set already.
+    Unchanged {
+        /// The live version.
+        version: String,
+    },
+    /// A different set that loads whole.
+    Candidate {
+        /// The live version it would replace.
+        from: String,
+        /// How long loading it took, ms.
+        load_ms: u64,
+        /// The set.
+        set: RuleSet,
+    },
+    /// The candidate was refused.
+    Rejected(Rejected),
 }
 
 /// Copies the files and subdirectories of `from` into `to` (created).

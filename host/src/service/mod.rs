@@ -43,6 +43,8 @@ pub struct Service {
     deciders: Deciders,
     shadow: ShadowRunner,
     in_flight: InFlight,
+    /// One reload at a time, from loading the candidate to its swap.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -106,6 +108,7 @@ impl Service {
             deciders,
             shadow,
             in_flight: InFlight::default(),
+            reloading: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -11,7 +11,7 @@ use super::{Service, ServiceError};
 use crate::compare::Comparison;
 use crate::pipeline::shadow::{DirectoryState, Installed, ShadowSource};
 use crate::registry::RuleSet;
-use crate::registry::live::{Rejected, ReloadOutcome};
+use crate::registry::live::{Prepared, Rejected, ReloadOutcome};
 use crate::store::now_unix_ms;
 
 /// The audit action of a rule set going live.
@@ -55,68 +55,115 @@ impl Service {
 
     /// Reloads the rules directory off the request path and records the outcome: the log,
     /// the metrics, and the audit log (which is the rule-set history). Every trigger calls
-    /// this.
-    pub async fn reload(&self, trigger: &str) -> ReloadOutcome {
+    /// this. The reload runs in a task of its own, so a caller that goes away (a request
+    /// that times out, a client that disconnects) cannot stop it half way: a new set goes
+    /// live only once its audit entry is durable, and not at all if it cannot be written.
+    pub async fn reload(self: &Arc<Self>, trigger: &str) -> ReloadOutcome {
+        let service = Arc::clone(self);
+        let who = trigger.to_owned();
+        let whole = tokio::spawn(async move { service.reload_recorded(&who).await });
+        match whole.await {
+            Ok(outcome) => outcome,
+            Err(error) => ReloadOutcome::Rejected(Rejected {
+                at_unix_ms: now_unix_ms(),
+                trigger: trigger.to_owned(),
+                error: format!("the reload failed: {error}"),
+            }),
+        }
+    }
+
+    /// Loads a candidate, records its fate, and swaps it in only once recorded; one
+    /// reload at a time, so the history's order is the swaps' order.
+    async fn reload_recorded(&self, trigger: &str) -> ReloadOutcome {
+        let _one_at_a_time = self.reloading.lock().await;
         let live = Arc::clone(&self.rules);
         let who = trigger.to_owned();
-        let outcome =
-            match tokio::task::spawn_blocking(move || live.reload(&who, now_unix_ms)).await {
-                Ok(outcome) => outcome,
-                Err(error) => ReloadOutcome::Rejected(Rejected {
+        let prepared = tokio::task::spawn_blocking(move || live.prepare(&who, now_unix_ms())).await;
+        let outcome = match prepared {
+            Ok(Prepared::Unchanged { version }) => {
+                tracing::debug!(trigger, version = %version, "rules directory unchanged");
+                ReloadOutcome::Unchanged { version }
+            }
+            Ok(Prepared::Candidate { from, load_ms, set }) => {
+                self.go_live(trigger, from, load_ms, set).await
+            }
+            Ok(Prepared::Rejected(rejected)) => self.refused(trigger, rejected).await,
+            Err(error) => {
+                let rejected = self.rules.refuse(Rejected {
                     at_unix_ms: now_unix_ms(),
                     trigger: trigger.to_owned(),
-                    error: format!("the reload failed: {error}"),
-                }),
-            };
-        self.metrics.reload(&outcome);
-        let recorded = match &outcome {
-            ReloadOutcome::Unchanged { version } => {
-                tracing::debug!(trigger, version = %version, "rules directory unchanged");
-                Ok(())
-            }
-            ReloadOutcome::Swapped {
-                from,
-                to,
-                load_ms,
-                rules,
-            } => {
-                // The live version, not `to`, if another reload has swapped since.
-                self.metrics.rule_set(&self.rule_set().version);
-                tracing::info!(trigger, from = %from, to = %to, load_ms, "new rule set live");
-                let rules: Vec<_> = rules
-                    .iter()
-                    .map(|(name, version)| serde_json::json!({ "name": name, "version": version }))
-                    .collect();
-                self.store
-                    .audit_event(
-                        LOADED,
-                        to,
-                        &serde_json::json!({
-                            "trigger": trigger,
-                            "previous_version": from,
-                            "load_ms": load_ms,
-                            "rules_dir": self.rules.dir().display().to_string(),
-                            "rules": rules,
-                        }),
-                    )
-                    .await
-            }
-            ReloadOutcome::Rejected(rejected) => {
-                tracing::warn!(trigger, error = %rejected.error, "rule set candidate rejected; the live set is unchanged");
-                self.store
-                    .audit_event(
-                        REJECTED,
-                        &self.rule_set().version,
-                        &serde_json::json!({ "trigger": trigger, "error": rejected.error }),
-                    )
-                    .await
+                    error: format!("loading the rules directory failed: {error}"),
+                });
+                self.refused(trigger, rejected).await
             }
         };
-        if let Err(error) = recorded {
-            tracing::error!("cannot record the reload in the audit log: {error}");
-        }
+        self.metrics.reload(&outcome);
         self.follow_shadow_directory(trigger).await;
         outcome
+    }
+
+    /// Records `set` going live, then swaps it in; if the record cannot be written, the
+    /// live set stays and the candidate is refused.
+    async fn go_live(
+        &self,
+        trigger: &str,
+        from: String,
+        load_ms: u64,
+        set: RuleSet,
+    ) -> ReloadOutcome {
+        let to = set.version.clone();
+        let rules: Vec<(String, String)> = set
+            .rules()
+            .iter()
+            .map(|rule| (rule.manifest.name.clone(), rule.version.clone()))
+            .collect();
+        let listed: Vec<_> = rules
+            .iter()
+            .map(|(name, version)| serde_json::json!({ "name": name, "version": version }))
+            .collect();
+        let detail = serde_json::json!({
+            "trigger": trigger,
+            "previous_version": from,
+            "load_ms": load_ms,
+            "rules_dir": self.rules.dir().display().to_string(),
+            "rules": listed,
+        });
+        if let Err(error) = self.store.audit_event(LOADED, &to, &detail).await {
+            tracing::error!(trigger, to = %to, "cannot record the new rule set in the audit log, so it does not go live: {error}");
+            let rejected = self.rules.refuse(Rejected {
+                at_unix_ms: now_unix_ms(),
+                trigger: trigger.to_owned(),
+                error: format!("the audit log could not record it, so it did not go live: {error}"),
+            });
+            return ReloadOutcome::Rejected(rejected);
+        }
+        let live = Arc::clone(&self.rules);
+        let swapped = tokio::task::spawn_blocking(move || live.make_live(set, now_unix_ms())).await;
+        if let Err(error) = swapped {
+            tracing::error!("the swap task failed: {error}");
+        }
+        self.metrics.rule_set(&self.rule_set().version);
+        tracing::info!(trigger, from = %from, to = %to, load_ms, "new rule set live");
+        ReloadOutcome::Swapped {
+            from,
+            to,
+            load_ms,
+            rules,
+        }
+    }
+
+    /// Records a refused candidate (the live set is unchanged).
+    async fn refused(&self, trigger: &str, rejected: Rejected) -> ReloadOutcome {
+        tracing::warn!(trigger, error = %rejected.error, "rule set candidate rejected; the live set is unchanged");
+        let detail = serde_json::json!({ "trigger": trigger, "error": rejected.error });
+        if let Err(error) = self
+            .store
+            .audit_event(REJECTED, &self.rule_set().version, &detail)
+            .await
+        {
+            tracing::error!("cannot record the refused rule set in the audit log: {error}");
+        }
+        ReloadOutcome::Rejected(rejected)
     }
 
     /// Loads `dir` (reusing the compiled code of the live set and of `reuse`) as the live
