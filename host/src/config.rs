@@ -204,6 +204,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The rules directory (watched: changes go live without a restart).
     pub rules_dir: PathBuf,
+    /// The directories under which an operator may name a shadow rule set to install
+    /// (`POST /v1/rules/shadow`); none by default, so only the rules directory's own
+    /// `shadow/` can be a shadow set until one is configured.
+    pub shadow_roots: Vec<PathBuf>,
     /// How long the rules directory must be quiet after a change before it is reloaded.
     pub reload_settle_ms: u64,
     /// The store.
@@ -296,6 +300,7 @@ impl Default for Config {
                 .parse()
                 .unwrap_or_else(|e| unreachable!("the default address parses: {e}")),
             rules_dir: PathBuf::from(RULES_DIR_DEFAULT),
+            shadow_roots: Vec::new(),
             reload_settle_ms: crate::registry::watch::SETTLE_MS_DEFAULT,
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
@@ -352,6 +357,7 @@ impl Config {
             return Err("audit.checkpoint_interval_ms must be greater than zero".to_owned());
         }
         let mut names = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashMap::new();
         for (index, key) in self.api_keys.iter().enumerate() {
             let at = format!("api_keys[{index}]");
             if key.name.is_empty() || key.name.len() > 64 {
@@ -372,6 +378,12 @@ impl Config {
             }
             if key.roles.is_empty() {
                 return Err(format!("{at}.roles must name at least one role"));
+            }
+            // Two names for one key: the key would act as whichever came first.
+            if let Some(first) = hashes.insert(key.sha256.as_str(), index) {
+                return Err(format!(
+                    "{at}.sha256 is the same key as api_keys[{first}]: give each holder its own key"
+                ));
             }
         }
         Ok(())
@@ -423,7 +435,10 @@ mod tests {
             config.store.code_cache_bytes_max,
             defaults.store.code_cache_bytes_max
         );
-        assert_eq!(config.api_keys.len(), 2);
+        assert!(
+            config.api_keys.is_empty(),
+            "the example ships no usable key: a service started with it makes its own"
+        );
     }
 
     #[test]
@@ -439,6 +454,14 @@ mod tests {
             (
                 "[[api_keys]]\nname = \"a\"\nsha256 = \"\"\nroles = [\"root\"]",
                 "root",
+            ),
+            (
+                &format!(
+                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{0}\"\nroles = [\"submitter\"]\n\
+                     [[api_keys]]\nname = \"b\"\nsha256 = \"{0}\"\nroles = [\"auditor\"]",
+                    "ab".repeat(32)
+                ),
+                "api_keys[1].sha256 is the same key as api_keys[0]",
             ),
         ] {
             let error = Config::parse(text).unwrap_err();

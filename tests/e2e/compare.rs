@@ -155,7 +155,12 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
     };
     let dir = candidate_dir.path().display().to_string();
     assert_eq!(install(SUBMITTER, &json!({ "dir": dir })).status, 403);
-    let refused = install(OPERATOR, &json!({ "dir": "/nonexistent/rules" }));
+    let outside = install(OPERATOR, &json!({ "dir": "/nonexistent/rules" }));
+    assert_eq!(outside.status, 422, "{}", outside.body);
+    assert_eq!(outside.code(), "shadow_dir_not_allowed");
+    let empty = tempfile::tempdir().unwrap();
+    let empty_dir = empty.path().display().to_string();
+    let refused = install(OPERATOR, &json!({ "dir": empty_dir }));
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.code(), "rule_set_rejected");
     let rejected = &server.get("/v1/rules", Some(OPERATOR)).json()["shadow_last_rejected"];
@@ -164,7 +169,7 @@ fn a_shadow_set_decides_live_traffic_without_changing_an_answer() {
         rejected["error"]
             .as_str()
             .unwrap()
-            .contains("/nonexistent/rules"),
+            .contains("empty shadow set"),
         "{rejected}"
     );
     assert_eq!(install(OPERATOR, &json!({ "directory": dir })).status, 400);

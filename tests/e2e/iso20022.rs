@@ -132,6 +132,7 @@ fn a_parsed_payment_is_a_valid_canonical_payment() {
 
 #[test]
 fn message_level_inconsistencies_are_refused_with_their_iso_codes() {
+    let long_msg_id = format!("<p:MsgId>{}</p:MsgId>", "M".repeat(60_000));
     let pain = fixture("pain001-two-pmtinf-prefixed-bom.xml");
     let cases = [
         (
@@ -213,6 +214,20 @@ fn message_level_inconsistencies_are_refused_with_their_iso_codes() {
             "FF01",
             Some("/Document/CstmrCdtTrfInitn/GrpHdr/MsgId"),
         ),
+        // The MsgId is the idempotency key, stored and logged: Max35Text, no control
+        // characters (a line break and an escape would reach a text log raw).
+        (
+            "<p:MsgId>MUSTER-20261124-01</p:MsgId>",
+            &long_msg_id,
+            "FF01",
+            Some("/Document/CstmrCdtTrfInitn/GrpHdr/MsgId"),
+        ),
+        (
+            "<p:MsgId>MUSTER-20261124-01</p:MsgId>",
+            "<p:MsgId>MUSTER&#10;&#27;[31mFORGED</p:MsgId>",
+            "FF01",
+            Some("/Document/CstmrCdtTrfInitn/GrpHdr/MsgId"),
+        ),
     ];
     for (from, to, code, path) in cases {
         assert!(pain.contains(from), "the fixture holds {from}");
@@ -223,6 +238,14 @@ fn message_level_inconsistencies_are_refused_with_their_iso_codes() {
         }
         assert!(!error.message.is_empty());
     }
+    let forged = refused(&pain.replacen(
+        "<p:MsgId>MUSTER-20261124-01</p:MsgId>",
+        "<p:MsgId>MUSTER&#10;&#27;[31mFORGED</p:MsgId>",
+        1,
+    ));
+    assert!(forged.message.contains("control character"), "{forged:?}");
+    let long = refused(&pain.replacen("<p:MsgId>MUSTER-20261124-01</p:MsgId>", &long_msg_id, 1));
+    assert!(long.message.contains("60000 characters"), "{long:?}");
 }
 
 #[test]

@@ -8,6 +8,9 @@
 //!   payment and recomputes every later hash; removes the newest entries; inserts a
 //!   payment with no entry; edits a column listings filter on. `payrules audit verify`
 //!   names each.
+//! - Metrics: invented HTTP methods do not grow `/metrics`.
+//! - Rules directories: symlinks out of them and special files are refused; a
+//!   ConfigMap-style tree of symlinks loads and is kept as the last good set.
 
 use std::path::Path;
 
@@ -15,6 +18,7 @@ use payrules::store::audit::entry_hash;
 use serde_json::Value;
 
 use crate::server::{SUBMITTER, Server, audit_verify, payment};
+use crate::support::RulesDir;
 
 #[test]
 fn disguised_sanctioned_names_are_refused_over_http() {
@@ -309,4 +313,204 @@ fn invented_http_methods_do_not_grow_the_metrics() {
         "invented methods are counted as other"
     );
     assert!(metrics.len() < 64 * 1024, "{} bytes", metrics.len());
+}
+
+const SCREENING_MANIFEST: &str = "kind = \"compliance\"\ncapabilities = [\"lists\", \"config\"]\n[lists]\nsanctions = \"lists/sdn.csv\"\n";
+
+/// A list that is a symlink out of the rules directory is refused, not read (issue 16,
+/// defect 4): `lists/sdn.csv -> /etc/passwd`.
+#[test]
+fn a_symlink_out_of_the_rules_directory_is_not_followed() {
+    let rules = RulesDir::new().rule(
+        "sanctions-screening",
+        SCREENING_MANIFEST,
+        payrules_rule_artifacts::SANCTIONS_SCREENING,
+    );
+    std::fs::create_dir_all(rules.path().join("lists")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", rules.path().join("lists/sdn.csv")).unwrap();
+    let error = rules.load_error();
+    assert!(
+        error.contains("sdn.csv") && error.contains("outside the rules directory"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("root:"),
+        "nothing of the file is shown: {error}"
+    );
+}
+
+/// A FIFO in place of a component is refused at once instead of blocking the load until
+/// requests time out; a device is never read.
+#[test]
+fn special_files_in_a_rules_directory_are_refused_at_once() {
+    let rules = RulesDir::new().file("fifo-rule.toml", b"kind = \"compliance\"\n");
+    let fifo = rules.path().join("fifo_rule.wasm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    let error = rules.load_error();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(error.contains("not a regular file"), "{error}");
+
+    let rules = RulesDir::new().file("zero-rule.toml", b"kind = \"compliance\"\n");
+    std::os::unix::fs::symlink("/dev/zero", rules.path().join("zero_rule.wasm")).unwrap();
+    let error = rules.load_error();
+    assert!(error.contains("zero_rule.wasm"), "{error}");
+}
+
+/// A rules directory laid out as a Kubernetes ConfigMap mount (every file a symlink
+/// through `..data` to a timestamped directory) loads, and its last-good copy is made
+/// and loads as the same version.
+#[test]
+fn a_configmap_style_rules_directory_loads_and_is_kept_as_last_good() {
+    let mount = tempfile::tempdir().unwrap();
+    let real = mount.path().join("..2026_11_26_14_35_00.000000001");
+    crate::support::copy_dir(&crate::support::example_rules(), &real);
+    std::os::unix::fs::symlink(
+        "..2026_11_26_14_35_00.000000001",
+        mount.path().join("..data"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(&real).unwrap() {
+        let name = entry.unwrap().file_name();
+        let link = Path::new("..data").join(&name);
+        std::os::unix::fs::symlink(link, mount.path().join(&name)).unwrap();
+    }
+    let direct = crate::support::load(&crate::support::example_rules());
+    let mounted = crate::support::load(mount.path());
+    assert_eq!(mounted.version, direct.version);
+
+    let store = tempfile::tempdir().unwrap();
+    let last_good = store.path().join("last-good");
+    let live = payrules::registry::live::LiveRules::load(
+        mount.path(),
+        crate::support::runtime(),
+        payrules::store::now_unix_ms(),
+    )
+    .expect("loads")
+    .keeping_last_good(&last_good, true);
+    let kept = crate::support::load(&last_good);
+    assert_eq!(kept.version, live.current().version);
+    assert!(
+        !last_good.join("..data").exists(),
+        "the mount's internals are not copied"
+    );
+}
+
+/// `POST /v1/rules/shadow` reads only directories under the configured shadow roots;
+/// it says the same of a path outside them whether it exists or not, refuses an empty
+/// set, bounds its input, and never echoes a file's content (issue 16, defect 3).
+#[test]
+fn a_shadow_set_is_read_only_from_under_the_shadow_roots() {
+    use crate::server::OPERATOR;
+    let server = Server::start();
+    let install = |dir: &str| {
+        let body = serde_json::json!({ "dir": dir }).to_string();
+        server.request(
+            "POST",
+            "/v1/rules/shadow",
+            &[
+                ("Authorization", &format!("Bearer {OPERATOR}")),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.as_bytes()),
+        )
+    };
+    let outside = [
+        "/".to_owned(),
+        "/etc".to_owned(),
+        "/proc/self".to_owned(),
+        "/no/such/directory".to_owned(),
+        "x".repeat(5_000),
+    ];
+    let mut messages = Vec::new();
+    for dir in &outside {
+        let reply = install(dir);
+        assert_eq!(reply.status, 422, "{dir:.40}: {}", reply.body);
+        assert_eq!(reply.code(), "shadow_dir_not_allowed", "{}", reply.body);
+        assert!(reply.body.len() < 1_024, "the answer is bounded");
+        messages.push(
+            reply.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace(dir.as_str(), "DIR"),
+        );
+    }
+    assert_eq!(
+        messages[1], messages[3],
+        "existing and missing paths are told apart"
+    );
+
+    // Under the root (the temporary directory): an empty set, and a file that is not
+    // TOML whose content must not come back.
+    let empty = tempfile::tempdir().unwrap();
+    let reply = install(&empty.path().display().to_string());
+    assert_eq!(reply.code(), "rule_set_rejected", "{}", reply.body);
+    assert!(reply.body.contains("empty shadow set"), "{}", reply.body);
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(
+        secret.path().join("creds.toml"),
+        "password = hunter2-do-not-echo\n",
+    )
+    .unwrap();
+    let reply = install(&secret.path().display().to_string());
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert!(!reply.body.contains("hunter2"), "{}", reply.body);
+    let audit = server
+        .get("/v1/audit?limit=500", Some(crate::server::AUDITOR))
+        .body;
+    assert!(!audit.contains("hunter2"), "the audit log echoes a file");
+}
+
+/// A local API key file that others may read is not trusted: `serve` refuses to start on
+/// it, naming the file and its mode (issue 16, item 8).
+#[test]
+fn a_local_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        crate::support::workspace().join("examples"),
+        dir.path().join("examples"),
+    )
+    .unwrap();
+    let key_file = dir.path().join("payrules-dev.key");
+    std::fs::write(&key_file, "pr_planted_by_someone_else\n").unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("payrules-dev.key") && stderr.contains("mode 644"),
+        "{stderr}"
+    );
+}
+
+/// The `Bearer` scheme is case-insensitive (RFC 9110): `bearer KEY` authenticates.
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    use crate::server::AUDITOR;
+    let server = Server::start();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let reply = server.request(
+            "GET",
+            "/v1/audit",
+            &[("Authorization", &format!("{scheme} {AUDITOR}"))],
+            None,
+        );
+        assert_eq!(reply.status, 200, "{scheme}: {}", reply.body);
+    }
+    let reply = server.request(
+        "GET",
+        "/v1/audit",
+        &[("Authorization", &format!("Basic {AUDITOR}"))],
+        None,
+    );
+    assert_eq!(reply.status, 401);
 }

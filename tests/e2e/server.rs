@@ -116,8 +116,9 @@ impl Server {
         })
         .collect();
         let config = format!(
-            "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\n\n[store]\npath = {:?}\n\n[log]\nlevel = \"debug\"\nformat = \"{log_format}\"\n\n[limits]\n{limits}\n\n{keys}",
+            "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\nshadow_roots = [{:?}]\n\n[store]\npath = {:?}\n\n[log]\nlevel = \"debug\"\nformat = \"{log_format}\"\n\n[limits]\n{limits}\n\n{keys}",
             rules_dir.display().to_string(),
+            std::env::temp_dir().display().to_string(),
             dir.path().join("payrules.db").display().to_string(),
         );
         let config_path = dir.path().join("payrules.toml");

@@ -117,11 +117,13 @@ impl FromRequestParts<Arc<AppState>> for Principal {
                 "send an API key: Authorization: Bearer <key>",
             ));
         };
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::unauthenticated("the Authorization header must be `Bearer <key>`")

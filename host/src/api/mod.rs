@@ -242,8 +242,8 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             Err(_) => ApiError::unavailable(
                 "request_timed_out",
                 format!(
-                    "the request took longer than {} ms; a retry with the same idempotency \
-                     key returns the decision if one was made",
+                    "the request took longer than {} ms; retry it (a submission retried with \
+                     the same idempotency key returns the decision if one was made)",
                     state.limits.request_timeout_ms
                 ),
             )

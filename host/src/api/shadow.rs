@@ -3,7 +3,6 @@
 //! ones. A shadow is installed by an operator (`POST` with a directory) or by a
 //! `shadow/` subdirectory of the rules directory, which every reload looks at.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -19,6 +18,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::compare::Comparison;
 use crate::config::Role;
 use crate::pipeline::shadow::ShadowSource;
+use crate::service::rules::ShadowError;
 
 /// The shadow set.
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,8 +64,9 @@ pub fn view(state: &AppState) -> Option<ShadowView> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallRequest {
-    /// A rules directory on the server, loaded exactly as the live loader would (vectors
-    /// included).
+    /// A rules directory on the server, under one of the configured `shadow_roots`,
+    /// loaded exactly as the live loader would (vectors included).
+    #[schema(min_length = 1, max_length = 4096)]
     pub dir: String,
 }
 
@@ -82,7 +83,7 @@ pub struct InstallRequest {
         (status = 400, description = "The body is not {\"dir\": ...}", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "Not an operator", body = ErrorBody),
-        (status = 422, description = "The directory does not load; nothing changed", body = ErrorBody),
+        (status = 422, description = "The directory is not under a configured shadow root (`shadow_dir_not_allowed`), or does not load (`rule_set_rejected`); nothing changed", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -97,10 +98,20 @@ pub async fn install_shadow(
     let actor = format!("api:{}", principal.name);
     state
         .service
-        .install_shadow(PathBuf::from(request.dir), ShadowSource::Api, &actor)
+        .install_shadow_from(&request.dir, &actor)
         .await
-        .map_err(|error| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_set_rejected", error)
+        .map_err(|error| match error {
+            ShadowError::NotAllowed(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "shadow_dir_not_allowed",
+                message,
+            )
+            .field("dir"),
+            ShadowError::DoesNotLoad(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rule_set_rejected",
+                message,
+            ),
         })?;
     view(&state)
         .map(Json)

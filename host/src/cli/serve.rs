@@ -176,7 +176,20 @@ async fn shutdown_signal(state: Arc<AppState>, drain_delay: Duration) {
 /// (mode 0600) so a local service works at once and the key never reaches a log.
 fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let path = store_dir.join(DEV_KEY_FILE);
+    // A key file others may read (or write: then they chose the key) is not trusted.
+    if let Ok(metadata) = std::fs::metadata(&path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        return Err(BadInput(format!(
+            "{}: mode {:03o} lets others read or change the local API key; allow its owner \
+             only (chmod 600) or remove it to make a new one",
+            path.display(),
+            metadata.permissions().mode() & 0o777
+        ))
+        .into());
+    }
     let key = match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => key.trim().to_owned(),
         _ => {

@@ -36,6 +36,9 @@ impl Kind {
 }
 
 /// Reads one pacs.008 or pain.001 message (XML, UTF-8, optionally with a BOM, inside any
+/// The longest MsgId: ISO 20022 `Max35Text`.
+pub const MSG_ID_CHARS_MAX: usize = 35;
+
 /// wrapper) into its transactions, or says with an ISO 20022 code why it must be refused.
 pub fn parse(bytes: &[u8]) -> Result<ParsedMessage, IsoError> {
     if bytes.len() > INPUT_BYTES_MAX {
@@ -496,11 +499,30 @@ impl<'i> Reader<'i> {
 
     fn finish(mut self) -> Result<ParsedMessage, IsoError> {
         let root = self.kind.map_or("", Kind::root);
+        let msg_id_path = format!("/Document/{root}/GrpHdr/MsgId");
         if self.message.message_id.is_empty() {
             return Err(IsoError::at(
                 "FF01",
-                &format!("/Document/{root}/GrpHdr/MsgId"),
+                &msg_id_path,
                 "GrpHdr/MsgId is missing",
+            ));
+        }
+        // Max35Text: it is the idempotency key, stored and logged, so its bounds are kept.
+        let msg_id_chars = self.message.message_id.chars().count();
+        if msg_id_chars > MSG_ID_CHARS_MAX {
+            return Err(IsoError::at(
+                "FF01",
+                &msg_id_path,
+                format!(
+                    "GrpHdr/MsgId is {msg_id_chars} characters; ISO 20022 allows {MSG_ID_CHARS_MAX} (Max35Text)"
+                ),
+            ));
+        }
+        if self.message.message_id.chars().any(char::is_control) {
+            return Err(IsoError::at(
+                "FF01",
+                &msg_id_path,
+                "GrpHdr/MsgId holds a control character (a line break, an escape)",
             ));
         }
         let count = self.message.payments.len();

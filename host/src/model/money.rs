@@ -80,9 +80,19 @@ impl DecimalText {
     }
 }
 
+/// The longest amount text read: 18 digits, a point, and room for leading zeros a system
+/// pads with; past it (5,000 leading zeros) the text is refused before it is parsed.
+pub const AMOUNT_TEXT_CHARS_MAX: usize = 40;
+
 impl FromStr for DecimalText {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() > AMOUNT_TEXT_CHARS_MAX {
+            return Err(format!(
+                "is {} characters long; an amount has at most {AMOUNT_TEXT_CHARS_MAX}",
+                text.len()
+            ));
+        }
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         let plain = !whole.is_empty()
             && whole.bytes().all(|b| b.is_ascii_digit())
@@ -132,8 +142,12 @@ pub enum AmountError {
         /// The currency's minor-unit digits.
         digits: u8,
     },
-    /// More than [`AMOUNT_DIGITS_MAX`] significant digits.
-    #[error("{0} has more than 18 digits")]
+    /// More than [`AMOUNT_DIGITS_MAX`] digits once written with the currency's minor units
+    /// (`999999999999999999` USD is `999999999999999999.00`: 20).
+    #[error(
+        "{0} has more than 18 digits written with its currency's decimals (at most 18, the \
+         decimals included)"
+    )]
     TooManyDigits(Decimal),
 }
 
@@ -268,6 +282,19 @@ mod tests {
             "0012.50".parse::<DecimalText>().map(DecimalText::value),
             Ok(Decimal::new(1250, 2))
         );
+        let padded = format!("{}1.00", "0".repeat(5_000));
+        let refused = padded.parse::<DecimalText>().unwrap_err();
+        assert!(refused.contains("5004 characters"), "{refused}");
+    }
+
+    #[test]
+    fn an_amount_too_long_for_its_currency_says_decimals_count() {
+        let usd = Currency::parse("USD").unwrap();
+        let amount: DecimalText = "999999999999999999".parse().unwrap();
+        let error = Money::new(amount.value(), usd).unwrap_err();
+        assert!(error.to_string().contains("decimals included"), "{error}");
+        let jpy = Currency::parse("JPY").unwrap();
+        assert!(Money::new(Decimal::new(999_999_999_999_999_999, 0), jpy).is_ok());
     }
 
     #[test]

@@ -244,17 +244,34 @@ pub enum Prepared {
     Rejected(Rejected),
 }
 
-/// Copies the files and subdirectories of `from` into `to` (created).
+/// Copies the rules directory `from` into `to` (created), as the loader sees it:
+/// symlinks followed (a Kubernetes ConfigMap mount is `x.toml -> ..data/x.toml`), only
+/// regular files and directories that resolve inside `from`, hidden entries (`..data`,
+/// `..2026_11_26_...`) left out since what they hold is copied through the links.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    let root = from.canonicalize()?;
+    copy_within(&root, from, to)
+}
+
+fn copy_within(root: &Path, from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
-        let kind = entry.file_type()?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let Ok(resolved) = entry.path().canonicalize() else {
+            continue;
+        };
+        if !resolved.starts_with(root) {
+            continue;
+        }
+        let kind = std::fs::metadata(&resolved)?;
         let target = to.join(entry.file_name());
         if kind.is_dir() {
-            copy_dir(&entry.path(), &target)?;
+            copy_within(root, &resolved, &target)?;
         } else if kind.is_file() {
-            std::fs::copy(entry.path(), target)?;
+            std::fs::copy(&resolved, target)?;
         }
     }
     Ok(())

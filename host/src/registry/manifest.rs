@@ -74,8 +74,7 @@ pub struct Manifest {
 impl Manifest {
     /// Parses the manifest of the rule `name`.
     pub fn parse(name: &str, text: &str) -> Result<Manifest, String> {
-        let file: ManifestFile =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let file: ManifestFile = toml::from_str(text).map_err(|e| super::toml_error(text, &e))?;
         file.limits.check()?;
         if !file.lists.is_empty() && !file.capabilities.contains(&Capability::Lists) {
             return Err("it names [lists] but does not grant the \"lists\" capability".to_owned());
@@ -242,7 +241,7 @@ mod tests {
                 "kind = \"fraud\"\n[config]\nx = [{a = 1}]",
                 "arrays may hold only",
             ),
-            ("kind = ", "TOML parse error"),
+            ("kind = ", "line 1, column 8"),
         ];
         for (text, expected) in cases {
             let error = Manifest::parse("r", text).expect_err(text);

@@ -118,8 +118,7 @@ pub struct PipelinePolicy {
 impl PipelinePolicy {
     /// Parses and checks a policy file's text.
     pub fn parse(text: &str) -> Result<PipelinePolicy, String> {
-        let policy: PipelinePolicy =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let policy: PipelinePolicy = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         let fraud = policy.fraud;
         if fraud.review_at == 0 || fraud.review_at > fraud.reject_at || fraud.reject_at > 1000 {
             return Err(format!(
@@ -211,6 +210,11 @@ impl RuleSet {
         runtime: &Runtime,
         previous: Option<&RuleSet>,
     ) -> Result<RuleSet, LoadError> {
+        // Files are read only where they resolve inside the directory (symlinks followed:
+        // a Kubernetes ConfigMap mount is a tree of them), so resolve it once.
+        let root = dir
+            .canonicalize()
+            .map_err(|e| LoadError::new(dir, format!("cannot read the rules directory: {e}")))?;
         let entries = std::fs::read_dir(dir)
             .map_err(|e| LoadError::new(dir, format!("cannot read the rules directory: {e}")))?;
         let mut manifests = Vec::new();
@@ -243,7 +247,7 @@ impl RuleSet {
         let mut set_hash = Sha256::new();
         let policy_path = dir.join(POLICY_FILE);
         let policy = if policy_path.exists() {
-            let text = read_text(&policy_path)?;
+            let text = read_text(&root, &policy_path)?;
             set_hash.update(b"policy\0");
             set_hash.update(text.as_bytes());
             PipelinePolicy::parse(&text).map_err(|e| LoadError::new(&policy_path, e))?
@@ -258,10 +262,10 @@ impl RuleSet {
                 .and_then(|stem| stem.to_str())
                 .ok_or_else(|| LoadError::new(&path, "the file name is not valid UTF-8"))?
                 .to_owned();
-            let text = read_text(&path)?;
+            let text = read_text(&root, &path)?;
             let manifest = Manifest::parse(&name, &text).map_err(|e| LoadError::new(&path, e))?;
             let component_path = dir.join(&manifest.component);
-            let wasm = read_bytes(&component_path, COMPONENT_BYTES_MAX)?;
+            let wasm = read_bytes(&root, &component_path, COMPONENT_BYTES_MAX)?;
             let version = hex(&Sha256::digest(&wasm));
             let reusable = previous.and_then(|set| {
                 set.rules.iter().find(|rule| {
@@ -284,7 +288,7 @@ impl RuleSet {
             for (list_name, file) in &manifest.lists {
                 let list_path = dir.join(file);
                 if !lists.contains_key(&list_path) {
-                    let bytes = read_bytes(&list_path, crate::lists::LIST_BYTES_MAX as u64)?;
+                    let bytes = read_bytes(&root, &list_path, crate::lists::LIST_BYTES_MAX as u64)?;
                     let csv = list_path.extension().is_some_and(|ext| ext == "csv");
                     let list = NamedList::parse(&bytes, csv)
                         .map_err(|e| LoadError::new(&list_path, e.to_string()))?;
@@ -306,7 +310,7 @@ impl RuleSet {
             });
             let vectors_path = dir.join(format!("{name}{}", vectors::FILE_SUFFIX));
             let vectors = if vectors_path.is_file() {
-                let text = read_text(&vectors_path)?;
+                let text = read_text(&root, &vectors_path)?;
                 let mut parsed = Vectors::parse(&text, manifest.kind)
                     .map_err(|e| LoadError::new(&vectors_path, e))?;
                 parsed.path = vectors_path;
@@ -371,21 +375,65 @@ fn kind_rank(kind: RuleKind) -> u8 {
     }
 }
 
-fn read_bytes(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| LoadError::new(path, format!("cannot read it: {e}")))?;
-    if metadata.len() > max {
+/// Reads a file of the rules directory `root` (canonical): only a regular file, only
+/// where it resolves inside `root` after following symlinks (a `lists/leak.txt ->
+/// /etc/passwd` is refused), at most `max` bytes whatever its size claims (a device reads
+/// without end), opened without blocking (a FIFO in place of a file would wait for a
+/// writer forever).
+fn read_bytes(root: &Path, path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable = |e: std::io::Error| LoadError::new(path, format!("cannot read it: {e}"));
+    let resolved = path.canonicalize().map_err(unreadable)?;
+    if !resolved.starts_with(root) {
         return Err(LoadError::new(
             path,
-            format!("{} bytes, more than the {max} allowed", metadata.len()),
+            "it resolves outside the rules directory (a symlink out of it is not followed)",
         ));
     }
-    std::fs::read(path).map_err(|e| LoadError::new(path, format!("cannot read it: {e}")))
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&resolved)
+        .map_err(unreadable)?;
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(LoadError::new(
+            path,
+            "not a regular file (a device, a FIFO or a socket is never read)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > max {
+        return Err(LoadError::new(
+            path,
+            format!("more than the {max} bytes allowed"),
+        ));
+    }
+    Ok(bytes)
 }
 
-fn read_text(path: &Path) -> Result<String, LoadError> {
-    let bytes = read_bytes(path, TEXT_FILE_BYTES_MAX)?;
+fn read_text(root: &Path, path: &Path) -> Result<String, LoadError> {
+    let bytes = read_bytes(root, path, TEXT_FILE_BYTES_MAX)?;
     String::from_utf8(bytes).map_err(|_| LoadError::new(path, "not valid UTF-8"))
+}
+
+/// A TOML error as "line L, column C: what", never quoting the file: an error reaches
+/// operators over HTTP and the audit log, and a file named by mistake (another service's
+/// secrets) must not be echoed back.
+pub(crate) fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
 }
 
 /// Lower-case hex of a digest.

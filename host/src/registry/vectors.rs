@@ -255,8 +255,7 @@ impl Vectors {
     /// Parses and checks a vectors file for a rule of `kind`: every payment must be valid
     /// and every expectation one a rule of that kind can meet.
     pub fn parse(text: &str, kind: RuleKind) -> Result<Vectors, String> {
-        let file: VectorsFile =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let file: VectorsFile = toml::from_str(text).map_err(|e| super::toml_error(text, &e))?;
         if file.cases.is_empty() {
             return Err("no [[case]]: a vectors file must hold at least one case".to_owned());
         }

@@ -45,6 +45,8 @@ pub struct Service {
     in_flight: InFlight,
     /// One reload at a time, from loading the candidate to its swap.
     reloading: tokio::sync::Mutex<()>,
+    /// Where an operator may name a shadow set (canonical).
+    shadow_roots: Vec<std::path::PathBuf>,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -109,7 +111,24 @@ impl Service {
             shadow,
             in_flight: InFlight::default(),
             reloading: tokio::sync::Mutex::new(()),
+            shadow_roots: Vec::new(),
         }
+    }
+
+    /// Lets operators name shadow sets under these directories (those that do not exist
+    /// are left out, with a warning).
+    pub fn with_shadow_roots(mut self, roots: &[std::path::PathBuf]) -> Service {
+        self.shadow_roots = roots
+            .iter()
+            .filter_map(|root| match root.canonicalize() {
+                Ok(root) => Some(root),
+                Err(error) => {
+                    tracing::warn!(root = %root.display(), "a shadow root is left out: {error}");
+                    None
+                }
+            })
+            .collect();
+        self
     }
 
     /// The live rule set.

@@ -21,6 +21,34 @@ pub const REJECTED: &str = "rules.rejected";
 
 /// The subdirectory of the rules directory whose rules run as the shadow set.
 pub const SHADOW_SUBDIR: &str = "shadow";
+/// The longest directory name an operator may give for a shadow set (Linux's PATH_MAX).
+pub const SHADOW_DIR_BYTES_MAX: usize = 4096;
+/// The longest error text kept (in answers and the audit log) for a refused candidate.
+pub const ERROR_TEXT_BYTES_MAX: usize = 2048;
+
+/// Why a shadow set an operator named was not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShadowError {
+    /// The directory is not under a configured shadow root (or does not exist).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// It does not load (the shadow set is unchanged).
+    #[error("{0}")]
+    DoesNotLoad(String),
+}
+
+/// `text` cut to [`ERROR_TEXT_BYTES_MAX`] bytes (at a character boundary).
+fn bounded(text: &str) -> String {
+    if text.len() <= ERROR_TEXT_BYTES_MAX {
+        return text.to_owned();
+    }
+    let mut end = ERROR_TEXT_BYTES_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// The audit action of a shadow set installed.
 pub const SHADOW_INSTALLED: &str = "rules.shadow_installed";
 /// The audit action of a shadow set removed.
@@ -175,10 +203,45 @@ impl Service {
     ) -> Result<RuleSet, String> {
         let live = Arc::clone(&self.rules);
         let load_dir = dir.to_owned();
-        tokio::task::spawn_blocking(move || live.load_beside(&load_dir, reuse.as_deref()))
+        let set =
+            tokio::task::spawn_blocking(move || live.load_beside(&load_dir, reuse.as_deref()))
+                .await
+                .map_err(|e| format!("loading failed: {e}"))?
+                .map_err(|e| bounded(&e.to_string()))?;
+        if set.rules().is_empty() {
+            return Err(format!(
+                "{}: no rules in the directory: an empty shadow set is refused",
+                dir.display()
+            ));
+        }
+        Ok(set)
+    }
+
+    /// Installs the rules directory an operator named as the shadow set: only a directory
+    /// under one of the configured shadow roots (after resolving symlinks), so the API
+    /// cannot be made to read other paths of the host.
+    pub async fn install_shadow_from(&self, dir: &str, actor: &str) -> Result<(), ShadowError> {
+        let not_allowed = || {
+            ShadowError::NotAllowed(format!(
+                "{:?} is not a directory under a configured shadow root (shadow_roots)",
+                dir.chars().take(256).collect::<String>()
+            ))
+        };
+        if dir.is_empty() || dir.len() > SHADOW_DIR_BYTES_MAX || dir.contains('\0') {
+            return Err(not_allowed());
+        }
+        let resolved = Path::new(dir).canonicalize().map_err(|_| not_allowed())?;
+        let allowed = resolved.is_dir()
+            && self
+                .shadow_roots
+                .iter()
+                .any(|root| resolved.starts_with(root));
+        if !allowed {
+            return Err(not_allowed());
+        }
+        self.install_shadow(resolved, ShadowSource::Api, actor)
             .await
-            .map_err(|e| format!("loading failed: {e}"))?
-            .map_err(|e| e.to_string())
+            .map_err(ShadowError::DoesNotLoad)
     }
 
     /// Loads `dir` (reusing the live set's compiled code) and installs it as the shadow set,

@@ -123,7 +123,8 @@ pub fn start(
         .map_err(|e| failed("starting the deciders", &e))?;
     let shadow = ShadowRunner::start(pipeline, Arc::clone(&store), deciders.load())
         .map_err(|e| failed("starting the shadow runner", &e))?;
-    let service = Service::new(live, store, velocity, metrics, deciders, shadow);
+    let service = Service::new(live, store, velocity, metrics, deciders, shadow)
+        .with_shadow_roots(&config.shadow_roots);
     Ok(Started {
         service: Arc::new(service),
         trigger,
