@@ -28,7 +28,7 @@ stop_and_verify() { # name answered
   kill -TERM "$pid"; wait "$pid" || true
   verdict=$("$bin" audit verify --store "$work/$1.db")
   echo "$verdict"
-  entries=$(echo "$verdict" | sed -n 's/.*intact, \([0-9]*\) entries/\1/p')
+  entries=$(echo "$verdict" | sed -n 's/.*intact, \([0-9]*\) entries.*/\1/p')
   # One entry per stored decision, plus the service's own `rules.loaded`; requests still
   # in flight when wrk stopped were answered after it counted, so there may be more.
   if [ -z "$entries" ] || [ "$entries" -lt $(( $2 + 1 )) ]; then
