@@ -235,16 +235,7 @@ fn insert(
         Write::Decision(r) => {
             insert_decision(conn, r)?;
             insert_idempotency(conn, r)?;
-            audit(
-                conn,
-                head,
-                keys,
-                r.received_at_ms,
-                &r.submitted_by,
-                DECIDED,
-                &r.payment_id,
-                &r.audit_detail,
-            )
+            audit_decided(conn, head, keys, r)
         }
         Write::Message(m) => {
             let inserted = conn
@@ -265,16 +256,7 @@ fn insert(
             let mut head = *head;
             for r in &m.decisions {
                 insert_decision(conn, r)?;
-                head = audit(
-                    conn,
-                    &head,
-                    keys,
-                    r.received_at_ms,
-                    &r.submitted_by,
-                    DECIDED,
-                    &r.payment_id,
-                    &r.audit_detail,
-                )?;
+                head = audit_decided(conn, &head, keys, r)?;
             }
             Ok(head)
         }
@@ -289,6 +271,25 @@ fn insert(
             &e.detail,
         ),
     }
+}
+
+/// Appends a decided payment's audit entry; returns the new head.
+fn audit_decided(
+    conn: &Connection,
+    head: &ChainHead,
+    keys: &AuditKeys,
+    r: &DecisionRecord,
+) -> Result<ChainHead, StoreError> {
+    audit(
+        conn,
+        head,
+        keys,
+        r.received_at_ms,
+        &r.submitted_by,
+        DECIDED,
+        &r.payment_id,
+        &r.audit_detail,
+    )
 }
 
 /// Appends one entry to the audit chain, authenticated by the signing audit key; returns
