@@ -63,8 +63,10 @@ pub const CODE_CACHE_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
 
 /// The audit key file by default: beside the store, made on first start (mode 0600).
 pub const AUDIT_KEY_FILE_DEFAULT: &str = "payrules-audit.key";
-/// The audit checkpoint file by default: beside the store.
-pub const AUDIT_CHECKPOINT_FILE_DEFAULT: &str = "payrules-audit.checkpoints";
+/// The audit checkpoint file by default: beside the store, named for it
+/// (`payrules.db` → `payrules-audit.checkpoints`), so two stores in one directory never
+/// share one.
+pub const AUDIT_CHECKPOINT_FILE_SUFFIX: &str = "-audit.checkpoints";
 /// How often the chain's head is checkpointed at most: entries newer than the last
 /// checkpoint could be removed from the end of the log unseen.
 pub const AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 1_000;
@@ -233,8 +235,8 @@ pub struct AuditConfig {
     /// Or the name of an environment variable holding the same text (`;` may separate
     /// keys). Set at most one of the two.
     pub key_env: Option<String>,
-    /// The file the chain's head is checkpointed to. By default
-    /// [`AUDIT_CHECKPOINT_FILE_DEFAULT`] beside the store.
+    /// The file the chain's head is checkpointed to. By default the store's name with
+    /// [`AUDIT_CHECKPOINT_FILE_SUFFIX`], beside it.
     pub checkpoint_file: Option<PathBuf>,
     /// How often at most, ms; by default [`AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT`].
     pub checkpoint_interval_ms: Option<u64>,
@@ -277,10 +279,15 @@ impl Config {
 
     /// The audit checkpoint file.
     pub fn audit_checkpoint_file(&self) -> PathBuf {
-        self.audit
-            .checkpoint_file
-            .clone()
-            .unwrap_or_else(|| self.store_dir().join(AUDIT_CHECKPOINT_FILE_DEFAULT))
+        self.audit.checkpoint_file.clone().unwrap_or_else(|| {
+            let stem = self
+                .store
+                .path
+                .file_stem()
+                .map_or_else(|| "payrules".into(), |s| s.to_string_lossy());
+            self.store_dir()
+                .join(format!("{stem}{AUDIT_CHECKPOINT_FILE_SUFFIX}"))
+        })
     }
 }
 
@@ -438,6 +445,23 @@ mod tests {
         assert!(
             config.api_keys.is_empty(),
             "the example ships no usable key: a service started with it makes its own"
+        );
+    }
+
+    #[test]
+    fn each_store_has_its_own_checkpoint_file_by_default() {
+        let at = |store: &str| {
+            Config::parse(&format!("[store]\npath = {store:?}"))
+                .unwrap()
+                .audit_checkpoint_file()
+        };
+        assert_eq!(
+            at("payrules.db"),
+            PathBuf::from(".").join("payrules-audit.checkpoints")
+        );
+        assert_eq!(
+            at("/var/lib/a/other.db"),
+            PathBuf::from("/var/lib/a/other-audit.checkpoints")
         );
     }
 
