@@ -264,6 +264,17 @@ impl Disguise {
 /// for a name written plainly, in any one script per word, accented or not.
 pub fn disguises(name: &str) -> Vec<Disguise> {
     let mut found = Vec::new();
+    // Most names are plain ASCII: only letters spelled out one by one can disguise them,
+    // and that needs no Unicode tables (a rule runs this for every party of every payment).
+    if name.is_ascii() {
+        let words = name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|word| !word.is_empty());
+        if longest_run_of_single_letters(words) >= SPACED_LETTERS_MIN {
+            found.push(Disguise::SpacedLetters);
+        }
+        return found;
+    }
     if name.chars().any(|c| !c.is_ascii() && is_invisible(c)) {
         found.push(Disguise::InvisibleCharacters);
     }
@@ -282,9 +293,18 @@ pub fn disguises(name: &str) -> Vec<Disguise> {
     if compatibility {
         found.push(Disguise::CompatibilityForms);
     }
+    let words = raw_words(name);
+    if longest_run_of_single_letters(words.iter().map(String::as_str)) >= SPACED_LETTERS_MIN {
+        found.push(Disguise::SpacedLetters);
+    }
+    found
+}
+
+/// The most one-letter words in a row.
+fn longest_run_of_single_letters<'a>(words: impl Iterator<Item = &'a str>) -> usize {
     let mut run = 0;
     let mut longest = 0;
-    for word in raw_words(name) {
+    for word in words {
         run = if word.chars().count() == 1 {
             run + 1
         } else {
@@ -292,10 +312,7 @@ pub fn disguises(name: &str) -> Vec<Disguise> {
         };
         longest = longest.max(run);
     }
-    if longest >= SPACED_LETTERS_MIN {
-        found.push(Disguise::SpacedLetters);
-    }
-    found
+    longest
 }
 
 /// Scores two *normalised* names (see [`normalize`]) from 0 (nothing alike) to
