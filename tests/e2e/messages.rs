@@ -131,6 +131,9 @@ fn each_transaction_of_a_pacs008_is_decided_and_reported_in_a_pacs002() {
             .any(|i| i.contains("creditor.account.iban")),
         "{report}"
     );
+    // The screening rule's finding (which listed party, how similar) is not told to the
+    // submitting system: its reason code is.
+    assert!(!report.contains("sanctions entry"), "{report}");
 
     // The two payments that reached the rules are stored with their decisions.
     let stored = server.all_payments();

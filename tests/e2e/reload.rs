@@ -366,7 +366,14 @@ fn the_rules_change_twenty_times_under_load_without_a_failed_request_or_a_mixed_
         rules_of.insert(entry["version"].as_str().unwrap().to_owned(), rules);
     }
     let mut used = BTreeSet::new();
-    for (_, decision) in &answers {
+    for (_, answer) in &answers {
+        // The rules that decided, as an auditor reads them.
+        let id = answer["payment_id"]
+            .as_str()
+            .expect("a decision names its payment");
+        let decision = &server
+            .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+            .json()["decision"];
         let version = decision["rule_set_version"].as_str().unwrap();
         assert!(live_versions.contains(version), "{version} was never live");
         let set = &rules_of[version];

@@ -514,3 +514,60 @@ fn the_bearer_scheme_is_case_insensitive() {
     );
     assert_eq!(reply.status, 401);
 }
+
+/// A submitting system is told the answer and its reason codes, never the rules'
+/// findings: another client's payments from the same debtor show in the fraud reasons
+/// (velocity figures) an auditor reads, and must not reach this client (issue 16,
+/// defect 5). The same holds for its payment read back and for a pacs.002.
+#[test]
+fn a_submitter_never_sees_the_findings_that_quote_other_clients_payments() {
+    use crate::server::{AUDITOR, OTHER_SUBMITTER};
+    let server = Server::start();
+    for n in 0..4 {
+        let key = format!("checkout-{n}");
+        let reply = server.submit(SUBMITTER, &key, &payment("us-payroll-fednow.json", &key));
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let reply = server.submit(
+        OTHER_SUBMITTER,
+        "treasury-1",
+        &payment("us-payroll-fednow.json", "treasury-1"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let told = reply.json();
+    let id = told["payment_id"].as_str().unwrap().to_owned();
+    let whole = server
+        .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+        .json()["decision"]
+        .clone();
+    let findings: Vec<String> = whole["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|rule| rule["reasons"].as_array())
+        .flatten()
+        .map(|reason| reason["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        findings.iter().any(|m| m.contains("debtor")),
+        "the auditor reads the velocity findings built on the other client's payments: {whole}"
+    );
+    let read_back = server
+        .get(&format!("/v1/payments/{id}"), Some(OTHER_SUBMITTER))
+        .json()["decision"]
+        .clone();
+    for view in [&told, &read_back] {
+        let text = view.to_string();
+        for finding in &findings {
+            assert!(
+                !text.contains(finding.as_str()),
+                "{finding} reached the client: {text}"
+            );
+        }
+        assert!(
+            view.get("rules").is_none() && view.get("risk_score").is_none(),
+            "{text}"
+        );
+        assert_eq!(view["status"], whole["status"]);
+    }
+}

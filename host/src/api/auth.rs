@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 use crate::config::{ApiKeyConfig, Role};
+use crate::model::{ClientDecision, Decision};
 
 /// The known keys.
 pub struct Keys {
@@ -42,6 +43,21 @@ impl Principal {
         self.roles.contains(&role)
     }
 
+    /// Whether this key sees decisions whole (the rules' trace and findings): auditors
+    /// and operators do; a submitting system sees a [`ClientDecision`].
+    pub fn sees_whole_decisions(&self) -> bool {
+        self.has(Role::Auditor) || self.has(Role::Operator)
+    }
+
+    /// A decision as this key may see it.
+    pub fn view(&self, decision: Decision) -> DecisionView {
+        if self.sees_whole_decisions() {
+            DecisionView::Whole(decision)
+        } else {
+            DecisionView::Client(ClientDecision::from(&decision))
+        }
+    }
+
     /// Refuses with 403 unless the key holds one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.iter().any(|role| self.has(*role)) {
@@ -54,6 +70,16 @@ impl Principal {
             format!("this needs the {} role", names.join(" or ")),
         ))
     }
+}
+
+/// A decision as a key may see it: whole, or the client's view.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DecisionView {
+    /// For auditors and operators: every rule's outcome, findings, fuel and time.
+    Whole(Decision),
+    /// For submitting systems: the answer and its reason codes.
+    Client(ClientDecision),
 }
 
 impl Keys {

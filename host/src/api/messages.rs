@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::auth::Principal;
+use super::auth::{DecisionView, Principal};
 use super::error::ApiError;
 use super::payments::{REPLAYED, read_body};
 use crate::iso20022::report::{StatusReport, TxReport};
@@ -56,7 +56,13 @@ pub async fn submit(
     } else {
         StatusCode::CREATED
     };
-    let mut response = respond(status, &answer.report, answer_json, answer.decisions);
+    let mut response = respond(
+        status,
+        principal,
+        answer.report,
+        answer_json,
+        answer.decisions,
+    );
     if answer.replayed {
         response
             .headers_mut()
@@ -104,15 +110,32 @@ struct JsonTransaction<'a> {
     #[serde(flatten)]
     line: &'a TxReport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    decision: Option<Decision>,
+    decision: Option<DecisionView>,
 }
 
+/// The answer, as `principal` may see it: a submitting system gets each decided
+/// transaction's reason codes without the rules' messages (in `AddtlInf` and in JSON), as
+/// it gets decisions.
 fn respond(
     status: StatusCode,
-    report: &StatusReport,
+    principal: &Principal,
+    mut report: StatusReport,
     answer_json: bool,
     mut decisions: std::collections::HashMap<String, Decision>,
 ) -> Response {
+    // A transaction refused before any rule saw it keeps its message: it is about the
+    // client's own input (an IBAN's check digits).
+    if !principal.sees_whole_decisions() {
+        for line in report
+            .transactions
+            .iter_mut()
+            .filter(|line| line.payment_id.is_some())
+        {
+            for reason in &mut line.reasons {
+                reason.message.clear();
+            }
+        }
+    }
     if answer_json {
         let body = JsonReport {
             report_id: &report.report_id,
@@ -127,7 +150,8 @@ fn respond(
                     decision: line
                         .payment_id
                         .as_deref()
-                        .and_then(|id| decisions.remove(id)),
+                        .and_then(|id| decisions.remove(id))
+                        .map(|decision| principal.view(decision)),
                 })
                 .collect(),
         };

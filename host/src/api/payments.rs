@@ -11,13 +11,13 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Principal;
+use super::auth::{DecisionView, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, idempotency};
 use crate::config::Role;
-use crate::model::{Decision, Payment, Status};
+use crate::model::{Payment, Status};
 use crate::service::ServiceError;
-use crate::store::{ListQuery, PaymentSummary, StoredPayment};
+use crate::store::{ListQuery, PaymentSummary};
 
 /// The header that says an answer is the stored decision of an earlier request.
 pub const REPLAYED: &str = "idempotent-replayed";
@@ -39,11 +39,11 @@ pub const REPLAYED: &str = "idempotent-replayed";
             description = "Required with JSON: unique per payment; a retry with the same key and payload gets the same decision. With XML the message's MsgId is the key."),
     ),
     responses(
-        (status = 201, description = "Decided and stored: the decision (JSON) or a pacs.002.001.10 (XML)",
-            content((Decision = "application/json"), (String = "application/xml")),
+        (status = 201, description = "Decided and stored: the decision (JSON: the client's view for a submitter, whole for a key that is also auditor or operator) or a pacs.002.001.10 (XML)",
+            content((DecisionView = "application/json"), (String = "application/xml")),
             headers(("Location" = String, description = "The payment's URL (JSON submissions)"))),
         (status = 200, description = "A retry: the decision or report stored under this key or MsgId",
-            content((Decision = "application/json"), (String = "application/xml")),
+            content((DecisionView = "application/json"), (String = "application/xml")),
             headers(("Idempotent-Replayed" = String, description = "`true`"))),
         (status = 400, description = "Malformed JSON, a message that is not a readable pacs.008 or pain.001, or a missing or invalid Idempotency-Key", body = ErrorBody),
         (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
@@ -99,7 +99,7 @@ pub async fn submit(
     } else {
         StatusCode::CREATED
     };
-    let mut response = (status, Json(submitted.decision)).into_response();
+    let mut response = (status, Json(principal.view(submitted.decision))).into_response();
     let headers = response.headers_mut();
     if submitted.replayed {
         headers.insert(REPLAYED, HeaderValue::from_static("true"));
@@ -174,7 +174,7 @@ pub(super) async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError>
     tag = "payments",
     params(("id" = String, Path, description = "The payment id from the submission")),
     responses(
-        (status = 200, description = "The payment and its decision", body = StoredPayment),
+        (status = 200, description = "The payment and its decision (whole for auditors, the client's view for submitters)", body = PaymentView),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "Neither submitter nor auditor", body = ErrorBody),
         (status = 404, description = "No such payment (or not this key's)", body = ErrorBody),
@@ -185,7 +185,7 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<StoredPayment>, ApiError> {
+) -> Result<Json<PaymentView>, ApiError> {
     principal.require(&[Role::Submitter, Role::Auditor])?;
     let not_found = || ApiError::not_found("payment_not_found", format!("no payment {id}"));
     if id.len() > 64 {
@@ -195,7 +195,28 @@ pub async fn get(
     if !principal.has(Role::Auditor) && stored.submitted_by != *principal.name {
         return Err(not_found());
     }
-    Ok(Json(stored))
+    Ok(Json(PaymentView {
+        payment_id: stored.payment_id,
+        received_at_unix_ms: stored.received_at_unix_ms,
+        submitted_by: stored.submitted_by,
+        payment: stored.payment,
+        decision: principal.view(stored.decision),
+    }))
+}
+
+/// A stored payment with its decision, as the key reading it may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    /// The host's id.
+    pub payment_id: String,
+    /// When it arrived, ms since the Unix epoch.
+    pub received_at_unix_ms: i64,
+    /// The API key that submitted it.
+    pub submitted_by: String,
+    /// The payment as validated.
+    pub payment: Payment,
+    /// Its decision: whole for auditors and operators, the client's view for submitters.
+    pub decision: DecisionView,
 }
 
 /// The query of a listing.

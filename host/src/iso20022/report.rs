@@ -53,7 +53,8 @@ pub struct StatusReason {
     /// An ISO 20022 external status reason code (`RR04`, `AM02`, ...) or, for a rule's
     /// own finding code, that code (written as a proprietary reason).
     pub code: String,
-    /// One sentence.
+    /// One sentence; empty when withheld from the reader.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
 

@@ -324,6 +324,67 @@ pub struct Decision {
     pub rules: Vec<RuleRun>,
 }
 
+/// What a submitting system is told of a decision: the answer — status, the codes of its
+/// reasons, the rail — without the rules' trace, their findings' messages or the fraud
+/// score. Those are for operators and auditors: a fraud reason quotes velocity figures
+/// (what the debtor or creditor paid, through every client's submissions), a screening
+/// finding names a listed party, and neither may reach another client, nor tip off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ClientDecision {
+    /// The host's id for the payment.
+    pub payment_id: String,
+    /// The payment's end-to-end id.
+    pub end_to_end_id: String,
+    /// The answer.
+    pub status: Status,
+    /// The codes of the reasons, ISO 20022 codes first; empty when accepted.
+    pub reasons: Vec<ReasonCode>,
+    /// The rail, if a routing rule chose one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<ClientRoute>,
+    /// The version of the rule set that decided.
+    pub rule_set_version: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub decided_at_unix_ms: i64,
+}
+
+/// A reason's code, without its message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReasonCode {
+    /// ISO 20022 status reason code, or a rule-defined finding code.
+    pub code: String,
+}
+
+/// The rail chosen, without the rule's explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ClientRoute {
+    /// The rail.
+    pub rail: Rail,
+}
+
+impl From<&Decision> for ClientDecision {
+    fn from(decision: &Decision) -> Self {
+        ClientDecision {
+            payment_id: decision.payment_id.clone(),
+            end_to_end_id: decision.end_to_end_id.clone(),
+            status: decision.status,
+            reasons: decision
+                .reasons
+                .iter()
+                .map(|reason| ReasonCode {
+                    code: reason.code.clone(),
+                })
+                .collect(),
+            route: decision
+                .route
+                .as_ref()
+                .map(|route| ClientRoute { rail: route.rail }),
+            rule_set_version: decision.rule_set_version.clone(),
+            decided_at_unix_ms: decision.decided_at_unix_ms,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

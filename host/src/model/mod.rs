@@ -7,8 +7,8 @@ pub mod reason_code;
 mod schema;
 
 pub use decision::{
-    ChosenRoute, Decision, FailureKind, FailurePolicy, Rail, Reason, RiskReason, RuleKind,
-    RuleLogLine, RuleOutcome, RuleRun, Status,
+    ChosenRoute, ClientDecision, ClientRoute, Decision, FailureKind, FailurePolicy, Rail, Reason,
+    ReasonCode, RiskReason, RuleKind, RuleLogLine, RuleOutcome, RuleRun, Status,
 };
 pub use money::{AMOUNT_DIGITS_MAX, AmountError, Currency, DecimalText, Money};
 pub use payment::{

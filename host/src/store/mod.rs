@@ -384,7 +384,7 @@ pub struct IdempotencyRecord {
 }
 
 /// A stored payment with its decision.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug)]
 pub struct StoredPayment {
     /// The host's id.
     pub payment_id: String,
