@@ -119,10 +119,22 @@ impl Payments {
     }
 }
 
+/// Every this many payments recorded, the book drops the keys whose payments are all
+/// older than the longest window: an account that stops paying does not stay in memory
+/// for good. A sweep visits every key once (≈30 ns each), so it costs each payment a few
+/// nanoseconds on average.
+const SWEEP_EVERY_PAYMENTS: u64 = 4_096;
+
 /// Accepted payments by account.
 #[derive(Debug, Default)]
 pub struct VelocityBook {
-    payments: Mutex<HashMap<Key, Payments>>,
+    payments: Mutex<Book>,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    keys: HashMap<Key, Payments>,
+    recorded: u64,
 }
 
 impl VelocityBook {
@@ -145,15 +157,31 @@ impl VelocityBook {
             Key::Pair(debtor, creditor, currency),
         ];
         let oldest_kept = at_unix_ms - i64::from(WINDOW_SECONDS_MAX) * 1000;
-        let mut payments = self
+        let mut book = self
             .payments
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for key in keys {
-            let entries = payments.entry(key).or_default();
+            let entries = book.keys.entry(key).or_default();
             entries.forget(oldest_kept);
             entries.insert(at_unix_ms, money.minor_units());
         }
+        book.recorded += 1;
+        if book.recorded.is_multiple_of(SWEEP_EVERY_PAYMENTS) {
+            book.keys.retain(|_, entries| {
+                entries.forget(oldest_kept);
+                !entries.0.is_empty()
+            });
+        }
+    }
+
+    /// How many keys (accounts and pairs, per currency) the book holds.
+    pub fn keys(&self) -> usize {
+        self.payments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys
+            .len()
     }
 
     /// The payments of `scope` in `currency` accepted in the `window_seconds` before
@@ -173,13 +201,15 @@ impl VelocityBook {
             }
         };
         let since = now_unix_ms - i64::from(window_seconds.min(WINDOW_SECONDS_MAX)) * 1000;
-        let payments = self
+        let book = self
             .payments
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        payments.get(&key).map_or_else(Figures::default, |entries| {
-            entries.between(since, now_unix_ms)
-        })
+        book.keys
+            .get(&key)
+            .map_or_else(Figures::default, |entries| {
+                entries.between(since, now_unix_ms)
+            })
     }
 }
 
@@ -309,5 +339,32 @@ mod tests {
         book.record(&payment("A", "B", "1.00", "USD"), 1000);
         assert_eq!(book.figures(Scope::Debtor("A"), usd, 60, 1000).count, 0);
         assert_eq!(book.figures(Scope::Debtor("A"), usd, 60, 1001).count, 1);
+    }
+
+    #[test]
+    fn accounts_that_stop_paying_leave_the_book() {
+        let book = VelocityBook::new();
+        let day = 24 * 3_600_000_i64;
+        for n in 0..100 {
+            book.record(&payment(&format!("OLD{n}"), "B", "1.00", "USD"), 0);
+        }
+        assert_eq!(
+            book.keys(),
+            100 * 2 + 1,
+            "a debtor and a pair each, one creditor"
+        );
+        // 91 days on, one account keeps paying: the sweep drops the others' keys.
+        let later = 91 * day;
+        for n in 0..SWEEP_EVERY_PAYMENTS {
+            book.record(
+                &payment("ACTIVE", "C", "1.00", "USD"),
+                later + i64::try_from(n).unwrap(),
+            );
+        }
+        assert_eq!(
+            book.keys(),
+            3,
+            "only the active debtor, its creditor and their pair"
+        );
     }
 }
