@@ -779,3 +779,85 @@ fn json_logs_are_one_object_per_line_with_request_pipeline_stage_and_rule_spans(
         "an event inside a rule, nested under its request, pipeline and stage: {log}"
     );
 }
+
+/// The OpenAPI document says what the server enforces, so a client generated from it is
+/// not refused for a request the document calls valid (issue 16, item 9): the checks are
+/// each declared, and each declared bound is the one the server applies.
+#[test]
+fn the_openapi_document_declares_what_the_server_enforces() {
+    let server = Server::start();
+    let document = server.get("/openapi.json", None).json();
+    let param = |path: &str, method: &str, name: &str| -> Value {
+        document["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path} declares {name}"))
+            .clone()
+    };
+    let key = param("/v1/payments", "post", "Idempotency-Key");
+    assert_eq!(key["required"], true, "{key}");
+    assert_eq!(key["schema"]["maxLength"], 255);
+    let limit = param("/v1/payments", "get", "limit");
+    assert_eq!(
+        (
+            limit["schema"]["minimum"].as_f64(),
+            limit["schema"]["maximum"].as_f64()
+        ),
+        (Some(1.0), Some(500.0)),
+        "{limit}"
+    );
+    assert_eq!(
+        param("/v1/payments", "get", "since")["schema"]["format"],
+        "date-time"
+    );
+    let audit_limit = param("/v1/audit", "get", "limit");
+    assert_eq!(
+        audit_limit["schema"]["maximum"].as_f64(),
+        Some(500.0),
+        "{audit_limit}"
+    );
+    let id = param("/v1/payments/{id}", "get", "id");
+    assert_eq!(id["schema"]["maxLength"], 64);
+    let metrics = &document["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
+    let served = server.get("/metrics", None);
+    let content_type = served
+        .header("content-type")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        metrics.get(&content_type).is_some(),
+        "{content_type} is not declared: {metrics}"
+    );
+    let dir = &document["components"]["schemas"]["InstallRequest"]["properties"]["dir"];
+    assert_eq!(dir["maxLength"], 4096, "{dir}");
+
+    // And the server enforces what is declared: one past each bound is refused.
+    let get = |path: &str| server.get(path, Some(AUDITOR));
+    assert_eq!(get("/v1/payments?limit=500").status, 200);
+    assert_eq!(get("/v1/payments?limit=501").code(), "limit_invalid");
+    assert_eq!(get("/v1/payments?limit=0").code(), "limit_invalid");
+    assert_eq!(get("/v1/audit?limit=501").code(), "limit_invalid");
+    assert_eq!(get("/v1/payments?since=2026-11-22T08:00:00Z").status, 200);
+    let body = payment("us-payroll-fednow.json", "no-key").to_string();
+    let without_key = server.request(
+        "POST",
+        "/v1/payments",
+        &[
+            ("Authorization", &format!("Bearer {SUBMITTER}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(without_key.code(), "idempotency_key_missing");
+    let long_key = server.submit(
+        SUBMITTER,
+        &"k".repeat(256),
+        &payment("us-payroll-fednow.json", "k"),
+    );
+    assert_eq!(long_key.code(), "idempotency_key_invalid");
+}

@@ -35,8 +35,8 @@ pub const REPLAYED: &str = "idempotent-replayed";
         content((Payment = "application/json"), (String = "application/xml")),
     ),
     params(
-        ("Idempotency-Key" = Option<String>, Header,
-            description = "Required with JSON: unique per payment; a retry with the same key and payload gets the same decision. With XML the message's MsgId is the key."),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255,
+            description = "Unique per payment: a retry with the same key and payload gets the same decision. 1 to 255 visible ASCII characters, bare or quoted (\"...\"). Refused when missing on a JSON submission; with XML the message's MsgId is the key and this header is not read."),
     ),
     responses(
         (status = 201, description = "Decided and stored: the decision (JSON: the client's view for a submitter, whole for a key that is also auditor or operator) or a pacs.002.001.10 (XML)",
@@ -172,7 +172,8 @@ pub(super) async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError>
     get,
     path = "/v1/payments/{id}",
     tag = "payments",
-    params(("id" = String, Path, description = "The payment id from the submission")),
+    params(("id" = String, Path, max_length = 64, pattern = "^pay_[0-9a-f]+$",
+        description = "The payment id from the submission")),
     responses(
         (status = 200, description = "The payment and its decision (whole for auditors, the client's view for submitters)", body = PaymentView),
         (status = 401, description = "No valid API key", body = ErrorBody),
@@ -225,13 +226,17 @@ pub struct PaymentView {
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only payments with this status: `accepted`, `rejected` or `pending_review`.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
     /// Only payments received at or after this instant (RFC 3339 in UTC, e.g.
     /// `2026-11-22T08:00:00Z`).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// At most this many (1 to 500; 50 when absent).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[1-9][0-9]*$")]
     cursor: Option<String>,
 }
 

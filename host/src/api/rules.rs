@@ -191,6 +191,7 @@ pub async fn reload_now(
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// At most this many (1 to 500; 50 when absent).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

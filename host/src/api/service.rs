@@ -23,8 +23,10 @@ use crate::store::audit::AuditEntry;
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Entries after this sequence number (0 or absent: from the start).
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// At most this many (1 to 500; 100 when absent).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -99,7 +101,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// Metrics in the Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text exposition (Prometheus reads it)", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(
