@@ -108,6 +108,10 @@ pub struct ApiKeyConfig {
     pub sha256: String,
     /// What it may do.
     pub roles: Vec<Role>,
+    /// Its own rate limit, requests a second (instead of
+    /// `limits.key_requests_per_second`).
+    #[serde(default)]
+    pub requests_per_second: Option<u32>,
 }
 
 /// Where decisions are stored.
@@ -152,6 +156,11 @@ pub struct LimitsConfig {
     /// After SIGTERM, how long the service goes on serving while `/readyz` answers 503,
     /// so load balancers stop sending before the listener closes, ms (0: close at once).
     pub shutdown_drain_delay_ms: u64,
+    /// Each API key's sustained rate, requests a second, unless the key sets its own
+    /// (`requests_per_second`); 0: no per-key limit (the default: set one per client).
+    pub key_requests_per_second: u32,
+    /// How many requests a key may send at once within its rate (0: one second's worth).
+    pub key_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -164,6 +173,8 @@ impl Default for LimitsConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
             shutdown_drain_delay_ms: SHUTDOWN_DRAIN_DELAY_MS_DEFAULT,
+            key_requests_per_second: 0,
+            key_burst: 0,
         }
     }
 }

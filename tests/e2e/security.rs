@@ -571,3 +571,39 @@ fn a_submitter_never_sees_the_findings_that_quote_other_clients_payments() {
         assert_eq!(view["status"], whole["status"]);
     }
 }
+
+/// Each API key is held to its rate: past its burst a key gets `429 rate_limited` with
+/// `Retry-After` and the IETF `RateLimit` headers, while other keys are served (issue 16,
+/// item 12).
+#[test]
+fn a_key_past_its_rate_is_answered_429_and_others_are_served() {
+    use crate::server::{AUDITOR, OTHER_SUBMITTER};
+    let server = Server::with_limits("key_requests_per_second = 2\nkey_burst = 5");
+    let mut limited = None;
+    for _ in 0..20 {
+        let reply = server.get("/v1/payments", Some(SUBMITTER));
+        if reply.status == 429 {
+            limited = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let limited = limited.expect("the key was held to its rate");
+    assert_eq!(limited.code(), "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(limited.header("ratelimit-policy"), Some("\"key\";q=2;w=1"));
+    assert!(
+        limited
+            .header("ratelimit")
+            .is_some_and(|v| v.starts_with("\"key\";r=0;t=")),
+        "{limited:?}"
+    );
+    assert_eq!(
+        server.get("/v1/payments", Some(OTHER_SUBMITTER)).status,
+        200
+    );
+    assert_eq!(server.get("/v1/audit", Some(AUDITOR)).status, 200);
+    // The bucket refills at its rate.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    assert_eq!(server.get("/v1/payments", Some(SUBMITTER)).status, 200);
+}

@@ -159,6 +159,9 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             .authenticate(token)
             .ok_or_else(|| ApiError::unauthenticated("the API key is not valid"))?;
         tracing::Span::current().record("principal", &*principal.name);
+        if let Err(limited) = state.rates.check(&principal.name) {
+            return Err(ApiError::rate_limited(&limited));
+        }
         Ok(principal)
     }
 }
@@ -171,6 +174,7 @@ mod tests {
     fn a_key_authenticates_as_its_name_and_roles_and_nothing_else_does() {
         let key = new_key().unwrap();
         let keys = Keys::new(&[ApiKeyConfig {
+            requests_per_second: None,
             name: "checkout".into(),
             sha256: key_sha256(&key),
             roles: vec![Role::Submitter],

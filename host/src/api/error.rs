@@ -21,6 +21,8 @@ pub struct ApiError {
     body: ErrorDetail,
     retry_after_s: Option<u32>,
     authenticate: bool,
+    /// The key's rate, for a 429's `RateLimit-Policy` and `RateLimit` headers.
+    rate_limit: Option<Box<super::rate::Limited>>,
 }
 
 /// The body of every error.
@@ -59,6 +61,7 @@ impl ApiError {
             },
             retry_after_s: None,
             authenticate: false,
+            rate_limit: None,
         }
     }
 
@@ -78,6 +81,22 @@ impl ApiError {
     pub fn retry_after(mut self, seconds: u32) -> ApiError {
         self.retry_after_s = Some(seconds);
         self
+    }
+
+    /// 429: the key is past its rate; with `Retry-After` and the IETF `RateLimit-Policy`
+    /// (quota per window) and `RateLimit` (none left, window reset) headers.
+    pub fn rate_limited(limited: &super::rate::Limited) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this API key may send {} requests a second (bursts of {}); retry after {} s",
+                limited.per_second, limited.burst, limited.retry_after_seconds
+            ),
+        )
+        .retry_after(limited.retry_after_seconds);
+        error.rate_limit = Some(Box::new(limited.clone()));
+        error
     }
 
     /// 400: the request cannot be read.
@@ -207,6 +226,15 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(limited) = self.rate_limit {
+            let policy = format!("\"key\";q={};w=1", limited.per_second);
+            let state = format!("\"key\";r=0;t={}", limited.retry_after_seconds);
+            for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
         }
         if self.authenticate {
             headers.insert(

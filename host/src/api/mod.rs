@@ -16,6 +16,7 @@ mod idempotency;
 mod messages;
 mod payments;
 mod query;
+pub mod rate;
 pub mod rules;
 mod service;
 pub mod shadow;
@@ -44,6 +45,7 @@ use crate::config::LimitsConfig;
 use crate::service::Service;
 use auth::Keys;
 use error::ApiError;
+use rate::RateLimits;
 
 /// The header that carries the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,6 +56,8 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// The API keys.
     pub keys: Keys,
+    /// Each key's rate limit.
+    pub rates: RateLimits,
     /// Request bounds.
     pub limits: LimitsConfig,
     concurrency: Arc<Semaphore>,
@@ -62,11 +66,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The HTTP edge of `service`, authenticating with `keys`, bounded by `limits`.
-    pub fn new(service: Arc<Service>, keys: Keys, limits: LimitsConfig) -> AppState {
+    /// The HTTP edge of `service`, authenticating with `keys`, each key held to its rate
+    /// in `rates`, bounded by `limits`.
+    pub fn new(
+        service: Arc<Service>,
+        keys: Keys,
+        rates: RateLimits,
+        limits: LimitsConfig,
+    ) -> AppState {
         AppState {
             service,
             keys,
+            rates,
             concurrency: Arc::new(Semaphore::new(limits.concurrency_max)),
             limits,
             draining: AtomicBool::new(false),

@@ -51,6 +51,7 @@ pub const REPLAYED: &str = "idempotent-replayed";
         (status = 409, description = "A request with this key or MsgId is being decided right now", body = ErrorBody),
         (status = 413, description = "The body is larger than allowed", body = ErrorBody),
         (status = 415, description = "The body is neither application/json nor application/xml", body = ErrorBody),
+        (status = 429, description = "The API key is past its rate; retry after `Retry-After`", body = ErrorBody),
         (status = 422, description = "A field is invalid, the message contradicts itself, or the key or MsgId was used for another payload", body = ErrorBody),
         (status = 503, description = "Overloaded or shutting down; retry after `Retry-After`", body = ErrorBody),
     ),

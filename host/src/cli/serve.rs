@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::BadInput;
 use super::audit::audit_keys;
+use payrules::api::rate::RateLimits;
 use payrules::api::{self, AppState, auth};
 use payrules::config::{Config, Role};
 use payrules::service::{self, StartError, Started};
@@ -62,9 +63,15 @@ fn serve(
     } else {
         auth::Keys::new(&config.api_keys)
     };
+    let rates = RateLimits::new(
+        &config.api_keys,
+        config.limits.key_requests_per_second,
+        config.limits.key_burst,
+    );
     let state = Arc::new(AppState::new(
         Arc::clone(&service),
         keys,
+        rates,
         config.limits.clone(),
     ));
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -214,5 +221,6 @@ fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
         name: "local".to_owned(),
         sha256: auth::key_sha256(&key),
         roles: Role::ALL.to_vec(),
+        requests_per_second: None,
     }]))
 }
