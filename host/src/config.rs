@@ -57,6 +57,9 @@ pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
 pub const SHUTDOWN_DRAIN_DELAY_MS_DEFAULT: u64 = 0;
 /// The most decisions committed in one transaction (one fsync).
 pub const COMMIT_BATCH_MAX_DEFAULT: usize = 512;
+/// How long idempotency keys are remembered by default: 24 hours (the IETF draft's
+/// guidance).
+pub const IDEMPOTENCY_RETENTION_HOURS_DEFAULT: u64 = 24;
 /// The most compiled rule code kept on disk: 1 GiB, a few thousand Rust rule versions
 /// (≈0.3 MB each compiled) or about 25 Python ones (≈40 MB).
 pub const CODE_CACHE_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
@@ -125,6 +128,9 @@ pub struct StoreConfig {
     /// The most compiled rule code kept beside the store (`payrules-compiled/`), bytes;
     /// the least recently used is removed beyond it.
     pub code_cache_bytes_max: u64,
+    /// How long an idempotency key is remembered, hours: a retry after that is a new
+    /// payment (the IETF draft's guidance is 24 h).
+    pub idempotency_retention_hours: u64,
 }
 
 impl Default for StoreConfig {
@@ -133,6 +139,7 @@ impl Default for StoreConfig {
             path: PathBuf::from(STORE_PATH_DEFAULT),
             commit_batch_max: COMMIT_BATCH_MAX_DEFAULT,
             code_cache_bytes_max: CODE_CACHE_BYTES_MAX_DEFAULT,
+            idempotency_retention_hours: IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
         }
     }
 }
@@ -361,6 +368,10 @@ impl Config {
             (
                 "store.code_cache_bytes_max",
                 self.store.code_cache_bytes_max,
+            ),
+            (
+                "store.idempotency_retention_hours",
+                self.store.idempotency_retention_hours,
             ),
             ("reload_settle_ms", self.reload_settle_ms),
         ] {

@@ -88,6 +88,12 @@ fn serve(
             .announce_start(trigger)
             .await
             .context("writing the audit log")?;
+        service.expire_idempotency_records(Duration::from_secs(
+            config
+                .store
+                .idempotency_retention_hours
+                .saturating_mul(3_600),
+        ));
         // Hot reload: a burst of changes in the rules directory becomes one reload.
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
         let _watch = payrules::registry::watch::watch(

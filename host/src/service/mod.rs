@@ -195,6 +195,25 @@ impl Service {
         }
     }
 
+    /// Forgets, every minute from now on, the idempotency records older than `retention`
+    /// (a tokio task: call it on the runtime that serves).
+    pub fn expire_idempotency_records(self: &Arc<Self>, retention: std::time::Duration) {
+        let service = Arc::clone(self);
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let before = crate::store::now_unix_ms().saturating_sub(retention_ms);
+                match service.store.expire_idempotency(before).await {
+                    Ok(()) => {}
+                    Err(crate::store::StoreError::Closed) => return,
+                    Err(error) => tracing::warn!("idempotency records not expired: {error}"),
+                }
+            }
+        });
+    }
+
     /// Stops the decider threads once the payments queued have been decided, then the
     /// shadow thread once it has decided what it was given, then the store's writer.
     pub fn stop(&self) {

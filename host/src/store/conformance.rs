@@ -489,3 +489,53 @@ pub async fn history_is_read_in_decision_order(harness: &Harness) {
     assert_eq!(none, 0);
     store.close();
 }
+
+/// Idempotency records made before an instant are forgotten (a retry with such a key is a
+/// new payment); their payments and audit entries stay, and the chain still verifies.
+pub async fn idempotency_records_expire_and_their_payments_stay(harness: &Harness) {
+    let store = (harness.open)();
+    let old = new_decision(&*store, "pay_old", "checkout", "k-old", Status::Accepted);
+    let cutoff = old.received_at_unix_ms + 1;
+    store.commit(old).await.expect("commits");
+    let mut recent = new_decision(
+        &*store,
+        "pay_recent",
+        "checkout",
+        "k-recent",
+        Status::Accepted,
+    );
+    recent.received_at_unix_ms = cutoff + 1_000;
+    store.commit(recent).await.expect("commits");
+    store.expire_idempotency(cutoff).await.expect("expires");
+    assert!(
+        store
+            .idempotency("checkout", "k-old")
+            .await
+            .expect("reads")
+            .is_none()
+    );
+    assert!(
+        store
+            .idempotency("checkout", "k-recent")
+            .await
+            .expect("reads")
+            .is_some()
+    );
+    assert!(
+        store.payment("pay_old").await.expect("reads").is_some(),
+        "the payment stays"
+    );
+    // The key is free again: a new payment under it is recorded.
+    store
+        .commit(new_decision(
+            &*store,
+            "pay_again",
+            "checkout",
+            "k-old",
+            Status::Accepted,
+        ))
+        .await
+        .expect("a new payment under an expired key");
+    store.close();
+    assert_eq!(harness.verify(&*store).entries, 3);
+}

@@ -107,6 +107,11 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> StoreFuture<'a, Vec<AuditEntry>>;
 
+    /// Forgets the idempotency records made before `before_unix_ms` (a retry with such a
+    /// key is then a new payment, as the IETF draft has it); their payments, decisions and
+    /// audit entries stay. A message's MsgId stays claimed: its row is the status report.
+    fn expire_idempotency(&self, before_unix_ms: i64) -> StoreFuture<'_, ()>;
+
     /// Queues a shadow rule set's decision (outside the audit chain: it decides nothing).
     /// May wait while the backend's queue is full; does not wait for the write.
     fn record_shadow(&self, decision: &Decision, shadow_version: &str) -> Result<(), StoreError>;

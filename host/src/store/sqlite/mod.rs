@@ -122,6 +122,10 @@ CREATE INDEX shadow_decisions_by_version ON shadow_decisions (shadow_version, se
 ALTER TABLE audit_log ADD COLUMN key_id TEXT;
 ALTER TABLE audit_log ADD COLUMN mac BLOB;
 "#,
+    // Idempotency records expire (store::Store::expire_idempotency).
+    r#"
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms);
+"#,
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -450,6 +454,10 @@ impl Store for SqliteStore {
             rows.map(|row| row?.map_err(StoreError::failed))
                 .collect::<Result<Vec<_>, _>>()
         }))
+    }
+
+    fn expire_idempotency(&self, before_unix_ms: i64) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(Write::Expire { before_unix_ms }))
     }
 
     /// Queues the decision for the writer, which inserts it between live commits. Waits
@@ -838,6 +846,7 @@ mod tests {
         shadow_decisions_are_read_beside_live_ones,
         a_reopened_store_keeps_everything,
         history_is_read_in_decision_order,
+        idempotency_records_expire_and_their_payments_stay,
     );
 
     #[test]

@@ -24,6 +24,10 @@ pub(super) enum Write {
     Decision(Box<DecisionRecord>),
     Message(Box<MessageRows>),
     Event(Event),
+    /// Idempotency records made before this instant are forgotten (outside the chain).
+    Expire {
+        before_unix_ms: i64,
+    },
 }
 
 /// A shadow rule set's decision: outside the audit chain, since it decides nothing.
@@ -259,6 +263,15 @@ fn insert(
                 head = audit_decided(conn, &head, keys, r)?;
             }
             Ok(head)
+        }
+        Write::Expire { before_unix_ms } => {
+            let forgotten = conn
+                .prepare_cached("DELETE FROM idempotency_keys WHERE created_at_ms < ?1")?
+                .execute(params![before_unix_ms])?;
+            if forgotten > 0 {
+                tracing::info!(forgotten, "idempotency records expired");
+            }
+            Ok(*head)
         }
         Write::Event(e) => audit(
             conn,
