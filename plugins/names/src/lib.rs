@@ -325,7 +325,25 @@ fn longest_run_of_single_letters<'a>(words: impl Iterator<Item = &'a str>) -> us
 /// that score or [`compact_similarity`], whichever is higher, so a name split or joined
 /// differently ("KimJong Un") scores as the name.
 pub fn similarity(a: &str, b: &str) -> u16 {
-    word_order_similarity(a, b).max(compact_similarity(a, b))
+    let words = word_order_similarity(a, b);
+    // The space-less score is at most 1 − (length difference / longer length): when that
+    // cannot beat the word score, the edit distance is not computed (most candidates).
+    let (len_a, len_b) = (compact_len(a), compact_len(b));
+    let longer = len_a.max(len_b);
+    if longer == 0 {
+        return words;
+    }
+    let same = longer - len_a.abs_diff(len_b);
+    let bound = (2 * usize::from(SIMILARITY_MAX) * same + longer) / (2 * longer);
+    if bound <= usize::from(words) {
+        return words;
+    }
+    words.max(compact_similarity(a, b))
+}
+
+/// The number of characters of a normalised name without its spaces.
+fn compact_len(normalized: &str) -> usize {
+    normalized.chars().filter(|c| *c != ' ').count()
 }
 
 /// Scores the letters of two *normalised* names with their spaces taken out, 0..=1000:
