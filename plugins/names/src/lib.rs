@@ -77,7 +77,7 @@ enum Reading {
     /// Nothing: a default-ignorable code point (zero-width space, soft hyphen, word
     /// joiner, bidi controls, variation selectors, tags...).
     Invisible,
-    /// This lower-case text.
+    /// This letter, lower-cased.
     Letters(char),
     /// Two letters ("ß" → "ss").
     Pair(char, char),
