@@ -9,6 +9,9 @@
 //!
 //! [store]
 //! path = "payrules.db"
+//! # or, for several hosts on one PostgreSQL database:
+//! # url = "postgres://payrules@db.internal:5432/payrules"
+//! # password_file = "/run/secrets/payrules-db-password"
 //!
 //! [limits]
 //! body_bytes_max = 1048576
@@ -57,6 +60,9 @@ pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
 pub const SHUTDOWN_DRAIN_DELAY_MS_DEFAULT: u64 = 0;
 /// The most decisions committed in one transaction (one fsync).
 pub const COMMIT_BATCH_MAX_DEFAULT: usize = 512;
+/// How long a request holds its idempotency key in the store at most, by default: 30 s
+/// (longer than a request may take; a host that dies holding a key holds it this long).
+pub const IDEMPOTENCY_LEASE_MS_DEFAULT: u64 = 30_000;
 /// How long idempotency keys are remembered by default: 24 hours (the IETF draft's
 /// guidance).
 pub const IDEMPOTENCY_RETENTION_HOURS_DEFAULT: u64 = 24;
@@ -121,8 +127,24 @@ pub struct ApiKeyConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// The SQLite file (created, with its schema, if missing).
+    /// The SQLite file (created, with its schema, if missing), unless `url` is set.
     pub path: PathBuf,
+    /// A PostgreSQL database instead, shared by several hosts:
+    /// `postgres://user@host:port/database` (or `host=… user=… dbname=…`; a Unix socket
+    /// directory as host). Never with a password in it: see `password_file`.
+    pub url: Option<String>,
+    /// The file holding the database password (its first line), readable by the
+    /// service's user only.
+    pub password_file: Option<PathBuf>,
+    /// Or the environment variable holding it.
+    pub password_env: Option<String>,
+    /// This host's own files — compiled rule code, the last good rule set, and by default
+    /// the audit key and checkpoints. By default the directory of `path`.
+    pub local_dir: Option<PathBuf>,
+    /// How long a request holds its idempotency key at most, ms: on several hosts, a key
+    /// held by a host that died is taken over after this. Longer than
+    /// `limits.request_timeout_ms`.
+    pub idempotency_lease_ms: u64,
     /// The most decisions committed in one transaction.
     pub commit_batch_max: usize,
     /// The most compiled rule code kept beside the store (`payrules-compiled/`), bytes;
@@ -137,6 +159,11 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from(STORE_PATH_DEFAULT),
+            url: None,
+            password_file: None,
+            password_env: None,
+            local_dir: None,
+            idempotency_lease_ms: IDEMPOTENCY_LEASE_MS_DEFAULT,
             commit_batch_max: COMMIT_BATCH_MAX_DEFAULT,
             code_cache_bytes_max: CODE_CACHE_BYTES_MAX_DEFAULT,
             idempotency_retention_hours: IDEMPOTENCY_RETENTION_HOURS_DEFAULT,
@@ -275,9 +302,13 @@ pub enum AuditKeySource {
 }
 
 impl Config {
-    /// The directory the store's file is in (where the default side files go).
+    /// Where this host's own files go: `store.local_dir`, or the directory the store's
+    /// file is in.
     pub fn store_dir(&self) -> PathBuf {
-        store_dir(&self.store.path)
+        self.store
+            .local_dir
+            .clone()
+            .unwrap_or_else(|| store_dir(&self.store.path))
     }
 
     /// Where the audit keys come from.
@@ -378,6 +409,20 @@ impl Config {
             if value == 0 {
                 return Err(format!("{name} must be greater than zero"));
             }
+        }
+        if self.store.idempotency_lease_ms <= limits.request_timeout_ms {
+            return Err(format!(
+                "store.idempotency_lease_ms ({}) must be longer than limits.request_timeout_ms ({})",
+                self.store.idempotency_lease_ms, limits.request_timeout_ms
+            ));
+        }
+        if self.store.password_file.is_some() && self.store.password_env.is_some() {
+            return Err("store.password_file and store.password_env: set one, not both".to_owned());
+        }
+        if self.store.url.is_none()
+            && (self.store.password_file.is_some() || self.store.password_env.is_some())
+        {
+            return Err("store.password_file / store.password_env need store.url".to_owned());
         }
         if self.audit.key_file.is_some() && self.audit.key_env.is_some() {
             return Err("audit.key_file and audit.key_env: set one, not both".to_owned());

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use super::BadInput;
 use payrules::config::{AuditKeySource, Config};
-use payrules::store::SqliteStore;
 use payrules::store::audit_keys::{AuditKeys, read_checkpoints};
 
 #[derive(Subcommand)]
@@ -30,7 +29,8 @@ pub enum AuditCommand {
 /// Where a store's audit files are: by default beside the store, as `serve` keeps them.
 #[derive(clap::Args)]
 pub struct AuditFiles {
-    /// The store file; by default the config's, or `payrules.db`.
+    /// The store: a SQLite file, or a `postgres://` URL (the password from `PGPASSWORD`,
+    /// or use --config); by default the config's, or `payrules.db`.
     #[arg(long)]
     store: Option<PathBuf>,
     /// Take the store and audit settings from this config file.
@@ -53,7 +53,7 @@ impl AuditFiles {
             (store, None) => {
                 let mut config = Config::default();
                 if let Some(store) = store {
-                    config.store.path.clone_from(store);
+                    super::store_at(&mut config, store);
                 }
                 config
             }
@@ -117,19 +117,17 @@ fn audit_verify(at: &AuditFiles) -> ExitCode {
         } else {
             Vec::new()
         };
-        let path = config.store.path;
-        let verdict = SqliteStore::open_existing(&path)
-            .and_then(|store| payrules::store::audit::verify(&store, &keys, &checkpoints))
-            .map_err(|e| BadInput(e.to_string()))?;
-        Ok((path, verdict))
+        let store = payrules::service::open_existing_store(&config).map_err(BadInput)?;
+        let verdict = payrules::store::audit::verify(&*store, &keys, &checkpoints)
+            .map_err(|e| BadInput(format!("{}: {e}", store.location())))?;
+        Ok((store.location(), verdict))
     })();
     let mut out = std::io::stdout().lock();
     match checked {
-        Ok((path, Ok(verified))) => {
+        Ok((location, Ok(verified))) => {
             let _ = write!(
                 out,
-                "{}: audit chain intact, {} entries",
-                path.display(),
+                "{location}: audit chain intact, {} entries",
                 verified.entries
             );
             if verified.unauthenticated > 0 {
@@ -149,8 +147,8 @@ fn audit_verify(at: &AuditFiles) -> ExitCode {
             let _ = writeln!(out);
             ExitCode::SUCCESS
         }
-        Ok((path, Err(fault))) => {
-            let _ = writeln!(out, "{}: audit chain BROKEN at {fault}", path.display());
+        Ok((location, Err(fault))) => {
+            let _ = writeln!(out, "{location}: audit chain BROKEN at {fault}");
             ExitCode::FAILURE
         }
         Err(BadInput(error)) => {

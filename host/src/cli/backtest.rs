@@ -12,7 +12,6 @@ use payrules::config::Config;
 use payrules::model::Payment;
 use payrules::registry::RuleSet;
 use payrules::runtime::Runtime;
-use payrules::store::SqliteStore;
 
 /// What `payrules backtest` is asked.
 #[derive(clap::Args)]
@@ -78,13 +77,12 @@ pub(super) fn backtest(args: &Backtest) -> anyhow::Result<()> {
             payrules::compare::backtest_payments(runtime, &baseline, &candidate, &payments, now)
         }
         None => {
-            let path = match (&args.store, &config) {
-                (Some(store), _) => store.clone(),
-                (None, Some(config)) => config.store.path.clone(),
-                (None, None) => PathBuf::from(payrules::config::STORE_PATH_DEFAULT),
-            };
-            let store = SqliteStore::open_existing(&path).map_err(|e| BadInput(e.to_string()))?;
-            payrules::compare::backtest_store(&store, runtime, &candidate, since, until)?
+            let mut at = config.clone().unwrap_or_default();
+            if let Some(store) = &args.store {
+                super::store_at(&mut at, store);
+            }
+            let store = payrules::service::open_existing_store(&at).map_err(BadInput)?;
+            payrules::compare::backtest_store(&*store, runtime, &candidate, since, until)?
         }
     };
     let mut out = std::io::stdout().lock();

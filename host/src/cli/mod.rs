@@ -34,6 +34,20 @@ use payrules::config::LogFormat;
 use payrules::model::Payment;
 use payrules::telemetry;
 
+/// Points `config` at the store `--store` names: a `postgres://` (or `postgresql://`)
+/// URL, its password from `PGPASSWORD` as for PostgreSQL's own tools; else a SQLite file.
+fn store_at(config: &mut payrules::config::Config, store: &Path) {
+    let text = store.to_string_lossy();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        config.store.url = Some(text.into_owned());
+        if std::env::var_os("PGPASSWORD").is_some() {
+            config.store.password_env = Some("PGPASSWORD".to_owned());
+        }
+    } else {
+        config.store.path = store.to_owned();
+    }
+}
+
 /// The largest payment file `evaluate` reads.
 const PAYMENT_BYTES_MAX: u64 = 1024 * 1024;
 

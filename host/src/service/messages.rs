@@ -77,6 +77,8 @@ impl Service {
                     principal: principal.to_string(),
                     key: key.clone(),
                     fingerprint,
+                    // A message id is claimed by its row when the message commits.
+                    token: None,
                 },
             })
             .collect();

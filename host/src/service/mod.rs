@@ -19,7 +19,7 @@ pub mod payments;
 pub mod rules;
 pub mod start;
 
-pub use start::{StartError, Started, start};
+pub use start::{StartError, Started, open_existing_store, postgres_settings, start};
 
 use std::sync::Arc;
 
@@ -47,6 +47,8 @@ pub struct Service {
     reloading: tokio::sync::Mutex<()>,
     /// Where an operator may name a shadow set (canonical).
     shadow_roots: Vec<std::path::PathBuf>,
+    /// How long a request's claim on its idempotency key lasts at most.
+    claim_lease_ms: u64,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -112,7 +114,15 @@ impl Service {
             in_flight: InFlight::default(),
             reloading: tokio::sync::Mutex::new(()),
             shadow_roots: Vec::new(),
+            claim_lease_ms: crate::config::IDEMPOTENCY_LEASE_MS_DEFAULT,
         }
+    }
+
+    /// Holds a request's idempotency key in the store for at most `lease_ms` (longer
+    /// than a request may take).
+    pub fn with_claim_lease(mut self, lease_ms: u64) -> Service {
+        self.claim_lease_ms = lease_ms;
+        self
     }
 
     /// Lets operators name shadow sets under these directories (those that do not exist

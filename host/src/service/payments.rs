@@ -5,13 +5,21 @@
 //! (never decided twice); once the first has committed, a retry with the same payload gets
 //! the stored decision, and one with another payload is refused. The store keeps a keyed
 //! hash of the canonical payload, never a second copy.
+//!
+//! A key is held twice over: in this process (a duplicate on the same host is refused
+//! without a round trip to the database), then in the store ([`Store::claim`]), which is
+//! what holds it against the other hosts sharing a database. The store's claim has a
+//! lease (`store.idempotency_lease_ms`): a host that dies holding a key holds it that long
+//! at most, and the fencing token refuses its commit if it comes later.
+//!
+//! [`Store::claim`]: crate::store::Store::claim
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use super::{Service, ServiceError};
 use crate::model::{Decision, Payment, Status};
-use crate::store::{IdempotencyClaim, NewDecision, StoreError, now_unix_ms};
+use crate::store::{Claim, IdempotencyClaim, NewDecision, Store, StoreError, now_unix_ms};
 
 /// What a submission got.
 #[derive(Debug)]
@@ -42,6 +50,16 @@ impl Service {
         if let Some(stored) = self.replay(principal, key, &fingerprint).await? {
             return Ok(stored);
         }
+        let token = match self
+            .store
+            .claim(principal, key, self.claim_lease_ms)
+            .await?
+        {
+            Claim::Held { token } => token,
+            // Held by a request on another host.
+            Claim::Busy => return Err(ServiceError::InFlight),
+        };
+        let mut held = Held::new(&self.store, principal, key, token);
         let payment_id = new_payment_id()?;
         let received_at = now_unix_ms();
         let (payment, decision) = self
@@ -62,18 +80,24 @@ impl Service {
                 principal: principal.to_string(),
                 key: key.to_owned(),
                 fingerprint,
+                token,
             },
         };
-        match self.store.commit(record).await {
+        let committed = self.store.commit(record).await;
+        if matches!(committed, Ok(()) | Err(StoreError::KeyTaken)) {
+            // The commit ended the claim (or found it taken over).
+            held.ended();
+        }
+        match committed {
             Ok(()) => {}
-            // Another host took the key between our look-up and our commit.
+            // Another host recorded the key between our look-up and our commit, or took
+            // over our claim after its lease: its decision stands; until it is stored,
+            // the key is in flight there.
             Err(StoreError::KeyTaken) => {
                 return self
                     .replay(principal, key, &fingerprint)
                     .await?
-                    .ok_or_else(|| {
-                        ServiceError::internal("an idempotency key was taken, then vanished")
-                    });
+                    .ok_or(ServiceError::InFlight);
             }
             Err(error) => return Err(error.into()),
         }
@@ -133,6 +157,54 @@ pub fn new_payment_id() -> Result<String, ServiceError> {
     ))
 }
 
+/// A claim held in the store, let go of if its request ends without reaching the commit
+/// (an error, a timeout, a cancelled request): a retry need not wait for the lease.
+struct Held {
+    store: Arc<dyn Store>,
+    principal: String,
+    key: String,
+    token: Option<i64>,
+}
+
+impl Held {
+    fn new(store: &Arc<dyn Store>, principal: &str, key: &str, token: Option<i64>) -> Held {
+        Held {
+            store: Arc::clone(store),
+            principal: principal.to_owned(),
+            key: key.to_owned(),
+            token,
+        }
+    }
+
+    /// The commit ended the claim: nothing to let go of.
+    fn ended(&mut self) {
+        self.token = None;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        let (principal, key) = (
+            std::mem::take(&mut self.principal),
+            std::mem::take(&mut self.key),
+        );
+        runtime.spawn(async move {
+            if let Err(error) = store.release(&principal, &key, token).await {
+                tracing::warn!(
+                    "an idempotency claim was not released (its lease ends it): {error}"
+                );
+            }
+        });
+    }
+}
+
 /// A principal's name and a key.
 type ScopedKey = (Arc<str>, String);
 
@@ -143,27 +215,27 @@ pub struct InFlight {
 }
 
 /// A held key, released when dropped (also when the request is cancelled or times out).
-pub struct Claim {
+pub struct LocalHold {
     held: Arc<Mutex<HashSet<ScopedKey>>>,
     entry: ScopedKey,
 }
 
 impl InFlight {
     /// Holds `key` of `principal`, or `None` if another request holds it.
-    pub fn claim(&self, principal: &Arc<str>, key: &str) -> Option<Claim> {
+    pub fn claim(&self, principal: &Arc<str>, key: &str) -> Option<LocalHold> {
         let entry = (Arc::clone(principal), key.to_owned());
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if !held.insert(entry.clone()) {
             return None;
         }
-        Some(Claim {
+        Some(LocalHold {
             held: Arc::clone(&self.held),
             entry,
         })
     }
 }
 
-impl Drop for Claim {
+impl Drop for LocalHold {
     fn drop(&mut self) {
         self.held
             .lock()

@@ -13,7 +13,7 @@ use crate::registry::RuleSet;
 use crate::registry::live::LiveRules;
 use crate::runtime::Runtime;
 use crate::store::audit_keys::{AuditKeys, CheckpointLog};
-use crate::store::{AuditSealing, SqliteStore, Store, now_unix_ms};
+use crate::store::{AuditSealing, PgSettings, PgStore, SqliteStore, Store, now_unix_ms};
 use crate::telemetry::Metrics;
 use crate::velocity::{VelocityBook, WINDOW_SECONDS_MAX};
 
@@ -124,14 +124,16 @@ pub fn start(
     let shadow = ShadowRunner::start(pipeline, Arc::clone(&store), deciders.load())
         .map_err(|e| failed("starting the shadow runner", &e))?;
     let service = Service::new(live, store, velocity, metrics, deciders, shadow)
-        .with_shadow_roots(&config.shadow_roots);
+        .with_shadow_roots(&config.shadow_roots)
+        .with_claim_lease(config.store.idempotency_lease_ms);
     Ok(Started {
         service: Arc::new(service),
         trigger,
     })
 }
 
-/// The embedded store the config names, authenticated with its audit keys.
+/// The store the config names — the embedded SQLite file, or the PostgreSQL database of
+/// `store.url` — authenticated with its audit keys.
 fn open_store(
     config: &Config,
     keys: AuditKeys,
@@ -148,6 +150,12 @@ fn open_store(
         )
         .map_err(StartError::BadInput)?,
     };
+    if let Some(settings) = postgres_settings(config).map_err(StartError::BadInput)? {
+        let store = PgStore::open(&settings, Arc::clone(metrics) as _, sealing)
+            .map_err(|e| StartError::Failed(format!("opening the store: {e}")))?;
+        tracing::info!(store = %store.location(), "store opened");
+        return Ok(Arc::new(store));
+    }
     let path = &config.store.path;
     let store = SqliteStore::open(
         path,
@@ -157,4 +165,71 @@ fn open_store(
     )
     .map_err(|e| StartError::Failed(format!("opening the store {}: {e}", path.display())))?;
     Ok(Arc::new(store))
+}
+
+/// An existing store, for reading only (`payrules audit verify`, backtest).
+pub fn open_existing_store(config: &Config) -> Result<Box<dyn Store>, String> {
+    match postgres_settings(config)? {
+        Some(settings) => Ok(Box::new(
+            PgStore::open_existing(&settings).map_err(|e| e.to_string())?,
+        )),
+        None => Ok(Box::new(
+            SqliteStore::open_existing(&config.store.path).map_err(|e| e.to_string())?,
+        )),
+    }
+}
+
+/// Where the PostgreSQL store is and how to log in, if the config names one; the password
+/// read from its file (owner-only) or variable.
+pub fn postgres_settings(config: &Config) -> Result<Option<PgSettings>, String> {
+    let Some(url) = &config.store.url else {
+        return Ok(None);
+    };
+    let password =
+        match (&config.store.password_file, &config.store.password_env) {
+            (Some(path), _) => Some(read_password_file(path)?),
+            (None, Some(name)) => Some(std::env::var(name).map_err(|e| {
+                format!("store.password_env: the variable {name} cannot be read: {e}")
+            })?),
+            (None, None) => None,
+        };
+    Ok(Some(PgSettings {
+        url: url.clone(),
+        password,
+        commit_batch_max: config.store.commit_batch_max,
+        holder: holder(),
+    }))
+}
+
+/// The first line of a password file readable by its owner only.
+fn read_password_file(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let at = |e: &dyn std::fmt::Display| format!("store.password_file {}: {e}", path.display());
+    let metadata = std::fs::metadata(path).map_err(|e| at(&e))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(at(&format_args!(
+            "mode {:03o} lets others read the database password; allow its owner only (chmod 600)",
+            mode & 0o777
+        )));
+    }
+    if metadata.len() > 4096 {
+        return Err(at(&"more than 4096 bytes: not a password file"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| at(&e))?;
+    let password = text.lines().next().unwrap_or("").to_owned();
+    if password.is_empty() {
+        return Err(at(&"the first line is empty"));
+    }
+    Ok(password)
+}
+
+/// This host, as the claims it holds name it: `hostname:pid`.
+fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}:{}", std::process::id())
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use super::audit::{self, Verified};
 use super::audit_keys::{AuditKeys, read_checkpoints};
-use super::{DECIDED, IdempotencyClaim, ListQuery, NewDecision, NewMessage, Store, StoreError};
+use super::{
+    Claim, DECIDED, IdempotencyClaim, ListQuery, NewDecision, NewMessage, Store, StoreError,
+};
 use crate::model::{Decision, Payment, Status};
 
 /// How a backend's tests give the suite a store.
@@ -81,6 +83,7 @@ fn new_decision(store: &dyn Store, id: &str, by: &str, key: &str, status: Status
             principal: by.to_owned(),
             key: key.to_owned(),
             fingerprint,
+            token: None,
         },
     }
 }
@@ -538,4 +541,152 @@ pub async fn idempotency_records_expire_and_their_payments_stay(harness: &Harnes
         .expect("a new payment under an expired key");
     store.close();
     assert_eq!(harness.verify(&*store).entries, 3);
+}
+
+/// The behaviours of a store shared by several hosts (each host a store opened on the
+/// same database): a claim holds a key against every host until it is committed,
+/// released, or its lease ends; then another may take it.
+pub async fn a_claim_holds_a_key_against_every_host_until_its_lease_ends(harness: &Harness) {
+    let (a, b) = ((harness.open)(), (harness.open)());
+    let Claim::Held { token: Some(first) } =
+        a.claim("checkout", "k", 60_000).await.expect("claims")
+    else {
+        panic!("a shared store gives a fencing token");
+    };
+    assert_eq!(
+        b.claim("checkout", "k", 60_000).await.expect("asks"),
+        Claim::Busy
+    );
+    assert_eq!(
+        a.claim("checkout", "k", 60_000).await.expect("asks"),
+        Claim::Busy,
+        "even on its own host"
+    );
+    assert!(
+        matches!(
+            b.claim("treasury", "k", 60_000).await.expect("claims"),
+            Claim::Held { .. }
+        ),
+        "keys are scoped per principal"
+    );
+    // Released: free at once.
+    a.release("checkout", "k", first).await.expect("releases");
+    let Claim::Held {
+        token: Some(second),
+    } = b.claim("checkout", "k", 50).await.expect("claims")
+    else {
+        panic!("free after its release");
+    };
+    assert!(second > first, "tokens only grow");
+    // A lease of 50 ms that ends: another host takes the key over, with a newer token.
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let Claim::Held { token: Some(third) } =
+        a.claim("checkout", "k", 60_000).await.expect("claims")
+    else {
+        panic!("taken over once the lease ended");
+    };
+    assert!(third > second);
+    // Committed: the commit ends the claim; the key is then answered by its record.
+    let mut new = new_decision(&*a, "pay_k", "checkout", "k", Status::Accepted);
+    new.idempotency.token = Some(third);
+    a.commit(new).await.expect("commits under its claim");
+    assert!(
+        matches!(
+            b.claim("checkout", "k", 60_000).await.expect("claims"),
+            Claim::Held { .. }
+        ),
+        "the commit ended the claim"
+    );
+    a.close();
+    b.close();
+}
+
+/// A host whose lease ended and whose key was taken over cannot commit under it any more
+/// (the fencing token): its late commit records nothing, and the new holder's stands.
+pub async fn a_commit_whose_claim_was_taken_over_is_refused(harness: &Harness) {
+    let (a, b) = ((harness.open)(), (harness.open)());
+    let Claim::Held { token: Some(stale) } = a.claim("checkout", "k", 30).await.expect("claims")
+    else {
+        panic!("a shared store gives a fencing token");
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    let Claim::Held {
+        token: Some(current),
+    } = b.claim("checkout", "k", 60_000).await.expect("claims")
+    else {
+        panic!("taken over once the lease ended");
+    };
+    let mut late = new_decision(&*a, "pay_late", "checkout", "k", Status::Accepted);
+    late.idempotency.token = Some(stale);
+    assert!(matches!(a.commit(late).await, Err(StoreError::KeyTaken)));
+    assert!(a.payment("pay_late").await.expect("reads").is_none());
+    let mut decided = new_decision(&*b, "pay_new", "checkout", "k", Status::Rejected);
+    decided.idempotency.token = Some(current);
+    b.commit(decided).await.expect("the holder commits");
+    let record = a
+        .idempotency("checkout", "k")
+        .await
+        .expect("reads")
+        .expect("recorded");
+    assert_eq!(record.payment_id, "pay_new");
+    a.close();
+    b.close();
+    assert_eq!(harness.verify(&*a).entries, 1);
+}
+
+/// Hosts committing at once into one database form one chain: numbered without gaps, in
+/// commit order, every entry verified, whichever host wrote it.
+pub async fn hosts_sharing_a_database_form_one_chain(harness: &Harness) {
+    let hosts: Vec<Arc<dyn Store>> = (0..3).map(|_| (harness.open)()).collect();
+    let commits = (0..60).map(|n| {
+        let store = Arc::clone(&hosts[n % hosts.len()]);
+        tokio::spawn(async move {
+            let id = format!("pay_h{n:02}");
+            let new = new_decision(&*store, &id, "checkout", &id, Status::Accepted);
+            store.commit(new).await
+        })
+    });
+    for commit in commits.collect::<Vec<_>>() {
+        commit.await.expect("the task ends").expect("commits");
+    }
+    // The same key from two hosts at once: one decision.
+    let twice = [0, 1].map(|h| {
+        let store = Arc::clone(&hosts[h]);
+        tokio::spawn(async move {
+            let new = new_decision(
+                &*store,
+                &format!("pay_twice{h}"),
+                "checkout",
+                "same",
+                Status::Accepted,
+            );
+            store.commit(new).await
+        })
+    });
+    let mut outcomes = Vec::new();
+    for commit in twice {
+        outcomes.push(commit.await.expect("the task ends"));
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Err(StoreError::KeyTaken)))
+    );
+    let seqs: Vec<i64> = hosts[2]
+        .audit_entries(0, 500)
+        .await
+        .expect("reads")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=61).collect::<Vec<_>>());
+    for host in &hosts {
+        host.close();
+    }
+    assert_eq!(harness.verify(&*hosts[0]).entries, 61);
 }

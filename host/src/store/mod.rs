@@ -4,9 +4,9 @@
 //! in one database: payments and their decisions, idempotency records, ISO 20022
 //! messages' status reports, the hash-chained audit log, and shadow decisions. Two
 //! backends implement it: [`sqlite`], embedded (the default: one process, one file), and
-//! a PostgreSQL one for several hosts (to come, on the same trait). [`conformance`] is
-//! the one specification of the behaviour the service relies on: every backend's tests
-//! run all of it.
+//! [`postgres`], one database for several hosts. [`conformance`] is the one
+//! specification of the behaviour the service relies on: every backend's tests run all
+//! of it.
 //!
 //! What every backend promises, whatever its engine:
 //!
@@ -14,7 +14,10 @@
 //!   decision, its idempotency record and its audit entry are durable together: all or
 //!   none.
 //! - **Decided once.** A second commit under an idempotency key (or message id) already
-//!   recorded fails with [`StoreError::KeyTaken`] and records nothing.
+//!   recorded fails with [`StoreError::KeyTaken`] and records nothing. A request holds
+//!   its key while it decides ([`Store::claim`]); a backend shared by several hosts keeps
+//!   that claim in the database with a lease and a fencing token, and refuses the commit
+//!   of a request whose claim was taken over.
 //! - **One chain, in commit order.** Audit entries are numbered 1, 2, 3… without gaps in
 //!   the order their transactions commit, each naming the previous entry's hash and
 //!   authenticated with the audit key ([`audit`], [`audit_keys`]). The head of the chain
@@ -27,6 +30,7 @@ pub mod audit;
 pub mod audit_keys;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
@@ -36,6 +40,7 @@ use crate::model::{Decision, Payment, Status};
 use audit::AuditEntry;
 use audit_keys::{AuditKeys, CheckpointLog};
 
+pub use postgres::{PgSettings, PgStore};
 pub use sqlite::SqliteStore;
 
 /// The most rows a listing returns.
@@ -58,6 +63,20 @@ pub trait Store: Send + Sync {
     /// The keyed hash (HMAC-SHA256 with this store's own secret) of a canonical payload.
     /// Idempotency records keep this, never the payload itself.
     fn fingerprint(&self, canonical_payload: &[u8]) -> [u8; 32];
+
+    /// Holds idempotency key `key` of `principal` for a request about to decide, for at
+    /// most `lease_ms`: [`Claim::Busy`] while another request (on any host sharing the
+    /// store) holds it. The commit under the key ends the claim; a request that ends
+    /// without one [`releases`](Store::release) it.
+    fn claim<'a>(
+        &'a self,
+        principal: &'a str,
+        key: &'a str,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, Claim>;
+
+    /// Lets go of a claim (its token) whose request ends without a commit.
+    fn release<'a>(&'a self, principal: &'a str, key: &'a str, token: i64) -> StoreFuture<'a, ()>;
 
     /// Records a decision, its payment, its idempotency record and its audit entry in one
     /// durable transaction. [`StoreError::KeyTaken`] if the key was used already.
@@ -276,6 +295,16 @@ pub fn now_unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A stored payment read back.
+pub(crate) fn stored_payment(json: &str) -> Result<Payment, StoreError> {
+    Payment::from_json(json).map_err(|e| StoreError::failed(format!("a stored payment: {e}")))
+}
+
+/// A stored decision read back.
+pub(crate) fn stored_decision(json: &str) -> Result<Decision, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::failed(format!("a stored decision: {e}")))
+}
+
 /// An error of a backend, kept for the logs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -333,6 +362,24 @@ pub struct IdempotencyClaim {
     pub key: String,
     /// The keyed hash of the canonical payload (see [`Store::fingerprint`]).
     pub fingerprint: [u8; 32],
+    /// The fencing token of the claim held on the key ([`Claim::Held`]), if the store
+    /// gave one: the commit is refused ([`StoreError::KeyTaken`]) unless that claim still
+    /// holds the key.
+    pub token: Option<i64>,
+}
+
+/// The outcome of [`Store::claim`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is held for this request; a store shared by several hosts gives the
+    /// fencing token its commit must carry (an embedded store, used by one process, whose
+    /// in-process hold is the claim, gives none).
+    Held {
+        /// The fencing token.
+        token: Option<i64>,
+    },
+    /// Another request holds the key right now.
+    Busy,
 }
 
 /// A decided payment to record.

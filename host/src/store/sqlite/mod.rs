@@ -27,9 +27,10 @@ use sha2::Sha256;
 
 use super::audit::AuditEntry;
 use super::{
-    AuditSealing, CommitObserver, DECIDED, DecidedRow, DecisionRecord, IdempotencyRecord,
+    AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, IdempotencyRecord,
     LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary, Store, StoreError,
     StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status, status_name,
+    stored_decision, stored_payment,
 };
 use crate::model::{Decision, Payment};
 use writer::{Chain, Event, Job, MessageRows, ShadowRow, Write, chain_head, write_loop};
@@ -149,6 +150,9 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     fingerprint_key: [u8; 32],
+    /// The database file, locked (`flock`) while this store writes it: a second process
+    /// serving the same file would fork the audit chain, so it is refused.
+    held: Mutex<Option<std::fs::File>>,
 }
 
 impl SqliteStore {
@@ -162,6 +166,7 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let at = |e: rusqlite::Error| StoreError::failed(format!("{}: {e}", path.display()));
         create_private(path)?;
+        let held = hold(path)?;
         let mut conn = Connection::open(path).map_err(at)?;
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -190,6 +195,7 @@ impl SqliteStore {
             writer_thread: Mutex::new(Some(writer_thread)),
             readers: Mutex::new(Vec::new()),
             fingerprint_key,
+            held: Mutex::new(Some(held)),
         })
     }
 
@@ -225,6 +231,7 @@ impl SqliteStore {
             writer_thread: Mutex::new(None),
             readers: Mutex::new(vec![conn]),
             fingerprint_key,
+            held: Mutex::new(None),
         })
     }
 
@@ -302,6 +309,16 @@ impl Store for SqliteStore {
             .unwrap_or_else(|e| unreachable!("HMAC takes a key of any length: {e}"));
         mac.update(canonical_payload);
         mac.finalize().into_bytes().into()
+    }
+
+    /// One process writes a SQLite store (the file is locked by the process that serves
+    /// it), so the service's in-process hold of a key is its claim: no row, no token.
+    fn claim<'a>(&'a self, _: &'a str, _: &'a str, _: u64) -> StoreFuture<'a, Claim> {
+        Box::pin(async { Ok(Claim::Held { token: None }) })
+    }
+
+    fn release<'a>(&'a self, _: &'a str, _: &'a str, _: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
     }
 
     fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
@@ -604,6 +621,7 @@ impl Store for SqliteStore {
         {
             let _ = thread.join();
         }
+        drop(self.held.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 
     fn location(&self) -> String {
@@ -681,14 +699,6 @@ fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
     })
 }
 
-fn stored_payment(json: &str) -> Result<Payment, StoreError> {
-    Payment::from_json(json).map_err(|e| StoreError::failed(format!("a stored payment: {e}")))
-}
-
-fn stored_decision(json: &str) -> Result<Decision, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::failed(format!("a stored decision: {e}")))
-}
-
 /// A fingerprint and a text found by a two-part key (`sql` selects them by `?1`, `?2`).
 fn fingerprinted(
     conn: &Connection,
@@ -743,6 +753,24 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StoreError::failed(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Locks the database file for this process, or says which file another one serves.
+fn hold(path: &Path) -> Result<std::fs::File, StoreError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| StoreError::failed(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::failed(format!(
+            "{} is in use by another payrules process: one process serves a SQLite store \
+             (several hosts share a PostgreSQL store: store.url)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::failed(format!(
+            "{}: cannot lock it: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -848,6 +876,34 @@ mod tests {
         history_is_read_in_decision_order,
         idempotency_records_expire_and_their_payments_stay,
     );
+
+    #[test]
+    fn a_second_process_cannot_serve_the_same_file() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let harness = harness(&dir);
+        let store = (harness.open)();
+        let sealing = || AuditSealing {
+            keys: test_keys(),
+            checkpoints: CheckpointLog::open(&dir.path().join("other.checkpoints"), 1_000)
+                .expect("checkpoints"),
+        };
+        let path = dir.path().join("payrules.db");
+        let second = SqliteStore::open(&path, 64, Arc::new(()), sealing());
+        let error = second
+            .err()
+            .expect("refused while the first serves it")
+            .to_string();
+        assert!(
+            error.contains("in use by another payrules process"),
+            "{error}"
+        );
+        assert!(
+            SqliteStore::open_existing(&path).is_ok(),
+            "reading (verify, backtest) is not serving"
+        );
+        store.close();
+        SqliteStore::open(&path, 64, Arc::new(()), sealing()).expect("free once closed");
+    }
 
     #[test]
     fn the_store_file_is_readable_by_its_owner_only() {

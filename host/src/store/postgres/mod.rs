@@ -1,0 +1,1099 @@
+//! The store for several hosts: payments, decisions, idempotency records, claims and the
+//! audit log in one PostgreSQL database that every host writes.
+//!
+//! What makes several hosts one service is in the database, not in a host's memory:
+//!
+//! - **Decided once.** A request claims its idempotency key with a row
+//!   (`idempotency_claims`): a lease on the database's clock and a fencing token from a
+//!   sequence. A duplicate sent to another host meanwhile finds the claim held (409, as
+//!   on one host); a claim whose host died is taken over when its lease ends, and that
+//!   host's late commit is refused, because the commit removes the claim only if its
+//!   token is still the key's. The idempotency record's primary key is the last word: two
+//!   commits under one key cannot both land.
+//! - **One chain.** Every transaction that appends to the audit log locks the one head
+//!   row first, so entries are numbered without gaps in commit order whichever host
+//!   writes them ([`writer`]).
+//! - **Durable before 2xx.** Decisions commit with `synchronous_commit = on`, many per
+//!   transaction, in three round trips per transaction, no savepoints.
+//!
+//! Each host keeps one writer connection and a few reader connections, on a small runtime
+//! of the store's own (so the blocking methods work from any thread, and a connection
+//! never depends on which runtime asked first). A broken connection is made again on the
+//! next use; while the database cannot be reached, operations fail at once as
+//! [`StoreError::Unavailable`] (answered 503 with `Retry-After`), and the service
+//! recovers by itself when it is back.
+
+mod schema;
+mod writer;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, Row};
+
+use super::audit::AuditEntry;
+use super::{
+    AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, IdempotencyRecord,
+    LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary, Store, StoreError,
+    StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status, status_name,
+    stored_decision, stored_payment,
+};
+use crate::model::{Decision, Payment};
+use writer::{Event, Job, MessageRows, Write, write_loop};
+
+/// Reader connections per host (each pipelines many queries).
+const READERS: usize = 4;
+/// How long making a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shadow decisions waiting for the writer; past this, recording one waits.
+const SHADOW_PENDING_MAX: usize = 4_096;
+/// Rows read per round trip by the blocking methods (verify, backtest, start-up).
+const PAGE_ROWS: i64 = 1_000;
+
+/// Where the store is and how to log in.
+#[derive(Clone)]
+pub struct PgSettings {
+    /// `postgres://user@host:port/database` (or the key=value form); never a password.
+    pub url: String,
+    /// The password, read from a file or the environment by the caller.
+    pub password: Option<String>,
+    /// The most decisions committed in one transaction.
+    pub commit_batch_max: usize,
+    /// Who this host is, recorded on the claims it holds (e.g. `hostname:pid`).
+    pub holder: String,
+}
+
+/// A shadow rule set's decision: outside the audit chain, since it decides nothing.
+pub(super) struct ShadowRow {
+    pub(super) payment_id: String,
+    pub(super) shadow_version: String,
+    pub(super) decided_at_ms: i64,
+    pub(super) decision: String,
+}
+
+/// What the store's tasks share.
+pub(super) struct Inner {
+    handle: tokio::runtime::Handle,
+    writer_config: tokio_postgres::Config,
+    reader_config: tokio_postgres::Config,
+    readers: Vec<tokio::sync::Mutex<Option<Arc<Client>>>>,
+    next_reader: AtomicUsize,
+    holder: String,
+}
+
+impl Inner {
+    /// A new connection, made on the store's runtime (which drives it from then on).
+    async fn connect(&self, reader: bool) -> Result<Client, StoreError> {
+        let config = if reader {
+            self.reader_config.clone()
+        } else {
+            self.writer_config.clone()
+        };
+        let handle = self.handle.clone();
+        let connecting = self.handle.spawn(async move {
+            let (client, connection) = config.connect(NoTls).await?;
+            handle.spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::warn!("a PostgreSQL connection ended: {error}");
+                }
+            });
+            Ok::<_, tokio_postgres::Error>(client)
+        });
+        connecting
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(pg_error)
+    }
+
+    /// A reader connection (round robin), made again if it broke.
+    async fn reader(&self) -> Result<Arc<Client>, StoreError> {
+        let at = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let mut slot = self.readers[at].lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(client));
+        }
+        let client = Arc::new(self.connect(true).await?);
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
+    }
+
+    /// One query on a reader, its parameters typed (one round trip, no prepare).
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.reader().await?;
+        client.query_typed(sql, params).await.map_err(pg_error)
+    }
+}
+
+/// The PostgreSQL store of one host.
+pub struct PgStore {
+    inner: Arc<Inner>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    shadow_writes: std::sync::mpsc::SyncSender<ShadowRow>,
+    fingerprint_key: [u8; 32],
+    location: String,
+}
+
+impl PgStore {
+    /// Connects to the database `settings` names, brings its schema up to date (one host
+    /// at a time), and starts this host's writer.
+    pub fn open(
+        settings: &PgSettings,
+        observer: Arc<dyn CommitObserver>,
+        sealing: AuditSealing,
+    ) -> Result<PgStore, StoreError> {
+        let (runtime, inner, location) = start(settings)?;
+        let fingerprint_key = wait(&inner.handle, {
+            let inner = Arc::clone(&inner);
+            async move {
+                let client = inner.connect(false).await?;
+                schema::migrate(&client).await?;
+                schema::secret(&client, "idempotency_fingerprint_key").await
+            }
+        })
+        .map_err(|e| at(&location, e))?;
+        let (sender, jobs) = mpsc::unbounded_channel();
+        let (shadow_writes, shadows) = std::sync::mpsc::sync_channel(SHADOW_PENDING_MAX);
+        let (done, writer_done) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn({
+            let inner = Arc::clone(&inner);
+            let batch_max = settings.commit_batch_max.max(1);
+            async move {
+                write_loop(inner, jobs, shadows, sealing, batch_max, observer).await;
+                let _ = done.send(());
+            }
+        });
+        Ok(PgStore {
+            inner,
+            runtime: Mutex::new(Some(runtime)),
+            writer: Mutex::new(Some(sender)),
+            writer_done: Mutex::new(Some(writer_done)),
+            shadow_writes,
+            fingerprint_key,
+            location,
+        })
+    }
+
+    /// Connects to an existing store for reading only (`payrules audit verify`,
+    /// backtest): writes fail as [`StoreError::Closed`].
+    pub fn open_existing(settings: &PgSettings) -> Result<PgStore, StoreError> {
+        let (runtime, inner, location) = start(settings)?;
+        wait(&inner.handle, {
+            let inner = Arc::clone(&inner);
+            async move {
+                let client = inner.reader().await?;
+                schema::check_version(&client).await
+            }
+        })
+        .map_err(|e| at(&location, e))?;
+        let (shadow_writes, _) = std::sync::mpsc::sync_channel(0);
+        Ok(PgStore {
+            inner,
+            runtime: Mutex::new(Some(runtime)),
+            writer: Mutex::new(None),
+            writer_done: Mutex::new(None),
+            shadow_writes,
+            fingerprint_key: [0; 32],
+            location,
+        })
+    }
+
+    async fn send(&self, write: Write) -> Result<(), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        {
+            let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let writer = writer.as_ref().ok_or(StoreError::Closed)?;
+            writer
+                .send(Job { write, reply })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `work` on the store's runtime and waits for it on this thread.
+    fn wait<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Arc<Inner>) -> WorkFuture<T>,
+    ) -> Result<T, StoreError> {
+        wait(&self.inner.handle, work(Arc::clone(&self.inner)))
+    }
+}
+
+type WorkFuture<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
+
+/// The store's runtime and shared state for `settings`, and where it is (for messages).
+fn start(
+    settings: &PgSettings,
+) -> Result<(tokio::runtime::Runtime, Arc<Inner>, String), StoreError> {
+    let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(|e| {
+        StoreError::failed(format!(
+            "store.url is not a PostgreSQL connection string: {e}"
+        ))
+    })?;
+    let location = describe(&config);
+    if config.get_password().is_some() {
+        return Err(StoreError::failed(format!(
+            "store.url for {location} carries a password: give it in store.password_file or \
+             store.password_env instead (a URL ends up in logs and shell histories)"
+        )));
+    }
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(StoreError::failed(format!(
+            "store.url for {location} asks for sslmode=require: TLS to the database is not \
+             built yet (connect over a Unix socket or a private network; see docs/deployment.md)"
+        )));
+    }
+    if let Some(password) = &settings.password {
+        config.password(password.as_bytes());
+    }
+    config
+        .application_name("payrules")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+    let writer_config = config.clone();
+    // Readers also take and release claims: a claim need not survive a crash of the
+    // database (every request in flight fails then, and its commit would be fenced
+    // off), so it does not wait for a WAL flush.
+    let mut reader_config = config;
+    reader_config.options("-c synchronous_commit=off");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("payrules-postgres")
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::failed(format!("cannot start the store's runtime: {e}")))?;
+    let inner = Arc::new(Inner {
+        handle: runtime.handle().clone(),
+        writer_config,
+        reader_config,
+        readers: (0..READERS)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect(),
+        next_reader: AtomicUsize::new(0),
+        holder: settings.holder.clone(),
+    });
+    Ok((runtime, inner, location))
+}
+
+/// `postgres://user@host:port/database`, never a password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+fn at(location: &str, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable { reason } => StoreError::Unavailable {
+            reason: format!("{location}: {reason}"),
+        },
+        StoreError::Failed { source } => StoreError::failed(format!("{location}: {source}")),
+        other => other,
+    }
+}
+
+/// Runs `work` on `handle`'s runtime and waits for it on this thread (which may be any
+/// thread that may block, even one of another runtime).
+fn wait<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = reply.send(work.await);
+    });
+    answer.recv().map_err(|_| StoreError::Closed)?
+}
+
+/// A PostgreSQL error as the store reports it: [`StoreError::Unavailable`] for what a
+/// retry may get past (no connection, the server shutting down or starting, too many
+/// connections, a serialization failure or deadlock), [`StoreError::Failed`] otherwise.
+pub(super) fn pg_error(error: tokio_postgres::Error) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    let retryable = match error.code() {
+        Some(code) => {
+            let class = &code.code()[..2];
+            // 08: connection exception; 53: insufficient resources; 57P0x: shutdown.
+            class == "08"
+                || class == "53"
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(code)
+        }
+        // No SQLSTATE: the connection (closed, refused, timed out, an I/O error).
+        None => {
+            error.is_closed()
+                || std::error::Error::source(&error)
+                    .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some())
+                || error.to_string().contains("timeout")
+        }
+    };
+    if retryable {
+        StoreError::Unavailable {
+            reason: error.to_string(),
+        }
+    } else {
+        StoreError::failed(error)
+    }
+}
+
+fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
+    row: &'r Row,
+    at: usize,
+) -> Result<T, StoreError> {
+    row.try_get(at).map_err(pg_error)
+}
+
+fn fingerprint_of(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map_err(|_| StoreError::failed("a stored fingerprint is not 32 bytes"))
+}
+
+const AUDIT_COLUMNS: &str =
+    "seq, at_ms, actor, action, subject, detail, prev_hash, hash, key_id, mac";
+
+fn audit_row(row: &Row) -> Result<AuditEntry, StoreError> {
+    let seq: i64 = get(row, 0)?;
+    let prev: Vec<u8> = get(row, 6)?;
+    let hash: Vec<u8> = get(row, 7)?;
+    let (Ok(prev_hash), Ok(hash)) = (<[u8; 32]>::try_from(prev), <[u8; 32]>::try_from(hash)) else {
+        return Err(StoreError::failed(format!(
+            "audit entry {seq}: a hash is not 32 bytes"
+        )));
+    };
+    Ok(AuditEntry {
+        seq,
+        at_unix_ms: get(row, 1)?,
+        actor: get(row, 2)?,
+        action: get(row, 3)?,
+        subject: get(row, 4)?,
+        detail: get(row, 5)?,
+        prev_hash,
+        hash,
+        key_id: get(row, 8)?,
+        mac: get(row, 9)?,
+    })
+}
+
+impl Store for PgStore {
+    fn fingerprint(&self, canonical_payload: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
+            .unwrap_or_else(|e| unreachable!("HMAC takes a key of any length: {e}"));
+        mac.update(canonical_payload);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn claim<'a>(
+        &'a self,
+        principal: &'a str,
+        key: &'a str,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let lease = i64::try_from(lease_ms).unwrap_or(i64::MAX);
+            let rows = self
+                .inner
+                .query(
+                    "INSERT INTO idempotency_claims AS c (principal, key, token, holder, lease_until) \
+                     VALUES ($1, $2, nextval('idempotency_claim_tokens'), $3, \
+                             clock_timestamp() + $4 * interval '1 millisecond') \
+                     ON CONFLICT (principal, key) DO UPDATE \
+                         SET token = excluded.token, holder = excluded.holder, \
+                             lease_until = excluded.lease_until \
+                         WHERE c.lease_until < clock_timestamp() \
+                     RETURNING token",
+                    &[
+                        (&principal, Type::TEXT),
+                        (&key, Type::TEXT),
+                        (&self.inner.holder, Type::TEXT),
+                        (&lease, Type::INT8),
+                    ],
+                )
+                .await?;
+            match rows.first() {
+                Some(row) => Ok(Claim::Held {
+                    token: Some(get(row, 0)?),
+                }),
+                None => Ok(Claim::Busy),
+            }
+        })
+    }
+
+    fn release<'a>(&'a self, principal: &'a str, key: &'a str, token: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner
+                .query(
+                    "DELETE FROM idempotency_claims WHERE principal = $1 AND key = $2 AND token = $3",
+                    &[
+                        (&principal, Type::TEXT),
+                        (&key, Type::TEXT),
+                        (&token, Type::INT8),
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let row = DecisionRecord::new(decision)?;
+            self.send(Write::Decision(Box::new(row))).await
+        })
+    }
+
+    fn commit_message(&self, message: NewMessage) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let decisions = message
+                .decisions
+                .into_iter()
+                .map(DecisionRecord::new)
+                .collect::<Result<Vec<_>, _>>()?;
+            self.send(Write::Message(Box::new(MessageRows {
+                principal: message.principal,
+                message_id: message.message_id,
+                fingerprint: message.fingerprint,
+                received_at_ms: message.received_at_unix_ms,
+                report: message.report,
+                decisions,
+            })))
+            .await
+        })
+    }
+
+    fn audit_event<'a>(
+        &'a self,
+        action: &'a str,
+        subject: &'a str,
+        detail: &'a serde_json::Value,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.send(Write::Event(Event {
+            at_ms: now_unix_ms(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            detail: detail.to_string(),
+        })))
+    }
+
+    fn idempotency<'a>(
+        &'a self,
+        principal: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<IdempotencyRecord>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT fingerprint, payment_id FROM idempotency_keys \
+                     WHERE principal = $1 AND key = $2",
+                    &[(&principal, Type::TEXT), (&key, Type::TEXT)],
+                )
+                .await?;
+            rows.first()
+                .map(|row| {
+                    Ok(IdempotencyRecord {
+                        fingerprint: fingerprint_of(get(row, 0)?)?,
+                        payment_id: get(row, 1)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn message<'a>(
+        &'a self,
+        principal: &'a str,
+        message_id: &'a str,
+    ) -> StoreFuture<'a, Option<StoredMessage>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT fingerprint, report FROM messages \
+                     WHERE principal = $1 AND message_id = $2",
+                    &[(&principal, Type::TEXT), (&message_id, Type::TEXT)],
+                )
+                .await?;
+            rows.first()
+                .map(|row| {
+                    Ok(StoredMessage {
+                        fingerprint: fingerprint_of(get(row, 0)?)?,
+                        report: get(row, 1)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn payment<'a>(&'a self, payment_id: &'a str) -> StoreFuture<'a, Option<StoredPayment>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT id, received_at_ms, submitted_by, payment, decision \
+                     FROM payments WHERE id = $1",
+                    &[(&payment_id, Type::TEXT)],
+                )
+                .await?;
+            rows.first()
+                .map(|row| {
+                    Ok(StoredPayment {
+                        payment_id: get(row, 0)?,
+                        received_at_unix_ms: get(row, 1)?,
+                        submitted_by: get(row, 2)?,
+                        payment: stored_payment(get(row, 3)?)?,
+                        decision: stored_decision(get(row, 4)?)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn list(&self, query: ListQuery) -> StoreFuture<'_, Page> {
+        Box::pin(async move {
+            let limit = query.limit.clamp(1, LIST_LIMIT_MAX);
+            let status = query.status.map(status_name);
+            let rows = self
+                .inner
+                .query(
+                    "SELECT seq, id, received_at_ms, submitted_by, end_to_end_id, amount, \
+                            currency, status, rule_set_version \
+                     FROM payments \
+                     WHERE ($1::text IS NULL OR status = $1) \
+                       AND ($2::int8 IS NULL OR received_at_ms >= $2) \
+                       AND ($3::text IS NULL OR submitted_by = $3) \
+                       AND ($4::int8 IS NULL OR seq < $4) \
+                     ORDER BY seq DESC LIMIT $5",
+                    &[
+                        (&status, Type::TEXT),
+                        (&query.since_unix_ms, Type::INT8),
+                        (&query.submitted_by, Type::TEXT),
+                        (&query.cursor, Type::INT8),
+                        (&i64::from(limit), Type::INT8),
+                    ],
+                )
+                .await?;
+            let mut payments = Vec::with_capacity(rows.len());
+            let mut last_seq = None;
+            for row in &rows {
+                let status: String = get(row, 7)?;
+                let status = parse_status(&status)
+                    .ok_or_else(|| StoreError::failed(format!("unknown status {status:?}")))?;
+                last_seq = Some(get::<i64>(row, 0)?);
+                payments.push(PaymentSummary {
+                    payment_id: get(row, 1)?,
+                    received_at_unix_ms: get(row, 2)?,
+                    submitted_by: get(row, 3)?,
+                    end_to_end_id: get(row, 4)?,
+                    amount: get(row, 5)?,
+                    currency: get(row, 6)?,
+                    status,
+                    rule_set_version: get(row, 8)?,
+                });
+            }
+            let next_cursor = if payments.len() == limit as usize {
+                last_seq
+            } else {
+                None
+            };
+            Ok(Page {
+                payments,
+                next_cursor,
+            })
+        })
+    }
+
+    fn audit_entries(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>> {
+        Box::pin(async move {
+            let limit = i64::from(limit.clamp(1, LIST_LIMIT_MAX));
+            let rows = self
+                .inner
+                .query(
+                    &format!(
+                        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+                    ),
+                    &[(&after_seq, Type::INT8), (&limit, Type::INT8)],
+                )
+                .await?;
+            rows.iter().map(audit_row).collect()
+        })
+    }
+
+    fn audit_entries_of<'a>(
+        &'a self,
+        actions: &'a [&'a str],
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<AuditEntry>> {
+        Box::pin(async move {
+            let limit = i64::from(limit.clamp(1, LIST_LIMIT_MAX));
+            let actions: Vec<&str> = actions.to_vec();
+            let rows = self
+                .inner
+                .query(
+                    &format!(
+                        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE action = ANY($1) \
+                         ORDER BY seq DESC LIMIT $2"
+                    ),
+                    &[(&actions, Type::TEXT_ARRAY), (&limit, Type::INT8)],
+                )
+                .await?;
+            rows.iter().map(audit_row).collect()
+        })
+    }
+
+    fn expire_idempotency(&self, before_unix_ms: i64) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(Write::Expire { before_unix_ms }))
+    }
+
+    fn record_shadow(&self, decision: &Decision, shadow_version: &str) -> Result<(), StoreError> {
+        let row = ShadowRow {
+            payment_id: decision.payment_id.clone(),
+            shadow_version: shadow_version.to_owned(),
+            decided_at_ms: decision.decided_at_unix_ms,
+            decision: serde_json::to_string(decision)
+                .map_err(|e| StoreError::failed(format!("a shadow decision: {e}")))?,
+        };
+        self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
+    }
+
+    fn for_each_shadowed(
+        &self,
+        shadow_version: &str,
+        visit: &mut dyn FnMut(Decision, Decision),
+    ) -> Result<(), StoreError> {
+        let mut after = 0_i64;
+        loop {
+            let version = shadow_version.to_owned();
+            let page = self.wait(move |inner| {
+                Box::pin(async move {
+                    let rows = inner
+                        .query(
+                            "SELECT s.seq, p.decision, s.decision FROM shadow_decisions s \
+                             JOIN payments p ON p.id = s.payment_id \
+                             WHERE s.shadow_version = $1 AND s.seq > $2 ORDER BY s.seq LIMIT $3",
+                            &[
+                                (&version, Type::TEXT),
+                                (&after, Type::INT8),
+                                (&PAGE_ROWS, Type::INT8),
+                            ],
+                        )
+                        .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok((
+                                get::<i64>(row, 0)?,
+                                stored_decision(get(row, 1)?)?,
+                                stored_decision(get(row, 2)?)?,
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+            })?;
+            let full = page.len() as i64 == PAGE_ROWS;
+            for (seq, live, shadow) in page {
+                after = seq;
+                visit(live, shadow);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn accepted_since(&self, since_unix_ms: i64) -> Result<Vec<(Payment, i64)>, StoreError> {
+        self.wait(move |inner| {
+            Box::pin(async move {
+                let rows = inner
+                    .query(
+                        "SELECT payment, decision FROM payments \
+                         WHERE status = 'accepted' AND received_at_ms >= $1 ORDER BY seq",
+                        &[(&since_unix_ms, Type::INT8)],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            stored_payment(get(row, 0)?)?,
+                            stored_decision(get(row, 1)?)?.decided_at_unix_ms,
+                        ))
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn for_each_decided(
+        &self,
+        since_unix_ms: i64,
+        until_unix_ms: i64,
+        visit: &mut dyn FnMut(Payment, Decision),
+    ) -> Result<(), StoreError> {
+        let mut after = 0_i64;
+        loop {
+            let page = self.wait(move |inner| {
+                Box::pin(async move {
+                    let rows = inner
+                        .query(
+                            "SELECT seq, payment, decision FROM payments \
+                             WHERE received_at_ms >= $1 AND received_at_ms < $2 AND seq > $3 \
+                             ORDER BY seq LIMIT $4",
+                            &[
+                                (&since_unix_ms, Type::INT8),
+                                (&until_unix_ms, Type::INT8),
+                                (&after, Type::INT8),
+                                (&PAGE_ROWS, Type::INT8),
+                            ],
+                        )
+                        .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok((
+                                get::<i64>(row, 0)?,
+                                stored_payment(get(row, 1)?)?,
+                                stored_decision(get(row, 2)?)?,
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+            })?;
+            let full = page.len() as i64 == PAGE_ROWS;
+            for (seq, payment, decision) in page {
+                after = seq;
+                visit(payment, decision);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn for_each_audit_entry(
+        &self,
+        visit: &mut dyn FnMut(AuditEntry, Option<DecidedRow>) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut after = 0_i64;
+        loop {
+            let page = self.wait(move |inner| {
+                Box::pin(async move {
+                    let rows = inner
+                        .query(
+                            "SELECT a.seq, a.at_ms, a.actor, a.action, a.subject, a.detail, \
+                                    a.prev_hash, a.hash, a.key_id, a.mac, \
+                                    p.payment, p.decision, p.submitted_by, p.status, \
+                                    p.rule_set_version, p.amount, p.currency, p.end_to_end_id \
+                             FROM audit_log a \
+                             LEFT JOIN payments p ON a.action = $1 AND p.id = a.subject \
+                             WHERE a.seq > $2 ORDER BY a.seq LIMIT $3",
+                            &[
+                                (&DECIDED, Type::TEXT),
+                                (&after, Type::INT8),
+                                (&PAGE_ROWS, Type::INT8),
+                            ],
+                        )
+                        .await?;
+                    rows.iter()
+                        .map(|row| {
+                            let entry = audit_row(row)?;
+                            let payment: Option<String> = get(row, 10)?;
+                            let decided = match payment {
+                                Some(payment) => Some(DecidedRow {
+                                    payment,
+                                    decision: get(row, 11)?,
+                                    submitted_by: get(row, 12)?,
+                                    status: get(row, 13)?,
+                                    rule_set_version: get(row, 14)?,
+                                    amount: get(row, 15)?,
+                                    currency: get(row, 16)?,
+                                    end_to_end_id: get(row, 17)?,
+                                }),
+                                None => None,
+                            };
+                            Ok((entry, decided))
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+            })?;
+            let full = page.len() as i64 == PAGE_ROWS;
+            for (entry, decided) in page {
+                after = entry.seq;
+                if !visit(entry, decided) {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn first_payment_without_entry(&self) -> Result<Option<String>, StoreError> {
+        self.wait(|inner| {
+            Box::pin(async move {
+                let rows = inner
+                    .query(
+                        "SELECT p.id FROM payments p WHERE NOT EXISTS \
+                         (SELECT 1 FROM audit_log a WHERE a.action = $1 AND a.subject = p.id) \
+                         ORDER BY p.seq LIMIT 1",
+                        &[(&DECIDED, Type::TEXT)],
+                    )
+                    .await?;
+                rows.first().map(|row| get(row, 0)).transpose()
+            })
+        })
+    }
+
+    /// Stops taking writes, commits those queued, writes the shadow decisions queued, and
+    /// waits for the writer to finish.
+    fn close(&self) {
+        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(done) = self
+            .writer_done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = done.recv();
+        }
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(runtime) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            // Its connections end with it; nothing is left to wait for after close.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! The store's conformance suite on a real PostgreSQL server: each test in a database
+    //! of its own, made for it and dropped after.
+    //!
+    //! `PAYRULES_TEST_POSTGRES` names the server (a role that may create databases, e.g.
+    //! `postgres://postgres@127.0.0.1:5432/postgres`), `PAYRULES_TEST_POSTGRES_PASSWORD`
+    //! its password if it needs one. Without it these tests say so and pass, unless
+    //! `PAYRULES_REQUIRE_POSTGRES` is set (CI sets both): then they fail.
+
+    use super::*;
+    use crate::store::audit_keys::CheckpointLog;
+    use crate::store::conformance::{self, Harness, test_keys};
+
+    /// A database made for one test, dropped (with its connections) when this is.
+    pub(crate) struct TestDatabase {
+        admin: PgSettings,
+        name: String,
+        /// Settings that reach it.
+        pub(crate) settings: PgSettings,
+    }
+
+    impl TestDatabase {
+        /// A fresh database on the test server, or `None` (with a note) if there is none.
+        pub(crate) fn make() -> Option<TestDatabase> {
+            let Ok(url) = std::env::var("PAYRULES_TEST_POSTGRES") else {
+                assert!(
+                    std::env::var_os("PAYRULES_REQUIRE_POSTGRES").is_none(),
+                    "PAYRULES_REQUIRE_POSTGRES is set, but PAYRULES_TEST_POSTGRES is not"
+                );
+                eprintln!("PAYRULES_TEST_POSTGRES is not set: the PostgreSQL test is skipped");
+                return None;
+            };
+            let admin = PgSettings {
+                url,
+                password: std::env::var("PAYRULES_TEST_POSTGRES_PASSWORD").ok(),
+                commit_batch_max: 64,
+                holder: "test".to_owned(),
+            };
+            let mut random = [0u8; 8];
+            getrandom::fill(&mut random).expect("randomness");
+            let name = format!("payrules_test_{}", crate::registry::hex(&random));
+            admin_sql(&admin, &format!("CREATE DATABASE {name}"));
+            let mut config = tokio_postgres::Config::from_str(&admin.url).expect("the URL");
+            config.dbname(&name);
+            let mut settings = admin.clone();
+            settings.url = url_of(&config);
+            Some(TestDatabase {
+                admin,
+                name,
+                settings,
+            })
+        }
+    }
+
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            admin_sql(
+                &self.admin,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            );
+        }
+    }
+
+    /// A key=value connection string for `config` (without its password).
+    fn url_of(config: &tokio_postgres::Config) -> String {
+        use tokio_postgres::config::Host;
+        let host = match config.get_hosts().first() {
+            Some(Host::Tcp(name)) => name.clone(),
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        format!(
+            "host={host} port={} user={} dbname={}",
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_user().unwrap_or("postgres"),
+            config.get_dbname().unwrap_or("postgres"),
+        )
+    }
+
+    /// Runs one statement as the admin, on a thread of its own (callers may be async).
+    fn admin_sql(admin: &PgSettings, sql: &str) {
+        let (admin, sql) = (admin.clone(), sql.to_owned());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut config = tokio_postgres::Config::from_str(&admin.url).expect("the URL");
+                if let Some(password) = &admin.password {
+                    config.password(password.as_bytes());
+                }
+                let (client, connection) = config.connect(NoTls).await.expect("the test server");
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .expect("the admin statement");
+            });
+        })
+        .join()
+        .expect("the admin thread");
+    }
+
+    pub(crate) fn harness(db: &TestDatabase, dir: &tempfile::TempDir) -> Harness {
+        let checkpoint_file = dir.path().join("payrules-audit.checkpoints");
+        let checkpoints = checkpoint_file.clone();
+        let settings = db.settings.clone();
+        Harness {
+            open: Box::new(move || {
+                let sealing = AuditSealing {
+                    keys: test_keys(),
+                    checkpoints: CheckpointLog::open(&checkpoints, 1_000).expect("checkpoints"),
+                };
+                Arc::new(PgStore::open(&settings, Arc::new(()), sealing).expect("opens"))
+            }),
+            keys: test_keys(),
+            checkpoint_file,
+        }
+    }
+
+    macro_rules! conformance {
+        ($($behaviour:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $behaviour() {
+                let Some(db) = TestDatabase::make() else { return };
+                let dir = tempfile::tempdir().expect("a directory");
+                conformance::$behaviour(&harness(&db, &dir)).await;
+            }
+        )*};
+    }
+
+    conformance!(
+        a_commit_is_read_back_as_written,
+        a_second_commit_under_a_used_key_records_nothing,
+        message_ids_are_claimed_once,
+        concurrent_commits_form_one_gap_free_chain,
+        listings_filter_and_page_newest_first,
+        shadow_decisions_are_read_beside_live_ones,
+        a_reopened_store_keeps_everything,
+        history_is_read_in_decision_order,
+        idempotency_records_expire_and_their_payments_stay,
+        a_claim_holds_a_key_against_every_host_until_its_lease_ends,
+        a_commit_whose_claim_was_taken_over_is_refused,
+        hosts_sharing_a_database_form_one_chain,
+    );
+
+    #[test]
+    fn a_url_with_a_password_is_refused_and_locations_never_show_one() {
+        let settings = PgSettings {
+            url: "postgres://payrules:hunter2@db.internal:5433/payrules".to_owned(),
+            password: None,
+            commit_batch_max: 1,
+            holder: "test".to_owned(),
+        };
+        let error = PgStore::open_existing(&settings)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("password_file"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(
+            error.contains("postgres://payrules@db.internal:5433/payrules"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_not_failed() {
+        // A port nothing listens on, on loopback.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a port")
+            .local_addr()
+            .expect("its address")
+            .port();
+        let settings = PgSettings {
+            url: format!("postgres://payrules@127.0.0.1:{port}/payrules"),
+            password: None,
+            commit_batch_max: 1,
+            holder: "test".to_owned(),
+        };
+        match PgStore::open_existing(&settings) {
+            Err(StoreError::Unavailable { reason }) => assert!(reason.contains("127.0.0.1")),
+            Err(other) => panic!("not Unavailable: {other}"),
+            Ok(_) => panic!("opened a store where there is none"),
+        }
+    }
+}

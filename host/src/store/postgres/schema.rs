@@ -1,0 +1,221 @@
+//! The PostgreSQL schema and its migrations.
+
+use tokio_postgres::Client;
+
+use super::pg_error;
+use crate::store::StoreError;
+use crate::store::audit::GENESIS;
+
+/// The advisory lock key under which hosts migrate, one at a time ("payrules" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7061_7972_756c_6573;
+
+/// The schema, one migration per entry: entry `n` takes the database from version `n` to
+/// `n + 1` (`payrules_schema.version`). Never edit a released migration; add one.
+///
+/// Text columns keep payments, decisions and audit details byte for byte as written
+/// (`TEXT`, not `JSONB`, which would reformat them and break their hashes).
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE payments (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    received_at_ms BIGINT NOT NULL,
+    submitted_by TEXT NOT NULL,
+    end_to_end_id TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rule_set_version TEXT NOT NULL,
+    payment TEXT NOT NULL,
+    decision TEXT NOT NULL
+);
+CREATE INDEX payments_by_status ON payments (status, seq);
+CREATE INDEX payments_by_submitter ON payments (submitted_by, seq);
+CREATE INDEX payments_by_time ON payments (received_at_ms);
+
+-- A decision's idempotency record. Its payment row is inserted later in the same
+-- transaction, hence the deferred check.
+CREATE TABLE idempotency_keys (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint BYTEA NOT NULL,
+    payment_id TEXT NOT NULL REFERENCES payments (id) DEFERRABLE INITIALLY DEFERRED,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (principal, key)
+);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms);
+
+-- A key held by a request being decided on some host: a lease (on the database's clock)
+-- and a fencing token the commit must still hold.
+CREATE TABLE idempotency_claims (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    holder TEXT NOT NULL,
+    lease_until TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (principal, key)
+);
+CREATE SEQUENCE idempotency_claim_tokens;
+
+CREATE TABLE messages (
+    principal TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    fingerprint BYTEA NOT NULL,
+    received_at_ms BIGINT NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (principal, message_id)
+);
+
+CREATE TABLE audit_log (
+    seq BIGINT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash BYTEA NOT NULL,
+    hash BYTEA NOT NULL,
+    key_id TEXT,
+    mac BYTEA
+);
+CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+CREATE FUNCTION payrules_audit_log_is_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE TRIGGER audit_log_is_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION payrules_audit_log_is_append_only();
+CREATE TRIGGER audit_log_is_not_truncated BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION payrules_audit_log_is_append_only();
+
+-- The chain's head: one row, locked by every transaction that appends, so entries are
+-- numbered without gaps in commit order whichever host writes them.
+CREATE TABLE audit_head (
+    id INT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash BYTEA NOT NULL
+);
+
+CREATE TABLE store_secrets (
+    name TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);
+
+CREATE TABLE shadow_decisions (
+    seq BIGSERIAL PRIMARY KEY,
+    payment_id TEXT NOT NULL,
+    shadow_version TEXT NOT NULL,
+    decided_at_ms BIGINT NOT NULL,
+    decision TEXT NOT NULL
+);
+CREATE INDEX shadow_decisions_by_version ON shadow_decisions (shadow_version, seq);
+"];
+
+/// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:
+/// hosts started together wait for the first), and makes the chain's head row.
+pub(super) async fn migrate(client: &Client) -> Result<(), StoreError> {
+    client.batch_execute("BEGIN").await.map_err(pg_error)?;
+    let migrated = async {
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS payrules_schema (\
+                 id INT PRIMARY KEY CHECK (id = 1), version INT NOT NULL); \
+                 INSERT INTO payrules_schema (id, version) VALUES (1, 0) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        let version: i32 = client
+            .query_one("SELECT version FROM payrules_schema WHERE id = 1", &[])
+            .await?
+            .try_get(0)?;
+        Ok::<_, tokio_postgres::Error>(version)
+    }
+    .await;
+    let version = match migrated {
+        Ok(version) => usize::try_from(version).unwrap_or(usize::MAX),
+        Err(error) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(pg_error(error));
+        }
+    };
+    if version > MIGRATIONS.len() {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(StoreError::failed(format!(
+            "the store's schema is version {version}, newer than this payrules ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    let applied = async {
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            client.batch_execute(migration).await?;
+            let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+            client
+                .execute(
+                    "UPDATE payrules_schema SET version = $1 WHERE id = 1",
+                    &[&version],
+                )
+                .await?;
+            tracing::info!(version, "store schema migrated");
+        }
+        client
+            .execute(
+                "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, $1) ON CONFLICT DO NOTHING",
+                &[&GENESIS.as_slice()],
+            )
+            .await?;
+        client.batch_execute("COMMIT").await
+    }
+    .await;
+    if let Err(error) = applied {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(pg_error(error));
+    }
+    Ok(())
+}
+
+/// The schema version this payrules reads, checked by read-only opens.
+pub(super) async fn check_version(client: &Client) -> Result<(), StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('payrules_schema') IS NOT NULL", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(pg_error)?;
+    if !exists {
+        return Err(StoreError::failed("no payrules store in this database"));
+    }
+    let version: i32 = client
+        .query_one("SELECT version FROM payrules_schema WHERE id = 1", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(pg_error)?;
+    if usize::try_from(version).ok() != Some(MIGRATIONS.len()) {
+        return Err(StoreError::failed(format!(
+            "schema version {version}, this payrules reads {}",
+            MIGRATIONS.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A 32-byte secret of this store, made by the first host that needs it and read by all.
+pub(super) async fn secret(client: &Client, name: &str) -> Result<[u8; 32], StoreError> {
+    let mut candidate = [0u8; 32];
+    getrandom::fill(&mut candidate)
+        .map_err(|e| StoreError::failed(format!("no randomness for a secret: {e}")))?;
+    client
+        .execute(
+            "INSERT INTO store_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&name, &candidate.as_slice()],
+        )
+        .await
+        .map_err(pg_error)?;
+    let value: Vec<u8> = client
+        .query_one("SELECT value FROM store_secrets WHERE name = $1", &[&name])
+        .await
+        .map_err(pg_error)?
+        .try_get(0)
+        .map_err(pg_error)?;
+    value
+        .try_into()
+        .map_err(|_| StoreError::failed(format!("the secret {name} is not 32 bytes")))
+}

@@ -1,0 +1,628 @@
+//! The writer task: one connection that writes, taking every queued decision into one
+//! transaction (group commit), several statements per round trip.
+//!
+//! A batch is one transaction of three round trips, whatever its size:
+//!
+//! 1. `BEGIN` and the chain's head row locked `FOR UPDATE`: every host's writer appends
+//!    through that row, so entries are numbered without gaps in commit order across
+//!    hosts, and no head is trusted from memory.
+//! 2. The idempotency records (each decision's claim fenced: its token must still be the
+//!    key's, and the claim is removed) and the messages, `ON CONFLICT DO NOTHING … RETURNING`:
+//!    a key taken by another host fails that decision alone, with no savepoint (more
+//!    than 64 subtransactions in one transaction slow every session of a PostgreSQL
+//!    cluster).
+//! 3. The payments, the audit entries (hashed and authenticated here), the new head and
+//!    `COMMIT`, pipelined. `synchronous_commit` is on: the commit is on the database's
+//!    disk (and its synchronous standbys, if configured) before anyone is answered.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::{Inner, ShadowRow, pg_error};
+use crate::store::audit::entry_hash;
+use crate::store::audit_keys::AuditKeys;
+use crate::store::{
+    AuditSealing, CommitObserver, DECIDED, DecisionRecord, SERVICE_ACTOR, StoreError,
+};
+
+/// How often an idle writer checkpoints the head and writes shadow decisions.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+/// The most shadow decisions written in one statement.
+const SHADOW_ROWS_PER_WRITE: usize = 256;
+
+pub(super) struct Job {
+    pub(super) write: Write,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// What the writer writes.
+pub(super) enum Write {
+    Decision(Box<DecisionRecord>),
+    Message(Box<MessageRows>),
+    Event(Event),
+    /// Idempotency records made before this instant are forgotten, with claims whose
+    /// lease has ended (outside the chain).
+    Expire {
+        before_unix_ms: i64,
+    },
+}
+
+/// A message and its decisions, written together.
+pub(super) struct MessageRows {
+    pub(super) principal: String,
+    pub(super) message_id: String,
+    pub(super) fingerprint: [u8; 32],
+    pub(super) received_at_ms: i64,
+    pub(super) report: String,
+    pub(super) decisions: Vec<DecisionRecord>,
+}
+
+/// An audit entry of the service's own, e.g. `rules.loaded`.
+pub(super) struct Event {
+    pub(super) at_ms: i64,
+    pub(super) action: String,
+    pub(super) subject: String,
+    pub(super) detail: String,
+}
+
+/// The writer: takes batches until its queue closes, then writes what is left of the
+/// shadow decisions and checkpoints the last head it wrote.
+pub(super) async fn write_loop(
+    inner: Arc<Inner>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    shadows: std::sync::mpsc::Receiver<ShadowRow>,
+    mut sealing: AuditSealing,
+    batch_max: usize,
+    observer: Arc<dyn CommitObserver>,
+) {
+    let mut client: Option<Client> = None;
+    let mut last_head: Option<(i64, [u8; 32])> = None;
+    loop {
+        let first = match tokio::time::timeout(IDLE_TICK, jobs.recv()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => {
+                loop {
+                    let rows = shadows_queued(&shadows);
+                    if rows.is_empty() {
+                        break;
+                    }
+                    write_shadows(&inner, &mut client, rows).await;
+                }
+                if let Some((seq, hash)) = last_head {
+                    sealing.checkpoints.record(&sealing.keys, seq, &hash, true);
+                }
+                return;
+            }
+            Err(_idle) => {
+                if let Some((seq, hash)) = last_head {
+                    sealing.checkpoints.record(&sealing.keys, seq, &hash, false);
+                }
+                let rows = shadows_queued(&shadows);
+                write_shadows(&inner, &mut client, rows).await;
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let outcome = match writer_client(&inner, &mut client).await {
+            Ok(conn) => commit_batch(conn, &sealing.keys, &batch).await,
+            Err(error) => Err(error),
+        };
+        observer.committed(batch.len(), started.elapsed().as_secs_f64());
+        match outcome {
+            Ok((outcomes, head)) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+                if let Some((seq, hash)) = head {
+                    last_head = Some((seq, hash));
+                    sealing.checkpoints.record(&sealing.keys, seq, &hash, false);
+                }
+            }
+            Err(error) => {
+                tracing::error!(decisions = batch.len(), "a commit failed: {error}");
+                // Whether the connection broke or the transaction failed, start the next
+                // batch on a fresh connection: nothing of this one is left open.
+                client = None;
+                for job in batch {
+                    let _ = job.reply.send(Err(same_error(&error)));
+                }
+            }
+        }
+        let rows = shadows_queued(&shadows);
+        write_shadows(&inner, &mut client, rows).await;
+    }
+}
+
+/// The shadow decisions queued, up to one statement's worth.
+fn shadows_queued(shadows: &std::sync::mpsc::Receiver<ShadowRow>) -> Vec<ShadowRow> {
+    shadows.try_iter().take(SHADOW_ROWS_PER_WRITE).collect()
+}
+
+/// The same error again, for each caller of a failed batch.
+fn same_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::KeyTaken => StoreError::KeyTaken,
+        StoreError::Unavailable { reason } => StoreError::Unavailable {
+            reason: reason.clone(),
+        },
+        StoreError::Failed { source } => StoreError::failed(source.to_string()),
+        StoreError::Closed => StoreError::Closed,
+    }
+}
+
+/// The writer's connection, made anew if it is missing or broken.
+async fn writer_client<'c>(
+    inner: &Inner,
+    client: &'c mut Option<Client>,
+) -> Result<&'c Client, StoreError> {
+    if client.as_ref().is_none_or(Client::is_closed) {
+        *client = Some(inner.connect(false).await?);
+    }
+    client
+        .as_ref()
+        .ok_or_else(|| StoreError::failed("no writer connection"))
+}
+
+/// The columns of rows to insert, one array per column (sent as `unnest` arguments).
+#[derive(Default)]
+struct Payments<'a> {
+    id: Vec<&'a str>,
+    received_at_ms: Vec<i64>,
+    submitted_by: Vec<&'a str>,
+    end_to_end_id: Vec<&'a str>,
+    amount: Vec<&'a str>,
+    currency: Vec<&'a str>,
+    status: Vec<&'a str>,
+    rule_set_version: Vec<&'a str>,
+    payment: Vec<&'a str>,
+    decision: Vec<&'a str>,
+}
+
+impl<'a> Payments<'a> {
+    fn push(&mut self, r: &'a DecisionRecord) {
+        self.id.push(&r.payment_id);
+        self.received_at_ms.push(r.received_at_ms);
+        self.submitted_by.push(&r.submitted_by);
+        self.end_to_end_id.push(&r.end_to_end_id);
+        self.amount.push(&r.amount);
+        self.currency.push(&r.currency);
+        self.status.push(&r.status);
+        self.rule_set_version.push(&r.rule_set_version);
+        self.payment.push(&r.payment);
+        self.decision.push(&r.decision);
+    }
+}
+
+#[derive(Default)]
+struct Entries {
+    seq: Vec<i64>,
+    at_ms: Vec<i64>,
+    actor: Vec<String>,
+    action: Vec<String>,
+    subject: Vec<String>,
+    detail: Vec<String>,
+    prev_hash: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+    key_id: Vec<String>,
+    mac: Vec<Vec<u8>>,
+}
+
+/// The chain as this batch extends it.
+struct Appender<'k> {
+    keys: &'k AuditKeys,
+    seq: i64,
+    hash: [u8; 32],
+    entries: Entries,
+}
+
+impl Appender<'_> {
+    fn append(&mut self, at_ms: i64, actor: &str, action: &str, subject: &str, detail: &str) {
+        let seq = self.seq + 1;
+        let hash = entry_hash(&self.hash, seq, at_ms, actor, action, subject, detail);
+        let (key_id, mac) = self.keys.sign_entry(&hash);
+        let e = &mut self.entries;
+        e.seq.push(seq);
+        e.at_ms.push(at_ms);
+        e.actor.push(actor.to_owned());
+        e.action.push(action.to_owned());
+        e.subject.push(subject.to_owned());
+        e.detail.push(detail.to_owned());
+        e.prev_hash.push(self.hash.to_vec());
+        e.hash.push(hash.to_vec());
+        e.key_id.push(key_id);
+        e.mac.push(mac.to_vec());
+        self.seq = seq;
+        self.hash = hash;
+    }
+
+    fn decided(&mut self, r: &DecisionRecord) {
+        self.append(
+            r.received_at_ms,
+            &r.submitted_by,
+            DECIDED,
+            &r.payment_id,
+            &r.audit_detail,
+        );
+    }
+}
+
+const FENCE_AND_RECORD: &str = "\
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::int8[], $6::int8[])
+        AS u(principal, key, fingerprint, payment_id, created_at_ms, token)
+), fenced AS (
+    DELETE FROM idempotency_claims c USING input i
+    WHERE c.principal = i.principal AND c.key = i.key AND c.token = i.token
+    RETURNING c.principal, c.key
+)
+INSERT INTO idempotency_keys (principal, key, fingerprint, payment_id, created_at_ms)
+SELECT i.principal, i.key, i.fingerprint, i.payment_id, i.created_at_ms FROM input i
+WHERE i.token IS NULL
+   OR EXISTS (SELECT 1 FROM fenced f WHERE f.principal = i.principal AND f.key = i.key)
+ON CONFLICT DO NOTHING
+RETURNING payment_id";
+
+const RECORD_MESSAGES: &str = "\
+INSERT INTO messages (principal, message_id, fingerprint, received_at_ms, report)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int8[], $5::text[])
+ON CONFLICT DO NOTHING
+RETURNING principal, message_id";
+
+const INSERT_PAYMENTS: &str = "\
+INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id, amount, currency,
+                      status, rule_set_version, payment, decision)
+SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[])";
+
+const INSERT_ENTRIES: &str = "\
+INSERT INTO audit_log (seq, at_ms, actor, action, subject, detail, prev_hash, hash, key_id, mac)
+SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::bytea[], $8::bytea[], $9::text[], $10::bytea[])";
+
+/// Commits a batch in one transaction. Each job's outcome, and the head it left (if it
+/// appended), or an error that failed all of it (nothing of it committed, or — if the
+/// connection broke during `COMMIT` — not known: [`StoreError::Unavailable`], and a retry
+/// finds the decision if it was).
+async fn commit_batch(
+    client: &Client,
+    keys: &AuditKeys,
+    batch: &[Job],
+) -> Result<(Vec<Result<(), StoreError>>, Option<(i64, [u8; 32])>), StoreError> {
+    let head = lock_head(client).await?;
+    let result = commit_locked(client, keys, batch, head).await;
+    if result.is_err() && !client.is_closed() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
+}
+
+/// `BEGIN`, and the head row locked until the transaction ends.
+async fn lock_head(client: &Client) -> Result<(i64, [u8; 32]), StoreError> {
+    use tokio_postgres::SimpleQueryMessage;
+    let messages = client
+        .simple_query(
+            "BEGIN; SELECT seq, encode(hash, 'hex') FROM audit_head WHERE id = 1 FOR UPDATE",
+        )
+        .await
+        .map_err(pg_error)?;
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .ok_or_else(|| StoreError::failed("the audit head row is missing"))?;
+    let seq = row
+        .get(0)
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| StoreError::failed("the audit head's seq is unreadable"))?;
+    let hash = row
+        .get(1)
+        .and_then(crate::store::audit_keys::hex_32)
+        .ok_or_else(|| StoreError::failed("the audit head's hash is not 32 bytes"))?;
+    Ok((seq, hash))
+}
+
+async fn commit_locked(
+    client: &Client,
+    keys: &AuditKeys,
+    batch: &[Job],
+    (head_seq, head_hash): (i64, [u8; 32]),
+) -> Result<(Vec<Result<(), StoreError>>, Option<(i64, [u8; 32])>), StoreError> {
+    // Round trip 2: which decisions and messages may be recorded.
+    let decisions: Vec<&DecisionRecord> = batch
+        .iter()
+        .filter_map(|job| match &job.write {
+            Write::Decision(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    let messages: Vec<&MessageRows> = batch
+        .iter()
+        .filter_map(|job| match &job.write {
+            Write::Message(m) => Some(&**m),
+            _ => None,
+        })
+        .collect();
+    let (recorded, claimed) = tokio::try_join!(
+        record_idempotency(client, &decisions),
+        record_messages(client, &messages),
+    )?;
+
+    // Each job's outcome, and the rows and entries of those recorded, in batch order.
+    let mut claimed: HashMap<(&str, &str), usize> = claimed;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut payments = Payments::default();
+    let mut chain = Appender {
+        keys,
+        seq: head_seq,
+        hash: head_hash,
+        entries: Entries::default(),
+    };
+    let mut expire_before = None;
+    for job in batch {
+        match &job.write {
+            Write::Decision(r) => {
+                if recorded.contains(r.payment_id.as_str()) {
+                    payments.push(r);
+                    chain.decided(r);
+                    outcomes.push(Ok(()));
+                } else {
+                    outcomes.push(Err(StoreError::KeyTaken));
+                }
+            }
+            Write::Message(m) => {
+                let won = claimed
+                    .get_mut(&(m.principal.as_str(), m.message_id.as_str()))
+                    .filter(|left| **left > 0)
+                    .map(|left| *left -= 1)
+                    .is_some();
+                if won {
+                    for r in &m.decisions {
+                        payments.push(r);
+                        chain.decided(r);
+                    }
+                    outcomes.push(Ok(()));
+                } else {
+                    outcomes.push(Err(StoreError::KeyTaken));
+                }
+            }
+            Write::Event(e) => {
+                chain.append(e.at_ms, SERVICE_ACTOR, &e.action, &e.subject, &e.detail);
+                outcomes.push(Ok(()));
+            }
+            Write::Expire { before_unix_ms } => {
+                expire_before =
+                    Some(expire_before.map_or(*before_unix_ms, |b: i64| b.max(*before_unix_ms)));
+                outcomes.push(Ok(()));
+            }
+        }
+    }
+
+    // Round trip 3: the rows, the entries, the head, the commit.
+    let appended = chain.seq > head_seq;
+    let insert_payments = async {
+        if payments.id.is_empty() {
+            return Ok(0);
+        }
+        let p = &payments;
+        client
+            .execute_typed(
+                INSERT_PAYMENTS,
+                &[
+                    (&p.id, Type::TEXT_ARRAY),
+                    (&p.received_at_ms, Type::INT8_ARRAY),
+                    (&p.submitted_by, Type::TEXT_ARRAY),
+                    (&p.end_to_end_id, Type::TEXT_ARRAY),
+                    (&p.amount, Type::TEXT_ARRAY),
+                    (&p.currency, Type::TEXT_ARRAY),
+                    (&p.status, Type::TEXT_ARRAY),
+                    (&p.rule_set_version, Type::TEXT_ARRAY),
+                    (&p.payment, Type::TEXT_ARRAY),
+                    (&p.decision, Type::TEXT_ARRAY),
+                ],
+            )
+            .await
+    };
+    let insert_entries = async {
+        if !appended {
+            return Ok(0);
+        }
+        let e = &chain.entries;
+        client
+            .execute_typed(
+                INSERT_ENTRIES,
+                &[
+                    (&e.seq, Type::INT8_ARRAY),
+                    (&e.at_ms, Type::INT8_ARRAY),
+                    (&e.actor, Type::TEXT_ARRAY),
+                    (&e.action, Type::TEXT_ARRAY),
+                    (&e.subject, Type::TEXT_ARRAY),
+                    (&e.detail, Type::TEXT_ARRAY),
+                    (&e.prev_hash, Type::BYTEA_ARRAY),
+                    (&e.hash, Type::BYTEA_ARRAY),
+                    (&e.key_id, Type::TEXT_ARRAY),
+                    (&e.mac, Type::BYTEA_ARRAY),
+                ],
+            )
+            .await
+    };
+    let new_hash = chain.hash.to_vec();
+    let move_head = async {
+        if !appended {
+            return Ok(0);
+        }
+        client
+            .execute_typed(
+                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+                &[(&chain.seq, Type::INT8), (&new_hash, Type::BYTEA)],
+            )
+            .await
+    };
+    let expire = async {
+        let Some(before) = expire_before else {
+            return Ok(0);
+        };
+        // One statement, so it is sent before COMMIT like the others.
+        let row = client
+            .query_typed(
+                "WITH forgotten AS (\
+                     DELETE FROM idempotency_keys WHERE created_at_ms < $1 RETURNING 1), \
+                 ended AS (\
+                     DELETE FROM idempotency_claims WHERE lease_until < clock_timestamp() \
+                     RETURNING 1) \
+                 SELECT (SELECT count(*) FROM forgotten), (SELECT count(*) FROM ended)",
+                &[(&before, Type::INT8)],
+            )
+            .await?;
+        let forgotten: i64 = row.first().map_or(Ok(0), |r| r.try_get(0))?;
+        if forgotten > 0 {
+            tracing::info!(forgotten, "idempotency records expired");
+        }
+        Ok(u64::try_from(forgotten).unwrap_or(0))
+    };
+    // Sent in this order on the one connection; the server runs them in that order, so a
+    // statement that fails aborts the transaction and COMMIT then commits nothing.
+    let commit = client.batch_execute("COMMIT");
+    let written = tokio::try_join!(insert_payments, insert_entries, move_head, expire, commit);
+    written.map_err(pg_error)?;
+    Ok((outcomes, appended.then_some((chain.seq, chain.hash))))
+}
+
+/// Inserts the idempotency records of the decisions whose claim still holds; returns the
+/// payment ids recorded.
+async fn record_idempotency<'r>(
+    client: &Client,
+    decisions: &[&'r DecisionRecord],
+) -> Result<HashSet<&'r str>, StoreError> {
+    if decisions.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let principal: Vec<&str> = decisions
+        .iter()
+        .map(|r| r.idempotency.principal.as_str())
+        .collect();
+    let key: Vec<&str> = decisions
+        .iter()
+        .map(|r| r.idempotency.key.as_str())
+        .collect();
+    let fingerprint: Vec<&[u8]> = decisions
+        .iter()
+        .map(|r| r.idempotency.fingerprint.as_slice())
+        .collect();
+    let payment_id: Vec<&str> = decisions.iter().map(|r| r.payment_id.as_str()).collect();
+    let created: Vec<i64> = decisions.iter().map(|r| r.received_at_ms).collect();
+    let token: Vec<Option<i64>> = decisions.iter().map(|r| r.idempotency.token).collect();
+    let params: [(&(dyn ToSql + Sync), Type); 6] = [
+        (&principal, Type::TEXT_ARRAY),
+        (&key, Type::TEXT_ARRAY),
+        (&fingerprint, Type::BYTEA_ARRAY),
+        (&payment_id, Type::TEXT_ARRAY),
+        (&created, Type::INT8_ARRAY),
+        (&token, Type::INT8_ARRAY),
+    ];
+    let rows = client
+        .query_typed(FENCE_AND_RECORD, &params)
+        .await
+        .map_err(pg_error)?;
+    let mut recorded = HashSet::with_capacity(rows.len());
+    for row in rows {
+        let id: &str = row.try_get(0).map_err(pg_error)?;
+        if let Some(r) = decisions.iter().find(|r| r.payment_id == id) {
+            recorded.insert(r.payment_id.as_str());
+        }
+    }
+    Ok(recorded)
+}
+
+/// Inserts the messages not recorded before; returns how many of each (principal,
+/// message id) were inserted (1, or 0 if taken).
+async fn record_messages<'m>(
+    client: &Client,
+    messages: &[&'m MessageRows],
+) -> Result<HashMap<(&'m str, &'m str), usize>, StoreError> {
+    let mut claimed = HashMap::new();
+    if messages.is_empty() {
+        return Ok(claimed);
+    }
+    let principal: Vec<&str> = messages.iter().map(|m| m.principal.as_str()).collect();
+    let message_id: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
+    let fingerprint: Vec<&[u8]> = messages.iter().map(|m| m.fingerprint.as_slice()).collect();
+    let received: Vec<i64> = messages.iter().map(|m| m.received_at_ms).collect();
+    let report: Vec<&str> = messages.iter().map(|m| m.report.as_str()).collect();
+    let params: [(&(dyn ToSql + Sync), Type); 5] = [
+        (&principal, Type::TEXT_ARRAY),
+        (&message_id, Type::TEXT_ARRAY),
+        (&fingerprint, Type::BYTEA_ARRAY),
+        (&received, Type::INT8_ARRAY),
+        (&report, Type::TEXT_ARRAY),
+    ];
+    let rows = client
+        .query_typed(RECORD_MESSAGES, &params)
+        .await
+        .map_err(pg_error)?;
+    for row in rows {
+        let principal: &str = row.try_get(0).map_err(pg_error)?;
+        let message_id: &str = row.try_get(1).map_err(pg_error)?;
+        if let Some(m) = messages
+            .iter()
+            .find(|m| m.principal == principal && m.message_id == message_id)
+        {
+            *claimed
+                .entry((m.principal.as_str(), m.message_id.as_str()))
+                .or_insert(0) += 1;
+        }
+    }
+    Ok(claimed)
+}
+
+/// Inserts shadow decisions in one statement, with `synchronous_commit = off` (they
+/// decide nothing: a crash may lose the last of them, never the database). A failure
+/// loses them and is logged.
+async fn write_shadows(inner: &Inner, client: &mut Option<Client>, rows: Vec<ShadowRow>) {
+    if rows.is_empty() {
+        return;
+    }
+    let written = async {
+        let conn = writer_client(inner, client).await?;
+        let payment_id: Vec<&str> = rows.iter().map(|r| r.payment_id.as_str()).collect();
+        let version: Vec<&str> = rows.iter().map(|r| r.shadow_version.as_str()).collect();
+        let at: Vec<i64> = rows.iter().map(|r| r.decided_at_ms).collect();
+        let decision: Vec<&str> = rows.iter().map(|r| r.decision.as_str()).collect();
+        let params: [(&(dyn ToSql + Sync), Type); 4] = [
+            (&payment_id, Type::TEXT_ARRAY),
+            (&version, Type::TEXT_ARRAY),
+            (&at, Type::INT8_ARRAY),
+            (&decision, Type::TEXT_ARRAY),
+        ];
+        let insert = conn.execute_typed(
+            "INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, decision) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[])",
+            &params,
+        );
+        tokio::try_join!(
+            conn.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+            insert,
+            conn.batch_execute("COMMIT"),
+        )
+        .map_err(pg_error)?;
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Err(error) = written {
+        tracing::warn!(rows = rows.len(), "shadow decisions not written: {error}");
+        *client = None;
+    }
+}
