@@ -19,6 +19,9 @@
 //!   slow and excess clients.
 //! - `security`: each security control against the attack it stops.
 //! - `service`: the payment path in process: what counts once a decision is stored.
+//! - `hosts`: several `payrules serve` processes on one PostgreSQL database: a key sent
+//!   to two hosts at once, a host killed mid-burst, the database dropping every
+//!   connection (`postgres` makes each test its database).
 
 mod api;
 mod cli;
@@ -26,10 +29,12 @@ mod compare;
 mod docs;
 mod durability;
 mod examples;
+mod hosts;
 mod iso20022;
 mod loading;
 mod messages;
 mod plugins;
+mod postgres;
 mod reload;
 mod sandbox;
 mod security;

@@ -29,6 +29,8 @@ pub struct Server {
     dir: tempfile::TempDir,
     limits: String,
     rules_dir: PathBuf,
+    /// The `[store]` table's lines; empty for the SQLite file in `dir`.
+    store: String,
     agent: ureq::Agent,
 }
 
@@ -75,7 +77,26 @@ impl Server {
     /// A service whose `[limits]` table has these lines.
     pub fn with_limits(limits: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        Server::launch(dir, limits.to_owned(), "text", example_rules())
+        Server::launch(
+            dir,
+            limits.to_owned(),
+            "text",
+            example_rules(),
+            String::new(),
+        )
+    }
+
+    /// A service with the example rules on a PostgreSQL database (a host of several),
+    /// with `[limits]` lines and more `[store]` lines.
+    pub fn on_postgres(db: &crate::postgres::Database, limits: &str, store: &str) -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let password_file = dir.path().join("db-password");
+        let store = format!(
+            "{}{store}\n\n[audit]\nkey_file = {:?}\n",
+            db.store_lines(&password_file),
+            db.audit_key_file().display().to_string()
+        );
+        Server::launch(dir, limits.to_owned(), "text", example_rules(), store)
     }
 
     /// A service on the rules of `rules_dir` (watched for changes).
@@ -86,13 +107,19 @@ impl Server {
     /// A service on the rules of `rules_dir`, with `[limits]` lines.
     pub fn with_rules_and_limits(rules_dir: &Path, limits: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        Server::launch(dir, limits.to_owned(), "text", rules_dir.to_owned())
+        Server::launch(
+            dir,
+            limits.to_owned(),
+            "text",
+            rules_dir.to_owned(),
+            String::new(),
+        )
     }
 
     /// A service logging JSON lines.
     pub fn with_json_logs() -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        Server::launch(dir, String::new(), "json", example_rules())
+        Server::launch(dir, String::new(), "json", example_rules(), String::new())
     }
 
     fn launch(
@@ -100,6 +127,7 @@ impl Server {
         limits: String,
         log_format: &str,
         rules_dir: PathBuf,
+        store: String,
     ) -> Server {
         let keys: String = [
             ("checkout", SUBMITTER, "\"submitter\""),
@@ -116,7 +144,7 @@ impl Server {
         })
         .collect();
         let config = format!(
-            "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\nshadow_roots = [{:?}]\n\n[store]\npath = {:?}\n\n[log]\nlevel = \"debug\"\nformat = \"{log_format}\"\n\n[limits]\n{limits}\n\n{keys}",
+            "listen = \"127.0.0.1:0\"\nrules_dir = {:?}\nshadow_roots = [{:?}]\n\n[store]\npath = {:?}\n{store}\n\n[log]\nlevel = \"debug\"\nformat = \"{log_format}\"\n\n[limits]\n{limits}\n\n{keys}",
             rules_dir.display().to_string(),
             std::env::temp_dir().display().to_string(),
             dir.path().join("payrules.db").display().to_string(),
@@ -163,6 +191,7 @@ impl Server {
             dir,
             limits,
             rules_dir,
+            store,
             agent,
         }
     }
@@ -173,8 +202,9 @@ impl Server {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a directory"));
         let limits = std::mem::take(&mut self.limits);
         let rules_dir = std::mem::take(&mut self.rules_dir);
+        let store = std::mem::take(&mut self.store);
         drop(self);
-        Server::launch(dir, limits, "text", rules_dir)
+        Server::launch(dir, limits, "text", rules_dir, store)
     }
 
     /// SIGKILL, as a power cut would.
@@ -224,6 +254,11 @@ impl Server {
     /// The store file.
     pub fn store(&self) -> PathBuf {
         self.dir.path().join("payrules.db")
+    }
+
+    /// The config file it runs with.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("payrules.toml")
     }
 
     /// What the service logged so far.
@@ -384,6 +419,17 @@ pub fn spawn_serve(mut command: Command) -> (Child, Result<String, String>) {
         None => Err(line),
     };
     (child, base)
+}
+
+/// `payrules audit verify --config CONFIG`, with the checkpoints of `checkpoints`.
+pub fn audit_verify_config(config: &Path, checkpoints: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_payrules"))
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .arg("--checkpoints")
+        .arg(checkpoints)
+        .output()
+        .expect("payrules audit verify runs")
 }
 
 /// Runs `payrules audit verify --store PATH`.

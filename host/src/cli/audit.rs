@@ -80,6 +80,18 @@ pub fn run(command: &AuditCommand) -> anyhow::Result<ExitCode> {
 /// The audit keys the config names. `serve` makes the default key file beside the store
 /// when it is missing (`make_default`); nothing else makes one.
 pub(super) fn audit_keys(config: &Config, make_default: bool) -> Result<AuditKeys, BadInput> {
+    if config.store.url.is_some()
+        && config.audit.key_file.is_none()
+        && config.audit.key_env.is_none()
+    {
+        // A key made beside one host would sign entries no other host's verifier knows.
+        return Err(BadInput(
+            "store.url: the hosts sharing a database sign one audit chain, so they share \
+             its audit keys: set audit.key_file or audit.key_env (the same keys on every \
+             host; `payrules audit new-key --key-file FILE` makes a key file)"
+                .to_owned(),
+        ));
+    }
     match config.audit_key_source() {
         AuditKeySource::Env(name) => {
             let text = std::env::var(&name).map_err(|e| {

@@ -224,12 +224,20 @@ fn read_password_file(path: &std::path::Path) -> Result<String, String> {
     Ok(password)
 }
 
-/// This host, as the claims it holds name it: `hostname:pid`.
+/// This process, as the claims it holds name it: `hostname:pid:random` (unique: two
+/// containers may share a hostname and a pid).
 fn holder() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".to_owned());
-    format!("{host}:{}", std::process::id())
+    let mut random = [0u8; 4];
+    // Without randomness the pid still tells processes of one host apart.
+    let _ = getrandom::fill(&mut random);
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        crate::registry::hex(&random)
+    )
 }

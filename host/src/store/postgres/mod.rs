@@ -105,10 +105,15 @@ impl Inner {
             });
             Ok::<_, tokio_postgres::Error>(client)
         });
+        // Whatever stops a connection being made (refused, the server starting or
+        // shutting down, a database not allowing connections, a timeout) is a database
+        // the service cannot reach right now: a retry may work.
         connecting
             .await
             .map_err(|_| StoreError::Closed)?
-            .map_err(pg_error)
+            .map_err(|error| StoreError::Unavailable {
+                reason: format!("cannot connect: {error}"),
+            })
     }
 
     /// A reader connection (round robin), made again if it broke.
@@ -415,6 +420,11 @@ impl Store for PgStore {
         mac.finalize().into_bytes().into()
     }
 
+    /// Takes the key if no claim holds it, if its lease has ended, or if the claim is
+    /// this host's own (the service holds a key once per process before it asks, so a
+    /// claim of ours that it does not hold is left from a request that ended without
+    /// reaching the database — a commit failed while the database was away, a request
+    /// timed out — and the new token fences off anything of that request still queued).
     fn claim<'a>(
         &'a self,
         principal: &'a str,
@@ -432,7 +442,7 @@ impl Store for PgStore {
                      ON CONFLICT (principal, key) DO UPDATE \
                          SET token = excluded.token, holder = excluded.holder, \
                              lease_until = excluded.lease_until \
-                         WHERE c.lease_until < clock_timestamp() \
+                         WHERE c.lease_until < clock_timestamp() OR c.holder = $3 \
                      RETURNING token",
                     &[
                         (&principal, Type::TEXT),
@@ -1017,8 +1027,12 @@ pub(crate) mod tests {
         let checkpoint_file = dir.path().join("payrules-audit.checkpoints");
         let checkpoints = checkpoint_file.clone();
         let settings = db.settings.clone();
+        let opened = AtomicUsize::new(0);
         Harness {
             open: Box::new(move || {
+                // Each store opened is a host of its own.
+                let mut settings = settings.clone();
+                settings.holder = format!("host-{}", opened.fetch_add(1, Ordering::Relaxed));
                 let sealing = AuditSealing {
                     keys: test_keys(),
                     checkpoints: CheckpointLog::open(&checkpoints, 1_000).expect("checkpoints"),
@@ -1055,6 +1069,110 @@ pub(crate) mod tests {
         a_commit_whose_claim_was_taken_over_is_refused,
         hosts_sharing_a_database_form_one_chain,
     );
+
+    /// Runs statements in the test database as `settings` (its role) and returns the
+    /// error text of the first that fails, if one does.
+    fn sql_as(settings: &PgSettings, sql: &str) -> Option<String> {
+        let (settings, sql) = (settings.clone(), sql.to_owned());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut config = tokio_postgres::Config::from_str(&settings.url).expect("URL");
+                if let Some(password) = &settings.password {
+                    config.password(password.as_bytes());
+                }
+                let (client, connection) = config.connect(NoTls).await.expect("connects");
+                tokio::spawn(connection);
+                client.batch_execute(&sql).await.err().map(|e| {
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+                })
+            })
+        })
+        .join()
+        .expect("the SQL thread")
+    }
+
+    /// The split docs/deployment.md recommends: an owner creates the schema, the service
+    /// serves with a role that may append but not rewrite the audit log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_role_without_ddl_rights_serves_a_current_schema() {
+        let Some(db) = TestDatabase::make() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("a directory");
+        let owner = harness(&db, &dir);
+        let store = (owner.open)();
+        store.close();
+        drop(store);
+        let role = format!("{}_service", db.name);
+        admin_sql(
+            &db.admin,
+            &format!("CREATE ROLE {role} LOGIN PASSWORD 'service-password'"),
+        );
+        // The database goes first (the role's grants are in it), then the role.
+        struct DropRole(Option<TestDatabase>, PgSettings, String);
+        impl Drop for DropRole {
+            fn drop(&mut self) {
+                drop(self.0.take());
+                admin_sql(&self.1, &format!("DROP ROLE IF EXISTS {}", self.2));
+            }
+        }
+        let admin = db.admin.clone();
+        let guard = DropRole(Some(db), admin, role.clone());
+        let db = guard.0.as_ref().expect("the database");
+        assert_eq!(
+            sql_as(
+                &db.settings,
+                &format!(
+                    "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}; \
+                     GRANT UPDATE, DELETE ON idempotency_keys, idempotency_claims TO {role}; \
+                     GRANT UPDATE ON audit_head TO {role}; \
+                     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+                )
+            ),
+            None
+        );
+        let mut service = db.settings.clone();
+        service.url = format!("{} user={role}", db.settings.url);
+        service.password = Some("service-password".to_owned());
+        let sealing = AuditSealing {
+            keys: test_keys(),
+            checkpoints: CheckpointLog::open(&owner.checkpoint_file, 1_000).expect("checkpoints"),
+        };
+        let store = PgStore::open(&service, Arc::new(()), sealing).expect("serves");
+        let Claim::Held { token } = store.claim("checkout", "k", 60_000).await.expect("claims")
+        else {
+            panic!("the key is free");
+        };
+        store
+            .audit_event("rules.loaded", "v1", &serde_json::json!({}))
+            .await
+            .expect("appends");
+        store
+            .release("checkout", "k", token.expect("a token"))
+            .await
+            .expect("releases");
+        store.close();
+        for attack in [
+            "UPDATE audit_log SET detail = '{}'",
+            "DELETE FROM audit_log",
+            "DROP TRIGGER audit_log_is_append_only ON audit_log",
+            "ALTER TABLE audit_log DISABLE TRIGGER USER",
+            "TRUNCATE audit_log",
+        ] {
+            let refused = sql_as(&service, attack);
+            assert!(
+                refused.as_deref().is_some_and(|e| e.contains("permission denied")
+                    || e.contains("must be owner")),
+                "{attack}: {refused:?}"
+            );
+        }
+        assert_eq!(owner.verify(&store).entries, 1);
+    }
 
     #[test]
     fn a_url_with_a_password_is_refused_and_locations_never_show_one() {

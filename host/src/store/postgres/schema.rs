@@ -111,6 +111,11 @@ CREATE INDEX shadow_decisions_by_version ON shadow_decisions (shadow_version, se
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:
 /// hosts started together wait for the first), and makes the chain's head row.
 pub(super) async fn migrate(client: &Client) -> Result<(), StoreError> {
+    // A schema already current is read, not written: a service role with no right to
+    // create tables serves it.
+    if current(client).await? {
+        return Ok(());
+    }
     client.batch_execute("BEGIN").await.map_err(pg_error)?;
     let migrated = async {
         client
@@ -171,6 +176,29 @@ pub(super) async fn migrate(client: &Client) -> Result<(), StoreError> {
         return Err(pg_error(error));
     }
     Ok(())
+}
+
+/// Whether the schema is this payrules' version and the chain's head row is there.
+async fn current(client: &Client) -> Result<bool, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('payrules_schema') IS NOT NULL", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(pg_error)?;
+    if !exists {
+        return Ok(false);
+    }
+    let row = client
+        .query_one(
+            "SELECT (SELECT version FROM payrules_schema WHERE id = 1), \
+                    EXISTS (SELECT 1 FROM audit_head WHERE id = 1)",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    let version: Option<i32> = row.try_get(0).map_err(pg_error)?;
+    let head: bool = row.try_get(1).map_err(pg_error)?;
+    Ok(head && version.and_then(|v| usize::try_from(v).ok()) == Some(MIGRATIONS.len()))
 }
 
 /// The schema version this payrules reads, checked by read-only opens.

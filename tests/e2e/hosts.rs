@@ -1,0 +1,352 @@
+//! Several hosts on one PostgreSQL database: real `payrules serve` processes, a real
+//! server, traffic over real HTTP. Each test has a database of its own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::postgres::Database;
+use crate::server::{AUDITOR, Reply, SUBMITTER, Server, audit_verify_config, payment};
+
+const EXAMPLES: [&str; 3] = [
+    "us-payroll-fednow.json",
+    "sanctioned-creditor.json",
+    "sepa-instant-supplier.json",
+];
+
+fn example(n: usize, tag: &str) -> Value {
+    payment(EXAMPLES[n % EXAMPLES.len()], tag)
+}
+
+/// How many stored payments carry each end-to-end id, as a host lists them.
+fn stored_by_end_to_end_id(host: &Server) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for payment in host.all_payments() {
+        let id = payment["end_to_end_id"].as_str().expect("an id").to_owned();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Stops `hosts` (SIGTERM: each checkpoints its head) and verifies the chain with each
+/// host's checkpoints.
+fn stop_and_verify(hosts: &mut [&mut Server]) {
+    for host in hosts.iter_mut() {
+        let status = host.terminate();
+        assert!(status.success(), "{status}\n{}", host.log());
+    }
+    for host in hosts.iter() {
+        let checkpoints = host.config().with_file_name("payrules-audit.checkpoints");
+        assert!(checkpoints.exists(), "each host checkpoints what it wrote");
+        let verify = audit_verify_config(&host.config(), &checkpoints);
+        let out = String::from_utf8_lossy(&verify.stdout);
+        assert!(
+            verify.status.success() && out.contains("intact"),
+            "{out}{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        assert!(out.starts_with("postgres://"), "{out}");
+    }
+}
+
+#[test]
+fn two_hosts_on_one_database_decide_each_key_once_and_keep_one_chain() {
+    let Some(db) = Database::make() else { return };
+    let mut a = Server::on_postgres(&db, "", "");
+    let mut b = Server::on_postgres(&db, "", "");
+
+    // Traffic split between them: each decision readable on the other host.
+    for n in 0..24 {
+        let (here, there) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let key = format!("split-{n}");
+        let reply = here.submit(SUBMITTER, &key, &example(n, &key));
+        assert_eq!(reply.status, 201, "{key}: {}", reply.body);
+        let id = reply.json()["payment_id"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
+        let seen = there.get(&format!("/v1/payments/{id}"), Some(AUDITOR));
+        assert_eq!(
+            seen.status, 200,
+            "{key} decided on one host, read on the other"
+        );
+        // A retry on the other host replays the same decision.
+        let retry = there.submit(SUBMITTER, &key, &example(n, &key));
+        assert_eq!(retry.status, 200, "{key}: {}", retry.body);
+        assert_eq!(retry.json()["payment_id"], id.as_str());
+    }
+
+    // The same key sent to both hosts at the same instant, twenty times: one decision
+    // each; the other request gets the stored decision (200) or "in flight" (409).
+    for n in 0..20 {
+        let key = format!("both-{n}");
+        let body = example(n, &key);
+        let barrier = Barrier::new(2);
+        let replies: Vec<Reply> = std::thread::scope(|scope| {
+            let sent: Vec<_> = [&a, &b]
+                .into_iter()
+                .map(|host| {
+                    let (barrier, key, body) = (&barrier, &key, &body);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        host.submit(SUBMITTER, key, body)
+                    })
+                })
+                .collect();
+            sent.into_iter()
+                .map(|s| s.join().expect("a reply"))
+                .collect()
+        });
+        let created: Vec<&Reply> = replies.iter().filter(|r| r.status == 201).collect();
+        assert_eq!(created.len(), 1, "{key}: {replies:?}");
+        let id = created[0].json()["payment_id"].clone();
+        for reply in &replies {
+            match reply.status {
+                201 => {}
+                200 => assert_eq!(reply.json()["payment_id"], id, "{key}: the same decision"),
+                409 => assert_eq!(reply.code(), "idempotency_key_in_flight", "{key}"),
+                other => panic!("{key}: {other} {}", reply.body),
+            }
+        }
+    }
+    let stored = stored_by_end_to_end_id(&b);
+    for n in 0..20 {
+        assert_eq!(stored.get(&format!("E2E-both-{n}")), Some(&1), "both-{n}");
+    }
+    assert_eq!(stored.values().sum::<usize>(), 44);
+    // The audit log is one chain, numbered without gaps, whichever host is asked.
+    let entries = a.get("/v1/audit?limit=500", Some(AUDITOR)).json();
+    let seqs: Vec<i64> = entries["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["seq"].as_i64().expect("a seq"))
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    let decided = entries["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "payment.decided")
+        .count();
+    assert_eq!(decided, 44);
+    stop_and_verify(&mut [&mut a, &mut b]);
+}
+
+#[test]
+fn a_host_killed_mid_burst_loses_nothing_it_acknowledged_and_its_keys_are_decided_once_on_the_other()
+ {
+    let Some(db) = Database::make() else { return };
+    // A short lease, so that keys the dead host held are taken over within the test.
+    let limits = "request_timeout_ms = 2000";
+    let store = "idempotency_lease_ms = 3000";
+    let a = Server::on_postgres(&db, limits, store);
+    let mut b = Server::on_postgres(&db, limits, store);
+    let answered = Mutex::new(Vec::<(String, String)>::new());
+    let cut_off = Mutex::new(Vec::<(usize, String)>::new());
+    let answered_by_a = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let host = if worker % 2 == 0 { &a } else { &b };
+            let (answered, cut_off, answered_by_a, stop) =
+                (&answered, &cut_off, &answered_by_a, &stop);
+            scope.spawn(move || {
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let key = format!("kill-{worker}-{n}");
+                    let reply = ureq::post(format!("{}/v1/payments", host.base))
+                        .header("Authorization", &format!("Bearer {SUBMITTER}"))
+                        .header("Content-Type", "application/json")
+                        .header("Idempotency-Key", &key)
+                        .send(example(n, &key).to_string());
+                    match reply {
+                        Ok(mut response) if response.status().is_success() => {
+                            let decision: Value =
+                                response.body_mut().read_json().expect("a decision");
+                            let id = decision["payment_id"].as_str().expect("an id").to_owned();
+                            answered.lock().unwrap().push((key, id));
+                            if worker % 2 == 0 {
+                                answered_by_a.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Ok(response) => panic!("{key}: status {}", response.status()),
+                        Err(_) => {
+                            // Host A died under this request: committed or not, its retry
+                            // on host B must tell.
+                            cut_off.lock().unwrap().push((n, key));
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        while answered_by_a.load(Ordering::SeqCst) < 40 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        a.sigkill();
+        // Host B goes on serving a little while longer.
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let answered = answered.into_inner().unwrap();
+    let cut_off = cut_off.into_inner().unwrap();
+    for (key, id) in &answered {
+        let stored = b.get(&format!("/v1/payments/{id}"), Some(AUDITOR));
+        assert_eq!(
+            stored.status, 200,
+            "{key} was answered 2xx but is not stored"
+        );
+    }
+    // Each request cut off by the kill, retried on host B: decided once. While the dead
+    // host's lease on its key runs, B answers 409; after it, B decides or replays.
+    let started = Instant::now();
+    for (n, key) in &cut_off {
+        loop {
+            let retry = b.submit(SUBMITTER, key, &example(*n, key));
+            match retry.status {
+                200 | 201 => break,
+                409 if started.elapsed() < Duration::from_secs(15) => {
+                    assert_eq!(retry.code(), "idempotency_key_in_flight");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => panic!("{key}: {other} {}", retry.body),
+            }
+        }
+    }
+    let stored = stored_by_end_to_end_id(&b);
+    let keys = answered
+        .iter()
+        .map(|(k, _)| k)
+        .chain(cut_off.iter().map(|(_, k)| k));
+    for key in keys {
+        assert_eq!(
+            stored.get(&format!("E2E-{key}")),
+            Some(&1),
+            "{key}: decided once"
+        );
+    }
+    assert!(
+        stored.values().all(|&count| count == 1),
+        "no key decided twice"
+    );
+    let status = b.terminate();
+    assert!(status.success(), "{}", b.log());
+    // The chain verifies with either host's checkpoints (the dead one's included).
+    for host in [&a, &b] {
+        let checkpoints = host.config().with_file_name("payrules-audit.checkpoints");
+        let verify = audit_verify_config(&b.config(), &checkpoints);
+        let out = String::from_utf8_lossy(&verify.stdout);
+        assert!(
+            verify.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_database_that_drops_every_connection_gets_503s_then_the_host_recovers_by_itself() {
+    let Some(db) = Database::make() else { return };
+    let mut host = Server::on_postgres(&db, "", "");
+    let answered = Mutex::new(Vec::<(String, String)>::new());
+    let refused = Mutex::new(Vec::<(usize, String)>::new());
+    let stop = AtomicBool::new(false);
+    let outage = AtomicBool::new(false);
+    let after_outage = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for worker in 0..3 {
+            let (answered, refused, stop, outage, after_outage, host) =
+                (&answered, &refused, &stop, &outage, &after_outage, &host);
+            scope.spawn(move || {
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let key = format!("outage-{worker}-{n}");
+                    let started = Instant::now();
+                    let reply = host.submit(SUBMITTER, &key, &example(n, &key));
+                    assert!(
+                        started.elapsed() < Duration::from_secs(12),
+                        "{key}: no answer may wait past the request timeout"
+                    );
+                    match reply.status {
+                        201 => {
+                            let id = reply.json()["payment_id"]
+                                .as_str()
+                                .expect("an id")
+                                .to_owned();
+                            answered.lock().unwrap().push((key, id));
+                            if outage.load(Ordering::SeqCst) {
+                                after_outage.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        503 => {
+                            assert!(reply.header("Retry-After").is_some(), "{key}: Retry-After");
+                            assert_eq!(reply.code(), "store_unavailable", "{key}: {}", reply.body);
+                            refused.lock().unwrap().push((n, key));
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        other => panic!("{key}: {other} {}", reply.body),
+                    }
+                }
+            });
+        }
+        while answered.lock().unwrap().len() < 30 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The database stops taking connections and drops every one it has (as a
+        // restart would), for a second and a half.
+        db.admin(&format!(
+            "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{0}' AND pid <> pg_backend_pid()",
+            db.name()
+        ));
+        std::thread::sleep(Duration::from_millis(1_500));
+        db.admin(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            db.name()
+        ));
+        outage.store(true, Ordering::SeqCst);
+        // Recovered with no restart: decisions stored again.
+        let started = Instant::now();
+        while after_outage.load(Ordering::SeqCst) < 30 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the host did not recover by itself\n{}",
+                host.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let answered = answered.into_inner().unwrap();
+    let refused = refused.into_inner().unwrap();
+    assert!(!refused.is_empty(), "the outage was seen as 503s");
+    for (key, id) in &answered {
+        let stored = host.get(&format!("/v1/payments/{id}"), Some(AUDITOR));
+        assert_eq!(
+            stored.status, 200,
+            "{key} was answered 201 but is not stored"
+        );
+    }
+    // A 503 may have come after the commit reached the database (the connection cut
+    // during COMMIT): its retry tells, and it is decided once either way.
+    for (n, key) in &refused {
+        let retry = host.submit(SUBMITTER, key, &example(*n, key));
+        assert!([200, 201].contains(&retry.status), "{key}: {}", retry.body);
+    }
+    let stored = stored_by_end_to_end_id(&host);
+    assert!(
+        stored.values().all(|&count| count == 1),
+        "no key decided twice"
+    );
+    assert_eq!(stored.len(), answered.len() + refused.len());
+    stop_and_verify(&mut [&mut host]);
+}
