@@ -17,11 +17,14 @@ function init(args)
   not_created = 0
   seed = os.time()
   key = os.getenv("PAYRULES_KEY")
+  -- Several wrk processes at once (bench/hosts) each need keys of their own.
+  prefix = os.getenv("PAYRULES_LOAD_PREFIX") or ""
+  seed = prefix .. (seed % 100000)
 end
 
 request = function()
   n = n + 1
-  local id = string.format("%d-%d-%d", seed % 100000, tid, n)
+  local id = string.format("%s-%d-%d", seed, tid, n)
   local body = string.format([[{"end_to_end_id":"LOAD-%s","amount":"%d.%02d","currency":"USD",
 "debtor":{"name":"Harbor Coffee Roasters LLC","country":"US","account":{"id":"D%s"}},
 "debtor_agent":{"member_id":"021000021"},

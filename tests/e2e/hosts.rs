@@ -350,3 +350,79 @@ fn a_database_that_drops_every_connection_gets_503s_then_the_host_recovers_by_it
     assert_eq!(stored.len(), answered.len() + refused.len());
     stop_and_verify(&mut [&mut host]);
 }
+
+/// The velocity-risk rule's reason codes in a stored decision, as an auditor reads it.
+fn velocity_reasons(host: &Server, payment_id: &str) -> Vec<String> {
+    let stored = host.get(&format!("/v1/payments/{payment_id}"), Some(AUDITOR));
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    let decision = stored.json()["decision"].clone();
+    let rule = decision["rules"]
+        .as_array()
+        .expect("the rules' trace")
+        .iter()
+        .find(|r| r["name"] == "velocity-risk")
+        .unwrap_or_else(|| panic!("velocity-risk ran: {decision}"))
+        .clone();
+    rule["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .map(|r| r["code"].as_str().expect("a code").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_payment_accepted_on_one_host_counts_in_the_velocity_figures_of_the_other() {
+    let Some(db) = Database::make() else { return };
+    let a = Server::on_postgres(&db, "", "");
+    // B starts before any payment: what it knows of A's, it learns by following.
+    let b = Server::on_postgres(&db, "", "");
+    let burst = |n: usize| {
+        let mut body = payment("us-payroll-fednow.json", &format!("burst-{n}"));
+        body["debtor"]["account"]["id"] = Value::from("70000000001");
+        body
+    };
+    // Five payments of one debtor on host A within the hour: velocity-risk's debtor
+    // burst (5 in an hour) for the next payment of that debtor, on any host.
+    for n in 0..5 {
+        let reply = a.submit(SUBMITTER, &format!("burst-{n}"), &burst(n));
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(reply.json()["status"], "accepted", "{}", reply.body);
+    }
+    let on_a = a.submit(SUBMITTER, "burst-a", &burst(5));
+    let on_a = on_a.json()["payment_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    assert!(
+        velocity_reasons(&a, &on_a).contains(&"debtor-burst".to_owned()),
+        "host A counts its own payments at once"
+    );
+    // Within the documented lag (the 100 ms polling interval and a query), host B's
+    // figures hold A's payments.
+    std::thread::sleep(Duration::from_millis(500));
+    let on_b = b.submit(SUBMITTER, "burst-b", &burst(6));
+    assert_eq!(on_b.status, 201, "{}", on_b.body);
+    let on_b = on_b.json()["payment_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let reasons = velocity_reasons(&b, &on_b);
+    assert!(
+        reasons.contains(&"debtor-burst".to_owned())
+            && reasons.contains(&"repeated-pair".to_owned()),
+        "host B sees host A's payments: {reasons:?}"
+    );
+    // And B counts each once: its follower skips what B stored itself, and A's payments
+    // are not counted twice however often B polls.
+    let metrics = b.get("/metrics", Some(crate::server::OPERATOR)).body;
+    let followed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("payrules_velocity_follow_delay_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the follow delay is a metric:\n{metrics}"));
+    assert_eq!(
+        followed, 6,
+        "B followed A's six accepted payments, not its own"
+    );
+}

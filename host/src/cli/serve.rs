@@ -94,6 +94,8 @@ fn serve(
                 .idempotency_retention_hours
                 .saturating_mul(3_600),
         ));
+        // Several hosts: the others' accepted payments enter this host's velocity figures.
+        service.follow_other_hosts();
         // Hot reload: a burst of changes in the rules directory becomes one reload.
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
         let _watch = payrules::registry::watch::watch(

@@ -90,7 +90,18 @@ impl Service {
             decisions,
             report: serde_json::to_string(&report).map_err(ServiceError::internal)?,
         };
-        match self.store.commit_message(record).await {
+        // Followed by the other hosts; this one counts them itself once stored.
+        let accepted: Vec<&str> = decided
+            .iter()
+            .filter(|(_, d)| d.status == crate::model::Status::Accepted && self.store.shared())
+            .map(|(_, d)| d.payment_id.as_str())
+            .collect();
+        self.following.expect(accepted.iter().copied());
+        let committed = self.store.commit_message(record).await;
+        if committed.is_err() {
+            self.following.forget(accepted);
+        }
+        match committed {
             Ok(()) => {}
             Err(StoreError::KeyTaken) => {
                 return self

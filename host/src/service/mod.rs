@@ -14,6 +14,7 @@
 //! velocity figures, the metrics and the shadow set. A decision that is not stored counts
 //! nowhere.
 
+pub mod follow;
 pub mod messages;
 pub mod payments;
 pub mod rules;
@@ -49,6 +50,8 @@ pub struct Service {
     shadow_roots: Vec<std::path::PathBuf>,
     /// How long a request's claim on its idempotency key lasts at most.
     claim_lease_ms: u64,
+    /// What this host follows of the other hosts' decisions.
+    following: follow::Following,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -115,7 +118,15 @@ impl Service {
             reloading: tokio::sync::Mutex::new(()),
             shadow_roots: Vec::new(),
             claim_lease_ms: crate::config::IDEMPOTENCY_LEASE_MS_DEFAULT,
+            following: follow::Following::default(),
         }
+    }
+
+    /// Follows the other hosts' decisions after audit entry `seq` (where the velocity
+    /// figures were rebuilt from).
+    pub fn with_followed_through(mut self, seq: i64) -> Service {
+        self.following = follow::Following::from(seq);
+        self
     }
 
     /// Holds a request's idempotency key in the store for at most `lease_ms` (longer

@@ -83,7 +83,15 @@ impl Service {
                 token,
             },
         };
+        // Followed by the other hosts; this one counts it itself once stored.
+        let own = decision.status == Status::Accepted && self.store.shared();
+        if own {
+            self.following.expect([payment_id.as_str()]);
+        }
         let committed = self.store.commit(record).await;
+        if own && committed.is_err() {
+            self.following.forget([payment_id.as_str()]);
+        }
         if matches!(committed, Ok(()) | Err(StoreError::KeyTaken)) {
             // The commit ended the claim (or found it taken over).
             held.ended();

@@ -110,11 +110,12 @@ pub fn start(
                 &e,
             )
         })?;
-    for (payment, at) in &accepted {
+    for (_, payment, at) in &accepted.payments {
         velocity.record(payment, *at);
     }
     tracing::info!(
-        velocity_payments = accepted.len(),
+        velocity_payments = accepted.payments.len(),
+        through_audit_entry = accepted.through_seq,
         "velocity figures rebuilt from the store"
     );
     let pipeline = Arc::new(Pipeline::new(runtime, Arc::clone(&velocity)));
@@ -125,7 +126,8 @@ pub fn start(
         .map_err(|e| failed("starting the shadow runner", &e))?;
     let service = Service::new(live, store, velocity, metrics, deciders, shadow)
         .with_shadow_roots(&config.shadow_roots)
-        .with_claim_lease(config.store.idempotency_lease_ms);
+        .with_claim_lease(config.store.idempotency_lease_ms)
+        .with_followed_through(accepted.through_seq);
     Ok(Started {
         service: Arc::new(service),
         trigger,

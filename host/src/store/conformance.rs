@@ -474,8 +474,9 @@ pub async fn history_is_read_in_decision_order(harness: &Harness) {
     let accepted: Vec<String> = store
         .accepted_since(0)
         .expect("reads")
+        .payments
         .into_iter()
-        .map(|(payment, _)| payment.end_to_end_id.to_string())
+        .map(|(_, payment, _)| payment.end_to_end_id.to_string())
         .collect();
     assert_eq!(accepted, ["E2E-pay_h0", "E2E-pay_h2"]);
     let mut decided = Vec::new();
@@ -698,4 +699,63 @@ pub async fn hosts_sharing_a_database_form_one_chain(harness: &Harness) {
         host.close();
     }
     assert_eq!(harness.verify(&*hosts[0]).entries, 61);
+}
+
+/// What a host follows of other hosts' decisions: the accepted payments after a point of
+/// the chain, in chain order, each once, the point moving past every entry read (rejected
+/// payments and the service's own entries included); a snapshot and the following after
+/// it miss nothing and count nothing twice.
+pub async fn accepted_payments_are_followed_in_chain_order(harness: &Harness) {
+    let store = (harness.open)();
+    let commit = |id: &str, status| {
+        let new = new_decision(&*store, id, "checkout", id, status);
+        let store = Arc::clone(&store);
+        async move { store.commit(new).await.expect("commits") }
+    };
+    commit("pay_f1", Status::Accepted).await;
+    commit("pay_f2", Status::Rejected).await;
+    let snapshot = store.accepted_since(0).expect("reads");
+    let ids = |accepted: &super::Accepted| -> Vec<String> {
+        accepted
+            .payments
+            .iter()
+            .map(|(id, _, _)| id.clone())
+            .collect()
+    };
+    assert_eq!(ids(&snapshot), ["pay_f1"]);
+    assert_eq!(snapshot.through_seq, 2);
+    commit("pay_f3", Status::Accepted).await;
+    store
+        .audit_event("rules.loaded", "v2", &serde_json::json!({}))
+        .await
+        .expect("an event");
+    commit("pay_f4", Status::PendingReview).await;
+    commit("pay_f5", Status::Accepted).await;
+    let mut followed = Vec::new();
+    let mut at = snapshot.through_seq;
+    loop {
+        let page = store.accepted_after(at, 2).await.expect("reads");
+        if page.through_seq == at {
+            break;
+        }
+        assert!(page.through_seq > at);
+        at = page.through_seq;
+        followed.extend(ids(&page));
+    }
+    assert_eq!(followed, ["pay_f3", "pay_f5"]);
+    assert_eq!(at, 6, "past every entry");
+    let decided_at = store
+        .accepted_after(snapshot.through_seq, 10)
+        .await
+        .expect("reads");
+    let f3 = store
+        .payment("pay_f3")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(decided_at.payments[0].2, f3.decision.decided_at_unix_ms);
+    let after_all = store.accepted_after(at, 10).await.expect("reads");
+    assert!(after_all.payments.is_empty());
+    assert_eq!(after_all.through_seq, at, "nothing new: the point stays");
+    store.close();
 }

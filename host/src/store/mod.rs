@@ -144,8 +144,19 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Accepted payments received at or after `since_unix_ms`, oldest first, with the
-    /// instant they were decided: what velocity figures are rebuilt from. Blocking.
-    fn accepted_since(&self, since_unix_ms: i64) -> Result<Vec<(Payment, i64)>, StoreError>;
+    /// instant they were decided: what velocity figures are rebuilt from; read in one
+    /// snapshot with the chain's head, so that following [`Store::accepted_after`] that
+    /// head misses none and counts none twice. Blocking.
+    fn accepted_since(&self, since_unix_ms: i64) -> Result<Accepted, StoreError>;
+
+    /// Whether other hosts write this store too: then each host follows their decisions
+    /// ([`Store::accepted_after`]) into its velocity figures.
+    fn shared(&self) -> bool;
+
+    /// The accepted payments whose decisions' audit entries come after entry `after_seq`,
+    /// in chain order, reading at most `limit` entries: what a host follows of the
+    /// decisions other hosts commit.
+    fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted>;
 
     /// Visits every payment received in `since_unix_ms..until_unix_ms`, in the order
     /// decided, with its stored decision: what a backtest replays. Blocking.
@@ -173,6 +184,16 @@ pub trait Store: Send + Sync {
 
     /// Where it is, for logs and messages (never a credential).
     fn location(&self) -> String;
+}
+
+/// Accepted payments read from the store, and how far along the chain the read went.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// Each payment's id, the payment, and the instant it was decided (ms since the Unix
+    /// epoch), in decision order.
+    pub payments: Vec<(String, Payment, i64)>,
+    /// The last audit entry the read covered: continue after it.
+    pub through_seq: i64,
 }
 
 /// A decided payment's row as stored, every field as the text the backend keeps: what

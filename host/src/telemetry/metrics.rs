@@ -64,6 +64,7 @@ pub struct Metrics {
     commit_batch: Histogram,
     rule_set: Family<VersionLabels, Gauge>,
     reloads: Family<OutcomeLabels, Counter>,
+    follow_delay: Histogram,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,7 +154,15 @@ impl Metrics {
             "Reloads of the rules directory, by outcome: swapped, unchanged, rejected",
             reloads.clone(),
         );
+        let follow_delay = latency_histogram();
+        registry.register(
+            "velocity_follow_delay_seconds",
+            "Several hosts: time from another host's decision of an accepted payment to its \
+             entry in this host's velocity figures",
+            follow_delay.clone(),
+        );
         Metrics {
+            follow_delay,
             reloads,
             registry,
             requests,
@@ -167,6 +176,12 @@ impl Metrics {
             commit_batch,
             rule_set,
         }
+    }
+
+    /// An accepted payment of another host entered this host's velocity figures
+    /// `seconds` after it was decided.
+    pub fn followed(&self, seconds: f64) {
+        self.follow_delay.observe(seconds);
     }
 
     /// A request answered.

@@ -39,10 +39,10 @@ use tokio_postgres::{Client, NoTls, Row};
 
 use super::audit::AuditEntry;
 use super::{
-    AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, IdempotencyRecord,
-    LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary, Store, StoreError,
-    StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status, status_name,
-    stored_decision, stored_payment,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord,
+    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status,
+    status_name, stored_decision, stored_payment,
 };
 use crate::model::{Decision, Payment};
 use writer::{Event, Job, MessageRows, Write, write_loop};
@@ -742,25 +742,87 @@ impl Store for PgStore {
         }
     }
 
-    fn accepted_since(&self, since_unix_ms: i64) -> Result<Vec<(Payment, i64)>, StoreError> {
+    fn accepted_since(&self, since_unix_ms: i64) -> Result<Accepted, StoreError> {
         self.wait(move |inner| {
             Box::pin(async move {
-                let rows = inner
-                    .query(
-                        "SELECT payment, decision FROM payments \
-                         WHERE status = 'accepted' AND received_at_ms >= $1 ORDER BY seq",
-                        &[(&since_unix_ms, Type::INT8)],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok((
-                            stored_payment(get(row, 0)?)?,
-                            stored_decision(get(row, 1)?)?.decided_at_unix_ms,
-                        ))
-                    })
-                    .collect()
+                // A connection of its own for one REPEATABLE READ snapshot: the head and
+                // the payments as of the same instant (the head row moves in the same
+                // transaction as the entries it counts).
+                let client = inner.connect(true).await?;
+                let read = async {
+                    client
+                        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?;
+                    let head = client
+                        .query_one("SELECT seq FROM audit_head WHERE id = 1", &[])
+                        .await?;
+                    let rows = client
+                        .query(
+                            "SELECT id, payment, decision FROM payments \
+                             WHERE status = 'accepted' AND received_at_ms >= $1 ORDER BY seq",
+                            &[&since_unix_ms],
+                        )
+                        .await?;
+                    client.batch_execute("COMMIT").await?;
+                    Ok::<_, tokio_postgres::Error>((head, rows))
+                }
+                .await;
+                let (head, rows) = read.map_err(pg_error)?;
+                let mut payments = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    payments.push((
+                        get(row, 0)?,
+                        stored_payment(get(row, 1)?)?,
+                        stored_decision(get(row, 2)?)?.decided_at_unix_ms,
+                    ));
+                }
+                Ok(Accepted {
+                    payments,
+                    through_seq: get(&head, 0)?,
+                })
             })
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted> {
+        Box::pin(async move {
+            let limit = i64::from(limit.clamp(1, LIST_LIMIT_MAX));
+            let rows = self
+                .inner
+                .query(
+                    "SELECT a.seq, p.id, p.payment, p.decision FROM audit_log a \
+                     LEFT JOIN payments p ON a.action = $1 AND p.id = a.subject \
+                         AND p.status = 'accepted' \
+                     WHERE a.seq > $2 ORDER BY a.seq LIMIT $3",
+                    &[
+                        (&DECIDED, Type::TEXT),
+                        (&after_seq, Type::INT8),
+                        (&limit, Type::INT8),
+                    ],
+                )
+                .await?;
+            let mut accepted = Accepted {
+                payments: Vec::new(),
+                through_seq: after_seq,
+            };
+            for row in &rows {
+                accepted.through_seq = get(row, 0)?;
+                let id: Option<String> = get(row, 1)?;
+                let payment: Option<&str> = get(row, 2)?;
+                let decision: Option<&str> = get(row, 3)?;
+                if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
+                    accepted.payments.push((
+                        id,
+                        stored_payment(payment)?,
+                        stored_decision(decision)?.decided_at_unix_ms,
+                    ));
+                }
+            }
+            Ok(accepted)
         })
     }
 
@@ -1065,6 +1127,7 @@ pub(crate) mod tests {
         a_reopened_store_keeps_everything,
         history_is_read_in_decision_order,
         idempotency_records_expire_and_their_payments_stay,
+        accepted_payments_are_followed_in_chain_order,
         a_claim_holds_a_key_against_every_host_until_its_lease_ends,
         a_commit_whose_claim_was_taken_over_is_refused,
         hosts_sharing_a_database_form_one_chain,

@@ -27,10 +27,10 @@ use sha2::Sha256;
 
 use super::audit::AuditEntry;
 use super::{
-    AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, IdempotencyRecord,
-    LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary, Store, StoreError,
-    StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status, status_name,
-    stored_decision, stored_payment,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord,
+    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status,
+    status_name, stored_decision, stored_payment,
 };
 use crate::model::{Decision, Payment};
 use writer::{Chain, Event, Job, MessageRows, ShadowRow, Write, chain_head, write_loop};
@@ -512,25 +512,82 @@ impl Store for SqliteStore {
         })
     }
 
-    fn accepted_since(&self, since_unix_ms: i64) -> Result<Vec<(Payment, i64)>, StoreError> {
+    fn accepted_since(&self, since_unix_ms: i64) -> Result<Accepted, StoreError> {
         self.read_here(|conn| {
-            let mut statement = conn.prepare(
-                "SELECT payment, decision FROM payments \
+            // One read transaction: the head and the payments of one snapshot.
+            let tx = conn.unchecked_transaction()?;
+            let through_seq: i64 =
+                tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_log", [], |row| {
+                    row.get(0)
+                })?;
+            let mut statement = tx.prepare(
+                "SELECT id, payment, decision FROM payments \
                  WHERE status = 'accepted' AND received_at_ms >= ?1 ORDER BY seq",
             )?;
             let rows = statement.query_map(params![since_unix_ms], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })?;
-            let mut accepted = Vec::new();
+            let mut payments = Vec::new();
             for row in rows {
-                let (payment, decision) = row?;
-                accepted.push((
+                let (id, payment, decision) = row?;
+                payments.push((
+                    id,
                     stored_payment(&payment)?,
                     stored_decision(&decision)?.decided_at_unix_ms,
                 ));
             }
-            Ok(accepted)
+            Ok(Accepted {
+                payments,
+                through_seq,
+            })
         })
+    }
+
+    /// One process writes a SQLite store: no other host to follow.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted> {
+        Box::pin(self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT a.seq, p.id, p.payment, p.decision FROM audit_log a \
+                 LEFT JOIN payments p ON a.action = ?1 AND p.id = a.subject \
+                     AND p.status = 'accepted' \
+                 WHERE a.seq > ?2 ORDER BY a.seq LIMIT ?3",
+            )?;
+            let rows = statement.query_map(
+                params![DECIDED, after_seq, limit.clamp(1, LIST_LIMIT_MAX)],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )?;
+            let mut accepted = Accepted {
+                payments: Vec::new(),
+                through_seq: after_seq,
+            };
+            for row in rows {
+                let (seq, id, payment, decision) = row?;
+                accepted.through_seq = seq;
+                if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
+                    accepted.payments.push((
+                        id,
+                        stored_payment(&payment)?,
+                        stored_decision(&decision)?.decided_at_unix_ms,
+                    ));
+                }
+            }
+            Ok(accepted)
+        }))
     }
 
     fn for_each_decided(
@@ -875,6 +932,7 @@ mod tests {
         a_reopened_store_keeps_everything,
         history_is_read_in_decision_order,
         idempotency_records_expire_and_their_payments_stay,
+        accepted_payments_are_followed_in_chain_order,
     );
 
     #[test]

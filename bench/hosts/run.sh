@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Several hosts on PostgreSQL against one host on SQLite: the real `payrules serve` on
+# loopback with the example rules, driven by wrk, all in one run so the ratios hold on a
+# noisy machine.
+#
+#   PAYRULES_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres \
+#     bench/hosts/run.sh [SECONDS] [CONNECTIONS]
+#
+# PAYRULES_BENCH_POSTGRES names a role that may create databases (its password, if it
+# needs one, in PGPASSWORD); each run makes its own databases and drops them. Needs a
+# release build, wrk and psql. Every host, the database server and wrk share this
+# machine's cores: the figures say what one machine does, not what N machines would.
+#
+#   1. one host, SQLite (the embedded default): the baseline;
+#   2. one host, PostgreSQL;
+#   3. two hosts, one PostgreSQL database, each driven by its own wrk with half the
+#      connections.
+# After each, the hosts stop and `payrules audit verify` checks that the chain is intact
+# and holds a decision for every 201 counted.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-10}
+connections=${2:-32}
+bin=target/release/payrules
+admin=${PAYRULES_BENCH_POSTGRES:?set PAYRULES_BENCH_POSTGRES to a PostgreSQL role that may create databases}
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
+command -v psql >/dev/null || { echo "needs psql: apt-get install postgresql-client" >&2; exit 1; }
+work=$(mktemp -d)
+databases=()
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  for db in "${databases[@]}"; do psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+source bench/serve.sh
+new_key submitter
+"$bin" audit new-key --key-file "$work/audit.key" >/dev/null
+
+# A host of a PostgreSQL database: like `serve` (bench/serve.sh), on $url_of_db.
+serve_pg() { # NAME DATABASE
+  mkdir -p "$work/$1"
+  local conninfo="${admin%/*}/$2"
+  cat >"$work/$1/payrules.toml" <<TOML
+listen = "127.0.0.1:0"
+rules_dir = "examples/rules"
+[store]
+url = "$conninfo"
+local_dir = "$work/$1"
+${PGPASSWORD:+password_env = \"PGPASSWORD\"}
+[audit]
+key_file = "$work/audit.key"
+[log]
+level = "warn"
+[[api_keys]]
+name = "bench"
+sha256 = "$(printf %s "$key" | sha256sum | cut -d' ' -f1)"
+roles = $key_roles
+TOML
+  "$bin" serve --config "$work/$1/payrules.toml" >"$work/$1.out" 2>"$work/$1.err" &
+  pid=$!
+  url=
+  for _ in $(seq 600); do
+    url=$(sed -n 's/^payrules listening on //p' "$work/$1.out")
+    [ -n "$url" ] && return 0
+    sleep 0.1
+  done
+  echo "the service did not start:" >&2; cat "$work/$1.err" >&2; exit 1
+}
+
+drive() { # NAME URL CONNECTIONS -> $work/NAME.wrk
+  PAYRULES_KEY=$key PAYRULES_LOAD_PREFIX="$1-" wrk -t1 -c"$3" -d"${seconds}s" --latency \
+    -s bench/load/submit.lua "$2" >"$work/$1.wrk"
+}
+
+report() { # NAME
+  grep -E "requests in|Requests/sec|50%|99%|not 201|Socket errors" "$work/$1.wrk" | sed "s/^/  [$1] /"
+}
+
+answered() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/$1.wrk"; }
+
+check() { # VERDICT ANSWERED HOSTS
+  echo "  $1"
+  local entries
+  entries=$(echo "$1" | sed -n 's/.*intact, \([0-9]*\) entries.*/\1/p')
+  # One entry per decision plus each host's `rules.loaded`.
+  if [ -z "$entries" ] || [ "$entries" -lt $(( $2 + $3 )) ]; then
+    echo "FAIL: wrk counted $2 answers; the store holds $(( ${entries:-0} - $3 )) decisions" >&2
+    exit 1
+  fi
+}
+
+echo "== 1. one host, SQLite"
+serve examples/rules sqlite
+drive sqlite "$url" "$connections"
+report sqlite
+kill -TERM "$pid"; wait "$pid" || true
+check "$("$bin" audit verify --store "$work/sqlite.db")" "$(answered sqlite)" 1
+
+echo "== 2. one host, PostgreSQL"
+db="payrules_bench_$$_one"; databases+=("$db")
+psql -q "$admin" -c "CREATE DATABASE $db"
+serve_pg pg-one "$db"
+drive pg-one "$url" "$connections"
+report pg-one
+kill -TERM "$pid"; wait "$pid" || true
+check "$("$bin" audit verify --config "$work/pg-one/payrules.toml")" "$(answered pg-one)" 1
+
+echo "== 3. two hosts, one PostgreSQL database"
+db="payrules_bench_$$_two"; databases+=("$db")
+psql -q "$admin" -c "CREATE DATABASE $db"
+serve_pg pg-a "$db"; pid_a=$pid; url_a=$url
+serve_pg pg-b "$db"; pid_b=$pid; url_b=$url
+drive pg-a "$url_a" $(( connections / 2 )) & wrk_a=$!
+drive pg-b "$url_b" $(( connections / 2 )) & wrk_b=$!
+wait "$wrk_a" "$wrk_b"
+report pg-a
+report pg-b
+kill -TERM "$pid_a" "$pid_b"; wait "$pid_a" || true; wait "$pid_b" || true
+both=$(( $(answered pg-a) + $(answered pg-b) ))
+check "$("$bin" audit verify --config "$work/pg-a/payrules.toml")" "$both" 2
+echo "  two hosts together: $(awk '/Requests\/sec/ {s += $2} END {printf "%.0f", s}' "$work/pg-a.wrk" "$work/pg-b.wrk") requests/s"
