@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::postgres::Database;
-use crate::server::{AUDITOR, Reply, SUBMITTER, Server, audit_verify_config, payment};
+use crate::server::{AUDITOR, OPERATOR, Reply, SUBMITTER, Server, audit_verify_config, payment};
 
 const EXAMPLES: [&str; 3] = [
     "us-payroll-fednow.json",
@@ -415,7 +415,7 @@ fn a_payment_accepted_on_one_host_counts_in_the_velocity_figures_of_the_other() 
     );
     // And B counts each once: its follower skips what B stored itself, and A's payments
     // are not counted twice however often B polls.
-    let metrics = b.get("/metrics", Some(crate::server::OPERATOR)).body;
+    let metrics = b.get("/metrics", Some(OPERATOR)).body;
     let followed: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("payrules_velocity_follow_delay_seconds_count "))
@@ -425,4 +425,68 @@ fn a_payment_accepted_on_one_host_counts_in_the_velocity_figures_of_the_other() 
         followed, 6,
         "B followed A's six accepted payments, not its own"
     );
+}
+
+#[test]
+fn the_fleet_shows_each_host_and_the_rule_set_it_runs() {
+    let Some(db) = Database::make() else { return };
+    let a = Server::on_postgres(&db, "", "");
+    // Host B runs another rule set: the examples with the review threshold moved.
+    let rules = tempfile::tempdir().expect("a directory");
+    crate::support::copy_dir(&crate::support::example_rules(), rules.path());
+    let policy = rules.path().join("pipeline.toml");
+    let text = std::fs::read_to_string(&policy).expect("the policy");
+    std::fs::write(&policy, text.replace("review-at = 600", "review-at = 650"))
+        .expect("the changed policy");
+    let mut b = Server::on_postgres_with_rules(&db, rules.path(), "", "");
+    let version = |host: &Server| {
+        host.get("/v1/rules", Some(OPERATOR)).json()["version"]
+            .as_str()
+            .expect("a version")
+            .to_owned()
+    };
+    let (version_a, version_b) = (version(&a), version(&b));
+    assert_ne!(version_a, version_b);
+
+    let fleet = a.get("/v1/hosts", Some(OPERATOR));
+    assert_eq!(fleet.status, 200, "{}", fleet.body);
+    let fleet = fleet.json();
+    let hosts = fleet["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 2, "{fleet}");
+    assert!(hosts.iter().all(|h| h["live"] == true), "{fleet}");
+    let this: Vec<&Value> = hosts.iter().filter(|h| h["this_host"] == true).collect();
+    assert_eq!(this.len(), 1, "{fleet}");
+    assert_eq!(this[0]["rule_set_version"], version_a.as_str());
+    assert_eq!(this[0]["address"], a.address());
+    let other = hosts.iter().find(|h| h["this_host"] == false).expect("B");
+    assert_eq!(other["rule_set_version"], version_b.as_str());
+    assert_eq!(other["address"], b.address());
+    let mut both = vec![version_a.clone(), version_b];
+    both.sort();
+    assert_eq!(fleet["live_rule_set_versions"], serde_json::json!(both));
+    // The auditor may look; a submitter may not.
+    assert_eq!(b.get("/v1/hosts", Some(AUDITOR)).status, 200);
+    assert_eq!(b.get("/v1/hosts", Some(SUBMITTER)).status, 403);
+
+    // A host that stops on purpose leaves the list.
+    assert!(b.terminate().success());
+    let fleet = a.get("/v1/hosts", Some(OPERATOR)).json();
+    let hosts = fleet["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 1, "{fleet}");
+    assert_eq!(hosts[0]["this_host"], true);
+    assert_eq!(
+        fleet["live_rule_set_versions"],
+        serde_json::json!([version_a])
+    );
+}
+
+#[test]
+fn the_embedded_store_lists_its_one_host() {
+    let server = Server::start();
+    let fleet = server.get("/v1/hosts", Some(OPERATOR));
+    assert_eq!(fleet.status, 200, "{}", fleet.body);
+    let fleet = fleet.json();
+    assert_eq!(fleet["hosts"].as_array().map(Vec::len), Some(1), "{fleet}");
+    assert_eq!(fleet["hosts"][0]["this_host"], true);
+    assert_eq!(fleet["hosts"][0]["address"], server.address());
 }

@@ -89,6 +89,16 @@ impl Server {
     /// A service with the example rules on a PostgreSQL database (a host of several),
     /// with `[limits]` lines and more `[store]` lines.
     pub fn on_postgres(db: &crate::postgres::Database, limits: &str, store: &str) -> Server {
+        Server::on_postgres_with_rules(db, &example_rules(), limits, store)
+    }
+
+    /// A host of a PostgreSQL database with the rules of `rules_dir`.
+    pub fn on_postgres_with_rules(
+        db: &crate::postgres::Database,
+        rules_dir: &Path,
+        limits: &str,
+        store: &str,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let password_file = dir.path().join("db-password");
         let store = format!(
@@ -96,7 +106,7 @@ impl Server {
             db.store_lines(&password_file),
             db.audit_key_file().display().to_string()
         );
-        Server::launch(dir, limits.to_owned(), "text", example_rules(), store)
+        Server::launch(dir, limits.to_owned(), "text", rules_dir.to_owned(), store)
     }
 
     /// A service on the rules of `rules_dir` (watched for changes).

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod error;
+mod hosts;
 mod idempotency;
 mod messages;
 mod payments;
@@ -141,6 +142,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(shadow::report))
         .routes(routes!(service::audit))
+        .routes(routes!(hosts::list))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
         .routes(routes!(service::metrics))

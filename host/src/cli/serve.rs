@@ -94,8 +94,10 @@ fn serve(
                 .idempotency_retention_hours
                 .saturating_mul(3_600),
         ));
-        // Several hosts: the others' accepted payments enter this host's velocity figures.
+        // Several hosts: the others' accepted payments enter this host's velocity figures,
+        // and this host is on the fleet's list.
         service.follow_other_hosts();
+        service.beat(address.to_string()).await;
         // Hot reload: a burst of changes in the rules directory becomes one reload.
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
         let _watch = payrules::registry::watch::watch(
@@ -136,6 +138,7 @@ fn serve(
             ),
         )
         .await;
+        service.leave().await;
         anyhow::Ok(())
     })?;
     service.stop();

@@ -15,6 +15,7 @@
 //! nowhere.
 
 pub mod follow;
+pub mod hosts;
 pub mod messages;
 pub mod payments;
 pub mod rules;
@@ -52,6 +53,10 @@ pub struct Service {
     claim_lease_ms: u64,
     /// What this host follows of the other hosts' decisions.
     following: follow::Following,
+    /// This process among the hosts sharing the store.
+    host_id: String,
+    /// When it started, ms since the Unix epoch.
+    started_at_unix_ms: i64,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -119,7 +124,20 @@ impl Service {
             shadow_roots: Vec::new(),
             claim_lease_ms: crate::config::IDEMPOTENCY_LEASE_MS_DEFAULT,
             following: follow::Following::default(),
+            host_id: "payrules".to_owned(),
+            started_at_unix_ms: crate::store::now_unix_ms(),
         }
+    }
+
+    /// Names this process among the hosts sharing the store.
+    pub fn with_host_id(mut self, host_id: String) -> Service {
+        self.host_id = host_id;
+        self
+    }
+
+    /// This process among the hosts sharing the store.
+    pub fn host_id(&self) -> &str {
+        &self.host_id
     }
 
     /// Follows the other hosts' decisions after audit entry `seq` (where the velocity

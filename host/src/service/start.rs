@@ -99,7 +99,8 @@ pub fn start(
     // A set started from the copy is not copied onto itself.
     let live = Arc::new(live.keeping_last_good(&last_good, trigger == "start"));
     let metrics = Arc::new(Metrics::new());
-    let store = open_store(config, audit_keys, &metrics)?;
+    let host_id = host_id();
+    let store = open_store(config, audit_keys, &metrics, &host_id)?;
     let velocity = Arc::new(VelocityBook::new());
     let window_ms = i64::from(WINDOW_SECONDS_MAX) * 1000;
     let accepted = store
@@ -127,7 +128,8 @@ pub fn start(
     let service = Service::new(live, store, velocity, metrics, deciders, shadow)
         .with_shadow_roots(&config.shadow_roots)
         .with_claim_lease(config.store.idempotency_lease_ms)
-        .with_followed_through(accepted.through_seq);
+        .with_followed_through(accepted.through_seq)
+        .with_host_id(host_id);
     Ok(Started {
         service: Arc::new(service),
         trigger,
@@ -140,6 +142,7 @@ fn open_store(
     config: &Config,
     keys: AuditKeys,
     metrics: &Arc<Metrics>,
+    host_id: &str,
 ) -> Result<Arc<dyn Store>, StartError> {
     let sealing = AuditSealing {
         keys,
@@ -152,7 +155,8 @@ fn open_store(
         )
         .map_err(StartError::BadInput)?,
     };
-    if let Some(settings) = postgres_settings(config).map_err(StartError::BadInput)? {
+    if let Some(mut settings) = postgres_settings(config).map_err(StartError::BadInput)? {
+        settings.holder = host_id.to_owned();
         let store = PgStore::open(&settings, Arc::clone(metrics) as _, sealing)
             .map_err(|e| StartError::Failed(format!("opening the store: {e}")))?;
         tracing::info!(store = %store.location(), "store opened");
@@ -199,7 +203,7 @@ pub fn postgres_settings(config: &Config) -> Result<Option<PgSettings>, String> 
         url: url.clone(),
         password,
         commit_batch_max: config.store.commit_batch_max,
-        holder: holder(),
+        holder: host_id(),
     }))
 }
 
@@ -226,9 +230,9 @@ fn read_password_file(path: &std::path::Path) -> Result<String, String> {
     Ok(password)
 }
 
-/// This process, as the claims it holds name it: `hostname:pid:random` (unique: two
-/// containers may share a hostname and a pid).
-fn holder() -> String {
+/// This process, as the claims it holds and the fleet's list name it:
+/// `hostname:pid:random` (unique: two containers may share a hostname and a pid).
+pub fn host_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

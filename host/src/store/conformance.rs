@@ -759,3 +759,30 @@ pub async fn accepted_payments_are_followed_in_chain_order(harness: &Harness) {
     assert_eq!(after_all.through_seq, at, "nothing new: the point stays");
     store.close();
 }
+
+/// A host's heartbeat replaces its last; the list says how long ago each beat was; a host
+/// that leaves is off the list.
+pub async fn hosts_beat_and_leave(harness: &Harness) {
+    let store = (harness.open)();
+    let mut beat = super::HostBeat {
+        id: "host-a:1:00".to_owned(),
+        address: "10.0.0.1:8080".to_owned(),
+        version: "0.1.0".to_owned(),
+        rule_set_version: "rules-v1".to_owned(),
+        started_at_unix_ms: 1_790_000_000_000,
+    };
+    store.heartbeat(&beat).await.expect("beats");
+    beat.rule_set_version = "rules-v2".to_owned();
+    store.heartbeat(&beat).await.expect("beats again");
+    let hosts = store.hosts().await.expect("lists");
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert_eq!(hosts[0].beat, beat, "the last beat stands");
+    assert!((0..5_000).contains(&hosts[0].heartbeat_age_ms), "{hosts:?}");
+    assert!(
+        (hosts[0].heartbeat_unix_ms - super::now_unix_ms()).abs() < 5_000,
+        "{hosts:?}"
+    );
+    store.leave("host-a:1:00").await.expect("leaves");
+    assert!(store.hosts().await.expect("lists").is_empty());
+    store.close();
+}

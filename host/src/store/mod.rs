@@ -179,11 +179,48 @@ pub trait Store: Send + Sync {
     /// Blocking.
     fn first_payment_without_entry(&self) -> Result<Option<String>, StoreError>;
 
+    /// Records this host's heartbeat (who it is, where, what it runs), in place of its
+    /// last one; forgets hosts silent for a day.
+    fn heartbeat<'a>(&'a self, host: &'a HostBeat) -> StoreFuture<'a, ()>;
+
+    /// The hosts that beat, the most recent first, with the age of each one's last beat
+    /// (on the database's clock).
+    fn hosts(&self) -> StoreFuture<'_, Vec<HostRow>>;
+
+    /// A host stopping leaves the list.
+    fn leave<'a>(&'a self, host_id: &'a str) -> StoreFuture<'a, ()>;
+
     /// Stops taking writes, makes those queued durable, and waits until they are.
     fn close(&self);
 
     /// Where it is, for logs and messages (never a credential).
     fn location(&self) -> String;
+}
+
+/// A host's heartbeat: who it is and what it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostBeat {
+    /// `hostname:pid:random`, unique per process.
+    pub id: String,
+    /// The address it listens on.
+    pub address: String,
+    /// The payrules version it runs.
+    pub version: String,
+    /// Its live rule set's version.
+    pub rule_set_version: String,
+    /// When it started, ms since the Unix epoch.
+    pub started_at_unix_ms: i64,
+}
+
+/// A host as the store last heard of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRow {
+    /// What it said.
+    pub beat: HostBeat,
+    /// When it last beat, ms since the Unix epoch.
+    pub heartbeat_unix_ms: i64,
+    /// How long ago that was, ms.
+    pub heartbeat_age_ms: i64,
 }
 
 /// Accepted payments read from the store, and how far along the chain the read went.

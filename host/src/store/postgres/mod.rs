@@ -39,10 +39,10 @@ use tokio_postgres::{Client, NoTls, Row};
 
 use super::audit::AuditEntry;
 use super::{
-    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord,
-    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status,
-    status_name, stored_decision, stored_payment,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, HostBeat,
+    HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
+    PaymentSummary, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms,
+    parse_status, status_name, stored_decision, stored_payment,
 };
 use crate::model::{Decision, Payment};
 use writer::{Event, Job, MessageRows, Write, write_loop};
@@ -946,6 +946,72 @@ impl Store for PgStore {
         })
     }
 
+    fn heartbeat<'a>(&'a self, host: &'a HostBeat) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner
+                .query(
+                    "WITH beat AS (\
+                         INSERT INTO hosts (id, address, version, rule_set_version, \
+                                            started_at_ms, heartbeat) \
+                         VALUES ($1, $2, $3, $4, $5, clock_timestamp()) \
+                         ON CONFLICT (id) DO UPDATE SET address = excluded.address, \
+                             version = excluded.version, \
+                             rule_set_version = excluded.rule_set_version, \
+                             heartbeat = excluded.heartbeat \
+                         RETURNING 1) \
+                     DELETE FROM hosts WHERE heartbeat < clock_timestamp() - interval '1 day'",
+                    &[
+                        (&host.id, Type::TEXT),
+                        (&host.address, Type::TEXT),
+                        (&host.version, Type::TEXT),
+                        (&host.rule_set_version, Type::TEXT),
+                        (&host.started_at_unix_ms, Type::INT8),
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn hosts(&self) -> StoreFuture<'_, Vec<HostRow>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT id, address, version, rule_set_version, started_at_ms, \
+                            (extract(epoch FROM heartbeat) * 1000)::int8, \
+                            (extract(epoch FROM clock_timestamp() - heartbeat) * 1000)::int8 \
+                     FROM hosts ORDER BY heartbeat DESC, id",
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(HostRow {
+                        beat: HostBeat {
+                            id: get(row, 0)?,
+                            address: get(row, 1)?,
+                            version: get(row, 2)?,
+                            rule_set_version: get(row, 3)?,
+                            started_at_unix_ms: get(row, 4)?,
+                        },
+                        heartbeat_unix_ms: get(row, 5)?,
+                        heartbeat_age_ms: get(row, 6)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn leave<'a>(&'a self, host_id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner
+                .query("DELETE FROM hosts WHERE id = $1", &[(&host_id, Type::TEXT)])
+                .await?;
+            Ok(())
+        })
+    }
+
     /// Stops taking writes, commits those queued, writes the shadow decisions queued, and
     /// waits for the writer to finish.
     fn close(&self) {
@@ -1128,6 +1194,7 @@ pub(crate) mod tests {
         history_is_read_in_decision_order,
         idempotency_records_expire_and_their_payments_stay,
         accepted_payments_are_followed_in_chain_order,
+        hosts_beat_and_leave,
         a_claim_holds_a_key_against_every_host_until_its_lease_ends,
         a_commit_whose_claim_was_taken_over_is_refused,
         hosts_sharing_a_database_form_one_chain,
@@ -1192,7 +1259,8 @@ pub(crate) mod tests {
                 &db.settings,
                 &format!(
                     "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}; \
-                     GRANT UPDATE, DELETE ON idempotency_keys, idempotency_claims TO {role}; \
+                     GRANT UPDATE, DELETE ON idempotency_keys, idempotency_claims, hosts \
+                         TO {role}; \
                      GRANT UPDATE ON audit_head TO {role}; \
                      GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
                 )
@@ -1219,6 +1287,16 @@ pub(crate) mod tests {
             .release("checkout", "k", token.expect("a token"))
             .await
             .expect("releases");
+        let beat = crate::store::HostBeat {
+            id: "service-host".to_owned(),
+            address: "127.0.0.1:1".to_owned(),
+            version: "0".to_owned(),
+            rule_set_version: "v1".to_owned(),
+            started_at_unix_ms: 0,
+        };
+        store.heartbeat(&beat).await.expect("beats");
+        store.heartbeat(&beat).await.expect("beats again");
+        store.leave("service-host").await.expect("leaves");
         store.close();
         for attack in [
             "UPDATE audit_log SET detail = '{}'",

@@ -14,7 +14,8 @@ const MIGRATION_LOCK: i64 = 0x7061_7972_756c_6573;
 ///
 /// Text columns keep payments, decisions and audit details byte for byte as written
 /// (`TEXT`, not `JSONB`, which would reformat them and break their hashes).
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE payments (
     seq BIGSERIAL PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -106,7 +107,19 @@ CREATE TABLE shadow_decisions (
     decision TEXT NOT NULL
 );
 CREATE INDEX shadow_decisions_by_version ON shadow_decisions (shadow_version, seq);
-"];
+",
+    // The fleet: each host's last heartbeat (GET /v1/hosts).
+    r"
+CREATE TABLE hosts (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    version TEXT NOT NULL,
+    rule_set_version TEXT NOT NULL,
+    started_at_ms BIGINT NOT NULL,
+    heartbeat TIMESTAMPTZ NOT NULL
+);
+",
+];
 
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:
 /// hosts started together wait for the first), and makes the chain's head row.

@@ -27,10 +27,10 @@ use sha2::Sha256;
 
 use super::audit::AuditEntry;
 use super::{
-    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord,
-    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms, parse_status,
-    status_name, stored_decision, stored_payment,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, HostBeat,
+    HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
+    PaymentSummary, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms,
+    parse_status, status_name, stored_decision, stored_payment,
 };
 use crate::model::{Decision, Payment};
 use writer::{Chain, Event, Job, MessageRows, ShadowRow, Write, chain_head, write_loop};
@@ -150,6 +150,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     fingerprint_key: [u8; 32],
+    /// The one host of this store, as it last beat.
+    host: Mutex<Option<(HostBeat, i64)>>,
     /// The database file, locked (`flock`) while this store writes it: a second process
     /// serving the same file would fork the audit chain, so it is refused.
     held: Mutex<Option<std::fs::File>>,
@@ -195,6 +197,7 @@ impl SqliteStore {
             writer_thread: Mutex::new(Some(writer_thread)),
             readers: Mutex::new(Vec::new()),
             fingerprint_key,
+            host: Mutex::new(None),
             held: Mutex::new(Some(held)),
         })
     }
@@ -231,6 +234,7 @@ impl SqliteStore {
             writer_thread: Mutex::new(None),
             readers: Mutex::new(vec![conn]),
             fingerprint_key,
+            host: Mutex::new(None),
             held: Mutex::new(None),
         })
     }
@@ -667,6 +671,31 @@ impl Store for SqliteStore {
         })
     }
 
+    /// One process serves a SQLite store: its host is kept in memory.
+    fn heartbeat<'a>(&'a self, host: &'a HostBeat) -> StoreFuture<'a, ()> {
+        *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Some((host.clone(), now_unix_ms()));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn hosts(&self) -> StoreFuture<'_, Vec<HostRow>> {
+        let host = self.host.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Box::pin(async move {
+            Ok(host
+                .map(|(beat, at)| HostRow {
+                    beat,
+                    heartbeat_unix_ms: at,
+                    heartbeat_age_ms: now_unix_ms().saturating_sub(at),
+                })
+                .into_iter()
+                .collect())
+        })
+    }
+
+    fn leave<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+        *self.host.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Stops taking decisions, commits those queued, and waits for the writer to finish.
     fn close(&self) {
         drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
@@ -933,6 +962,7 @@ mod tests {
         history_is_read_in_decision_order,
         idempotency_records_expire_and_their_payments_stay,
         accepted_payments_are_followed_in_chain_order,
+        hosts_beat_and_leave,
     );
 
     #[test]
