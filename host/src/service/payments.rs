@@ -1,4 +1,5 @@
-//! Submitting one payment: claim its idempotency key, replay or decide, commit, count.
+//! Submitting one payment: claim its idempotency key (or find it used: replay), decide,
+//! commit, count.
 //!
 //! Idempotency follows the IETF `Idempotency-Key` draft: a key is scoped to the API key
 //! that sent it; while a request holds it, a second request with it is refused at once
@@ -19,7 +20,9 @@ use std::sync::{Arc, Mutex};
 
 use super::{Service, ServiceError};
 use crate::model::{Decision, Payment, Status};
-use crate::store::{Claim, IdempotencyClaim, NewDecision, Store, StoreError, now_unix_ms};
+use crate::store::{
+    Claim, IdempotencyClaim, IdempotencyRecord, NewDecision, Store, StoreError, now_unix_ms,
+};
 
 /// What a submission got.
 #[derive(Debug)]
@@ -47,15 +50,14 @@ impl Service {
         let Some(_claim) = self.in_flight.claim(principal, key) else {
             return Err(ServiceError::InFlight);
         };
-        if let Some(stored) = self.replay(principal, key, &fingerprint).await? {
-            return Ok(stored);
-        }
+        // One look-up: the key's record if it was used (a replay), else a claim on it.
         let token = match self
             .store
             .claim(principal, key, self.claim_lease_ms)
             .await?
         {
             Claim::Held { token } => token,
+            Claim::Recorded(record) => return self.replay_record(record, &fingerprint).await,
             // Held by a request on another host.
             Claim::Busy => return Err(ServiceError::InFlight),
         };
@@ -133,6 +135,16 @@ impl Service {
         let Some(record) = self.store.idempotency(principal, key).await? else {
             return Ok(None);
         };
+        self.replay_record(record, fingerprint).await.map(Some)
+    }
+
+    /// The stored answer for a key's record: the same decision for the same payload,
+    /// [`ServiceError::KeyReused`] for another.
+    async fn replay_record(
+        &self,
+        record: IdempotencyRecord,
+        fingerprint: &[u8; 32],
+    ) -> Result<Submitted, ServiceError> {
         if &record.fingerprint != fingerprint {
             return Err(ServiceError::KeyReused {
                 previous: record.payment_id,
@@ -146,11 +158,11 @@ impl Service {
                 ServiceError::internal("an idempotency record names a missing payment")
             })?;
         self.metrics.replay();
-        Ok(Some(Submitted {
+        Ok(Submitted {
             payment_id: record.payment_id,
             decision: stored.decision,
             replayed: true,
-        }))
+        })
     }
 }
 

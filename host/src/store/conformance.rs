@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::audit::{self, Verified};
 use super::audit_keys::{AuditKeys, read_checkpoints};
 use super::{
-    Claim, DECIDED, IdempotencyClaim, ListQuery, NewDecision, NewMessage, Store, StoreError,
+    Claim, DECIDED, IdempotencyClaim, IdempotencyRecord, ListQuery, NewDecision, NewMessage, Store,
+    StoreError,
 };
 use crate::model::{Decision, Payment, Status};
 
@@ -599,16 +600,55 @@ pub async fn a_claim_holds_a_key_against_every_host_until_its_lease_ends(harness
     // Committed: the commit ends the claim; the key is then answered by its record.
     let mut new = new_decision(&*a, "pay_k", "checkout", "k", Status::Accepted);
     new.idempotency.token = Some(third);
+    let fingerprint = new.idempotency.fingerprint;
     a.commit(new).await.expect("commits under its claim");
-    assert!(
-        matches!(
-            b.claim("checkout", "k", 60_000).await.expect("claims"),
-            Claim::Held { .. }
-        ),
-        "the commit ended the claim"
+    assert_eq!(
+        b.claim("checkout", "k", 60_000).await.expect("claims"),
+        Claim::Recorded(IdempotencyRecord {
+            fingerprint,
+            payment_id: "pay_k".to_owned(),
+        }),
+        "the commit ended the claim: the key is answered by its record"
     );
     a.close();
     b.close();
+}
+
+/// A claim on a key already used is answered with the key's record (the request is a
+/// retry, to be replayed) and takes nothing; a key never used is held.
+pub async fn a_used_key_is_answered_with_its_record_not_claimed(harness: &Harness) {
+    let store = (harness.open)();
+    let new = new_decision(&*store, "pay_u", "checkout", "used", Status::Accepted);
+    let fingerprint = new.idempotency.fingerprint;
+    store.commit(new).await.expect("commits");
+    assert_eq!(
+        store
+            .claim("checkout", "used", 60_000)
+            .await
+            .expect("claims"),
+        Claim::Recorded(IdempotencyRecord {
+            fingerprint,
+            payment_id: "pay_u".to_owned(),
+        })
+    );
+    assert!(matches!(
+        store
+            .claim("checkout", "fresh", 60_000)
+            .await
+            .expect("claims"),
+        Claim::Held { .. }
+    ));
+    assert!(
+        matches!(
+            store
+                .claim("treasury", "used", 60_000)
+                .await
+                .expect("claims"),
+            Claim::Held { .. }
+        ),
+        "keys are scoped per principal"
+    );
+    store.close();
 }
 
 /// A host whose lease ended and whose key was taken over cannot commit under it any more

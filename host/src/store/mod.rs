@@ -65,8 +65,9 @@ pub trait Store: Send + Sync {
     fn fingerprint(&self, canonical_payload: &[u8]) -> [u8; 32];
 
     /// Holds idempotency key `key` of `principal` for a request about to decide, for at
-    /// most `lease_ms`: [`Claim::Busy`] while another request (on any host sharing the
-    /// store) holds it. The commit under the key ends the claim; a request that ends
+    /// most `lease_ms` — or, if the key was used, its record ([`Claim::Recorded`]: the
+    /// request is a retry). [`Claim::Busy`] while another request (on any host sharing
+    /// the store) holds it. The commit under the key ends the claim; a request that ends
     /// without one [`releases`](Store::release) it.
     fn claim<'a>(
         &'a self,
@@ -427,7 +428,7 @@ pub struct IdempotencyClaim {
 }
 
 /// The outcome of [`Store::claim`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
     /// The key is held for this request; a store shared by several hosts gives the
     /// fencing token its commit must carry (an embedded store, used by one process, whose
@@ -438,6 +439,8 @@ pub enum Claim {
     },
     /// Another request holds the key right now.
     Busy,
+    /// The key was used: what for (no claim is taken).
+    Recorded(IdempotencyRecord),
 }
 
 /// A decided payment to record.

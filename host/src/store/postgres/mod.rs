@@ -82,7 +82,7 @@ pub(super) struct Inner {
     handle: tokio::runtime::Handle,
     writer_config: tokio_postgres::Config,
     reader_config: tokio_postgres::Config,
-    readers: Vec<tokio::sync::Mutex<Option<Arc<Client>>>>,
+    readers: Vec<tokio::sync::Mutex<Option<Arc<Reader>>>>,
     next_reader: AtomicUsize,
     holder: String,
 }
@@ -117,15 +117,20 @@ impl Inner {
     }
 
     /// A reader connection (round robin), made again if it broke.
-    async fn reader(&self) -> Result<Arc<Client>, StoreError> {
+    async fn reader(&self) -> Result<Arc<Reader>, StoreError> {
         let at = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let mut slot = self.readers[at].lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(Arc::clone(client));
+        if let Some(reader) = slot.as_ref().filter(|r| !r.client.is_closed()) {
+            return Ok(Arc::clone(reader));
         }
-        let client = Arc::new(self.connect(true).await?);
-        *slot = Some(Arc::clone(&client));
-        Ok(client)
+        let client = self.connect(true).await?;
+        let claim = client
+            .prepare_typed(CLAIM, &[Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8])
+            .await
+            .map_err(pg_error)?;
+        let reader = Arc::new(Reader { client, claim });
+        *slot = Some(Arc::clone(&reader));
+        Ok(reader)
     }
 
     /// One query on a reader, its parameters typed (one round trip, no prepare).
@@ -134,10 +139,39 @@ impl Inner {
         sql: &str,
         params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, StoreError> {
-        let client = self.reader().await?;
-        client.query_typed(sql, params).await.map_err(pg_error)
+        let reader = self.reader().await?;
+        reader
+            .client
+            .query_typed(sql, params)
+            .await
+            .map_err(pg_error)
     }
 }
+
+/// A reader connection, with the statement every submission runs prepared on it (parsed
+/// and planned once per connection, not per payment).
+struct Reader {
+    client: Client,
+    claim: tokio_postgres::Statement,
+}
+
+/// A submission's one look-up: the key's record if it was used, else the claim (taken,
+/// taken over, or refused).
+const CLAIM: &str = "\
+WITH existing AS (
+    SELECT fingerprint, payment_id FROM idempotency_keys WHERE principal = $1 AND key = $2
+), claimed AS (
+    INSERT INTO idempotency_claims AS c (principal, key, token, holder, lease_until)
+    SELECT $1, $2, nextval('idempotency_claim_tokens'), $3,
+           clock_timestamp() + $4 * interval '1 millisecond'
+    WHERE NOT EXISTS (SELECT 1 FROM existing)
+    ON CONFLICT (principal, key) DO UPDATE
+        SET token = excluded.token, holder = excluded.holder, lease_until = excluded.lease_until
+        WHERE c.lease_until < clock_timestamp() OR c.holder = $3
+    RETURNING token
+)
+SELECT (SELECT fingerprint FROM existing), (SELECT payment_id FROM existing),
+       (SELECT token FROM claimed)";
 
 /// The PostgreSQL store of one host.
 pub struct PgStore {
@@ -197,7 +231,7 @@ impl PgStore {
         wait(&inner.handle, {
             let inner = Arc::clone(&inner);
             async move {
-                let client = inner.reader().await?;
+                let client = inner.connect(true).await?;
                 schema::check_version(&client).await
             }
         })
@@ -433,31 +467,30 @@ impl Store for PgStore {
     ) -> StoreFuture<'a, Claim> {
         Box::pin(async move {
             let lease = i64::try_from(lease_ms).unwrap_or(i64::MAX);
-            let rows = self
-                .inner
+            // One statement, one round trip, prepared on the reader.
+            let reader = self.inner.reader().await?;
+            let rows = reader
+                .client
                 .query(
-                    "INSERT INTO idempotency_claims AS c (principal, key, token, holder, lease_until) \
-                     VALUES ($1, $2, nextval('idempotency_claim_tokens'), $3, \
-                             clock_timestamp() + $4 * interval '1 millisecond') \
-                     ON CONFLICT (principal, key) DO UPDATE \
-                         SET token = excluded.token, holder = excluded.holder, \
-                             lease_until = excluded.lease_until \
-                         WHERE c.lease_until < clock_timestamp() OR c.holder = $3 \
-                     RETURNING token",
-                    &[
-                        (&principal, Type::TEXT),
-                        (&key, Type::TEXT),
-                        (&self.inner.holder, Type::TEXT),
-                        (&lease, Type::INT8),
-                    ],
+                    &reader.claim,
+                    &[&principal, &key, &self.inner.holder, &lease],
                 )
-                .await?;
-            match rows.first() {
-                Some(row) => Ok(Claim::Held {
-                    token: Some(get(row, 0)?),
+                .await
+                .map_err(pg_error)?;
+            let row = rows
+                .first()
+                .ok_or_else(|| StoreError::failed("a claim answered no row"))?;
+            let fingerprint: Option<Vec<u8>> = get(row, 0)?;
+            let payment_id: Option<String> = get(row, 1)?;
+            let token: Option<i64> = get(row, 2)?;
+            Ok(match (fingerprint, payment_id, token) {
+                (Some(fingerprint), Some(payment_id), _) => Claim::Recorded(IdempotencyRecord {
+                    fingerprint: fingerprint_of(fingerprint)?,
+                    payment_id,
                 }),
-                None => Ok(Claim::Busy),
-            }
+                (_, _, Some(token)) => Claim::Held { token: Some(token) },
+                _ => Claim::Busy,
+            })
         })
     }
 
@@ -1195,6 +1228,7 @@ pub(crate) mod tests {
         idempotency_records_expire_and_their_payments_stay,
         accepted_payments_are_followed_in_chain_order,
         hosts_beat_and_leave,
+        a_used_key_is_answered_with_its_record_not_claimed,
         a_claim_holds_a_key_against_every_host_until_its_lease_ends,
         a_commit_whose_claim_was_taken_over_is_refused,
         hosts_sharing_a_database_form_one_chain,

@@ -46,8 +46,11 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms);
 
 -- A key held by a request being decided on some host: a lease (on the database's clock)
--- and a fencing token the commit must still hold.
-CREATE TABLE idempotency_claims (
+-- and a fencing token the commit must still hold. UNLOGGED: no WAL (a claim costs a
+-- payment no write-ahead log, nor a standby any replication); a crash of the database
+-- empties it, which frees keys whose requests fail then anyway, and whose late commits
+-- the fence refuses (no claim, no commit).
+CREATE UNLOGGED TABLE idempotency_claims (
     principal TEXT NOT NULL,
     key TEXT NOT NULL,
     token BIGINT NOT NULL,

@@ -1,27 +1,31 @@
 //! The writer task: one connection that writes, taking every queued decision into one
 //! transaction (group commit), several statements per round trip.
 //!
-//! A batch is one transaction of three round trips, whatever its size:
+//! A batch is one transaction of two round trips, whatever its size:
 //!
-//! 1. `BEGIN` and the chain's head row locked `FOR UPDATE`: every host's writer appends
+//! 1. `BEGIN` and the chain's head row locked `FOR UPDATE` (every host's writer appends
 //!    through that row, so entries are numbered without gaps in commit order across
-//!    hosts, and no head is trusted from memory.
-//! 2. The idempotency records (each decision's claim fenced: its token must still be the
-//!    key's, and the claim is removed) and the messages, `ON CONFLICT DO NOTHING … RETURNING`:
-//!    a key taken by another host fails that decision alone, with no savepoint (more
-//!    than 64 subtransactions in one transaction slow every session of a PostgreSQL
+//!    hosts, and no head is trusted from memory); with them, in the same round trip, the
+//!    idempotency records (each decision's claim fenced: its token must still be the
+//!    key's, and the claim is removed) and the messages, `ON CONFLICT DO NOTHING …
+//!    RETURNING`: a key taken by another host fails that decision alone, with no savepoint
+//!    (more than 64 subtransactions in one transaction slow every session of a PostgreSQL
 //!    cluster).
-//! 3. The payments, the audit entries (hashed and authenticated here), the new head and
-//!    `COMMIT`, pipelined. `synchronous_commit` is on: the commit is on the database's
-//!    disk (and its synchronous standbys, if configured) before anyone is answered.
+//! 2. The payments, the audit entries (hashed and authenticated here, from the head read
+//!    in 1), the new head and `COMMIT`, pipelined. `synchronous_commit` is on: the commit
+//!    is on the database's disk (and its synchronous standbys, if configured) before
+//!    anyone is answered.
+//!
+//! (Three round trips cost 3.2k decisions/s on the 2-core bench machine; two, the
+//! figure in BENCHMARKS.md: the writer is what bounds one host.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
 
 use super::{Inner, ShadowRow, pg_error};
 use crate::store::audit::entry_hash;
@@ -70,53 +74,122 @@ pub(super) struct Event {
     pub(super) detail: String,
 }
 
-/// The writer: takes batches until its queue closes, then writes what is left of the
-/// shadow decisions and checkpoints the last head it wrote.
+/// How many transactions one host keeps going at once, each on its own connection (while
+/// one commits, the next has its first round trip done and waits on the chain's head).
+/// One: on the 2-core bench machine, where the database shares the cores, two writers made
+/// smaller batches and more database work (one host: 4.38k and 4.44k decisions/s with one,
+/// 4.21k and 4.32k with two). With the database on its own machine, two may pay: measure.
+const WRITERS: usize = 1;
+
+/// The head this host last wrote, and the checkpoints of it.
+struct Sealed {
+    sealing: AuditSealing,
+    head: Option<(i64, [u8; 32])>,
+}
+
+impl Sealed {
+    /// A batch moved the head to `seq`/`hash` (batches of two writers may finish out of
+    /// order: only a later head counts).
+    fn advanced(&mut self, seq: i64, hash: [u8; 32]) {
+        if self.head.is_none_or(|(at, _)| seq > at) {
+            self.head = Some((seq, hash));
+        }
+        self.checkpoint(false);
+    }
+
+    fn checkpoint(&mut self, force: bool) {
+        if let Some((seq, hash)) = self.head {
+            self.sealing
+                .checkpoints
+                .record(&self.sealing.keys, seq, &hash, force);
+        }
+    }
+}
+
+/// The writers: [`WRITERS`] tasks taking batches from one queue until it closes; then
+/// what is left of the shadow decisions is written and the last head checkpointed.
 pub(super) async fn write_loop(
     inner: Arc<Inner>,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    jobs: mpsc::UnboundedReceiver<Job>,
     shadows: std::sync::mpsc::Receiver<ShadowRow>,
-    mut sealing: AuditSealing,
+    sealing: AuditSealing,
     batch_max: usize,
     observer: Arc<dyn CommitObserver>,
 ) {
-    let mut client: Option<Client> = None;
-    let mut last_head: Option<(i64, [u8; 32])> = None;
+    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+    let sealed = Arc::new(std::sync::Mutex::new(Sealed {
+        sealing,
+        head: None,
+    }));
+    let others: Vec<_> = (1..WRITERS)
+        .map(|_| {
+            tokio::spawn(write_batches(
+                Arc::clone(&inner),
+                Arc::clone(&jobs),
+                None,
+                Arc::clone(&sealed),
+                batch_max,
+                Arc::clone(&observer),
+            ))
+        })
+        .collect();
+    write_batches(
+        inner,
+        jobs,
+        Some(shadows),
+        Arc::clone(&sealed),
+        batch_max,
+        observer,
+    )
+    .await;
+    for other in others {
+        let _ = other.await;
+    }
+    sealed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .checkpoint(true);
+}
+
+/// One writer: a batch at a time on its own connection; the one given the shadow queue
+/// also writes shadow decisions between batches.
+async fn write_batches(
+    inner: Arc<Inner>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    shadows: Option<std::sync::mpsc::Receiver<ShadowRow>>,
+    sealed: Arc<std::sync::Mutex<Sealed>>,
+    batch_max: usize,
+    observer: Arc<dyn CommitObserver>,
+) {
+    let mut client: Option<Writer> = None;
+    let sealed = || sealed.lock().unwrap_or_else(|p| p.into_inner());
+    let keys = sealed().sealing.keys.clone();
     loop {
-        let first = match tokio::time::timeout(IDLE_TICK, jobs.recv()).await {
-            Ok(Some(first)) => first,
-            Ok(None) => {
-                loop {
-                    let rows = shadows_queued(&shadows);
-                    if rows.is_empty() {
-                        break;
-                    }
+        let batch = {
+            let mut queue = jobs.lock().await;
+            let first = match tokio::time::timeout(IDLE_TICK, queue.recv()).await {
+                Ok(Some(first)) => first,
+                Ok(None) => break,
+                Err(_idle) => {
+                    drop(queue);
+                    sealed().checkpoint(false);
+                    let rows = shadows.as_ref().map(shadows_queued).unwrap_or_default();
                     write_shadows(&inner, &mut client, rows).await;
+                    continue;
                 }
-                if let Some((seq, hash)) = last_head {
-                    sealing.checkpoints.record(&sealing.keys, seq, &hash, true);
+            };
+            let mut batch = vec![first];
+            while batch.len() < batch_max {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
-                return;
             }
-            Err(_idle) => {
-                if let Some((seq, hash)) = last_head {
-                    sealing.checkpoints.record(&sealing.keys, seq, &hash, false);
-                }
-                let rows = shadows_queued(&shadows);
-                write_shadows(&inner, &mut client, rows).await;
-                continue;
-            }
+            batch
         };
-        let mut batch = vec![first];
-        while batch.len() < batch_max {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
         let started = Instant::now();
         let outcome = match writer_client(&inner, &mut client).await {
-            Ok(conn) => commit_batch(conn, &sealing.keys, &batch).await,
+            Ok(conn) => commit_batch(conn, &keys, &batch).await,
             Err(error) => Err(error),
         };
         observer.committed(batch.len(), started.elapsed().as_secs_f64());
@@ -126,8 +199,7 @@ pub(super) async fn write_loop(
                     let _ = job.reply.send(outcome);
                 }
                 if let Some((seq, hash)) = head {
-                    last_head = Some((seq, hash));
-                    sealing.checkpoints.record(&sealing.keys, seq, &hash, false);
+                    sealed().advanced(seq, hash);
                 }
             }
             Err(error) => {
@@ -140,7 +212,14 @@ pub(super) async fn write_loop(
                 }
             }
         }
-        let rows = shadows_queued(&shadows);
+        let rows = shadows.as_ref().map(shadows_queued).unwrap_or_default();
+        write_shadows(&inner, &mut client, rows).await;
+    }
+    loop {
+        let rows = shadows.as_ref().map(shadows_queued).unwrap_or_default();
+        if rows.is_empty() {
+            break;
+        }
         write_shadows(&inner, &mut client, rows).await;
     }
 }
@@ -162,13 +241,63 @@ fn same_error(error: &StoreError) -> StoreError {
     }
 }
 
+/// The writer's connection, with its statements prepared once (parsed and planned once
+/// per connection, not per batch: a statement prepared inside a batch would be sent after
+/// the batch's COMMIT, which is pipelined).
+pub(super) struct Writer {
+    client: Client,
+    record: Statement,
+    messages: Statement,
+    payments: Statement,
+    entries: Statement,
+    head: Statement,
+    expire: Statement,
+    shadows: Statement,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Writer {
+    async fn connect(inner: &Inner) -> Result<Writer, StoreError> {
+        let client = inner.connect(false).await?;
+        let prepare = |sql: &'static str| client.prepare(sql);
+        let prepared = tokio::try_join!(
+            prepare(FENCE_AND_RECORD),
+            prepare(RECORD_MESSAGES),
+            prepare(INSERT_PAYMENTS),
+            prepare(INSERT_ENTRIES),
+            prepare(MOVE_HEAD),
+            prepare(EXPIRE),
+            prepare(INSERT_SHADOWS),
+        )
+        .map_err(pg_error)?;
+        let (record, messages, payments, entries, head, expire, shadows) = prepared;
+        Ok(Writer {
+            client,
+            record,
+            messages,
+            payments,
+            entries,
+            head,
+            expire,
+            shadows,
+        })
+    }
+}
+
 /// The writer's connection, made anew if it is missing or broken.
 async fn writer_client<'c>(
     inner: &Inner,
-    client: &'c mut Option<Client>,
-) -> Result<&'c Client, StoreError> {
-    if client.as_ref().is_none_or(Client::is_closed) {
-        *client = Some(inner.connect(false).await?);
+    client: &'c mut Option<Writer>,
+) -> Result<&'c Writer, StoreError> {
+    if client.as_ref().is_none_or(|w| w.client.is_closed()) {
+        *client = Some(Writer::connect(inner).await?);
     }
     client
         .as_ref()
@@ -286,6 +415,19 @@ INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id, amount, c
 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::text[], $9::text[], $10::text[])";
 
+const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+
+/// Idempotency records made before an instant, and claims whose lease has ended; one
+/// statement, so that it is sent before COMMIT like the others.
+const EXPIRE: &str = "\
+WITH forgotten AS (DELETE FROM idempotency_keys WHERE created_at_ms < $1 RETURNING 1),
+     ended AS (DELETE FROM idempotency_claims WHERE lease_until < clock_timestamp() RETURNING 1)
+SELECT (SELECT count(*) FROM forgotten), (SELECT count(*) FROM ended)";
+
+const INSERT_SHADOWS: &str = "\
+INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, decision)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[])";
+
 const INSERT_ENTRIES: &str = "\
 INSERT INTO audit_log (seq, at_ms, actor, action, subject, detail, prev_hash, hash, key_id, mac)
 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -296,12 +438,11 @@ SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[],
 /// connection broke during `COMMIT` — not known: [`StoreError::Unavailable`], and a retry
 /// finds the decision if it was).
 async fn commit_batch(
-    client: &Client,
+    client: &Writer,
     keys: &AuditKeys,
     batch: &[Job],
 ) -> Result<(Vec<Result<(), StoreError>>, Option<(i64, [u8; 32])>), StoreError> {
-    let head = lock_head(client).await?;
-    let result = commit_locked(client, keys, batch, head).await;
+    let result = commit_locked(client, keys, batch).await;
     if result.is_err() && !client.is_closed() {
         let _ = client.batch_execute("ROLLBACK").await;
     }
@@ -309,7 +450,7 @@ async fn commit_batch(
 }
 
 /// `BEGIN`, and the head row locked until the transaction ends.
-async fn lock_head(client: &Client) -> Result<(i64, [u8; 32]), StoreError> {
+async fn lock_head(client: &Writer) -> Result<(i64, [u8; 32]), StoreError> {
     use tokio_postgres::SimpleQueryMessage;
     let messages = client
         .simple_query(
@@ -336,12 +477,12 @@ async fn lock_head(client: &Client) -> Result<(i64, [u8; 32]), StoreError> {
 }
 
 async fn commit_locked(
-    client: &Client,
+    client: &Writer,
     keys: &AuditKeys,
     batch: &[Job],
-    (head_seq, head_hash): (i64, [u8; 32]),
 ) -> Result<(Vec<Result<(), StoreError>>, Option<(i64, [u8; 32])>), StoreError> {
-    // Round trip 2: which decisions and messages may be recorded.
+    // Round trip 1: BEGIN and the head locked, then which decisions and messages may be
+    // recorded (which does not depend on the head), sent together.
     let decisions: Vec<&DecisionRecord> = batch
         .iter()
         .filter_map(|job| match &job.write {
@@ -356,7 +497,8 @@ async fn commit_locked(
             _ => None,
         })
         .collect();
-    let (recorded, claimed) = tokio::try_join!(
+    let ((head_seq, head_hash), recorded, claimed) = tokio::try_join!(
+        lock_head(client),
         record_idempotency(client, &decisions),
         record_messages(client, &messages),
     )?;
@@ -411,7 +553,7 @@ async fn commit_locked(
         }
     }
 
-    // Round trip 3: the rows, the entries, the head, the commit.
+    // Round trip 2: the rows, the entries, the head, the commit.
     let appended = chain.seq > head_seq;
     let insert_payments = async {
         if payments.id.is_empty() {
@@ -419,19 +561,19 @@ async fn commit_locked(
         }
         let p = &payments;
         client
-            .execute_typed(
-                INSERT_PAYMENTS,
+            .execute(
+                &client.payments,
                 &[
-                    (&p.id, Type::TEXT_ARRAY),
-                    (&p.received_at_ms, Type::INT8_ARRAY),
-                    (&p.submitted_by, Type::TEXT_ARRAY),
-                    (&p.end_to_end_id, Type::TEXT_ARRAY),
-                    (&p.amount, Type::TEXT_ARRAY),
-                    (&p.currency, Type::TEXT_ARRAY),
-                    (&p.status, Type::TEXT_ARRAY),
-                    (&p.rule_set_version, Type::TEXT_ARRAY),
-                    (&p.payment, Type::TEXT_ARRAY),
-                    (&p.decision, Type::TEXT_ARRAY),
+                    &p.id,
+                    &p.received_at_ms,
+                    &p.submitted_by,
+                    &p.end_to_end_id,
+                    &p.amount,
+                    &p.currency,
+                    &p.status,
+                    &p.rule_set_version,
+                    &p.payment,
+                    &p.decision,
                 ],
             )
             .await
@@ -442,19 +584,19 @@ async fn commit_locked(
         }
         let e = &chain.entries;
         client
-            .execute_typed(
-                INSERT_ENTRIES,
+            .execute(
+                &client.entries,
                 &[
-                    (&e.seq, Type::INT8_ARRAY),
-                    (&e.at_ms, Type::INT8_ARRAY),
-                    (&e.actor, Type::TEXT_ARRAY),
-                    (&e.action, Type::TEXT_ARRAY),
-                    (&e.subject, Type::TEXT_ARRAY),
-                    (&e.detail, Type::TEXT_ARRAY),
-                    (&e.prev_hash, Type::BYTEA_ARRAY),
-                    (&e.hash, Type::BYTEA_ARRAY),
-                    (&e.key_id, Type::TEXT_ARRAY),
-                    (&e.mac, Type::BYTEA_ARRAY),
+                    &e.seq,
+                    &e.at_ms,
+                    &e.actor,
+                    &e.action,
+                    &e.subject,
+                    &e.detail,
+                    &e.prev_hash,
+                    &e.hash,
+                    &e.key_id,
+                    &e.mac,
                 ],
             )
             .await
@@ -464,29 +606,14 @@ async fn commit_locked(
         if !appended {
             return Ok(0);
         }
-        client
-            .execute_typed(
-                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
-                &[(&chain.seq, Type::INT8), (&new_hash, Type::BYTEA)],
-            )
-            .await
+        client.execute(&client.head, &[&chain.seq, &new_hash]).await
     };
     let expire = async {
         let Some(before) = expire_before else {
             return Ok(0);
         };
         // One statement, so it is sent before COMMIT like the others.
-        let row = client
-            .query_typed(
-                "WITH forgotten AS (\
-                     DELETE FROM idempotency_keys WHERE created_at_ms < $1 RETURNING 1), \
-                 ended AS (\
-                     DELETE FROM idempotency_claims WHERE lease_until < clock_timestamp() \
-                     RETURNING 1) \
-                 SELECT (SELECT count(*) FROM forgotten), (SELECT count(*) FROM ended)",
-                &[(&before, Type::INT8)],
-            )
-            .await?;
+        let row = client.query(&client.expire, &[&before]).await?;
         let forgotten: i64 = row.first().map_or(Ok(0), |r| r.try_get(0))?;
         if forgotten > 0 {
             tracing::info!(forgotten, "idempotency records expired");
@@ -504,7 +631,7 @@ async fn commit_locked(
 /// Inserts the idempotency records of the decisions whose claim still holds; returns the
 /// payment ids recorded.
 async fn record_idempotency<'r>(
-    client: &Client,
+    client: &Writer,
     decisions: &[&'r DecisionRecord],
 ) -> Result<HashSet<&'r str>, StoreError> {
     if decisions.is_empty() {
@@ -525,16 +652,16 @@ async fn record_idempotency<'r>(
     let payment_id: Vec<&str> = decisions.iter().map(|r| r.payment_id.as_str()).collect();
     let created: Vec<i64> = decisions.iter().map(|r| r.received_at_ms).collect();
     let token: Vec<Option<i64>> = decisions.iter().map(|r| r.idempotency.token).collect();
-    let params: [(&(dyn ToSql + Sync), Type); 6] = [
-        (&principal, Type::TEXT_ARRAY),
-        (&key, Type::TEXT_ARRAY),
-        (&fingerprint, Type::BYTEA_ARRAY),
-        (&payment_id, Type::TEXT_ARRAY),
-        (&created, Type::INT8_ARRAY),
-        (&token, Type::INT8_ARRAY),
+    let params: [&(dyn ToSql + Sync); 6] = [
+        &principal,
+        &key,
+        &fingerprint,
+        &payment_id,
+        &created,
+        &token,
     ];
     let rows = client
-        .query_typed(FENCE_AND_RECORD, &params)
+        .query(&client.record, &params)
         .await
         .map_err(pg_error)?;
     let mut recorded = HashSet::with_capacity(rows.len());
@@ -550,7 +677,7 @@ async fn record_idempotency<'r>(
 /// Inserts the messages not recorded before; returns how many of each (principal,
 /// message id) were inserted (1, or 0 if taken).
 async fn record_messages<'m>(
-    client: &Client,
+    client: &Writer,
     messages: &[&'m MessageRows],
 ) -> Result<HashMap<(&'m str, &'m str), usize>, StoreError> {
     let mut claimed = HashMap::new();
@@ -562,15 +689,10 @@ async fn record_messages<'m>(
     let fingerprint: Vec<&[u8]> = messages.iter().map(|m| m.fingerprint.as_slice()).collect();
     let received: Vec<i64> = messages.iter().map(|m| m.received_at_ms).collect();
     let report: Vec<&str> = messages.iter().map(|m| m.report.as_str()).collect();
-    let params: [(&(dyn ToSql + Sync), Type); 5] = [
-        (&principal, Type::TEXT_ARRAY),
-        (&message_id, Type::TEXT_ARRAY),
-        (&fingerprint, Type::BYTEA_ARRAY),
-        (&received, Type::INT8_ARRAY),
-        (&report, Type::TEXT_ARRAY),
-    ];
+    let params: [&(dyn ToSql + Sync); 5] =
+        [&principal, &message_id, &fingerprint, &received, &report];
     let rows = client
-        .query_typed(RECORD_MESSAGES, &params)
+        .query(&client.messages, &params)
         .await
         .map_err(pg_error)?;
     for row in rows {
@@ -591,7 +713,7 @@ async fn record_messages<'m>(
 /// Inserts shadow decisions in one statement, with `synchronous_commit = off` (they
 /// decide nothing: a crash may lose the last of them, never the database). A failure
 /// loses them and is logged.
-async fn write_shadows(inner: &Inner, client: &mut Option<Client>, rows: Vec<ShadowRow>) {
+async fn write_shadows(inner: &Inner, client: &mut Option<Writer>, rows: Vec<ShadowRow>) {
     if rows.is_empty() {
         return;
     }
@@ -601,17 +723,8 @@ async fn write_shadows(inner: &Inner, client: &mut Option<Client>, rows: Vec<Sha
         let version: Vec<&str> = rows.iter().map(|r| r.shadow_version.as_str()).collect();
         let at: Vec<i64> = rows.iter().map(|r| r.decided_at_ms).collect();
         let decision: Vec<&str> = rows.iter().map(|r| r.decision.as_str()).collect();
-        let params: [(&(dyn ToSql + Sync), Type); 4] = [
-            (&payment_id, Type::TEXT_ARRAY),
-            (&version, Type::TEXT_ARRAY),
-            (&at, Type::INT8_ARRAY),
-            (&decision, Type::TEXT_ARRAY),
-        ];
-        let insert = conn.execute_typed(
-            "INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, decision) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[])",
-            &params,
-        );
+        let params: [&(dyn ToSql + Sync); 4] = [&payment_id, &version, &at, &decision];
+        let insert = conn.execute(&conn.shadows, &params);
         tokio::try_join!(
             conn.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
             insert,

@@ -316,9 +316,15 @@ impl Store for SqliteStore {
     }
 
     /// One process writes a SQLite store (the file is locked by the process that serves
-    /// it), so the service's in-process hold of a key is its claim: no row, no token.
-    fn claim<'a>(&'a self, _: &'a str, _: &'a str, _: u64) -> StoreFuture<'a, Claim> {
-        Box::pin(async { Ok(Claim::Held { token: None }) })
+    /// it), so the service's in-process hold of a key is its claim: no row, no token;
+    /// only the look-up of the key's record.
+    fn claim<'a>(&'a self, principal: &'a str, key: &'a str, _: u64) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            Ok(match self.idempotency(principal, key).await? {
+                Some(record) => Claim::Recorded(record),
+                None => Claim::Held { token: None },
+            })
+        })
     }
 
     fn release<'a>(&'a self, _: &'a str, _: &'a str, _: i64) -> StoreFuture<'a, ()> {
@@ -963,6 +969,7 @@ mod tests {
         idempotency_records_expire_and_their_payments_stay,
         accepted_payments_are_followed_in_chain_order,
         hosts_beat_and_leave,
+        a_used_key_is_answered_with_its_record_not_claimed,
     );
 
     #[test]
