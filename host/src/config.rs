@@ -138,6 +138,10 @@ pub struct StoreConfig {
     pub password_file: Option<PathBuf>,
     /// Or the environment variable holding it.
     pub password_env: Option<String>,
+    /// TLS to the database: the CA certificate(s), PEM, that signed its certificate.
+    /// Set, every connection is TLS 1.2+ with the certificate verified (chain and host
+    /// name or address); unset, connections are plain (a Unix socket, a private network).
+    pub tls_ca_file: Option<PathBuf>,
     /// This host's own files — compiled rule code, the last good rule set, and by default
     /// the audit key and checkpoints. By default the directory of `path`.
     pub local_dir: Option<PathBuf>,
@@ -162,6 +166,7 @@ impl Default for StoreConfig {
             url: None,
             password_file: None,
             password_env: None,
+            tls_ca_file: None,
             local_dir: None,
             idempotency_lease_ms: IDEMPOTENCY_LEASE_MS_DEFAULT,
             commit_batch_max: COMMIT_BATCH_MAX_DEFAULT,
@@ -420,9 +425,14 @@ impl Config {
             return Err("store.password_file and store.password_env: set one, not both".to_owned());
         }
         if self.store.url.is_none()
-            && (self.store.password_file.is_some() || self.store.password_env.is_some())
+            && (self.store.password_file.is_some()
+                || self.store.password_env.is_some()
+                || self.store.tls_ca_file.is_some())
         {
-            return Err("store.password_file / store.password_env need store.url".to_owned());
+            return Err(
+                "store.password_file / store.password_env / store.tls_ca_file need store.url"
+                    .to_owned(),
+            );
         }
         if self.audit.key_file.is_some() && self.audit.key_env.is_some() {
             return Err("audit.key_file and audit.key_env: set one, not both".to_owned());

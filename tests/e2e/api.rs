@@ -586,6 +586,7 @@ fn the_openapi_document_matches_the_routes() {
         "DELETE /v1/rules/shadow",
         "GET /v1/rules/shadow/report",
         "GET /v1/audit",
+        "GET /v1/hosts",
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",

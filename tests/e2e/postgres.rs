@@ -1,6 +1,7 @@
 //! A PostgreSQL database of its own for a test, on the server `PAYRULES_TEST_POSTGRES`
 //! names (a role that may create databases; `PAYRULES_TEST_POSTGRES_PASSWORD` its
-//! password), dropped after. Without that server the test says so and passes, unless
+//! password; `PAYRULES_TEST_POSTGRES_CA` the CA of its TLS certificate, and then the hosts
+//! connect over TLS), dropped after. Without that server the test says so and passes, unless
 //! `PAYRULES_REQUIRE_POSTGRES` is set (CI sets it): then it fails.
 
 use std::path::Path;
@@ -68,6 +69,10 @@ impl Database {
         let port = self.admin.get_ports().first().copied().unwrap_or(5432);
         let user = self.admin.get_user().unwrap_or("postgres");
         let mut lines = format!("url = \"postgres://{user}@{host}:{port}/{}\"\n", self.name);
+        // Where the test server speaks TLS (CI), the hosts use it, verified.
+        if let Some(ca) = std::env::var_os("PAYRULES_TEST_POSTGRES_CA") {
+            lines += &format!("tls_ca_file = {:?}\n", Path::new(&ca).display().to_string());
+        }
         if let Some(password) = &self.password {
             let mut file = std::fs::OpenOptions::new()
                 .write(true)

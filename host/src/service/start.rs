@@ -204,6 +204,7 @@ pub fn postgres_settings(config: &Config) -> Result<Option<PgSettings>, String> 
         password,
         commit_batch_max: config.store.commit_batch_max,
         holder: host_id(),
+        tls_ca_file: config.store.tls_ca_file.clone(),
     }))
 }
 

@@ -31,6 +31,7 @@ pub mod audit_keys;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod postgres;
+pub(crate) mod queue;
 pub mod sqlite;
 
 use std::future::Future;
@@ -352,6 +353,16 @@ pub fn now_unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The keyed hash (HMAC-SHA256) of a canonical payload under a store's own secret: what
+/// [`Store::fingerprint`] gives.
+pub(crate) fn keyed_fingerprint(secret: &[u8; 32], canonical_payload: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|e| unreachable!("HMAC takes a key of any length: {e}"));
+    mac.update(canonical_payload);
+    mac.finalize().into_bytes().into()
 }
 
 /// A stored payment read back.

@@ -32,20 +32,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sha2::Sha256;
 use tokio::sync::mpsc;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::audit::AuditEntry;
+use super::queue::{Job, ShadowRow, Write};
 use super::{
-    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, HostBeat,
-    HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
-    PaymentSummary, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms,
-    parse_status, status_name, stored_decision, stored_payment,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, HostBeat, HostRow,
+    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, parse_status,
+    status_name, stored_decision, stored_payment,
 };
 use crate::model::{Decision, Payment};
-use writer::{Event, Job, MessageRows, Write, write_loop};
+use writer::write_loop;
 
 /// Reader connections per host (each pipelines many queries).
 const READERS: usize = 4;
@@ -67,14 +67,9 @@ pub struct PgSettings {
     pub commit_batch_max: usize,
     /// Who this host is, recorded on the claims it holds (e.g. `hostname:pid`).
     pub holder: String,
-}
-
-/// A shadow rule set's decision: outside the audit chain, since it decides nothing.
-pub(super) struct ShadowRow {
-    pub(super) payment_id: String,
-    pub(super) shadow_version: String,
-    pub(super) decided_at_ms: i64,
-    pub(super) decision: String,
+    /// TLS to the database, verified against the CA certificates in this PEM file (and
+    /// the server's name or address): set, every connection is TLS or none is made.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// What the store's tasks share.
@@ -85,6 +80,7 @@ pub(super) struct Inner {
     readers: Vec<tokio::sync::Mutex<Option<Arc<Reader>>>>,
     next_reader: AtomicUsize,
     holder: String,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl Inner {
@@ -96,14 +92,20 @@ impl Inner {
             self.writer_config.clone()
         };
         let handle = self.handle.clone();
+        let tls = self.tls.clone();
         let connecting = self.handle.spawn(async move {
-            let (client, connection) = config.connect(NoTls).await?;
-            handle.spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::warn!("a PostgreSQL connection ended: {error}");
+            match tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls).await?;
+                    handle.spawn(drive(connection));
+                    Ok::<_, tokio_postgres::Error>(client)
                 }
-            });
-            Ok::<_, tokio_postgres::Error>(client)
+                None => {
+                    let (client, connection) = config.connect(NoTls).await?;
+                    handle.spawn(drive(connection));
+                    Ok(client)
+                }
+            }
         });
         // Whatever stops a connection being made (refused, the server starting or
         // shutting down, a database not allowing connections, a timeout) is a database
@@ -112,7 +114,7 @@ impl Inner {
             .await
             .map_err(|_| StoreError::Closed)?
             .map_err(|error| StoreError::Unavailable {
-                reason: format!("cannot connect: {error}"),
+                reason: format!("cannot connect: {}", with_causes(&error)),
             })
     }
 
@@ -146,6 +148,62 @@ impl Inner {
             .await
             .map_err(pg_error)
     }
+}
+
+/// An error and its causes, `a: b: c` (a TLS failure says why: "error performing TLS
+/// handshake: invalid peer certificate: UnknownIssuer").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.ends_with(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = next.source();
+    }
+    text
+}
+
+/// Drives a connection until it ends.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(error) = connection.await {
+        tracing::warn!("a PostgreSQL connection ended: {error}");
+    }
+}
+
+/// The TLS connector for a CA file: TLS 1.2 or 1.3 (rustls' safe defaults, the ring
+/// provider), the server's certificate verified up to one of these CAs and for the host
+/// name or address connected to.
+fn tls_for(
+    ca_file: &std::path::Path,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let at = |e: &dyn std::fmt::Display| {
+        StoreError::failed(format!("store.tls_ca_file {}: {e}", ca_file.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca_file).map_err(|e| at(&e))? {
+        roots
+            .add(certificate.map_err(|e| at(&e))?)
+            .map_err(|e| at(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(at(&"no certificate in it"));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| at(&e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// A reader connection, with the statement every submission runs prepared on it (parsed
@@ -193,15 +251,22 @@ impl PgStore {
         sealing: AuditSealing,
     ) -> Result<PgStore, StoreError> {
         let (runtime, inner, location) = start(settings)?;
-        let fingerprint_key = wait(&inner.handle, {
+        let opened = wait(&inner.handle, {
             let inner = Arc::clone(&inner);
             async move {
                 let client = inner.connect(false).await?;
                 schema::migrate(&client).await?;
                 schema::secret(&client, "idempotency_fingerprint_key").await
             }
-        })
-        .map_err(|e| at(&location, e))?;
+        });
+        let fingerprint_key = match opened {
+            Ok(key) => key,
+            Err(error) => {
+                // Dropping a runtime blocks, which an asynchronous caller may not do.
+                runtime.shutdown_background();
+                return Err(at(&location, error));
+            }
+        };
         let (sender, jobs) = mpsc::unbounded_channel();
         let (shadow_writes, shadows) = std::sync::mpsc::sync_channel(SHADOW_PENDING_MAX);
         let (done, writer_done) = std::sync::mpsc::sync_channel(1);
@@ -228,14 +293,17 @@ impl PgStore {
     /// backtest): writes fail as [`StoreError::Closed`].
     pub fn open_existing(settings: &PgSettings) -> Result<PgStore, StoreError> {
         let (runtime, inner, location) = start(settings)?;
-        wait(&inner.handle, {
+        let checked = wait(&inner.handle, {
             let inner = Arc::clone(&inner);
             async move {
                 let client = inner.connect(true).await?;
                 schema::check_version(&client).await
             }
-        })
-        .map_err(|e| at(&location, e))?;
+        });
+        if let Err(error) = checked {
+            runtime.shutdown_background();
+            return Err(at(&location, error));
+        }
         let (shadow_writes, _) = std::sync::mpsc::sync_channel(0);
         Ok(PgStore {
             inner,
@@ -287,10 +355,12 @@ fn start(
              store.password_env instead (a URL ends up in logs and shell histories)"
         )));
     }
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+    let tls = settings.tls_ca_file.as_deref().map(tls_for).transpose()?;
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require && tls.is_none() {
         return Err(StoreError::failed(format!(
-            "store.url for {location} asks for sslmode=require: TLS to the database is not \
-             built yet (connect over a Unix socket or a private network; see docs/deployment.md)"
+            "store.url for {location} asks for sslmode=require: set store.tls_ca_file to the \
+             CA certificate(s) that signed the database's certificate, which payrules then \
+             verifies (it does not encrypt without verifying)"
         )));
     }
     if let Some(password) = &settings.password {
@@ -301,7 +371,11 @@ fn start(
         .connect_timeout(CONNECT_TIMEOUT)
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
-        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+        .ssl_mode(if tls.is_some() {
+            tokio_postgres::config::SslMode::Require
+        } else {
+            tokio_postgres::config::SslMode::Disable
+        });
     let writer_config = config.clone();
     // Readers also take and release claims: a claim need not survive a crash of the
     // database (every request in flight fails then, and its commit would be fenced
@@ -323,6 +397,7 @@ fn start(
             .collect(),
         next_reader: AtomicUsize::new(0),
         holder: settings.holder.clone(),
+        tls,
     });
     Ok((runtime, inner, location))
 }
@@ -447,11 +522,7 @@ fn audit_row(row: &Row) -> Result<AuditEntry, StoreError> {
 
 impl Store for PgStore {
     fn fingerprint(&self, canonical_payload: &[u8]) -> [u8; 32] {
-        use hmac::Mac;
-        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
-            .unwrap_or_else(|e| unreachable!("HMAC takes a key of any length: {e}"));
-        mac.update(canonical_payload);
-        mac.finalize().into_bytes().into()
+        keyed_fingerprint(&self.fingerprint_key, canonical_payload)
     }
 
     /// Takes the key if no claim holds it, if its lease has ended, or if the claim is
@@ -511,29 +582,11 @@ impl Store for PgStore {
     }
 
     fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let row = DecisionRecord::new(decision)?;
-            self.send(Write::Decision(Box::new(row))).await
-        })
+        Box::pin(async move { self.send(Write::decision(decision)?).await })
     }
 
     fn commit_message(&self, message: NewMessage) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let decisions = message
-                .decisions
-                .into_iter()
-                .map(DecisionRecord::new)
-                .collect::<Result<Vec<_>, _>>()?;
-            self.send(Write::Message(Box::new(MessageRows {
-                principal: message.principal,
-                message_id: message.message_id,
-                fingerprint: message.fingerprint,
-                received_at_ms: message.received_at_unix_ms,
-                report: message.report,
-                decisions,
-            })))
-            .await
-        })
+        Box::pin(async move { self.send(Write::message(message)?).await })
     }
 
     fn audit_event<'a>(
@@ -542,12 +595,7 @@ impl Store for PgStore {
         subject: &'a str,
         detail: &'a serde_json::Value,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.send(Write::Event(Event {
-            at_ms: now_unix_ms(),
-            action: action.to_owned(),
-            subject: subject.to_owned(),
-            detail: detail.to_string(),
-        })))
+        Box::pin(self.send(Write::event(action, subject, detail)))
     }
 
     fn idempotency<'a>(
@@ -721,13 +769,7 @@ impl Store for PgStore {
     }
 
     fn record_shadow(&self, decision: &Decision, shadow_version: &str) -> Result<(), StoreError> {
-        let row = ShadowRow {
-            payment_id: decision.payment_id.clone(),
-            shadow_version: shadow_version.to_owned(),
-            decided_at_ms: decision.decided_at_unix_ms,
-            decision: serde_json::to_string(decision)
-                .map_err(|e| StoreError::failed(format!("a shadow decision: {e}")))?,
-        };
+        let row = ShadowRow::new(decision, shadow_version)?;
         self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
     }
 
@@ -1117,6 +1159,7 @@ pub(crate) mod tests {
                 password: std::env::var("PAYRULES_TEST_POSTGRES_PASSWORD").ok(),
                 commit_batch_max: 64,
                 holder: "test".to_owned(),
+                tls_ca_file: None,
             };
             let mut random = [0u8; 8];
             getrandom::fill(&mut random).expect("randomness");
@@ -1349,6 +1392,125 @@ pub(crate) mod tests {
         assert_eq!(owner.verify(&store).entries, 1);
     }
 
+    /// The CA of the test server's certificate and one that signed nothing, if the test
+    /// server speaks TLS (`PAYRULES_TEST_POSTGRES_CA`, `…_OTHER_CA`; CI sets them).
+    fn test_cas() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        match (
+            std::env::var_os("PAYRULES_TEST_POSTGRES_CA"),
+            std::env::var_os("PAYRULES_TEST_POSTGRES_OTHER_CA"),
+        ) {
+            (Some(ca), Some(other)) => Some((ca.into(), other.into())),
+            _ => {
+                assert!(
+                    std::env::var_os("PAYRULES_REQUIRE_POSTGRES").is_none(),
+                    "PAYRULES_REQUIRE_POSTGRES is set, but not the test server's CAs"
+                );
+                eprintln!("PAYRULES_TEST_POSTGRES_CA is not set: the TLS test is skipped");
+                None
+            }
+        }
+    }
+
+    /// With `tls_ca_file`, every connection is TLS with the server's certificate verified:
+    /// the server says the session is encrypted; a CA that did not sign the server's
+    /// certificate gets no connection at all (never a plain one), and says why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_to_the_database_is_verified_and_used() {
+        let Some(db) = TestDatabase::make() else {
+            return;
+        };
+        let Some((ca, other_ca)) = test_cas() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("a directory");
+        let sealing = || AuditSealing {
+            keys: test_keys(),
+            checkpoints: CheckpointLog::open(&dir.path().join("checkpoints"), 1_000)
+                .expect("checkpoints"),
+        };
+        let mut settings = db.settings.clone();
+        settings.tls_ca_file = Some(ca);
+        let store = PgStore::open(&settings, Arc::new(()), sealing()).expect("opens over TLS");
+        let rows = store
+            .inner
+            .query(
+                "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("reads");
+        let (ssl, version): (bool, String) = (get(&rows[0], 0).unwrap(), get(&rows[0], 1).unwrap());
+        assert!(ssl, "the session is encrypted");
+        assert!(version.starts_with("TLSv1."), "{version}");
+        store
+            .commit(sample_decision(&store))
+            .await
+            .expect("commits over TLS");
+        store.close();
+
+        settings.tls_ca_file = Some(other_ca);
+        match PgStore::open(&settings, Arc::new(()), sealing()) {
+            Err(StoreError::Unavailable { reason }) => {
+                assert!(reason.to_lowercase().contains("certificate"), "{reason}")
+            }
+            Err(other) => panic!("not Unavailable: {other}"),
+            Ok(_) => panic!("connected to a server whose certificate no trusted CA signed"),
+        }
+        settings.tls_ca_file = Some(dir.path().join("missing.pem"));
+        let error = PgStore::open(&settings, Arc::new(()), sealing())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("store.tls_ca_file"), "{error}");
+    }
+
+    /// A decision to commit, as the conformance suite makes them.
+    fn sample_decision(store: &dyn Store) -> crate::store::NewDecision {
+        let payment = crate::model::Payment::from_json(include_str!(
+            "../../../../examples/payments/us-payroll-fednow.json"
+        ))
+        .expect("the example payment");
+        let fingerprint = store.fingerprint(b"tls");
+        crate::store::NewDecision {
+            payment_id: "pay_tls".to_owned(),
+            received_at_unix_ms: 1_790_000_000_000,
+            submitted_by: "checkout".to_owned(),
+            decision: serde_json::from_value(serde_json::json!({
+                "payment_id": "pay_tls",
+                "end_to_end_id": "E2E-tls",
+                "status": "accepted",
+                "reasons": [],
+                "rule_set_version": "rules-v1",
+                "decided_at_unix_ms": 1_790_000_000_000_i64,
+                "rules": [],
+            }))
+            .expect("a decision"),
+            payment,
+            idempotency: crate::store::IdempotencyClaim {
+                principal: "checkout".to_owned(),
+                key: "tls".to_owned(),
+                fingerprint,
+                token: None,
+            },
+        }
+    }
+
+    #[test]
+    fn sslmode_require_without_a_ca_is_refused_rather_than_unverified() {
+        let settings = PgSettings {
+            url: "postgres://payrules@db.internal:5432/payrules?sslmode=require".to_owned(),
+            password: None,
+            commit_batch_max: 1,
+            holder: "test".to_owned(),
+            tls_ca_file: None,
+        };
+        let error = PgStore::open_existing(&settings)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("store.tls_ca_file"), "{error}");
+    }
+
     #[test]
     fn a_url_with_a_password_is_refused_and_locations_never_show_one() {
         let settings = PgSettings {
@@ -1356,6 +1518,7 @@ pub(crate) mod tests {
             password: None,
             commit_batch_max: 1,
             holder: "test".to_owned(),
+            tls_ca_file: None,
         };
         let error = PgStore::open_existing(&settings)
             .err()
@@ -1382,6 +1545,7 @@ pub(crate) mod tests {
             password: None,
             commit_batch_max: 1,
             holder: "test".to_owned(),
+            tls_ca_file: None,
         };
         match PgStore::open_existing(&settings) {
             Err(StoreError::Unavailable { reason }) => assert!(reason.contains("127.0.0.1")),

@@ -16,8 +16,9 @@
 //!    is on the database's disk (and its synchronous standbys, if configured) before
 //!    anyone is answered.
 //!
-//! (Three round trips cost 3.2k decisions/s on the 2-core bench machine; two, the
-//! figure in BENCHMARKS.md: the writer is what bounds one host.)
+//! (The head lock riding with the records took one host from 3.20k to 3.28k decisions/s
+//! on the 2-core bench machine: most of a batch's time is the database's own work, which
+//! statements prepared once per connection cut — BENCHMARKS.md.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,9 +28,10 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::{Inner, ShadowRow, pg_error};
+use super::{Inner, pg_error};
 use crate::store::audit::entry_hash;
 use crate::store::audit_keys::AuditKeys;
+use crate::store::queue::{Job, MessageRows, ShadowRow, Write};
 use crate::store::{
     AuditSealing, CommitObserver, DECIDED, DecisionRecord, SERVICE_ACTOR, StoreError,
 };
@@ -38,41 +40,6 @@ use crate::store::{
 const IDLE_TICK: Duration = Duration::from_millis(100);
 /// The most shadow decisions written in one statement.
 const SHADOW_ROWS_PER_WRITE: usize = 256;
-
-pub(super) struct Job {
-    pub(super) write: Write,
-    pub(super) reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-}
-
-/// What the writer writes.
-pub(super) enum Write {
-    Decision(Box<DecisionRecord>),
-    Message(Box<MessageRows>),
-    Event(Event),
-    /// Idempotency records made before this instant are forgotten, with claims whose
-    /// lease has ended (outside the chain).
-    Expire {
-        before_unix_ms: i64,
-    },
-}
-
-/// A message and its decisions, written together.
-pub(super) struct MessageRows {
-    pub(super) principal: String,
-    pub(super) message_id: String,
-    pub(super) fingerprint: [u8; 32],
-    pub(super) received_at_ms: i64,
-    pub(super) report: String,
-    pub(super) decisions: Vec<DecisionRecord>,
-}
-
-/// An audit entry of the service's own, e.g. `rules.loaded`.
-pub(super) struct Event {
-    pub(super) at_ms: i64,
-    pub(super) action: String,
-    pub(super) subject: String,
-    pub(super) detail: String,
-}
 
 /// How many transactions one host keeps going at once, each on its own connection (while
 /// one commits, the next has its first round trip done and waits on the chain's head).

@@ -23,17 +23,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use sha2::Sha256;
 
 use super::audit::AuditEntry;
+use super::queue::{Job, ShadowRow, Write};
 use super::{
-    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, DecisionRecord, HostBeat,
-    HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
-    PaymentSummary, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, now_unix_ms,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, HostBeat, HostRow,
+    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, now_unix_ms,
     parse_status, status_name, stored_decision, stored_payment,
 };
 use crate::model::{Decision, Payment};
-use writer::{Chain, Event, Job, MessageRows, ShadowRow, Write, chain_head, write_loop};
+use writer::{Chain, chain_head, write_loop};
 
 /// Connections kept for reads.
 const READERS_MAX: usize = 8;
@@ -308,11 +308,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn fingerprint(&self, canonical_payload: &[u8]) -> [u8; 32] {
-        use hmac::Mac;
-        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
-            .unwrap_or_else(|e| unreachable!("HMAC takes a key of any length: {e}"));
-        mac.update(canonical_payload);
-        mac.finalize().into_bytes().into()
+        keyed_fingerprint(&self.fingerprint_key, canonical_payload)
     }
 
     /// One process writes a SQLite store (the file is locked by the process that serves
@@ -332,29 +328,11 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let row = DecisionRecord::new(decision)?;
-            self.send(Write::Decision(Box::new(row))).await
-        })
+        Box::pin(async move { self.send(Write::decision(decision)?).await })
     }
 
     fn commit_message(&self, message: NewMessage) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let decisions = message
-                .decisions
-                .into_iter()
-                .map(DecisionRecord::new)
-                .collect::<Result<Vec<_>, _>>()?;
-            self.send(Write::Message(Box::new(MessageRows {
-                principal: message.principal,
-                message_id: message.message_id,
-                fingerprint: message.fingerprint,
-                received_at_ms: message.received_at_unix_ms,
-                report: message.report,
-                decisions,
-            })))
-            .await
-        })
+        Box::pin(async move { self.send(Write::message(message)?).await })
     }
 
     fn audit_event<'a>(
@@ -363,12 +341,7 @@ impl Store for SqliteStore {
         subject: &'a str,
         detail: &'a serde_json::Value,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.send(Write::Event(Event {
-            at_ms: now_unix_ms(),
-            action: action.to_owned(),
-            subject: subject.to_owned(),
-            detail: detail.to_string(),
-        })))
+        Box::pin(self.send(Write::event(action, subject, detail)))
     }
 
     fn idempotency<'a>(
@@ -491,13 +464,7 @@ impl Store for SqliteStore {
     /// only while `SHADOW_PENDING_MAX` are already queued (the shadow's own thread calls
     /// it, so a writer that falls behind slows the shadow, never the live path).
     fn record_shadow(&self, decision: &Decision, shadow_version: &str) -> Result<(), StoreError> {
-        let row = ShadowRow {
-            payment_id: decision.payment_id.clone(),
-            shadow_version: shadow_version.to_owned(),
-            decided_at_ms: decision.decided_at_unix_ms,
-            decision: serde_json::to_string(decision)
-                .map_err(|e| StoreError::failed(format!("a shadow decision: {e}")))?,
-        };
+        let row = ShadowRow::new(decision, shadow_version)?;
         self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
     }
 

@@ -8,53 +8,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::audit::{GENESIS, entry_hash};
 use super::super::audit_keys::AuditKeys;
+use super::super::queue::{Job, ShadowRow, Write};
 use super::super::{
     AuditSealing, CommitObserver, DECIDED, DecisionRecord, SERVICE_ACTOR, StoreError,
 };
 use super::{SHADOW_IDLE_WRITE, SHADOW_ROWS_PER_WRITE};
-
-pub(super) struct Job {
-    pub(super) write: Write,
-    pub(super) reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-}
-
-/// What the writer writes: a decision (with its audit entry), or an audit entry of the
-/// service's own.
-pub(super) enum Write {
-    Decision(Box<DecisionRecord>),
-    Message(Box<MessageRows>),
-    Event(Event),
-    /// Idempotency records made before this instant are forgotten (outside the chain).
-    Expire {
-        before_unix_ms: i64,
-    },
-}
-
-/// A shadow rule set's decision: outside the audit chain, since it decides nothing.
-pub(super) struct ShadowRow {
-    pub(super) payment_id: String,
-    pub(super) shadow_version: String,
-    pub(super) decided_at_ms: i64,
-    pub(super) decision: String,
-}
-
-/// A message and its decisions, written together.
-pub(super) struct MessageRows {
-    pub(super) principal: String,
-    pub(super) message_id: String,
-    pub(super) fingerprint: [u8; 32],
-    pub(super) received_at_ms: i64,
-    pub(super) report: String,
-    pub(super) decisions: Vec<DecisionRecord>,
-}
-
-/// An audit entry of the service's own, e.g. `rules.loaded`.
-pub(super) struct Event {
-    pub(super) at_ms: i64,
-    pub(super) action: String,
-    pub(super) subject: String,
-    pub(super) detail: String,
-}
 
 /// The head of the audit chain: the next sequence number and the last hash.
 #[derive(Clone, Copy)]
