@@ -53,8 +53,13 @@ const READERS: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shadow decisions waiting for the writer; past this, recording one waits.
 const SHADOW_PENDING_MAX: usize = 4_096;
-/// Rows read per round trip by the blocking methods (verify, backtest, start-up).
+/// Rows read per round trip by the blocking methods (verify, backtest, the shadow report).
+#[cfg(not(test))]
 const PAGE_ROWS: i64 = 1_000;
+/// In the tests, small pages: the conformance suite's chains of up to 61 entries are read
+/// over many pages, so paging itself is tested.
+#[cfg(test)]
+const PAGE_ROWS: i64 = 7;
 
 /// Where the store is and how to log in.
 #[derive(Clone)]
@@ -338,6 +343,33 @@ impl PgStore {
 }
 
 type WorkFuture<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
+
+impl PgStore {
+    /// Reads rows page after page on the store's runtime — `read(inner, after)` gives the
+    /// rows whose sequence number comes after `after`, in order, at most [`PAGE_ROWS`] —
+    /// and visits each on this thread, until a page comes back short or `visit` says stop:
+    /// what the blocking readers (verify, backtest, the shadow report) stream with.
+    fn each_page<T: Send + 'static>(
+        &self,
+        read: impl Fn(Arc<Inner>, i64) -> WorkFuture<Vec<(i64, T)>>,
+        visit: &mut dyn FnMut(T) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut after = 0_i64;
+        loop {
+            let page = self.wait(|inner| read(inner, after))?;
+            let full = page.len() as i64 == PAGE_ROWS;
+            for (seq, row) in page {
+                after = seq;
+                if !visit(row) {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
 
 /// The store's runtime and shared state for `settings`, and where it is (for messages).
 fn start(
@@ -778,10 +810,10 @@ impl Store for PgStore {
         shadow_version: &str,
         visit: &mut dyn FnMut(Decision, Decision),
     ) -> Result<(), StoreError> {
-        let mut after = 0_i64;
-        loop {
-            let version = shadow_version.to_owned();
-            let page = self.wait(move |inner| {
+        let version = shadow_version.to_owned();
+        self.each_page(
+            |inner, after| {
+                let version = version.clone();
                 Box::pin(async move {
                     let rows = inner
                         .query(
@@ -797,24 +829,20 @@ impl Store for PgStore {
                         .await?;
                     rows.iter()
                         .map(|row| {
-                            Ok((
-                                get::<i64>(row, 0)?,
+                            let pair = (
                                 stored_decision(get(row, 1)?)?,
                                 stored_decision(get(row, 2)?)?,
-                            ))
+                            );
+                            Ok((get(row, 0)?, pair))
                         })
-                        .collect::<Result<Vec<_>, StoreError>>()
+                        .collect()
                 })
-            })?;
-            let full = page.len() as i64 == PAGE_ROWS;
-            for (seq, live, shadow) in page {
-                after = seq;
+            },
+            &mut |(live, shadow)| {
                 visit(live, shadow);
-            }
-            if !full {
-                return Ok(());
-            }
-        }
+                true
+            },
+        )
     }
 
     fn accepted_since(&self, since_unix_ms: i64) -> Result<Accepted, StoreError> {
@@ -907,9 +935,8 @@ impl Store for PgStore {
         until_unix_ms: i64,
         visit: &mut dyn FnMut(Payment, Decision),
     ) -> Result<(), StoreError> {
-        let mut after = 0_i64;
-        loop {
-            let page = self.wait(move |inner| {
+        self.each_page(
+            |inner, after| {
                 Box::pin(async move {
                     let rows = inner
                         .query(
@@ -926,33 +953,28 @@ impl Store for PgStore {
                         .await?;
                     rows.iter()
                         .map(|row| {
-                            Ok((
-                                get::<i64>(row, 0)?,
+                            let pair = (
                                 stored_payment(get(row, 1)?)?,
                                 stored_decision(get(row, 2)?)?,
-                            ))
+                            );
+                            Ok((get(row, 0)?, pair))
                         })
-                        .collect::<Result<Vec<_>, StoreError>>()
+                        .collect()
                 })
-            })?;
-            let full = page.len() as i64 == PAGE_ROWS;
-            for (seq, payment, decision) in page {
-                after = seq;
+            },
+            &mut |(payment, decision)| {
                 visit(payment, decision);
-            }
-            if !full {
-                return Ok(());
-            }
-        }
+                true
+            },
+        )
     }
 
     fn for_each_audit_entry(
         &self,
         visit: &mut dyn FnMut(AuditEntry, Option<DecidedRow>) -> bool,
     ) -> Result<(), StoreError> {
-        let mut after = 0_i64;
-        loop {
-            let page = self.wait(move |inner| {
+        self.each_page(
+            |inner, after| {
                 Box::pin(async move {
                     let rows = inner
                         .query(
@@ -987,22 +1009,13 @@ impl Store for PgStore {
                                 }),
                                 None => None,
                             };
-                            Ok((entry, decided))
+                            Ok((entry.seq, (entry, decided)))
                         })
-                        .collect::<Result<Vec<_>, StoreError>>()
+                        .collect()
                 })
-            })?;
-            let full = page.len() as i64 == PAGE_ROWS;
-            for (entry, decided) in page {
-                after = entry.seq;
-                if !visit(entry, decided) {
-                    return Ok(());
-                }
-            }
-            if !full {
-                return Ok(());
-            }
-        }
+            },
+            &mut |(entry, decided)| visit(entry, decided),
+        )
     }
 
     fn first_payment_without_entry(&self) -> Result<Option<String>, StoreError> {
