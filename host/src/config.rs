@@ -526,6 +526,27 @@ mod tests {
     }
 
     #[test]
+    fn the_deployment_guides_host_config_is_valid() {
+        let guide = include_str!("../../docs/deployment.md");
+        let start = guide.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+        let length = guide[start..].find("```").expect("its end");
+        let config = Config::parse(&guide[start..start + length]).expect("the example parses");
+        assert!(config.store.url.is_some() && config.store.tls_ca_file.is_some());
+        assert!(
+            config.audit.key_file.is_some(),
+            "several hosts share explicit audit keys"
+        );
+    }
+
+    #[test]
+    fn a_lease_shorter_than_a_request_and_database_settings_without_a_url_are_refused() {
+        let error = Config::parse("[store]\nidempotency_lease_ms = 5000\n").unwrap_err();
+        assert!(error.contains("idempotency_lease_ms"), "{error}");
+        let error = Config::parse("[store]\ntls_ca_file = \"ca.pem\"\n").unwrap_err();
+        assert!(error.contains("need store.url"), "{error}");
+    }
+
+    #[test]
     fn each_store_has_its_own_checkpoint_file_by_default() {
         let at = |store: &str| {
             Config::parse(&format!("[store]\npath = {store:?}"))

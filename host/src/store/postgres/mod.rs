@@ -14,9 +14,12 @@
 //!   row first, so entries are numbered without gaps in commit order whichever host
 //!   writes them ([`writer`]).
 //! - **Durable before 2xx.** Decisions commit with `synchronous_commit = on`, many per
-//!   transaction, in three round trips per transaction, no savepoints.
+//!   transaction, in two round trips per transaction, no savepoints.
+//! - **Several hosts, one velocity.** [`Store::accepted_after`] is what each host follows
+//!   of the others' accepted payments; `hosts` is the fleet's heartbeat table.
 //!
-//! Each host keeps one writer connection and a few reader connections, on a small runtime
+//! Each host keeps one writer connection and a few reader connections (TLS, verified,
+//! with [`PgSettings::tls_ca_file`]), on a small runtime
 //! of the store's own (so the blocking methods work from any thread, and a connection
 //! never depends on which runtime asked first). A broken connection is made again on the
 //! next use; while the database cannot be reached, operations fail at once as
@@ -140,7 +143,8 @@ impl Inner {
         Ok(reader)
     }
 
-    /// One query on a reader, its parameters typed (one round trip, no prepare).
+    /// One query on a reader, its parameters typed (one round trip: parsed and planned
+    /// each time, for what is not on a submission's path).
     async fn query(
         &self,
         sql: &str,
@@ -409,9 +413,9 @@ fn start(
             tokio_postgres::config::SslMode::Disable
         });
     let writer_config = config.clone();
-    // Readers also take and release claims: a claim need not survive a crash of the
-    // database (every request in flight fails then, and its commit would be fenced
-    // off), so it does not wait for a WAL flush.
+    // Readers also take and release claims and beat: none of it need survive a crash of
+    // the database (a claim frees a key whose request fails then anyway, and whose commit
+    // would be fenced off), so none of it waits for a WAL flush.
     let mut reader_config = config;
     reader_config.options("-c synchronous_commit=off");
     let runtime = tokio::runtime::Builder::new_multi_thread()
