@@ -250,10 +250,11 @@ fn a_host_killed_mid_burst_loses_nothing_it_acknowledged_and_its_keys_are_decide
     }
 }
 
-#[test]
-fn a_database_that_drops_every_connection_gets_503s_then_the_host_recovers_by_itself() {
-    let Some(db) = Database::make() else { return };
-    let mut host = Server::on_postgres(&db, "", "");
+/// A host under load through `outage` of its database: answers 503 with Retry-After
+/// (never past the request timeout, never a 2xx not stored) while it lasts, then decides
+/// again with no restart of its own; every key decided once; the chain verifies.
+fn through_an_outage(db: &Database, outage_of_the_database: impl FnOnce()) {
+    let mut host = Server::on_postgres(db, "", "");
     let answered = Mutex::new(Vec::<(String, String)>::new());
     let refused = Mutex::new(Vec::<(usize, String)>::new());
     let stop = AtomicBool::new(false);
@@ -300,19 +301,7 @@ fn a_database_that_drops_every_connection_gets_503s_then_the_host_recovers_by_it
         while answered.lock().unwrap().len() < 30 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        // The database stops taking connections and drops every one it has (as a
-        // restart would), for a second and a half.
-        db.admin(&format!(
-            "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = '{0}' AND pid <> pg_backend_pid()",
-            db.name()
-        ));
-        std::thread::sleep(Duration::from_millis(1_500));
-        db.admin(&format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-            db.name()
-        ));
+        outage_of_the_database();
         outage.store(true, Ordering::SeqCst);
         // Recovered with no restart: decisions stored again.
         let started = Instant::now();
@@ -349,6 +338,51 @@ fn a_database_that_drops_every_connection_gets_503s_then_the_host_recovers_by_it
     );
     assert_eq!(stored.len(), answered.len() + refused.len());
     stop_and_verify(&mut [&mut host]);
+}
+
+#[test]
+fn a_database_that_drops_every_connection_gets_503s_then_the_host_recovers_by_itself() {
+    let Some(db) = Database::make() else { return };
+    // The database stops taking connections to this database and drops every one it
+    // has, for a second and a half.
+    through_an_outage(&db, || {
+        db.admin(&format!(
+            "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{0}' AND pid <> pg_backend_pid()",
+            db.name()
+        ));
+        std::thread::sleep(Duration::from_millis(1_500));
+        db.admin(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            db.name()
+        ));
+    });
+}
+
+#[test]
+fn a_database_server_restarted_mid_load_gets_503s_then_the_host_recovers_by_itself() {
+    // The whole server restarts: no other test may use it meanwhile.
+    let Some(db) = Database::make_exclusive() else {
+        return;
+    };
+    let Some(restart) = std::env::var_os("PAYRULES_TEST_POSTGRES_RESTART") else {
+        assert!(
+            std::env::var_os("PAYRULES_REQUIRE_POSTGRES").is_none(),
+            "PAYRULES_REQUIRE_POSTGRES is set, but PAYRULES_TEST_POSTGRES_RESTART is not"
+        );
+        eprintln!("PAYRULES_TEST_POSTGRES_RESTART is not set: the restart test is skipped");
+        return;
+    };
+    through_an_outage(&db, || {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&restart)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("the restart command runs");
+        assert!(status.success(), "the restart command: {status}");
+    });
 }
 
 /// The velocity-risk rule's reason codes in a stored decision, as an auditor reads it.

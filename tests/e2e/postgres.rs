@@ -7,8 +7,20 @@
 use std::path::Path;
 use std::str::FromStr;
 
+/// The test server: shared by the tests that each use a database of their own, held
+/// alone by a test that restarts it.
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// How a test holds the server.
+enum Hold {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
+}
+
 /// A database made for one test.
 pub struct Database {
+    /// Released once `drop` has dropped the database.
+    _hold: Hold,
     admin: tokio_postgres::Config,
     name: String,
     password: Option<String>,
@@ -19,6 +31,17 @@ pub struct Database {
 impl Database {
     /// A fresh database, or `None` (with a note) where there is no test server.
     pub fn make() -> Option<Database> {
+        let hold = Hold::Shared(SERVER.read().unwrap_or_else(|p| p.into_inner()));
+        Database::with(hold)
+    }
+
+    /// A fresh database, the server held by this test alone (to restart it).
+    pub fn make_exclusive() -> Option<Database> {
+        let hold = Hold::Alone(SERVER.write().unwrap_or_else(|p| p.into_inner()));
+        Database::with(hold)
+    }
+
+    fn with(hold: Hold) -> Option<Database> {
         let Ok(url) = std::env::var("PAYRULES_TEST_POSTGRES") else {
             assert!(
                 std::env::var_os("PAYRULES_REQUIRE_POSTGRES").is_none(),
@@ -49,6 +72,7 @@ impl Database {
             .expect("payrules audit new-key runs");
         assert!(status.status.success(), "{status:?}");
         let db = Database {
+            _hold: hold,
             admin,
             name,
             password,
