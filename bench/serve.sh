@@ -2,7 +2,9 @@
 # own. Needs `bin` (the binary) and `work` (a scratch directory) set.
 #
 #   new_key ROLE...          sets `key` (a new API key with these roles) and `key_roles`
-#   serve RULES_DIR NAME     starts the service on $work/NAME.db; sets `pid` and `url`
+#   serve RULES_DIR NAME [STORE [MORE]]
+#                            starts the service on $work/NAME.db, or on the `[store]` lines
+#                            STORE (followed by the TOML tables MORE); sets `pid` and `url`
 
 new_key() {
   local args=() role
@@ -12,11 +14,14 @@ new_key() {
 }
 
 serve() {
+  local store="${3:-}"
+  if [ -z "$store" ]; then store="path = \"$work/$2.db\""; fi
   cat >"$work/$2.toml" <<TOML
 listen = "127.0.0.1:0"
 rules_dir = "$1"
 [store]
-path = "$work/$2.db"
+$store
+${4:-}
 [log]
 level = "warn"
 [[api_keys]]

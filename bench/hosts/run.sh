@@ -38,35 +38,13 @@ source bench/serve.sh
 new_key submitter
 "$bin" audit new-key --key-file "$work/audit.key" >/dev/null
 
-# A host of a PostgreSQL database: like `serve` (bench/serve.sh), on $url_of_db.
+# A host of a PostgreSQL database (bench/serve.sh's `serve`), its own files in $work/NAME.
 serve_pg() { # NAME DATABASE
   mkdir -p "$work/$1"
-  local conninfo="${admin%/*}/$2"
-  cat >"$work/$1/payrules.toml" <<TOML
-listen = "127.0.0.1:0"
-rules_dir = "examples/rules"
-[store]
-url = "$conninfo"
-local_dir = "$work/$1"
-${PGPASSWORD:+password_env = \"PGPASSWORD\"}
-[audit]
-key_file = "$work/audit.key"
-[log]
-level = "warn"
-[[api_keys]]
-name = "bench"
-sha256 = "$(printf %s "$key" | sha256sum | cut -d' ' -f1)"
-roles = $key_roles
-TOML
-  "$bin" serve --config "$work/$1/payrules.toml" >"$work/$1.out" 2>"$work/$1.err" &
-  pid=$!
-  url=
-  for _ in $(seq 600); do
-    url=$(sed -n 's/^payrules listening on //p' "$work/$1.out")
-    [ -n "$url" ] && return 0
-    sleep 0.1
-  done
-  echo "the service did not start:" >&2; cat "$work/$1.err" >&2; exit 1
+  serve examples/rules "$1" \
+    "$(printf 'url = "%s"\nlocal_dir = "%s"\n%s' "${admin%/*}/$2" "$work/$1" \
+        "${PGPASSWORD:+password_env = \"PGPASSWORD\"}")" \
+    "$(printf '[audit]\nkey_file = "%s"' "$work/audit.key")"
 }
 
 drive() { # NAME URL CONNECTIONS -> $work/NAME.wrk
@@ -105,7 +83,7 @@ serve_pg pg-one "$db"
 drive pg-one "$url" "$connections"
 report pg-one
 kill -TERM "$pid"; wait "$pid" || true
-check "$("$bin" audit verify --config "$work/pg-one/payrules.toml")" "$(answered pg-one)" 1
+check "$("$bin" audit verify --config "$work/pg-one.toml")" "$(answered pg-one)" 1
 
 echo "== 3. two hosts, one PostgreSQL database"
 db="payrules_bench_$$_two"; databases+=("$db")
@@ -119,5 +97,5 @@ report pg-a
 report pg-b
 kill -TERM "$pid_a" "$pid_b"; wait "$pid_a" || true; wait "$pid_b" || true
 both=$(( $(answered pg-a) + $(answered pg-b) ))
-check "$("$bin" audit verify --config "$work/pg-a/payrules.toml")" "$both" 2
+check "$("$bin" audit verify --config "$work/pg-a.toml")" "$both" 2
 echo "  two hosts together: $(awk '/Requests\/sec/ {s += $2} END {printf "%.0f", s}' "$work/pg-a.wrk" "$work/pg-b.wrk") requests/s"

@@ -194,51 +194,50 @@ pub(super) async fn migrate(client: &Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether the schema is this payrules' version and the chain's head row is there.
-async fn current(client: &Client) -> Result<bool, StoreError> {
+/// The schema's version, or `None` where the database holds no payrules store.
+async fn schema_version(client: &Client) -> Result<Option<i32>, StoreError> {
     let exists: bool = client
         .query_one("SELECT to_regclass('payrules_schema') IS NOT NULL", &[])
         .await
         .and_then(|row| row.try_get(0))
         .map_err(pg_error)?;
     if !exists {
+        return Ok(None);
+    }
+    client
+        .query_one("SELECT version FROM payrules_schema WHERE id = 1", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(pg_error)
+}
+
+/// Whether `version` is the one this payrules reads.
+fn is_current(version: i32) -> bool {
+    usize::try_from(version).ok() == Some(MIGRATIONS.len())
+}
+
+/// Whether the schema is this payrules' version and the chain's head row is there.
+async fn current(client: &Client) -> Result<bool, StoreError> {
+    if !schema_version(client).await?.is_some_and(is_current) {
         return Ok(false);
     }
-    let row = client
-        .query_one(
-            "SELECT (SELECT version FROM payrules_schema WHERE id = 1), \
-                    EXISTS (SELECT 1 FROM audit_head WHERE id = 1)",
-            &[],
-        )
+    client
+        .query_one("SELECT EXISTS (SELECT 1 FROM audit_head WHERE id = 1)", &[])
         .await
-        .map_err(pg_error)?;
-    let version: Option<i32> = row.try_get(0).map_err(pg_error)?;
-    let head: bool = row.try_get(1).map_err(pg_error)?;
-    Ok(head && version.and_then(|v| usize::try_from(v).ok()) == Some(MIGRATIONS.len()))
+        .and_then(|row| row.try_get(0))
+        .map_err(pg_error)
 }
 
 /// The schema version this payrules reads, checked by read-only opens.
 pub(super) async fn check_version(client: &Client) -> Result<(), StoreError> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('payrules_schema') IS NOT NULL", &[])
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(pg_error)?;
-    if !exists {
-        return Err(StoreError::failed("no payrules store in this database"));
-    }
-    let version: i32 = client
-        .query_one("SELECT version FROM payrules_schema WHERE id = 1", &[])
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(pg_error)?;
-    if usize::try_from(version).ok() != Some(MIGRATIONS.len()) {
-        return Err(StoreError::failed(format!(
+    match schema_version(client).await? {
+        None => Err(StoreError::failed("no payrules store in this database")),
+        Some(version) if is_current(version) => Ok(()),
+        Some(version) => Err(StoreError::failed(format!(
             "schema version {version}, this payrules reads {}",
             MIGRATIONS.len()
-        )));
+        ))),
     }
-    Ok(())
 }
 
 /// A 32-byte secret of this store, made by the first host that needs it and read by all.

@@ -41,13 +41,6 @@ const IDLE_TICK: Duration = Duration::from_millis(100);
 /// The most shadow decisions written in one statement.
 const SHADOW_ROWS_PER_WRITE: usize = 256;
 
-/// How many transactions one host keeps going at once, each on its own connection (while
-/// one commits, the next has its first round trip done and waits on the chain's head).
-/// One: on the 2-core bench machine, where the database shares the cores, two writers made
-/// smaller batches and more database work (one host: 4.38k and 4.44k decisions/s with one,
-/// 4.21k and 4.32k with two). With the database on its own machine, two may pay: measure.
-const WRITERS: usize = 1;
-
 /// The head this host last wrote, and the checkpoints of it.
 struct Sealed {
     sealing: AuditSealing,
@@ -55,8 +48,7 @@ struct Sealed {
 }
 
 impl Sealed {
-    /// A batch moved the head to `seq`/`hash` (batches of two writers may finish out of
-    /// order: only a later head counts).
+    /// A batch moved the head to `seq`/`hash` (only a later head counts).
     fn advanced(&mut self, seq: i64, hash: [u8; 32]) {
         if self.head.is_none_or(|(at, _)| seq > at) {
             self.head = Some((seq, hash));
@@ -73,90 +65,48 @@ impl Sealed {
     }
 }
 
-/// The writers: [`WRITERS`] tasks taking batches from one queue until it closes; then
-/// what is left of the shadow decisions is written and the last head checkpointed.
+/// The writer: one connection, one batch at a time, until its queue closes; between
+/// batches it writes shadow decisions; at the end, what is left of them, and the last
+/// head is checkpointed.
+///
+/// One writer per host: a second connection overlapping batches (the next one's first
+/// round trip done while the last commits) was measured on the 2-core bench machine,
+/// where the database shares the cores, and made smaller batches and more database work
+/// (one host 4.21k and 4.32k decisions/s with two, 4.38k and 4.44k with one).
 pub(super) async fn write_loop(
     inner: Arc<Inner>,
-    jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
     shadows: std::sync::mpsc::Receiver<ShadowRow>,
     sealing: AuditSealing,
     batch_max: usize,
     observer: Arc<dyn CommitObserver>,
 ) {
-    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
-    let sealed = Arc::new(std::sync::Mutex::new(Sealed {
+    let mut client: Option<Writer> = None;
+    let mut sealed = Sealed {
         sealing,
         head: None,
-    }));
-    let others: Vec<_> = (1..WRITERS)
-        .map(|_| {
-            tokio::spawn(write_batches(
-                Arc::clone(&inner),
-                Arc::clone(&jobs),
-                None,
-                Arc::clone(&sealed),
-                batch_max,
-                Arc::clone(&observer),
-            ))
-        })
-        .collect();
-    write_batches(
-        inner,
-        jobs,
-        Some(shadows),
-        Arc::clone(&sealed),
-        batch_max,
-        observer,
-    )
-    .await;
-    for other in others {
-        let _ = other.await;
-    }
-    sealed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .checkpoint(true);
-}
-
-/// One writer: a batch at a time on its own connection; the one given the shadow queue
-/// also writes shadow decisions between batches.
-async fn write_batches(
-    inner: Arc<Inner>,
-    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
-    shadows: Option<std::sync::mpsc::Receiver<ShadowRow>>,
-    sealed: Arc<std::sync::Mutex<Sealed>>,
-    batch_max: usize,
-    observer: Arc<dyn CommitObserver>,
-) {
-    let mut client: Option<Writer> = None;
-    let sealed = || sealed.lock().unwrap_or_else(|p| p.into_inner());
-    let keys = sealed().sealing.keys.clone();
+    };
     loop {
-        let batch = {
-            let mut queue = jobs.lock().await;
-            let first = match tokio::time::timeout(IDLE_TICK, queue.recv()).await {
-                Ok(Some(first)) => first,
-                Ok(None) => break,
-                Err(_idle) => {
-                    drop(queue);
-                    sealed().checkpoint(false);
-                    let rows = shadows.as_ref().map(shadows_queued).unwrap_or_default();
-                    write_shadows(&inner, &mut client, rows).await;
-                    continue;
-                }
-            };
-            let mut batch = vec![first];
-            while batch.len() < batch_max {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+        let first = match tokio::time::timeout(IDLE_TICK, jobs.recv()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => break,
+            Err(_idle) => {
+                sealed.checkpoint(false);
+                let rows = shadows_queued(&shadows);
+                write_shadows(&inner, &mut client, rows).await;
+                continue;
             }
-            batch
         };
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
         let started = Instant::now();
         let outcome = match writer_client(&inner, &mut client).await {
-            Ok(conn) => commit_batch(conn, &keys, &batch).await,
+            Ok(conn) => commit_batch(conn, &sealed.sealing.keys, &batch).await,
             Err(error) => Err(error),
         };
         observer.committed(batch.len(), started.elapsed().as_secs_f64());
@@ -166,7 +116,7 @@ async fn write_batches(
                     let _ = job.reply.send(outcome);
                 }
                 if let Some((seq, hash)) = head {
-                    sealed().advanced(seq, hash);
+                    sealed.advanced(seq, hash);
                 }
             }
             Err(error) => {
@@ -179,16 +129,17 @@ async fn write_batches(
                 }
             }
         }
-        let rows = shadows.as_ref().map(shadows_queued).unwrap_or_default();
+        let rows = shadows_queued(&shadows);
         write_shadows(&inner, &mut client, rows).await;
     }
     loop {
-        let rows = shadows.as_ref().map(shadows_queued).unwrap_or_default();
+        let rows = shadows_queued(&shadows);
         if rows.is_empty() {
             break;
         }
         write_shadows(&inner, &mut client, rows).await;
     }
+    sealed.checkpoint(true);
 }
 
 /// The shadow decisions queued, up to one statement's worth.
