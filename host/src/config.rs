@@ -80,6 +80,13 @@ pub const AUDIT_CHECKPOINT_FILE_SUFFIX: &str = "-audit.checkpoints";
 /// checkpoint could be removed from the end of the log unseen.
 pub const AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 1_000;
 
+/// How long a held payment may wait for a review by default: 24 hours, then payrules
+/// rejects it.
+pub const REVIEW_DEADLINE_SECONDS_DEFAULT: u64 = 24 * 60 * 60;
+/// The ISO 20022 reason a payment rejected at the review deadline gets by default: MS03,
+/// "reason not specified" (configurable: `review.expiry_reason_code`).
+pub const REVIEW_EXPIRY_REASON_CODE_DEFAULT: &str = "MS03";
+
 /// A role an API key holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,11 +97,18 @@ pub enum Role {
     Operator,
     /// Reads every payment and the audit log.
     Auditor,
+    /// Resolves the payments the rules held for review: the queue, approve, reject.
+    Reviewer,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 3] = [Role::Submitter, Role::Operator, Role::Auditor];
+    pub const ALL: [Role; 4] = [
+        Role::Submitter,
+        Role::Operator,
+        Role::Auditor,
+        Role::Reviewer,
+    ];
 
     /// The name the config and errors use.
     pub fn name(self) -> &'static str {
@@ -102,6 +116,7 @@ impl Role {
             Role::Submitter => "submitter",
             Role::Operator => "operator",
             Role::Auditor => "auditor",
+            Role::Reviewer => "reviewer",
         }
     }
 }
@@ -272,6 +287,31 @@ pub struct Config {
     pub api_keys: Vec<ApiKeyConfig>,
     /// How the audit log is authenticated.
     pub audit: AuditConfig,
+    /// How held payments are reviewed.
+    pub review: ReviewConfig,
+}
+
+/// How the payments the rules hold are reviewed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// How long a held payment may wait for a review, seconds; then payrules rejects it
+    /// (audited as `payment.review_expired`).
+    pub deadline_seconds: u64,
+    /// The ISO 20022 external status reason code a payment rejected at the deadline gets.
+    pub expiry_reason_code: String,
+    /// Four eyes: a key may not review a payment it submitted.
+    pub four_eyes: bool,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            deadline_seconds: REVIEW_DEADLINE_SECONDS_DEFAULT,
+            expiry_reason_code: REVIEW_EXPIRY_REASON_CODE_DEFAULT.to_owned(),
+            four_eyes: false,
+        }
+    }
 }
 
 /// Where the audit keys and checkpoints live: outside the database, so that whoever can
@@ -368,6 +408,7 @@ impl Default for Config {
             log: LogConfig::default(),
             api_keys: Vec::new(),
             audit: AuditConfig::default(),
+            review: ReviewConfig::default(),
         }
     }
 }
@@ -410,6 +451,7 @@ impl Config {
                 self.store.idempotency_retention_hours,
             ),
             ("reload_settle_ms", self.reload_settle_ms),
+            ("review.deadline_seconds", self.review.deadline_seconds),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be greater than zero"));
@@ -434,6 +476,13 @@ impl Config {
                     .to_owned(),
             );
         }
+        if !crate::model::reason_code::is_status_reason_code(&self.review.expiry_reason_code) {
+            return Err(format!(
+                "review.expiry_reason_code: {:?} is not an ISO 20022 external status reason code \
+                 (e.g. MS03)",
+                self.review.expiry_reason_code
+            ));
+        }
         if self.audit.key_file.is_some() && self.audit.key_env.is_some() {
             return Err("audit.key_file and audit.key_env: set one, not both".to_owned());
         }
@@ -446,6 +495,14 @@ impl Config {
             let at = format!("api_keys[{index}]");
             if key.name.is_empty() || key.name.len() > 64 {
                 return Err(format!("{at}.name must have 1 to 64 characters"));
+            }
+            // The service's own audit entries are the actor `payrules`: no key may act as it.
+            if key.name == crate::store::SERVICE_ACTOR {
+                return Err(format!(
+                    "{at}.name: `{}` is the name payrules itself signs the audit log with; \
+                     choose another",
+                    key.name
+                ));
             }
             if !names.insert(key.name.as_str()) {
                 return Err(format!("{at}.name: `{}` is used twice", key.name));

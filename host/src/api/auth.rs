@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 use crate::config::{ApiKeyConfig, Role};
-use crate::model::{ClientDecision, Decision};
+use crate::model::{ClientDecision, Decision, Review, Verdict};
 
 /// The known keys.
 pub struct Keys {
@@ -43,10 +43,10 @@ impl Principal {
         self.roles.contains(&role)
     }
 
-    /// Whether this key sees decisions whole (the rules' trace and findings): auditors
-    /// and operators do; a submitting system sees a [`ClientDecision`].
+    /// Whether this key sees decisions whole (the rules' trace and findings): auditors,
+    /// operators and reviewers do; a submitting system sees a [`ClientDecision`].
     pub fn sees_whole_decisions(&self) -> bool {
-        self.has(Role::Auditor) || self.has(Role::Operator)
+        self.has(Role::Auditor) || self.has(Role::Operator) || self.has(Role::Reviewer)
     }
 
     /// A decision as this key may see it.
@@ -55,6 +55,22 @@ impl Principal {
             DecisionView::Whole(decision)
         } else {
             DecisionView::Client(ClientDecision::from(&decision))
+        }
+    }
+
+    /// A review as this key may see it: whole for those who see decisions whole; for a
+    /// submitting system, the verdict, its reason code and instant (not who reviewed it,
+    /// nor the reviewer's note).
+    pub fn view_review(&self, review: Review) -> ReviewView {
+        if self.sees_whole_decisions() {
+            ReviewView::Whole(review)
+        } else {
+            ReviewView::Client(ClientReview {
+                verdict: review.verdict,
+                reason_code: review.reason_code,
+                reviewed_at_unix_ms: review.reviewed_at_unix_ms,
+                expired: review.expired,
+            })
         }
     }
 
@@ -80,6 +96,30 @@ pub enum DecisionView {
     Whole(Decision),
     /// For submitting systems: the answer and its reason codes.
     Client(ClientDecision),
+}
+
+/// A review as a key may see it: whole, or the client's view.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ReviewView {
+    /// For auditors, operators and reviewers: who, what, why, the note.
+    Whole(Review),
+    /// For submitting systems: the outcome and its reason code.
+    Client(ClientReview),
+}
+
+/// What a submitting system is told of a review.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ClientReview {
+    /// Approve or reject.
+    pub verdict: Verdict,
+    /// The ISO 20022 reason code of a reject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// When, ms since the Unix epoch.
+    pub reviewed_at_unix_ms: i64,
+    /// Whether nobody reviewed it in time and payrules rejected it at the deadline.
+    pub expired: bool,
 }
 
 impl Keys {

@@ -144,7 +144,7 @@ impl ApiError {
 
 /// The answers every operation shares. The two that depend on what was submitted (a key
 /// in flight, a key reused) are mapped by the handler, which knows the field's name; here
-/// they are a bug (500).
+/// they are a bug (500). The review's refusals are the review operation's only.
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
@@ -160,6 +160,40 @@ impl From<ServiceError> for ApiError {
                 "shutting_down",
                 "the service is shutting down; retry with the same idempotency key",
             ),
+            ServiceError::NotFound => ApiError::not_found("payment_not_found", "no such payment"),
+            ServiceError::NotHeld { status } => ApiError::new(
+                StatusCode::CONFLICT,
+                "payment_not_held",
+                format!(
+                    "the payment was {}, not held for review: only a pending_review payment \
+                     can be reviewed",
+                    status.name()
+                ),
+            ),
+            ServiceError::AlreadyReviewed(review) => ApiError::new(
+                StatusCode::CONFLICT,
+                "payment_already_reviewed",
+                format!(
+                    "the payment was reviewed already: {} by {}{}; a payment is reviewed once",
+                    review.verdict.name(),
+                    review.reviewer,
+                    if review.expired {
+                        " at the review deadline"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            ServiceError::OwnPayment => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "four_eyes_own_payment",
+                "four eyes: this key submitted the payment, so another reviewer must review it",
+            ),
+            ServiceError::Invalid {
+                field,
+                code,
+                message,
+            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).field(field),
             other @ (ServiceError::InFlight
             | ServiceError::KeyReused { .. }
             | ServiceError::Internal(_)) => ApiError::internal(other),

@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{DecisionView, Principal};
+use super::auth::{DecisionView, Principal, ReviewView};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, idempotency};
 use crate::config::Role;
-use crate::model::{Payment, Status};
+use crate::model::{Payment, Status, final_status};
 use crate::service::ServiceError;
 use crate::store::{ListQuery, PaymentSummary};
 
@@ -167,8 +167,8 @@ pub(super) async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError>
     })
 }
 
-/// Read one payment and its decision. Submitters see the payments they submitted;
-/// auditors see all.
+/// Read one payment, its decision, its review if it was held and reviewed, and its final
+/// status. Submitters see the payments they submitted; auditors and reviewers see all.
 #[utoipa::path(
     get,
     path = "/v1/payments/{id}",
@@ -176,9 +176,9 @@ pub(super) async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError>
     params(("id" = String, Path, max_length = 64, pattern = "^pay_[0-9a-f]+$",
         description = "The payment id from the submission")),
     responses(
-        (status = 200, description = "The payment and its decision (whole for auditors, the client's view for submitters)", body = PaymentView),
+        (status = 200, description = "The payment, its decision and review (whole for auditors and reviewers, the client's view for submitters) and its final status", body = PaymentView),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Neither submitter nor auditor", body = ErrorBody),
+        (status = 403, description = "Not a submitter, auditor or reviewer", body = ErrorBody),
         (status = 404, description = "No such payment (or not this key's)", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -188,16 +188,22 @@ pub async fn get(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    principal.require(&[Role::Submitter, Role::Auditor])?;
+    principal.require(&[Role::Submitter, Role::Auditor, Role::Reviewer])?;
     let not_found = || ApiError::not_found("payment_not_found", format!("no payment {id}"));
     if id.len() > 64 {
         return Err(not_found());
     }
     let stored = state.service.payment(&id).await?.ok_or_else(not_found)?;
-    if !principal.has(Role::Auditor) && stored.submitted_by != *principal.name {
+    let sees_all = principal.has(Role::Auditor) || principal.has(Role::Reviewer);
+    if !sees_all && stored.submitted_by != *principal.name {
         return Err(not_found());
     }
     Ok(Json(PaymentView {
+        final_status: final_status(
+            stored.decision.status,
+            stored.review.as_ref().map(|r| r.verdict),
+        ),
+        review: stored.review.map(|review| principal.view_review(review)),
         payment_id: stored.payment_id,
         received_at_unix_ms: stored.received_at_unix_ms,
         submitted_by: stored.submitted_by,
@@ -217,8 +223,15 @@ pub struct PaymentView {
     pub submitted_by: String,
     /// The payment as validated.
     pub payment: Payment,
-    /// Its decision: whole for auditors and operators, the client's view for submitters.
+    /// Its decision: whole for auditors, operators and reviewers, the client's view for
+    /// submitters.
     pub decision: DecisionView,
+    /// Where it ended: the decision's status, or for a held payment that was reviewed,
+    /// the review's (`accepted` when approved, `rejected` when rejected).
+    pub final_status: Status,
+    /// Its review, once a held payment was reviewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewView>,
 }
 
 /// The query of a listing.

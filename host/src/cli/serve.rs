@@ -97,6 +97,7 @@ fn serve(
         // Several hosts: the others' accepted payments enter this host's velocity figures,
         // and this host is on the fleet's list.
         service.follow_other_hosts();
+        service.expire_unreviewed();
         service.beat(address.to_string()).await;
         // Hot reload: a burst of changes in the rules directory becomes one reload.
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);

@@ -1,9 +1,11 @@
-//! Plain data, no I/O: the payment and its money, the decision and its trace.
+//! Plain data, no I/O: the payment and its money, the decision and its trace, and the
+//! review of a held payment.
 
 mod decision;
 mod money;
 mod payment;
 pub mod reason_code;
+mod review;
 mod schema;
 
 pub use decision::{
@@ -15,3 +17,4 @@ pub use payment::{
     Account, AddressLines, Agent, Bic, ChargeBearer, CountryCode, Date, Iban, InvalidPayment,
     Party, Payment, PostalAddress, Text, Uetr, Urgency,
 };
+pub use review::{Review, Verdict, final_status};

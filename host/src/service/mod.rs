@@ -4,7 +4,8 @@
 //! [`Service`] holds what deciding needs — the live rules, the deciders, the store, the
 //! velocity book, the shadow runner, the metrics, the idempotency keys in flight — and
 //! offers the operations: submit a payment ([`payments`]), submit a message
-//! ([`messages`]), reload the rules and run a shadow set ([`rules`]), and the queries.
+//! ([`messages`]), review a held payment ([`reviews`]), reload the rules and run a shadow
+//! set ([`rules`]), and the queries.
 //! The HTTP layer (`api`) authenticates, reads and bounds requests, calls these, and maps
 //! [`ServiceError`] to its answers; it holds no flow of its own.
 //!
@@ -18,6 +19,7 @@ pub mod follow;
 pub mod hosts;
 pub mod messages;
 pub mod payments;
+pub mod reviews;
 pub mod rules;
 pub mod start;
 
@@ -25,7 +27,7 @@ pub use start::{StartError, Started, open_existing_store, postgres_settings, sta
 
 use std::sync::Arc;
 
-use crate::model::{Decision, Payment, Status};
+use crate::model::{Decision, Payment, Review, Status};
 use crate::pipeline::Deciders;
 use crate::pipeline::shadow::ShadowRunner;
 use crate::registry::RuleSet;
@@ -57,6 +59,8 @@ pub struct Service {
     host_id: String,
     /// When it started, ms since the Unix epoch.
     started_at_unix_ms: i64,
+    /// How held payments are reviewed.
+    review_policy: reviews::ReviewPolicy,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -78,6 +82,31 @@ pub enum ServiceError {
     /// The service is shutting down: a retry (on another host) is safe.
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// No such payment.
+    #[error("no such payment")]
+    NotFound,
+    /// The payment was not held for review: its decision's status.
+    #[error("the payment was not held for review (it was {})", status.name())]
+    NotHeld {
+        /// The decision's status.
+        status: Status,
+    },
+    /// The payment was reviewed already: the review that stands.
+    #[error("the payment was reviewed already ({} by {})", .0.verdict.name(), .0.reviewer)]
+    AlreadyReviewed(Box<Review>),
+    /// Four eyes: a key may not review a payment it submitted.
+    #[error("a payment may not be reviewed with the key that submitted it")]
+    OwnPayment,
+    /// A field of the request is invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault.
+        field: &'static str,
+        /// A stable code, e.g. `reason_code_required`.
+        code: &'static str,
+        /// Why, in a sentence.
+        message: String,
+    },
     /// A fault of payrules or its database: detail for the logs.
     #[error("{0}")]
     Internal(BoxError),
@@ -95,7 +124,11 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::Unavailable { reason } => ServiceError::Unavailable(reason),
             StoreError::Closed => ServiceError::ShuttingDown,
-            StoreError::KeyTaken | StoreError::Failed { .. } => ServiceError::internal(error),
+            // The review operation handles these itself: elsewhere they are faults.
+            StoreError::AlreadyReviewed
+            | StoreError::NotHeld
+            | StoreError::KeyTaken
+            | StoreError::Failed { .. } => ServiceError::internal(error),
         }
     }
 }
@@ -126,7 +159,19 @@ impl Service {
             following: follow::Following::default(),
             host_id: "payrules".to_owned(),
             started_at_unix_ms: crate::store::now_unix_ms(),
+            review_policy: reviews::ReviewPolicy::default(),
         }
+    }
+
+    /// Reviews held payments under `policy`.
+    pub fn with_review_policy(mut self, policy: reviews::ReviewPolicy) -> Service {
+        self.review_policy = policy;
+        self
+    }
+
+    /// How held payments are reviewed.
+    pub fn review_policy(&self) -> &reviews::ReviewPolicy {
+        &self.review_policy
     }
 
     /// Names this process among the hosts sharing the store.

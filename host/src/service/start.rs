@@ -129,7 +129,8 @@ pub fn start(
         .with_shadow_roots(&config.shadow_roots)
         .with_claim_lease(config.store.idempotency_lease_ms)
         .with_followed_through(accepted.through_seq)
-        .with_host_id(host_id);
+        .with_host_id(host_id)
+        .with_review_policy((&config.review).into());
     Ok(Started {
         service: Arc::new(service),
         trigger,

@@ -14,7 +14,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::audit_keys::{AuditKeys, Checkpoint, hex_32};
-use super::{DECIDED, DecidedRow, Store, StoreError};
+use super::{
+    DECIDED, DecidedRow, EntryRow, REVIEW_EXPIRED, REVIEWED, ReviewedRow, Store, StoreError,
+    review_detail,
+};
 
 /// The previous hash of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -270,10 +273,11 @@ impl<'k> Verifier<'k> {
 }
 
 /// Checks a store's whole audit log against the audit keys and the checkpoints (see
-/// [`Verifier`]), and both directions between the log and the payments: every decided
-/// payment's entry has its row, stored exactly as it was decided (payment, decision and
-/// the columns listings filter on), and every payment row has its entry. Returns what was
-/// verified, or the first fault. Blocking.
+/// [`Verifier`]), and both directions between the log and the rows it records: every
+/// decided payment's entry has its row, stored exactly as it was decided (payment,
+/// decision and the columns listings filter on), every review's entry its review, as
+/// made, of the decision as stored; and every payment and review has its entry. Returns
+/// what was verified, or the first fault. Blocking.
 pub fn verify(
     store: &dyn Store,
     keys: &AuditKeys,
@@ -287,17 +291,22 @@ pub fn verify(
     let mut unreadable = None;
     store.for_each_audit_entry(&mut |entry, row| {
         let checked = verifier.check(&entry).and_then(|()| {
-            if entry.action != DECIDED {
-                return Ok(());
-            }
             let fault = |reason: &str| ChainBreak {
                 seq: entry.seq,
                 reason: format!("payment {}: {reason}", entry.subject),
             };
-            let Some(row) = row else {
-                return Err(fault("the payment is missing from the store"));
+            let differs = match (entry.action.as_str(), row) {
+                (DECIDED, Some(EntryRow::Decided(row))) => decided_row_differs(&entry, &row),
+                (DECIDED, _) => return Err(fault("the payment is missing from the store")),
+                (REVIEWED | REVIEW_EXPIRED, Some(EntryRow::Reviewed(row))) => {
+                    review_row_differs(&entry, &row)
+                }
+                (REVIEWED | REVIEW_EXPIRED, _) => {
+                    return Err(fault("its review is missing from the store"));
+                }
+                _ => return Ok(()),
             };
-            match decided_row_differs(&entry, &row) {
+            match differs {
                 Ok(None) => Ok(()),
                 Ok(Some(reason)) => Err(fault(reason)),
                 Err(error) => {
@@ -327,7 +336,41 @@ pub fn verify(
             ),
         }));
     }
+    if let Some(id) = store.first_review_without_entry()? {
+        return Ok(Err(ChainBreak {
+            seq: 0,
+            reason: format!(
+                "the review of payment {id} is stored with no audit entry (inserted behind the \
+                 service's back)"
+            ),
+        }));
+    }
     Ok(Ok(verified))
+}
+
+/// Why a review's row is not what its audit entry recorded, if it is not: the reviewer,
+/// the instant, the verdict, the reason, the note, whether payrules made it at the
+/// deadline, and the decision it reviewed (which must be the one stored).
+fn review_row_differs(
+    entry: &AuditEntry,
+    row: &ReviewedRow,
+) -> Result<Option<&'static str>, String> {
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail)
+        .map_err(|e| format!("audit entry {}: its detail is not JSON: {e}", entry.seq))?;
+    let review = &row.review;
+    if detail != review_detail(review)
+        || entry.actor != review.reviewer
+        || entry.at_unix_ms != review.reviewed_at_unix_ms
+        || (entry.action == REVIEW_EXPIRED) != review.expired
+    {
+        return Ok(Some(
+            "its review (verdict, reason, note, reviewer or instant) is not what was recorded",
+        ));
+    }
+    if review.decision_sha256 != sha256_hex(&row.decision) {
+        return Ok(Some("the decision it reviewed is not the one stored"));
+    }
+    Ok(None)
 }
 
 /// Why a decided payment's row is not what its audit entry recorded, if it is not.

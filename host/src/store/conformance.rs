@@ -10,10 +10,10 @@ use std::sync::Arc;
 use super::audit::{self, Verified};
 use super::audit_keys::{AuditKeys, read_checkpoints};
 use super::{
-    Claim, DECIDED, IdempotencyClaim, IdempotencyRecord, ListQuery, NewDecision, NewMessage, Store,
-    StoreError,
+    Claim, DECIDED, IdempotencyClaim, IdempotencyRecord, ListQuery, NewDecision, NewMessage,
+    REVIEW_EXPIRED, REVIEWED, ReviewQuery, ReviewState, SERVICE_ACTOR, Store, StoreError,
 };
-use crate::model::{Decision, Payment, Status};
+use crate::model::{Decision, Payment, Review, Status, Verdict};
 
 /// How a backend's tests give the suite a store.
 pub struct Harness {
@@ -824,5 +824,364 @@ pub async fn hosts_beat_and_leave(harness: &Harness) {
     );
     store.leave("host-a:1:00").await.expect("leaves");
     assert!(store.hosts().await.expect("lists").is_empty());
+    store.close();
+}
+
+/// A review of `id` by `reviewer`, made at `at`, of the decision whose sha256 is `sha`.
+fn review(id: &str, verdict: Verdict, reviewer: &str, at: i64, sha: &str) -> Review {
+    Review {
+        payment_id: id.to_owned(),
+        verdict,
+        reason_code: (verdict == Verdict::Reject).then(|| "AG01".to_owned()),
+        note: Some(format!("looked at {id}")),
+        reviewer: reviewer.to_owned(),
+        reviewed_at_unix_ms: at,
+        decision_sha256: sha.to_owned(),
+        expired: false,
+    }
+}
+
+/// The queue of `store`'s open reviews, as payment ids.
+async fn open_queue(store: &dyn Store, query: ReviewQuery) -> (Vec<String>, Option<i64>) {
+    let page = store.reviews(query).await.expect("reads");
+    (
+        page.items
+            .into_iter()
+            .map(|item| item.summary.payment_id)
+            .collect(),
+        page.next_cursor,
+    )
+}
+
+fn queue_query(state: ReviewState, limit: u32) -> ReviewQuery {
+    ReviewQuery {
+        state,
+        submitted_by: None,
+        since_unix_ms: None,
+        received_before_unix_ms: None,
+        cursor: None,
+        limit,
+    }
+}
+
+/// A held payment waits in the queue (oldest first, with why it was held and the hash of
+/// its decision) until one review resolves it: the review is read back with the payment,
+/// audited, listed as resolved, and gives the payment its final status; a second review
+/// is refused and records nothing, as is a review of a payment not held or not stored.
+pub async fn a_held_payment_is_reviewed_once(harness: &Harness) {
+    let store = (harness.open)();
+    for (id, status) in [
+        ("pay_h1", Status::PendingReview),
+        ("pay_h2", Status::Accepted),
+        ("pay_h3", Status::PendingReview),
+    ] {
+        let new = new_decision(&*store, id, "checkout", id, status);
+        store.commit(new).await.expect("commits");
+    }
+    let (queue, _) = open_queue(&*store, queue_query(ReviewState::Open, 10)).await;
+    assert_eq!(queue, ["pay_h1", "pay_h3"], "held ones, oldest first");
+    let page = store
+        .reviews(queue_query(ReviewState::Open, 10))
+        .await
+        .expect("reads");
+    let held = store
+        .payment("pay_h1")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(page.items[0].decision_sha256, held.decision_sha256);
+    assert_eq!(page.items[0].summary.final_status, Status::PendingReview);
+    assert!(held.review.is_none());
+
+    let approval = review(
+        "pay_h1",
+        Verdict::Approve,
+        "analyst",
+        1_790_000_100_000,
+        &held.decision_sha256,
+    );
+    store.review(approval.clone()).await.expect("reviews");
+    let again = review(
+        "pay_h1",
+        Verdict::Reject,
+        "other",
+        1_790_000_100_001,
+        &held.decision_sha256,
+    );
+    assert!(matches!(
+        store.review(again).await,
+        Err(StoreError::AlreadyReviewed)
+    ));
+    let accepted = store
+        .payment("pay_h2")
+        .await
+        .expect("reads")
+        .expect("stored");
+    let not_held = review(
+        "pay_h2",
+        Verdict::Approve,
+        "analyst",
+        1,
+        &accepted.decision_sha256,
+    );
+    assert!(matches!(
+        store.review(not_held).await,
+        Err(StoreError::NotHeld)
+    ));
+    let missing = review("pay_none", Verdict::Approve, "analyst", 1, "00");
+    assert!(matches!(
+        store.review(missing).await,
+        Err(StoreError::NotHeld)
+    ));
+
+    let reviewed = store
+        .payment("pay_h1")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(reviewed.review.as_ref(), Some(&approval));
+    assert_eq!(
+        reviewed.decision.status,
+        Status::PendingReview,
+        "the decision stays as made"
+    );
+    let (queue, _) = open_queue(&*store, queue_query(ReviewState::Open, 10)).await;
+    assert_eq!(queue, ["pay_h3"]);
+    let resolved = store
+        .reviews(queue_query(ReviewState::Resolved, 10))
+        .await
+        .expect("reads");
+    assert_eq!(resolved.items.len(), 1);
+    assert_eq!(resolved.items[0].review.as_ref(), Some(&approval));
+    assert_eq!(resolved.items[0].summary.final_status, Status::Accepted);
+    let listed = store
+        .list(ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("lists");
+    let h1 = listed
+        .payments
+        .iter()
+        .find(|p| p.payment_id == "pay_h1")
+        .expect("listed");
+    assert_eq!(
+        (h1.status, h1.final_status),
+        (Status::PendingReview, Status::Accepted)
+    );
+    let of = store
+        .reviews_of(&["pay_h1".to_owned(), "pay_h3".to_owned()])
+        .await
+        .expect("reads");
+    assert_eq!(of, std::slice::from_ref(&approval));
+
+    let entries = store.audit_entries(0, 100).await.expect("reads");
+    let entry = entries
+        .iter()
+        .find(|e| e.action == REVIEWED)
+        .expect("audited");
+    assert_eq!(
+        (entry.subject.as_str(), entry.actor.as_str()),
+        ("pay_h1", "analyst")
+    );
+    assert_eq!(entry.at_unix_ms, approval.reviewed_at_unix_ms);
+    assert!(
+        !entry.detail.contains("looked at"),
+        "the note stays out of the log"
+    );
+    assert_eq!(entries.iter().filter(|e| e.action == REVIEWED).count(), 1);
+    harness.verify(&*store);
+    store.close();
+    drop(store);
+    let store = (harness.open)();
+    let kept = store
+        .payment("pay_h1")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(kept.review, Some(approval));
+    harness.verify(&*store);
+    store.close();
+}
+
+/// Reviews of one payment sent at once (as by two reviewers on two hosts): exactly one
+/// is recorded, every other is told the payment was reviewed already; the chain holds
+/// one entry for it.
+pub async fn concurrent_reviews_of_one_payment_record_exactly_one(harness: &Harness) {
+    let store = (harness.open)();
+    let new = new_decision(&*store, "pay_c", "checkout", "k", Status::PendingReview);
+    store.commit(new).await.expect("commits");
+    let sha = store
+        .payment("pay_c")
+        .await
+        .expect("reads")
+        .expect("stored")
+        .decision_sha256;
+    let attempts = (0..8).map(|n| {
+        let store = Arc::clone(&store);
+        let verdict = if n % 2 == 0 {
+            Verdict::Approve
+        } else {
+            Verdict::Reject
+        };
+        let review = review(
+            "pay_c",
+            verdict,
+            &format!("analyst-{n}"),
+            1_790_000_200_000 + n,
+            &sha,
+        );
+        tokio::spawn(async move { store.review(review).await })
+    });
+    let mut recorded = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        match attempt.await.expect("the task") {
+            Ok(()) => recorded += 1,
+            Err(StoreError::AlreadyReviewed) => {}
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(recorded, 1);
+    let entries = store.audit_entries(0, 100).await.expect("reads");
+    assert_eq!(entries.iter().filter(|e| e.action == REVIEWED).count(), 1);
+    harness.verify(&*store);
+    store.close();
+}
+
+/// A held payment approved counts as accepted from its approval on: the velocity snapshot
+/// has it at the approval's instant, and a host following the chain meets it at the
+/// approval's entry. A rejected or expired one never counts.
+pub async fn approvals_count_in_velocity_from_their_instant(harness: &Harness) {
+    let store = (harness.open)();
+    for id in ["pay_v1", "pay_v2", "pay_v3"] {
+        let new = new_decision(&*store, id, "checkout", id, Status::PendingReview);
+        store.commit(new).await.expect("commits");
+    }
+    let before = store.accepted_since(0).expect("reads");
+    assert!(before.payments.is_empty(), "held payments do not count");
+    let sha = |id: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .payment(id)
+                .await
+                .expect("reads")
+                .expect("stored")
+                .decision_sha256
+        }
+    };
+    let approved_at = 1_790_000_300_000;
+    store
+        .review(review(
+            "pay_v1",
+            Verdict::Approve,
+            "analyst",
+            approved_at,
+            &sha("pay_v1").await,
+        ))
+        .await
+        .expect("approves");
+    store
+        .review(review(
+            "pay_v2",
+            Verdict::Reject,
+            "analyst",
+            approved_at + 1,
+            &sha("pay_v2").await,
+        ))
+        .await
+        .expect("rejects");
+    let mut expired = review(
+        "pay_v3",
+        Verdict::Reject,
+        SERVICE_ACTOR,
+        approved_at + 2,
+        &sha("pay_v3").await,
+    );
+    expired.expired = true;
+    store.review(expired).await.expect("expires");
+    let entries = store.audit_entries(0, 100).await.expect("reads");
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.action == REVIEW_EXPIRED)
+            .count(),
+        1,
+        "the deadline's rejection is audited as such"
+    );
+
+    let snapshot = store.accepted_since(0).expect("reads");
+    let counted: Vec<(&str, i64)> = snapshot
+        .payments
+        .iter()
+        .map(|(id, _, at)| (id.as_str(), *at))
+        .collect();
+    assert_eq!(counted, [("pay_v1", approved_at)]);
+    assert!(
+        store
+            .accepted_since(approved_at + 1)
+            .expect("reads")
+            .payments
+            .is_empty(),
+        "counted from the approval's instant"
+    );
+    let followed = store
+        .accepted_after(before.through_seq, 100)
+        .await
+        .expect("reads");
+    let followed: Vec<(&str, i64)> = followed
+        .payments
+        .iter()
+        .map(|(id, _, at)| (id.as_str(), *at))
+        .collect();
+    assert_eq!(followed, [("pay_v1", approved_at)]);
+    harness.verify(&*store);
+    store.close();
+}
+
+/// The queue pages oldest first by cursor, and filters by submitter and by when the
+/// payment arrived (what the deadline looks for).
+pub async fn the_review_queue_pages_and_filters(harness: &Harness) {
+    let store = (harness.open)();
+    let mut arrived = Vec::new();
+    for (id, by) in [
+        ("pay_q1", "checkout"),
+        ("pay_q2", "treasury"),
+        ("pay_q3", "checkout"),
+        ("pay_q4", "checkout"),
+    ] {
+        let new = new_decision(&*store, id, by, id, Status::PendingReview);
+        arrived.push(new.received_at_unix_ms);
+        store.commit(new).await.expect("commits");
+    }
+    let mut seen = Vec::new();
+    let mut query = queue_query(ReviewState::Open, 3);
+    loop {
+        let (ids, next) = open_queue(&*store, query.clone()).await;
+        seen.extend(ids);
+        let Some(next) = next else { break };
+        query.cursor = Some(next);
+    }
+    assert_eq!(seen, ["pay_q1", "pay_q2", "pay_q3", "pay_q4"]);
+    let (mine, _) = open_queue(
+        &*store,
+        ReviewQuery {
+            submitted_by: Some("treasury".to_owned()),
+            ..queue_query(ReviewState::Open, 10)
+        },
+    )
+    .await;
+    assert_eq!(mine, ["pay_q2"]);
+    let oldest = *arrived.iter().min().expect("some");
+    let (overdue, _) = open_queue(
+        &*store,
+        ReviewQuery {
+            received_before_unix_ms: Some(oldest + 1),
+            ..queue_query(ReviewState::Open, 10)
+        },
+    )
+    .await;
+    assert_eq!(overdue.len(), 1, "only what arrived before the instant");
     store.close();
 }

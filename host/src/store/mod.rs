@@ -2,7 +2,8 @@
 //!
 //! The service knows only the [`Store`] trait and the plain types here. A backend keeps,
 //! in one database: payments and their decisions, idempotency records, ISO 20022
-//! messages' status reports, the hash-chained audit log, and shadow decisions. Two
+//! messages' status reports, the reviews of held payments, the hash-chained audit log,
+//! and shadow decisions. Two
 //! backends implement it: [`sqlite`], embedded (the default: one process, one file), and
 //! [`postgres`], one database for several hosts. [`conformance`] is the one
 //! specification of the behaviour the service relies on: every backend's tests run all
@@ -37,7 +38,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::model::{Decision, Payment, Status};
+use crate::model::{Decision, Payment, Reason, Review, Status};
 use audit::AuditEntry;
 use audit_keys::{AuditKeys, CheckpointLog};
 
@@ -49,6 +50,11 @@ pub const LIST_LIMIT_MAX: u32 = 500;
 
 /// The audit action of a decision.
 pub const DECIDED: &str = "payment.decided";
+/// The audit action of a held payment's review by a person.
+pub const REVIEWED: &str = "payment.reviewed";
+/// The audit action of a held payment rejected by payrules because nobody reviewed it
+/// before the deadline.
+pub const REVIEW_EXPIRED: &str = "payment.review_expired";
 /// The actor of the service's own audit entries.
 pub const SERVICE_ACTOR: &str = "payrules";
 
@@ -111,8 +117,22 @@ pub trait Store: Send + Sync {
         message_id: &'a str,
     ) -> StoreFuture<'a, Option<StoredMessage>>;
 
-    /// A stored payment and its decision.
+    /// A stored payment, its decision, and its review if it has one.
     fn payment<'a>(&'a self, payment_id: &'a str) -> StoreFuture<'a, Option<StoredPayment>>;
+
+    /// Records the review of a held payment and its audit entry ([`REVIEWED`], or
+    /// [`REVIEW_EXPIRED`] for one payrules made at the deadline) in one durable
+    /// transaction. A payment has one review: [`StoreError::AlreadyReviewed`] if it has
+    /// one (whichever host recorded it), [`StoreError::NotHeld`] if it is missing or was
+    /// not held for review.
+    fn review(&self, review: Review) -> StoreFuture<'_, ()>;
+
+    /// Held payments: those open (not reviewed yet), oldest first — the review queue — or
+    /// those reviewed, the most recently reviewed first.
+    fn reviews(&self, query: ReviewQuery) -> StoreFuture<'_, ReviewPage>;
+
+    /// The reviews of these payments (of those that have one), in no particular order.
+    fn reviews_of<'a>(&'a self, payment_ids: &'a [String]) -> StoreFuture<'a, Vec<Review>>;
 
     /// Payments, newest first.
     fn list(&self, query: ListQuery) -> StoreFuture<'_, Page>;
@@ -146,7 +166,8 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Accepted payments received at or after `since_unix_ms`, oldest first, with the
-    /// instant they were decided: what velocity figures are rebuilt from; read in one
+    /// instant they were decided, and the held payments approved at or after it, with the
+    /// instant of their approval: what velocity figures are rebuilt from; read in one
     /// snapshot with the chain's head, so that following [`Store::accepted_after`] that
     /// head misses none and counts none twice. Blocking.
     fn accepted_since(&self, since_unix_ms: i64) -> Result<Accepted, StoreError>;
@@ -156,8 +177,9 @@ pub trait Store: Send + Sync {
     fn shared(&self) -> bool;
 
     /// The accepted payments whose decisions' audit entries come after entry `after_seq`,
-    /// in chain order, reading at most `limit` entries: what a host follows of the
-    /// decisions other hosts commit.
+    /// and the held payments whose approvals' entries do (at the instant of approval), in
+    /// chain order, reading at most `limit` entries: what a host follows of the decisions
+    /// and reviews other hosts commit.
     fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted>;
 
     /// Visits every payment received in `since_unix_ms..until_unix_ms`, in the order
@@ -169,17 +191,22 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(Payment, Decision),
     ) -> Result<(), StoreError>;
 
-    /// Visits the audit log in order, each entry with the row of the payment it decided
-    /// (for a [`DECIDED`] entry whose payment is stored), until `visit` says `false`:
-    /// what `payrules audit verify` reads. Blocking.
+    /// Visits the audit log in order, each entry with the row it records: the payment a
+    /// [`DECIDED`] entry decided, the review a [`REVIEWED`] or [`REVIEW_EXPIRED`] entry
+    /// made (when stored), until `visit` says `false`: what `payrules audit verify`
+    /// reads. Blocking.
     fn for_each_audit_entry(
         &self,
-        visit: &mut dyn FnMut(AuditEntry, Option<DecidedRow>) -> bool,
+        visit: &mut dyn FnMut(AuditEntry, Option<EntryRow>) -> bool,
     ) -> Result<(), StoreError>;
 
     /// The first stored payment (in decision order) with no [`DECIDED`] audit entry.
     /// Blocking.
     fn first_payment_without_entry(&self) -> Result<Option<String>, StoreError>;
+
+    /// The payment of the first stored review (in review order) with no [`REVIEWED`] or
+    /// [`REVIEW_EXPIRED`] audit entry. Blocking.
+    fn first_review_without_entry(&self) -> Result<Option<String>, StoreError>;
 
     /// Records this host's heartbeat (who it is, where, what it runs), in place of its
     /// last one; forgets hosts silent for a day.
@@ -255,6 +282,61 @@ pub struct DecidedRow {
     pub currency: String,
     /// The end-to-end id column.
     pub end_to_end_id: String,
+}
+
+/// The row an audit entry records, as stored: what `verify` compares with the entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryRow {
+    /// A decided payment's row.
+    Decided(DecidedRow),
+    /// A review's row.
+    Reviewed(ReviewedRow),
+}
+
+/// A review as stored, with the decision (as stored) of the payment it reviewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewedRow {
+    /// The review.
+    pub review: Review,
+    /// The reviewed payment's decision, JSON as stored.
+    pub decision: String,
+}
+
+/// A review ready for a backend to write, with its audit entry's action and detail.
+pub struct ReviewRecord {
+    /// The review.
+    pub review: Review,
+    /// [`REVIEWED`] or [`REVIEW_EXPIRED`].
+    pub action: &'static str,
+    /// Its audit entry's detail: verdict, reason code, the sha256 of the decision reviewed
+    /// and of the note (the note itself stays out of the log).
+    pub audit_detail: String,
+}
+
+impl ReviewRecord {
+    /// A review with its audit detail.
+    pub fn new(review: Review) -> ReviewRecord {
+        let audit_detail = review_detail(&review).to_string();
+        ReviewRecord {
+            action: if review.expired {
+                REVIEW_EXPIRED
+            } else {
+                REVIEWED
+            },
+            review,
+            audit_detail,
+        }
+    }
+}
+
+/// What a review's audit entry records of it.
+pub fn review_detail(review: &Review) -> serde_json::Value {
+    serde_json::json!({
+        "verdict": review.verdict.name(),
+        "reason_code": review.reason_code,
+        "decision_sha256": review.decision_sha256,
+        "note_sha256": review.note.as_deref().map(audit::sha256_hex),
+    })
 }
 
 /// A decision ready for a backend to write: serialised, with its audit entry's detail
@@ -399,6 +481,12 @@ pub enum StoreError {
         /// What failed.
         source: BoxError,
     },
+    /// The payment has a review already: a payment is reviewed once.
+    #[error("the payment has been reviewed already")]
+    AlreadyReviewed,
+    /// The payment to review is not stored, or was not held for review.
+    #[error("the payment is not held for review")]
+    NotHeld,
     /// The store has stopped taking writes (the service is shutting down).
     #[error("the store is closed")]
     Closed,
@@ -507,7 +595,7 @@ pub struct IdempotencyRecord {
     pub payment_id: String,
 }
 
-/// A stored payment with its decision.
+/// A stored payment with its decision, and its review if it was held and reviewed.
 #[derive(Clone, Debug)]
 pub struct StoredPayment {
     /// The host's id.
@@ -520,6 +608,10 @@ pub struct StoredPayment {
     pub payment: Payment,
     /// Its decision.
     pub decision: Decision,
+    /// The sha256 (hex) of the decision as stored: what a review of it records.
+    pub decision_sha256: String,
+    /// Its review.
+    pub review: Option<Review>,
 }
 
 /// One row of a listing.
@@ -539,6 +631,9 @@ pub struct PaymentSummary {
     pub currency: String,
     /// The decision's status.
     pub status: Status,
+    /// Its final status: the decision's, or for a held payment that was reviewed, the
+    /// review's (`accepted` when approved, `rejected` when rejected).
+    pub final_status: Status,
     /// The rule set that decided.
     pub rule_set_version: String,
 }
@@ -563,6 +658,55 @@ pub struct ListQuery {
 pub struct Page {
     /// The payments, newest first.
     pub payments: Vec<PaymentSummary>,
+    /// The cursor for the next page, if there may be one.
+    pub next_cursor: Option<i64>,
+}
+
+/// Which held payments to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewState {
+    /// Not reviewed yet: the queue, oldest first.
+    Open,
+    /// Reviewed (or expired), the most recently reviewed first.
+    Resolved,
+}
+
+/// Which held payments to list.
+#[derive(Clone, Debug)]
+pub struct ReviewQuery {
+    /// Open or resolved.
+    pub state: ReviewState,
+    /// Only submitted by this API key.
+    pub submitted_by: Option<String>,
+    /// Only received at or after this instant, ms since the Unix epoch.
+    pub since_unix_ms: Option<i64>,
+    /// Only received before this instant, ms since the Unix epoch (what the deadline
+    /// looks for).
+    pub received_before_unix_ms: Option<i64>,
+    /// Continue after this cursor (from a previous page).
+    pub cursor: Option<i64>,
+    /// At most this many (1..=[`LIST_LIMIT_MAX`]).
+    pub limit: u32,
+}
+
+/// A held payment in a review listing.
+#[derive(Clone, Debug)]
+pub struct ReviewItem {
+    /// The payment's row.
+    pub summary: PaymentSummary,
+    /// Why the rules held it.
+    pub reasons: Vec<Reason>,
+    /// The sha256 (hex) of its decision as stored: what a review of it records.
+    pub decision_sha256: String,
+    /// Its review, once reviewed.
+    pub review: Option<Review>,
+}
+
+/// A page of held payments.
+#[derive(Clone, Debug)]
+pub struct ReviewPage {
+    /// The payments.
+    pub items: Vec<ReviewItem>,
     /// The cursor for the next page, if there may be one.
     pub next_cursor: Option<i64>,
 }

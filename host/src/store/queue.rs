@@ -1,8 +1,8 @@
 //! What a backend's writer is given: the writes its callers queue, each answered once it
 //! is durable. Both backends queue the same writes; their writers differ.
 
-use super::{DecisionRecord, NewDecision, NewMessage, StoreError, now_unix_ms};
-use crate::model::Decision;
+use super::{DecisionRecord, NewDecision, NewMessage, ReviewRecord, StoreError, now_unix_ms};
+use crate::model::{Decision, Review};
 
 /// A write and who waits for its outcome.
 pub(crate) struct Job {
@@ -11,10 +11,12 @@ pub(crate) struct Job {
 }
 
 /// What a writer writes: a decision (with its audit entry), a message with its decisions,
-/// an audit entry of the service's own, or the forgetting of old idempotency records.
+/// a review (with its audit entry), an audit entry of the service's own, or the forgetting
+/// of old idempotency records.
 pub(crate) enum Write {
     Decision(Box<DecisionRecord>),
     Message(Box<MessageRows>),
+    Review(Box<ReviewRecord>),
     Event(Event),
     /// Idempotency records made before this instant are forgotten (outside the chain).
     Expire {
@@ -43,6 +45,11 @@ impl Write {
             report: message.report,
             decisions,
         })))
+    }
+
+    /// A review, with its audit detail.
+    pub(crate) fn review(review: Review) -> Write {
+        Write::Review(Box::new(ReviewRecord::new(review)))
     }
 
     /// An audit entry of the service's own, now.

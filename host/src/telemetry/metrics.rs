@@ -65,6 +65,13 @@ pub struct Metrics {
     rule_set: Family<VersionLabels, Gauge>,
     reloads: Family<OutcomeLabels, Counter>,
     follow_delay: Histogram,
+    reviews: Family<ReviewLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    verdict: String,
+    by: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,7 +168,15 @@ impl Metrics {
              entry in this host's velocity figures",
             follow_delay.clone(),
         );
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        registry.register(
+            "reviews",
+            "Held payments resolved, by verdict (approve, reject) and by whom (reviewer, or \
+             deadline when nobody reviewed it in time)",
+            reviews.clone(),
+        );
         Metrics {
+            reviews,
             follow_delay,
             reloads,
             registry,
@@ -182,6 +197,16 @@ impl Metrics {
     /// `seconds` after it was decided.
     pub fn followed(&self, seconds: f64) {
         self.follow_delay.observe(seconds);
+    }
+
+    /// A held payment resolved: by a reviewer, or at the deadline.
+    pub fn review(&self, verdict: crate::model::Verdict, at_deadline: bool) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                verdict: verdict.name().to_owned(),
+                by: if at_deadline { "deadline" } else { "reviewer" }.to_owned(),
+            })
+            .inc();
     }
 
     /// A request answered.

@@ -42,12 +42,13 @@ use tokio_postgres::{Client, NoTls, Row};
 use super::audit::AuditEntry;
 use super::queue::{Job, ShadowRow, Write};
 use super::{
-    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, HostBeat, HostRow,
-    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, parse_status,
-    status_name, stored_decision, stored_payment,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
+    HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
+    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
+    ReviewedRow, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint,
+    parse_status, status_name, stored_decision, stored_payment,
 };
-use crate::model::{Decision, Payment};
+use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::write_loop;
 
 /// Reader connections per host (each pipelines many queries).
@@ -556,6 +557,62 @@ fn audit_row(row: &Row) -> Result<AuditEntry, StoreError> {
     })
 }
 
+/// The columns of a review (table `r`), as [`review_at`] reads them.
+const REVIEW_COLUMNS: &str = "r.payment_id, r.verdict, r.reason_code, r.note, r.reviewer, \
+     r.reviewed_at_ms, r.decision_sha256, r.expired";
+
+/// The review in [`REVIEW_COLUMNS`] from column `at`, if there is one (a LEFT JOIN may
+/// find none).
+fn review_at(row: &Row, at: usize) -> Result<Option<Review>, StoreError> {
+    let Some(payment_id) = get::<Option<String>>(row, at)? else {
+        return Ok(None);
+    };
+    let verdict: &str = get(row, at + 1)?;
+    let verdict = Verdict::parse(verdict).ok_or_else(|| {
+        StoreError::failed(format!(
+            "the review of {payment_id}: unknown verdict {verdict:?}"
+        ))
+    })?;
+    Ok(Some(Review {
+        payment_id,
+        verdict,
+        reason_code: get(row, at + 2)?,
+        note: get(row, at + 3)?,
+        reviewer: get(row, at + 4)?,
+        reviewed_at_unix_ms: get(row, at + 5)?,
+        decision_sha256: get(row, at + 6)?,
+        expired: get(row, at + 7)?,
+    }))
+}
+
+/// The columns of a payment's summary (table `p`) and its review's verdict, as
+/// [`summary_at`] reads them.
+const SUMMARY_COLUMNS: &str = "p.id, p.received_at_ms, p.submitted_by, p.end_to_end_id, \
+     p.amount, p.currency, p.status, p.rule_set_version, r.verdict";
+
+/// The summary in [`SUMMARY_COLUMNS`] from column `at`.
+fn summary_at(row: &Row, at: usize) -> Result<PaymentSummary, StoreError> {
+    let status: &str = get(row, at + 6)?;
+    let status = parse_status(status)
+        .ok_or_else(|| StoreError::failed(format!("unknown status {status:?}")))?;
+    let verdict = get::<Option<&str>>(row, at + 8)?
+        .map(|v| {
+            Verdict::parse(v).ok_or_else(|| StoreError::failed(format!("unknown verdict {v:?}")))
+        })
+        .transpose()?;
+    Ok(PaymentSummary {
+        payment_id: get(row, at)?,
+        received_at_unix_ms: get(row, at + 1)?,
+        submitted_by: get(row, at + 2)?,
+        end_to_end_id: get(row, at + 3)?,
+        amount: get(row, at + 4)?,
+        currency: get(row, at + 5)?,
+        status,
+        final_status: final_status(status, verdict),
+        rule_set_version: get(row, at + 7)?,
+    })
+}
+
 impl Store for PgStore {
     fn fingerprint(&self, canonical_payload: &[u8]) -> [u8; 32] {
         keyed_fingerprint(&self.fingerprint_key, canonical_payload)
@@ -689,8 +746,11 @@ impl Store for PgStore {
             let rows = self
                 .inner
                 .query(
-                    "SELECT id, received_at_ms, submitted_by, payment, decision \
-                     FROM payments WHERE id = $1",
+                    &format!(
+                        "SELECT p.id, p.received_at_ms, p.submitted_by, p.payment, p.decision, \
+                         {REVIEW_COLUMNS} FROM payments p \
+                         LEFT JOIN reviews r ON r.payment_id = p.id WHERE p.id = $1"
+                    ),
                     &[(&payment_id, Type::TEXT)],
                 )
                 .await?;
@@ -702,9 +762,89 @@ impl Store for PgStore {
                         submitted_by: get(row, 2)?,
                         payment: stored_payment(get(row, 3)?)?,
                         decision: stored_decision(get(row, 4)?)?,
+                        decision_sha256: super::audit::sha256_hex(get(row, 4)?),
+                        review: review_at(row, 5)?,
                     })
                 })
                 .transpose()
+        })
+    }
+
+    fn review(&self, review: Review) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(Write::review(review)))
+    }
+
+    fn reviews(&self, query: ReviewQuery) -> StoreFuture<'_, ReviewPage> {
+        Box::pin(async move {
+            let limit = query.limit.clamp(1, LIST_LIMIT_MAX);
+            let sql = match query.state {
+                ReviewState::Open => format!(
+                    "SELECT p.seq, {SUMMARY_COLUMNS}, p.decision, {REVIEW_COLUMNS} \
+                     FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
+                     WHERE p.status = 'pending_review' AND r.payment_id IS NULL \
+                       AND ($1::text IS NULL OR p.submitted_by = $1) \
+                       AND ($2::int8 IS NULL OR p.received_at_ms >= $2) \
+                       AND ($3::int8 IS NULL OR p.received_at_ms < $3) \
+                       AND ($4::int8 IS NULL OR p.seq > $4) \
+                     ORDER BY p.seq LIMIT $5"
+                ),
+                ReviewState::Resolved => format!(
+                    "SELECT r.seq, {SUMMARY_COLUMNS}, p.decision, {REVIEW_COLUMNS} \
+                     FROM reviews r JOIN payments p ON p.id = r.payment_id \
+                     WHERE ($1::text IS NULL OR p.submitted_by = $1) \
+                       AND ($2::int8 IS NULL OR p.received_at_ms >= $2) \
+                       AND ($3::int8 IS NULL OR p.received_at_ms < $3) \
+                       AND ($4::int8 IS NULL OR r.seq < $4) \
+                     ORDER BY r.seq DESC LIMIT $5"
+                ),
+            };
+            let rows = self
+                .inner
+                .query(
+                    &sql,
+                    &[
+                        (&query.submitted_by, Type::TEXT),
+                        (&query.since_unix_ms, Type::INT8),
+                        (&query.received_before_unix_ms, Type::INT8),
+                        (&query.cursor, Type::INT8),
+                        (&i64::from(limit), Type::INT8),
+                    ],
+                )
+                .await?;
+            let mut items = Vec::with_capacity(rows.len());
+            let mut last_seq = None;
+            for row in &rows {
+                last_seq = Some(get::<i64>(row, 0)?);
+                items.push(ReviewItem {
+                    summary: summary_at(row, 1)?,
+                    reasons: stored_decision(get(row, 10)?)?.reasons,
+                    decision_sha256: super::audit::sha256_hex(get(row, 10)?),
+                    review: review_at(row, 11)?,
+                });
+            }
+            let next_cursor = if items.len() == limit as usize {
+                last_seq
+            } else {
+                None
+            };
+            Ok(ReviewPage { items, next_cursor })
+        })
+    }
+
+    fn reviews_of<'a>(&'a self, payment_ids: &'a [String]) -> StoreFuture<'a, Vec<Review>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    &format!("SELECT {REVIEW_COLUMNS} FROM reviews r WHERE r.payment_id = ANY($1)"),
+                    &[(&payment_ids, Type::TEXT_ARRAY)],
+                )
+                .await?;
+            let mut reviews = Vec::with_capacity(rows.len());
+            for row in &rows {
+                reviews.extend(review_at(row, 0)?);
+            }
+            Ok(reviews)
         })
     }
 
@@ -715,14 +855,15 @@ impl Store for PgStore {
             let rows = self
                 .inner
                 .query(
-                    "SELECT seq, id, received_at_ms, submitted_by, end_to_end_id, amount, \
-                            currency, status, rule_set_version \
-                     FROM payments \
-                     WHERE ($1::text IS NULL OR status = $1) \
-                       AND ($2::int8 IS NULL OR received_at_ms >= $2) \
-                       AND ($3::text IS NULL OR submitted_by = $3) \
-                       AND ($4::int8 IS NULL OR seq < $4) \
-                     ORDER BY seq DESC LIMIT $5",
+                    &format!(
+                        "SELECT p.seq, {SUMMARY_COLUMNS} \
+                         FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
+                         WHERE ($1::text IS NULL OR p.status = $1) \
+                           AND ($2::int8 IS NULL OR p.received_at_ms >= $2) \
+                           AND ($3::text IS NULL OR p.submitted_by = $3) \
+                           AND ($4::int8 IS NULL OR p.seq < $4) \
+                         ORDER BY p.seq DESC LIMIT $5"
+                    ),
                     &[
                         (&status, Type::TEXT),
                         (&query.since_unix_ms, Type::INT8),
@@ -735,20 +876,8 @@ impl Store for PgStore {
             let mut payments = Vec::with_capacity(rows.len());
             let mut last_seq = None;
             for row in &rows {
-                let status: String = get(row, 7)?;
-                let status = parse_status(&status)
-                    .ok_or_else(|| StoreError::failed(format!("unknown status {status:?}")))?;
                 last_seq = Some(get::<i64>(row, 0)?);
-                payments.push(PaymentSummary {
-                    payment_id: get(row, 1)?,
-                    received_at_unix_ms: get(row, 2)?,
-                    submitted_by: get(row, 3)?,
-                    end_to_end_id: get(row, 4)?,
-                    amount: get(row, 5)?,
-                    currency: get(row, 6)?,
-                    status,
-                    rule_set_version: get(row, 8)?,
-                });
+                payments.push(summary_at(row, 1)?);
             }
             let next_cursor = if payments.len() == limit as usize {
                 last_seq
@@ -863,10 +992,15 @@ impl Store for PgStore {
                     let head = client
                         .query_one("SELECT seq FROM audit_head WHERE id = 1", &[])
                         .await?;
+                    // Accepted as decided, then approved after review (at their approval).
                     let rows = client
                         .query(
-                            "SELECT id, payment, decision FROM payments \
-                             WHERE status = 'accepted' AND received_at_ms >= $1 ORDER BY seq",
+                            "SELECT id, payment, decision, NULL::int8 FROM payments \
+                             WHERE status = 'accepted' AND received_at_ms >= $1 \
+                             UNION ALL \
+                             SELECT p.id, p.payment, p.decision, r.reviewed_at_ms FROM reviews r \
+                             JOIN payments p ON p.id = r.payment_id \
+                             WHERE r.verdict = 'approve' AND r.reviewed_at_ms >= $1",
                             &[&since_unix_ms],
                         )
                         .await?;
@@ -877,11 +1011,11 @@ impl Store for PgStore {
                 let (head, rows) = read.map_err(pg_error)?;
                 let mut payments = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    payments.push((
-                        get(row, 0)?,
-                        stored_payment(get(row, 1)?)?,
-                        stored_decision(get(row, 2)?)?.decided_at_unix_ms,
-                    ));
+                    let at = match get::<Option<i64>>(row, 3)? {
+                        Some(approved_at) => approved_at,
+                        None => stored_decision(get(row, 2)?)?.decided_at_unix_ms,
+                    };
+                    payments.push((get(row, 0)?, stored_payment(get(row, 1)?)?, at));
                 }
                 Ok(Accepted {
                     payments,
@@ -901,14 +1035,20 @@ impl Store for PgStore {
             let rows = self
                 .inner
                 .query(
-                    "SELECT a.seq, p.id, p.payment, p.decision FROM audit_log a \
-                     LEFT JOIN payments p ON a.action = $1 AND p.id = a.subject \
-                         AND p.status = 'accepted' \
+                    // An accepted decision's entry, or an approval's (at its instant).
+                    "SELECT a.seq, p.id, p.payment, p.decision, r.reviewed_at_ms \
+                     FROM audit_log a \
+                     LEFT JOIN reviews r ON a.action = $4 AND r.payment_id = a.subject \
+                         AND r.verdict = 'approve' \
+                     LEFT JOIN payments p ON p.id = a.subject \
+                         AND ((a.action = $1 AND p.status = 'accepted') \
+                              OR r.payment_id IS NOT NULL) \
                      WHERE a.seq > $2 ORDER BY a.seq LIMIT $3",
                     &[
                         (&DECIDED, Type::TEXT),
                         (&after_seq, Type::INT8),
                         (&limit, Type::INT8),
+                        (&REVIEWED, Type::TEXT),
                     ],
                 )
                 .await?;
@@ -922,11 +1062,11 @@ impl Store for PgStore {
                 let payment: Option<&str> = get(row, 2)?;
                 let decision: Option<&str> = get(row, 3)?;
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
-                    accepted.payments.push((
-                        id,
-                        stored_payment(payment)?,
-                        stored_decision(decision)?.decided_at_unix_ms,
-                    ));
+                    let at = match get::<Option<i64>>(row, 4)? {
+                        Some(approved_at) => approved_at,
+                        None => stored_decision(decision)?.decided_at_unix_ms,
+                    };
+                    accepted.payments.push((id, stored_payment(payment)?, at));
                 }
             }
             Ok(accepted)
@@ -975,24 +1115,31 @@ impl Store for PgStore {
 
     fn for_each_audit_entry(
         &self,
-        visit: &mut dyn FnMut(AuditEntry, Option<DecidedRow>) -> bool,
+        visit: &mut dyn FnMut(AuditEntry, Option<EntryRow>) -> bool,
     ) -> Result<(), StoreError> {
         self.each_page(
             |inner, after| {
                 Box::pin(async move {
                     let rows = inner
                         .query(
-                            "SELECT a.seq, a.at_ms, a.actor, a.action, a.subject, a.detail, \
-                                    a.prev_hash, a.hash, a.key_id, a.mac, \
-                                    p.payment, p.decision, p.submitted_by, p.status, \
-                                    p.rule_set_version, p.amount, p.currency, p.end_to_end_id \
-                             FROM audit_log a \
-                             LEFT JOIN payments p ON a.action = $1 AND p.id = a.subject \
-                             WHERE a.seq > $2 ORDER BY a.seq LIMIT $3",
+                            &format!(
+                                "SELECT a.seq, a.at_ms, a.actor, a.action, a.subject, a.detail, \
+                                        a.prev_hash, a.hash, a.key_id, a.mac, \
+                                        p.payment, p.decision, p.submitted_by, p.status, \
+                                        p.rule_set_version, p.amount, p.currency, \
+                                        p.end_to_end_id, {REVIEW_COLUMNS}, rp.decision \
+                                 FROM audit_log a \
+                                 LEFT JOIN payments p ON a.action = $1 AND p.id = a.subject \
+                                 LEFT JOIN reviews r ON a.action = ANY($4) \
+                                     AND r.payment_id = a.subject \
+                                 LEFT JOIN payments rp ON rp.id = r.payment_id \
+                                 WHERE a.seq > $2 ORDER BY a.seq LIMIT $3"
+                            ),
                             &[
                                 (&DECIDED, Type::TEXT),
                                 (&after, Type::INT8),
                                 (&PAGE_ROWS, Type::INT8),
+                                (&[REVIEWED, REVIEW_EXPIRED].as_slice(), Type::TEXT_ARRAY),
                             ],
                         )
                         .await?;
@@ -1001,7 +1148,7 @@ impl Store for PgStore {
                             let entry = audit_row(row)?;
                             let payment: Option<String> = get(row, 10)?;
                             let decided = match payment {
-                                Some(payment) => Some(DecidedRow {
+                                Some(payment) => Some(EntryRow::Decided(DecidedRow {
                                     payment,
                                     decision: get(row, 11)?,
                                     submitted_by: get(row, 12)?,
@@ -1010,8 +1157,13 @@ impl Store for PgStore {
                                     amount: get(row, 15)?,
                                     currency: get(row, 16)?,
                                     end_to_end_id: get(row, 17)?,
-                                }),
-                                None => None,
+                                })),
+                                None => match (review_at(row, 18)?, get(row, 26)?) {
+                                    (Some(review), Some(decision)) => {
+                                        Some(EntryRow::Reviewed(ReviewedRow { review, decision }))
+                                    }
+                                    _ => None,
+                                },
                             };
                             Ok((entry.seq, (entry, decided)))
                         })
@@ -1031,6 +1183,23 @@ impl Store for PgStore {
                          (SELECT 1 FROM audit_log a WHERE a.action = $1 AND a.subject = p.id) \
                          ORDER BY p.seq LIMIT 1",
                         &[(&DECIDED, Type::TEXT)],
+                    )
+                    .await?;
+                rows.first().map(|row| get(row, 0)).transpose()
+            })
+        })
+    }
+
+    fn first_review_without_entry(&self) -> Result<Option<String>, StoreError> {
+        self.wait(|inner| {
+            Box::pin(async move {
+                let rows = inner
+                    .query(
+                        "SELECT r.payment_id FROM reviews r WHERE NOT EXISTS \
+                         (SELECT 1 FROM audit_log a WHERE a.action = ANY($1) \
+                          AND a.subject = r.payment_id) \
+                         ORDER BY r.seq LIMIT 1",
+                        &[(&[REVIEWED, REVIEW_EXPIRED].as_slice(), Type::TEXT_ARRAY)],
                     )
                     .await?;
                 rows.first().map(|row| get(row, 0)).transpose()
@@ -1292,6 +1461,10 @@ pub(crate) mod tests {
         a_claim_holds_a_key_against_every_host_until_its_lease_ends,
         a_commit_whose_claim_was_taken_over_is_refused,
         hosts_sharing_a_database_form_one_chain,
+        a_held_payment_is_reviewed_once,
+        concurrent_reviews_of_one_payment_record_exactly_one,
+        approvals_count_in_velocity_from_their_instant,
+        the_review_queue_pages_and_filters,
     );
 
     /// Runs statements in the test database as `settings` (its role) and returns the
@@ -1398,6 +1571,9 @@ pub(crate) mod tests {
             "DROP TRIGGER audit_log_is_append_only ON audit_log",
             "ALTER TABLE audit_log DISABLE TRIGGER USER",
             "TRUNCATE audit_log",
+            "UPDATE reviews SET verdict = 'approve'",
+            "DELETE FROM reviews",
+            "ALTER TABLE reviews DISABLE TRIGGER USER",
         ] {
             let refused = sql_as(&service, attack);
             assert!(

@@ -122,6 +122,27 @@ CREATE TABLE hosts (
     heartbeat TIMESTAMPTZ NOT NULL
 );
 ",
+    // Reviews of held payments: one per payment, never changed.
+    r"
+CREATE TABLE reviews (
+    seq BIGSERIAL PRIMARY KEY,
+    payment_id TEXT NOT NULL UNIQUE REFERENCES payments (id),
+    verdict TEXT NOT NULL,
+    reason_code TEXT,
+    note TEXT,
+    reviewer TEXT NOT NULL,
+    reviewed_at_ms BIGINT NOT NULL,
+    decision_sha256 TEXT NOT NULL,
+    expired BOOLEAN NOT NULL
+);
+CREATE INDEX reviews_by_time ON reviews (reviewed_at_ms);
+CREATE FUNCTION payrules_reviews_are_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'reviews are append-only'; END $$;
+CREATE TRIGGER reviews_are_append_only BEFORE UPDATE OR DELETE ON reviews
+    FOR EACH ROW EXECUTE FUNCTION payrules_reviews_are_append_only();
+CREATE TRIGGER reviews_are_not_truncated BEFORE TRUNCATE ON reviews
+    FOR EACH STATEMENT EXECUTE FUNCTION payrules_reviews_are_append_only();
+",
 ];
 
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:

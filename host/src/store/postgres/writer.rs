@@ -33,7 +33,7 @@ use crate::store::audit::entry_hash;
 use crate::store::audit_keys::AuditKeys;
 use crate::store::queue::{Job, MessageRows, ShadowRow, Write};
 use crate::store::{
-    AuditSealing, CommitObserver, DECIDED, DecisionRecord, SERVICE_ACTOR, StoreError,
+    AuditSealing, CommitObserver, DECIDED, DecisionRecord, ReviewRecord, SERVICE_ACTOR, StoreError,
 };
 
 /// How often an idle writer checkpoints the head and writes shadow decisions.
@@ -151,6 +151,8 @@ fn shadows_queued(shadows: &std::sync::mpsc::Receiver<ShadowRow>) -> Vec<ShadowR
 fn same_error(error: &StoreError) -> StoreError {
     match error {
         StoreError::KeyTaken => StoreError::KeyTaken,
+        StoreError::AlreadyReviewed => StoreError::AlreadyReviewed,
+        StoreError::NotHeld => StoreError::NotHeld,
         StoreError::Unavailable { reason } => StoreError::Unavailable {
             reason: reason.clone(),
         },
@@ -166,6 +168,7 @@ pub(super) struct Writer {
     client: Client,
     record: Statement,
     messages: Statement,
+    reviews: Statement,
     payments: Statement,
     entries: Statement,
     head: Statement,
@@ -188,6 +191,7 @@ impl Writer {
         let prepared = tokio::try_join!(
             prepare(FENCE_AND_RECORD),
             prepare(RECORD_MESSAGES),
+            prepare(RECORD_REVIEWS),
             prepare(INSERT_PAYMENTS),
             prepare(INSERT_ENTRIES),
             prepare(MOVE_HEAD),
@@ -195,11 +199,12 @@ impl Writer {
             prepare(INSERT_SHADOWS),
         )
         .map_err(pg_error)?;
-        let (record, messages, payments, entries, head, expire, shadows) = prepared;
+        let (record, messages, reviews, payments, entries, head, expire, shadows) = prepared;
         Ok(Writer {
             client,
             record,
             messages,
+            reviews,
             payments,
             entries,
             head,
@@ -327,6 +332,18 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int8[], $5::text[]
 ON CONFLICT DO NOTHING
 RETURNING principal, message_id";
 
+/// The reviews of payments held and not reviewed yet (the head lock, taken before, orders
+/// hosts reviewing the same payment: the second finds the first's row).
+const RECORD_REVIEWS: &str = "\
+INSERT INTO reviews (payment_id, verdict, reason_code, note, reviewer, reviewed_at_ms,
+                     decision_sha256, expired)
+SELECT i.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                       $7::text[], $8::bool[])
+    AS i(payment_id, verdict, reason_code, note, reviewer, reviewed_at_ms, decision_sha256, expired)
+WHERE EXISTS (SELECT 1 FROM payments p WHERE p.id = i.payment_id AND p.status = 'pending_review')
+ON CONFLICT DO NOTHING
+RETURNING payment_id";
+
 const INSERT_PAYMENTS: &str = "\
 INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id, amount, currency,
                       status, rule_set_version, payment, decision)
@@ -415,10 +432,18 @@ async fn commit_locked(
             _ => None,
         })
         .collect();
-    let ((head_seq, head_hash), recorded, claimed) = tokio::try_join!(
+    let reviews: Vec<&ReviewRecord> = batch
+        .iter()
+        .filter_map(|job| match &job.write {
+            Write::Review(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    let ((head_seq, head_hash), recorded, claimed, mut reviewed) = tokio::try_join!(
         lock_head(client),
         record_idempotency(client, &decisions),
         record_messages(client, &messages),
+        record_reviews(client, &reviews),
     )?;
 
     // Each job's outcome, and the rows and entries of those recorded, in batch order.
@@ -459,6 +484,22 @@ async fn commit_locked(
                     outcomes.push(Err(StoreError::KeyTaken));
                 }
             }
+            Write::Review(r) => match reviewed.remove(r.review.payment_id.as_str()) {
+                Some(Ok(())) => {
+                    let review = &r.review;
+                    chain.append(
+                        review.reviewed_at_unix_ms,
+                        &review.reviewer,
+                        r.action,
+                        &review.payment_id,
+                        &r.audit_detail,
+                    );
+                    outcomes.push(Ok(()));
+                }
+                Some(Err(refused)) => outcomes.push(Err(refused)),
+                // A second review of one payment in one batch: the first was the one.
+                None => outcomes.push(Err(StoreError::AlreadyReviewed)),
+            },
             Write::Event(e) => {
                 chain.append(e.at_ms, SERVICE_ACTOR, &e.action, &e.subject, &e.detail);
                 outcomes.push(Ok(()));
@@ -626,6 +667,81 @@ async fn record_messages<'m>(
         }
     }
     Ok(claimed)
+}
+
+/// Inserts the reviews of payments held and not reviewed yet; returns, for each payment
+/// with a review in the batch, whether its (first) review was recorded or why not.
+async fn record_reviews<'r>(
+    client: &Writer,
+    reviews: &[&'r ReviewRecord],
+) -> Result<HashMap<&'r str, Result<(), StoreError>>, StoreError> {
+    let mut outcomes = HashMap::new();
+    if reviews.is_empty() {
+        return Ok(outcomes);
+    }
+    let column = |f: fn(&'r ReviewRecord) -> Option<&'r str>| -> Vec<Option<&'r str>> {
+        reviews.iter().map(|r| f(r)).collect()
+    };
+    let payment_id = column(|r| Some(&r.review.payment_id));
+    let verdict = column(|r| Some(r.review.verdict.name()));
+    let reason_code = column(|r| r.review.reason_code.as_deref());
+    let note = column(|r| r.review.note.as_deref());
+    let reviewer = column(|r| Some(&r.review.reviewer));
+    let at: Vec<i64> = reviews
+        .iter()
+        .map(|r| r.review.reviewed_at_unix_ms)
+        .collect();
+    let sha = column(|r| Some(&r.review.decision_sha256));
+    let expired: Vec<bool> = reviews.iter().map(|r| r.review.expired).collect();
+    let params: [&(dyn ToSql + Sync); 8] = [
+        &payment_id,
+        &verdict,
+        &reason_code,
+        &note,
+        &reviewer,
+        &at,
+        &sha,
+        &expired,
+    ];
+    let rows = client
+        .query(&client.reviews, &params)
+        .await
+        .map_err(pg_error)?;
+    for row in &rows {
+        let id: &str = row.try_get(0).map_err(pg_error)?;
+        if let Some(r) = reviews.iter().find(|r| r.review.payment_id == id) {
+            outcomes.insert(r.review.payment_id.as_str(), Ok(()));
+        }
+    }
+    // Those not recorded: reviewed already (by another host, or earlier), or not held.
+    let refused: Vec<&str> = reviews
+        .iter()
+        .map(|r| r.review.payment_id.as_str())
+        .filter(|id| !outcomes.contains_key(id))
+        .collect();
+    if !refused.is_empty() {
+        let rows = client
+            .query(
+                "SELECT payment_id FROM reviews WHERE payment_id = ANY($1)",
+                &[&refused],
+            )
+            .await
+            .map_err(pg_error)?;
+        let reviewed: HashSet<String> = rows
+            .iter()
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()
+            .map_err(pg_error)?;
+        for id in refused {
+            let why = if reviewed.contains(id) {
+                StoreError::AlreadyReviewed
+            } else {
+                StoreError::NotHeld
+            };
+            outcomes.insert(id, Err(why));
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Inserts shadow decisions in one statement, with `synchronous_commit = off` (they

@@ -27,12 +27,13 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use super::audit::AuditEntry;
 use super::queue::{Job, ShadowRow, Write};
 use super::{
-    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, HostBeat, HostRow,
-    IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page, PaymentSummary,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, now_unix_ms,
-    parse_status, status_name, stored_decision, stored_payment,
+    Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
+    HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
+    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
+    ReviewedRow, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint,
+    now_unix_ms, parse_status, status_name, stored_decision, stored_payment,
 };
-use crate::model::{Decision, Payment};
+use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::{Chain, chain_head, write_loop};
 
 /// Connections kept for reads.
@@ -126,6 +127,25 @@ ALTER TABLE audit_log ADD COLUMN mac BLOB;
     // Idempotency records expire (store::Store::expire_idempotency).
     r#"
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms);
+"#,
+    // Reviews of held payments: one per payment, never changed.
+    r#"
+CREATE TABLE reviews (
+    seq INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL UNIQUE REFERENCES payments (id),
+    verdict TEXT NOT NULL,
+    reason_code TEXT,
+    note TEXT,
+    reviewer TEXT NOT NULL,
+    reviewed_at_ms INTEGER NOT NULL,
+    decision_sha256 TEXT NOT NULL,
+    expired INTEGER NOT NULL
+);
+CREATE INDEX reviews_by_time ON reviews (reviewed_at_ms);
+CREATE TRIGGER reviews_are_append_only_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+CREATE TRIGGER reviews_are_append_only_delete BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
 "#,
 ];
 
@@ -391,30 +411,64 @@ impl Store for SqliteStore {
     fn payment<'a>(&'a self, payment_id: &'a str) -> StoreFuture<'a, Option<StoredPayment>> {
         let id = payment_id.to_owned();
         Box::pin(self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT id, received_at_ms, submitted_by, payment, decision \
-                 FROM payments WHERE id = ?1",
-            )?
-            .query_row(params![id], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            })
-            .optional()?
-            .map(|(payment_id, received, submitted_by, payment, decision)| {
-                Ok(StoredPayment {
-                    payment_id,
-                    received_at_unix_ms: received,
-                    submitted_by,
-                    payment: stored_payment(&payment)?,
-                    decision: stored_decision(&decision)?,
+            let found = conn
+                .prepare_cached(&format!(
+                    "SELECT p.id, p.received_at_ms, p.submitted_by, p.payment, p.decision, \
+                     {REVIEW_COLUMNS} FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
+                     WHERE p.id = ?1"
+                ))?
+                .query_row(params![id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        review_at(row, 5)?,
+                    ))
                 })
-            })
-            .transpose()
+                .optional()?;
+            found
+                .map(
+                    |(payment_id, received, submitted_by, payment, decision, review)| {
+                        Ok(StoredPayment {
+                            payment_id,
+                            received_at_unix_ms: received,
+                            submitted_by,
+                            payment: stored_payment(&payment)?,
+                            decision: stored_decision(&decision)?,
+                            decision_sha256: super::audit::sha256_hex(&decision),
+                            review: review.transpose().map_err(StoreError::failed)?,
+                        })
+                    },
+                )
+                .transpose()
+        }))
+    }
+
+    fn review(&self, review: Review) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(crate::store::queue::Write::review(review)))
+    }
+
+    fn reviews(&self, query: ReviewQuery) -> StoreFuture<'_, ReviewPage> {
+        Box::pin(self.read(move |conn| reviews(conn, &query)))
+    }
+
+    fn reviews_of<'a>(&'a self, payment_ids: &'a [String]) -> StoreFuture<'a, Vec<Review>> {
+        let ids = serde_json::to_string(payment_ids).unwrap_or_else(|_| "[]".to_owned());
+        Box::pin(self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {REVIEW_COLUMNS} FROM reviews r \
+                 WHERE r.payment_id IN (SELECT value FROM json_each(?1))"
+            ))?;
+            let rows = statement.query_map(params![ids], |row| review_at(row, 0))?;
+            let mut reviews = Vec::new();
+            for row in rows {
+                if let Some(review) = row? {
+                    reviews.push(review.map_err(StoreError::failed)?);
+                }
+            }
+            Ok(reviews)
         }))
     }
 
@@ -497,25 +551,31 @@ impl Store for SqliteStore {
                 tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_log", [], |row| {
                     row.get(0)
                 })?;
+            // Accepted as decided, then approved after review (at their approval).
             let mut statement = tx.prepare(
-                "SELECT id, payment, decision FROM payments \
-                 WHERE status = 'accepted' AND received_at_ms >= ?1 ORDER BY seq",
+                "SELECT id, payment, decision, NULL FROM payments \
+                 WHERE status = 'accepted' AND received_at_ms >= ?1 \
+                 UNION ALL \
+                 SELECT p.id, p.payment, p.decision, r.reviewed_at_ms FROM reviews r \
+                 JOIN payments p ON p.id = r.payment_id \
+                 WHERE r.verdict = 'approve' AND r.reviewed_at_ms >= ?1",
             )?;
             let rows = statement.query_map(params![since_unix_ms], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
                     row.get::<_, String>(2)?,
+                    row.get::<_, Option<i64>>(3)?,
                 ))
             })?;
             let mut payments = Vec::new();
             for row in rows {
-                let (id, payment, decision) = row?;
-                payments.push((
-                    id,
-                    stored_payment(&payment)?,
-                    stored_decision(&decision)?.decided_at_unix_ms,
-                ));
+                let (id, payment, decision, approved_at) = row?;
+                let at = match approved_at {
+                    Some(at) => at,
+                    None => stored_decision(&decision)?.decided_at_unix_ms,
+                };
+                payments.push((id, stored_payment(&payment)?, at));
             }
             Ok(Accepted {
                 payments,
@@ -531,20 +591,24 @@ impl Store for SqliteStore {
 
     fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted> {
         Box::pin(self.read(move |conn| {
+            // An accepted decision's entry, or an approval's (counted at its instant).
             let mut statement = conn.prepare_cached(
-                "SELECT a.seq, p.id, p.payment, p.decision FROM audit_log a \
-                 LEFT JOIN payments p ON a.action = ?1 AND p.id = a.subject \
-                     AND p.status = 'accepted' \
+                "SELECT a.seq, p.id, p.payment, p.decision, r.reviewed_at_ms FROM audit_log a \
+                 LEFT JOIN reviews r ON a.action = ?4 AND r.payment_id = a.subject \
+                     AND r.verdict = 'approve' \
+                 LEFT JOIN payments p ON p.id = a.subject \
+                     AND ((a.action = ?1 AND p.status = 'accepted') OR r.payment_id IS NOT NULL) \
                  WHERE a.seq > ?2 ORDER BY a.seq LIMIT ?3",
             )?;
             let rows = statement.query_map(
-                params![DECIDED, after_seq, limit.clamp(1, LIST_LIMIT_MAX)],
+                params![DECIDED, after_seq, limit.clamp(1, LIST_LIMIT_MAX), REVIEWED],
                 |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, Option<String>>(1)?,
                         row.get::<_, Option<String>>(2)?,
                         row.get::<_, Option<String>>(3)?,
+                        row.get::<_, Option<i64>>(4)?,
                     ))
                 },
             )?;
@@ -553,14 +617,14 @@ impl Store for SqliteStore {
                 through_seq: after_seq,
             };
             for row in rows {
-                let (seq, id, payment, decision) = row?;
+                let (seq, id, payment, decision, approved_at) = row?;
                 accepted.through_seq = seq;
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
-                    accepted.payments.push((
-                        id,
-                        stored_payment(&payment)?,
-                        stored_decision(&decision)?.decided_at_unix_ms,
-                    ));
+                    let at = match approved_at {
+                        Some(at) => at,
+                        None => stored_decision(&decision)?.decided_at_unix_ms,
+                    };
+                    accepted.payments.push((id, stored_payment(&payment)?, at));
                 }
             }
             Ok(accepted)
@@ -591,9 +655,13 @@ impl Store for SqliteStore {
 
     fn for_each_audit_entry(
         &self,
-        visit: &mut dyn FnMut(AuditEntry, Option<DecidedRow>) -> bool,
+        visit: &mut dyn FnMut(AuditEntry, Option<EntryRow>) -> bool,
     ) -> Result<(), StoreError> {
         self.read_here(|conn| {
+            let mut reviewed = conn.prepare(&format!(
+                "SELECT {REVIEW_COLUMNS}, p.decision FROM reviews r \
+                 JOIN payments p ON p.id = r.payment_id WHERE r.payment_id = ?1"
+            ))?;
             let mut statement = conn.prepare(
                 "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash, key_id, mac \
                  FROM audit_log ORDER BY seq",
@@ -605,7 +673,7 @@ impl Store for SqliteStore {
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
                 let entry = audit_row(row)?.map_err(StoreError::failed)?;
-                let decided = if entry.action == DECIDED {
+                let row = if entry.action == DECIDED {
                     payment
                         .query_row(params![entry.subject], |r| {
                             Ok(DecidedRow {
@@ -620,10 +688,24 @@ impl Store for SqliteStore {
                             })
                         })
                         .optional()?
+                        .map(EntryRow::Decided)
+                } else if entry.action == REVIEWED || entry.action == REVIEW_EXPIRED {
+                    let found = reviewed
+                        .query_row(params![entry.subject], |r| {
+                            Ok((review_at(r, 0)?, r.get::<_, String>(8)?))
+                        })
+                        .optional()?;
+                    match found {
+                        Some((Some(review), decision)) => Some(EntryRow::Reviewed(ReviewedRow {
+                            review: review.map_err(StoreError::failed)?,
+                            decision,
+                        })),
+                        _ => None,
+                    }
                 } else {
                     None
                 };
-                if !visit(entry, decided) {
+                if !visit(entry, row) {
                     break;
                 }
             }
@@ -638,6 +720,20 @@ impl Store for SqliteStore {
                     "SELECT id FROM payments WHERE id NOT IN \
                      (SELECT subject FROM audit_log WHERE action = ?1) ORDER BY seq LIMIT 1",
                     params![DECIDED],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn first_review_without_entry(&self) -> Result<Option<String>, StoreError> {
+        self.read_here(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT payment_id FROM reviews WHERE payment_id NOT IN \
+                     (SELECT subject FROM audit_log WHERE action IN (?1, ?2)) \
+                     ORDER BY seq LIMIT 1",
+                    params![REVIEWED, REVIEW_EXPIRED],
                     |row| row.get(0),
                 )
                 .optional()?)
@@ -699,14 +795,14 @@ fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
     let limit = query.limit.clamp(1, LIST_LIMIT_MAX);
     let status = query.status.map(status_name);
     let mut statement = conn.prepare_cached(
-        "SELECT seq, id, received_at_ms, submitted_by, end_to_end_id, amount, currency, \
-                status, rule_set_version \
-         FROM payments \
-         WHERE (?1 IS NULL OR status = ?1) \
-           AND (?2 IS NULL OR received_at_ms >= ?2) \
-           AND (?3 IS NULL OR submitted_by = ?3) \
-           AND (?4 IS NULL OR seq < ?4) \
-         ORDER BY seq DESC LIMIT ?5",
+        "SELECT p.seq, p.id, p.received_at_ms, p.submitted_by, p.end_to_end_id, p.amount, \
+                p.currency, p.status, p.rule_set_version, r.verdict \
+         FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
+         WHERE (?1 IS NULL OR p.status = ?1) \
+           AND (?2 IS NULL OR p.received_at_ms >= ?2) \
+           AND (?3 IS NULL OR p.submitted_by = ?3) \
+           AND (?4 IS NULL OR p.seq < ?4) \
+         ORDER BY p.seq DESC LIMIT ?5",
     )?;
     let mut last_seq = None;
     let rows = statement.query_map(
@@ -717,29 +813,7 @@ fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
             query.cursor,
             limit
         ],
-        |row| {
-            let status: String = row.get(7)?;
-            let status = parse_status(&status).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    7,
-                    rusqlite::types::Type::Text,
-                    format!("unknown status {status:?}").into(),
-                )
-            })?;
-            Ok((
-                row.get::<_, i64>(0)?,
-                PaymentSummary {
-                    payment_id: row.get(1)?,
-                    received_at_unix_ms: row.get(2)?,
-                    submitted_by: row.get(3)?,
-                    end_to_end_id: row.get(4)?,
-                    amount: row.get(5)?,
-                    currency: row.get(6)?,
-                    status,
-                    rule_set_version: row.get(8)?,
-                },
-            ))
-        },
+        |row| Ok((row.get::<_, i64>(0)?, summary_at(row, 1)?)),
     )?;
     let mut payments = Vec::new();
     for row in rows {
@@ -756,6 +830,133 @@ fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
         payments,
         next_cursor,
     })
+}
+
+/// A payment's summary from the columns `id, received_at_ms, submitted_by, end_to_end_id,
+/// amount, currency, status, rule_set_version` and its review's verdict (or NULL),
+/// starting at column `at`.
+fn summary_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PaymentSummary> {
+    let status: String = row.get(at + 6)?;
+    let verdict: Option<String> = row.get(at + 8)?;
+    let unreadable = |what: String| {
+        rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, what.into())
+    };
+    let status =
+        parse_status(&status).ok_or_else(|| unreadable(format!("unknown status {status:?}")))?;
+    let verdict = match verdict.as_deref().map(Verdict::parse) {
+        None => None,
+        Some(Some(verdict)) => Some(verdict),
+        Some(None) => return Err(unreadable(format!("unknown verdict {verdict:?}"))),
+    };
+    Ok(PaymentSummary {
+        payment_id: row.get(at)?,
+        received_at_unix_ms: row.get(at + 1)?,
+        submitted_by: row.get(at + 2)?,
+        end_to_end_id: row.get(at + 3)?,
+        amount: row.get(at + 4)?,
+        currency: row.get(at + 5)?,
+        status,
+        final_status: final_status(status, verdict),
+        rule_set_version: row.get(at + 7)?,
+    })
+}
+
+/// A page of held payments: the open ones oldest first, or the reviewed ones most recently
+/// reviewed first.
+fn reviews(conn: &Connection, query: &ReviewQuery) -> Result<ReviewPage, StoreError> {
+    let limit = query.limit.clamp(1, LIST_LIMIT_MAX);
+    let sql = match query.state {
+        ReviewState::Open => format!(
+            "SELECT p.seq, p.id, p.received_at_ms, p.submitted_by, p.end_to_end_id, p.amount, \
+                    p.currency, p.status, p.rule_set_version, NULL, p.decision, {REVIEW_COLUMNS} \
+             FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
+             WHERE p.status = 'pending_review' AND r.payment_id IS NULL \
+               AND (?1 IS NULL OR p.submitted_by = ?1) \
+               AND (?2 IS NULL OR p.received_at_ms >= ?2) \
+               AND (?3 IS NULL OR p.received_at_ms < ?3) \
+               AND (?4 IS NULL OR p.seq > ?4) \
+             ORDER BY p.seq LIMIT ?5"
+        ),
+        ReviewState::Resolved => format!(
+            "SELECT r.seq, p.id, p.received_at_ms, p.submitted_by, p.end_to_end_id, p.amount, \
+                    p.currency, p.status, p.rule_set_version, r.verdict, p.decision, \
+                    {REVIEW_COLUMNS} \
+             FROM reviews r JOIN payments p ON p.id = r.payment_id \
+             WHERE (?1 IS NULL OR p.submitted_by = ?1) \
+               AND (?2 IS NULL OR p.received_at_ms >= ?2) \
+               AND (?3 IS NULL OR p.received_at_ms < ?3) \
+               AND (?4 IS NULL OR r.seq < ?4) \
+             ORDER BY r.seq DESC LIMIT ?5"
+        ),
+    };
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(
+        params![
+            query.submitted_by,
+            query.since_unix_ms,
+            query.received_before_unix_ms,
+            query.cursor,
+            limit
+        ],
+        |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                summary_at(row, 1)?,
+                row.get::<_, String>(10)?,
+                review_at(row, 11)?,
+            ))
+        },
+    )?;
+    let mut items = Vec::new();
+    let mut last_seq = None;
+    for row in rows {
+        let (seq, summary, decision, review) = row?;
+        last_seq = Some(seq);
+        items.push(ReviewItem {
+            summary,
+            reasons: stored_decision(&decision)?.reasons,
+            decision_sha256: super::audit::sha256_hex(&decision),
+            review: review.transpose().map_err(StoreError::failed)?,
+        });
+    }
+    let next_cursor = if items.len() == limit as usize {
+        last_seq
+    } else {
+        None
+    };
+    Ok(ReviewPage { items, next_cursor })
+}
+
+/// The columns of a review (table `r`), as [`review_at`] reads them.
+const REVIEW_COLUMNS: &str = "r.payment_id, r.verdict, r.reason_code, r.note, r.reviewer, \
+     r.reviewed_at_ms, r.decision_sha256, r.expired";
+
+/// The review in [`REVIEW_COLUMNS`] from column `at`: `None` when there is none (a LEFT
+/// JOIN found none), an error text when its verdict is unreadable.
+#[allow(clippy::type_complexity)]
+fn review_at(
+    row: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<Option<Result<Review, String>>> {
+    let Some(payment_id) = row.get::<_, Option<String>>(at)? else {
+        return Ok(None);
+    };
+    let verdict: String = row.get(at + 1)?;
+    let Some(verdict) = Verdict::parse(&verdict) else {
+        return Ok(Some(Err(format!(
+            "the review of {payment_id}: unknown verdict {verdict:?}"
+        ))));
+    };
+    Ok(Some(Ok(Review {
+        payment_id,
+        verdict,
+        reason_code: row.get(at + 2)?,
+        note: row.get(at + 3)?,
+        reviewer: row.get(at + 4)?,
+        reviewed_at_unix_ms: row.get(at + 5)?,
+        decision_sha256: row.get(at + 6)?,
+        expired: row.get(at + 7)?,
+    })))
 }
 
 /// A fingerprint and a text found by a two-part key (`sql` selects them by `?1`, `?2`).
@@ -937,6 +1138,10 @@ mod tests {
         accepted_payments_are_followed_in_chain_order,
         hosts_beat_and_leave,
         a_used_key_is_answered_with_its_record_not_claimed,
+        a_held_payment_is_reviewed_once,
+        concurrent_reviews_of_one_payment_record_exactly_one,
+        approvals_count_in_velocity_from_their_instant,
+        the_review_queue_pages_and_filters,
     );
 
     #[test]

@@ -10,7 +10,7 @@ use super::super::audit::{GENESIS, entry_hash};
 use super::super::audit_keys::AuditKeys;
 use super::super::queue::{Job, ShadowRow, Write};
 use super::super::{
-    AuditSealing, CommitObserver, DECIDED, DecisionRecord, SERVICE_ACTOR, StoreError,
+    AuditSealing, CommitObserver, DECIDED, DecisionRecord, ReviewRecord, SERVICE_ACTOR, StoreError,
 };
 use super::{SHADOW_IDLE_WRITE, SHADOW_ROWS_PER_WRITE};
 
@@ -222,6 +222,20 @@ fn insert(
             }
             Ok(head)
         }
+        Write::Review(r) => {
+            insert_review(conn, r)?;
+            let review = &r.review;
+            audit(
+                conn,
+                head,
+                keys,
+                review.reviewed_at_unix_ms,
+                &review.reviewer,
+                r.action,
+                &review.payment_id,
+                &r.audit_detail,
+            )
+        }
         Write::Expire { before_unix_ms } => {
             let forgotten = conn
                 .prepare_cached("DELETE FROM idempotency_keys WHERE created_at_ms < ?1")?
@@ -346,4 +360,40 @@ fn insert_idempotency(conn: &Connection, r: &DecisionRecord) -> Result<(), Store
         return Err(StoreError::KeyTaken);
     }
     Ok(())
+}
+
+/// Inserts a review if its payment is held and has none yet.
+fn insert_review(conn: &Connection, r: &ReviewRecord) -> Result<(), StoreError> {
+    let review = &r.review;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO reviews (payment_id, verdict, reason_code, note, reviewer, \
+             reviewed_at_ms, decision_sha256, expired) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+             WHERE EXISTS (SELECT 1 FROM payments WHERE id = ?1 AND status = 'pending_review') \
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            review.payment_id,
+            review.verdict.name(),
+            review.reason_code,
+            review.note,
+            review.reviewer,
+            review.reviewed_at_unix_ms,
+            review.decision_sha256,
+            review.expired
+        ])?;
+    if inserted == 1 {
+        return Ok(());
+    }
+    let reviewed = conn
+        .prepare_cached("SELECT 1 FROM reviews WHERE payment_id = ?1")?
+        .query_row(params![review.payment_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    Err(if reviewed {
+        StoreError::AlreadyReviewed
+    } else {
+        StoreError::NotHeld
+    })
 }
