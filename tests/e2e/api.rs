@@ -578,6 +578,9 @@ fn the_openapi_document_matches_the_routes() {
         "POST /v1/payments",
         "GET /v1/payments",
         "GET /v1/payments/{id}",
+        "POST /v1/payments/{id}/review",
+        "GET /v1/reviews",
+        "GET /v1/messages/{msg_id}/status",
         "GET /v1/rules",
         "POST /v1/rules/reload",
         "GET /v1/rules/history",
@@ -601,7 +604,10 @@ fn the_openapi_document_matches_the_routes() {
         let Some(path) = entry.strip_prefix("GET ") else {
             continue;
         };
-        let reply = server.get(&path.replace("{id}", "pay_missing"), Some(AUDITOR));
+        let path = path
+            .replace("{id}", "pay_missing")
+            .replace("{msg_id}", "MSG-MISSING");
+        let reply = server.get(&path, Some(AUDITOR));
         assert!(
             reply.status != 404 || reply.code() != "route_not_found",
             "{entry}: {}",

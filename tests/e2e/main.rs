@@ -12,7 +12,10 @@
 //! - `docs`: the rule guide keeps up with the contract.
 //! - `api`: `payrules serve` over real HTTP: submit, retry, conflict, auth, listing, bad
 //!   input, metrics, OpenAPI, logs.
-//! - `messages`: pacs.008 and pain.001 over HTTP, answered with pacs.002 or JSON.
+//! - `messages`: pacs.008 and pain.001 over HTTP, answered with pacs.002 / pain.002 or
+//!   JSON, and followed up once held transactions are reviewed.
+//! - `reviews`: held payments reviewed over HTTP: the queue, who may, what the submitter
+//!   sees, two reviewers at once, four eyes, the deadline, the audit chain after.
 //! - `plugins`: rule projects scaffolded, built and tested; test vectors that fail.
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
@@ -36,6 +39,7 @@ mod messages;
 mod plugins;
 mod postgres;
 mod reload;
+mod reviews;
 mod sandbox;
 mod security;
 mod server;

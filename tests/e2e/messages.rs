@@ -1,12 +1,13 @@
-//! ISO 20022 over HTTP: pacs.008 and pain.001 in, pacs.002 (or JSON) out.
+//! ISO 20022 over HTTP: pacs.008 and pain.001 in, pacs.002 and pain.002 (or JSON) out,
+//! and the follow-up reports once held transactions are reviewed.
 //!
-//! Every pacs.002 these tests receive is also written to `target/pacs002/`, where
-//! `.ci/run` validates them against the official XSD with the conformance kit's
-//! `validate_pacs002.py`.
+//! Every status report these tests receive is also written to `target/status-reports/`,
+//! where `.ci/run` validates them against the official XSDs with the conformance kit's
+//! `validate_status_report.py`.
 
 use serde_json::Value;
 
-use crate::server::{AUDITOR, SUBMITTER, Server, audit_verify};
+use crate::server::{AUDITOR, REVIEWER, SUBMITTER, Server, audit_verify};
 use crate::support::workspace;
 
 /// One credit transfer of a test pacs.008: end-to-end id, amount (USD), creditor name,
@@ -63,9 +64,9 @@ fn post_xml(server: &Server, xml: &str, accept: Option<&str>) -> crate::server::
     server.request("POST", "/v1/payments", &headers, Some(xml.as_bytes()))
 }
 
-/// Keeps a pacs.002 answer for the XSD validation in `.ci/run`.
+/// Keeps a status report (pacs.002 or pain.002) for the XSD validation in `.ci/run`.
 fn keep(name: &str, xml: &str) {
-    let dir = workspace().join("target/pacs002");
+    let dir = workspace().join("target/status-reports");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.xml")), xml).unwrap();
 }
@@ -163,8 +164,129 @@ fn a_pain001_from_the_fixtures_is_answered_per_transaction() {
     let reply = post_xml(&server, &xml, Some("application/xml"));
     assert_eq!(reply.status, 201, "{}", reply.body);
     keep("pain001-fixture", &reply.body);
-    assert_eq!(texts(&reply.body, "OrgnlMsgNmId"), ["pain.001.001.09"]);
-    assert_eq!(texts(&reply.body, "TxSts").len(), 3);
+    let report = &reply.body;
+    assert!(
+        report.contains("urn:iso:std:iso:20022:tech:xsd:pain.002.001.10")
+            && report.contains("<CstmrPmtStsRpt>"),
+        "a pain.001 is answered with a pain.002: {report}"
+    );
+    assert_eq!(texts(report, "OrgnlMsgNmId"), ["pain.001.001.09"]);
+    assert_eq!(texts(report, "OrgnlPmtInfId"), ["PI-1", "PI-2"]);
+    assert_eq!(texts(report, "OrgnlNbOfTxs"), ["3", "2", "1"]);
+    assert_eq!(texts(report, "TxSts").len(), 3);
+}
+
+/// A message whose transactions were held: its status follows their reviews, in the
+/// report that answers its kind (pacs.002 for a pacs.008, pain.002 for a pain.001), under
+/// a report id of its own, the same when asked again.
+#[test]
+fn a_messages_status_follows_the_reviews_of_its_held_transactions() {
+    let server = Server::start();
+    let xml = pacs008(
+        "MSG-HELD-1",
+        &[
+            ("E2E-H-OK", "40.00", "Maria Gonzalez", "55555555555"),
+            ("E2E-H-HELD", "70.00", "Heinz Mueller", "77777777777"),
+        ],
+    );
+    let first = post_xml(&server, &xml, None);
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(
+        texts(&first.body, "TxSts"),
+        ["ACSP", "PDNG"],
+        "{}",
+        first.body
+    );
+    let status_path = "/v1/messages/MSG-HELD-1/status";
+    let before = server.get(status_path, Some(SUBMITTER));
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(
+        before.body, first.body,
+        "nothing reviewed yet: the first report"
+    );
+    assert_eq!(
+        server.get(status_path, Some(AUDITOR)).status,
+        403,
+        "the submitting key's"
+    );
+    assert_eq!(
+        server
+            .get("/v1/messages/MSG-NOT-SENT/status", Some(SUBMITTER))
+            .code(),
+        "message_not_found"
+    );
+
+    let held = server.all_payments();
+    let held_id = held
+        .iter()
+        .find(|p| p["end_to_end_id"] == "E2E-H-HELD")
+        .and_then(|p| p["payment_id"].as_str())
+        .expect("the held payment")
+        .to_owned();
+    let reply = server.review(
+        REVIEWER,
+        &held_id,
+        &serde_json::json!({"verdict": "reject", "reason_code": "AG01", "note": "no contract"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let after = server.get(status_path, Some(SUBMITTER));
+    assert_eq!(after.status, 200);
+    keep("pacs008-followed-up", &after.body);
+    assert_eq!(texts(&after.body, "TxSts"), ["ACSP", "RJCT"]);
+    assert_eq!(texts(&after.body, "GrpSts"), ["PART"]);
+    assert_eq!(texts(&after.body, "Cd"), ["AG01"]);
+    assert!(!after.body.contains("no contract"), "the note stays inside");
+    assert_ne!(
+        texts(&after.body, "MsgId"),
+        texts(&first.body, "MsgId"),
+        "a report of its own"
+    );
+    assert_eq!(texts(&after.body, "MsgId")[0].len(), 34);
+    assert_eq!(
+        server.get(status_path, Some(SUBMITTER)).body,
+        after.body,
+        "the same outcomes, the same report"
+    );
+    let json = server.request(
+        "GET",
+        status_path,
+        &[
+            ("Authorization", &format!("Bearer {SUBMITTER}")),
+            ("Accept", "application/json"),
+        ],
+        None,
+    );
+    assert_eq!(json.json()["group_status"], "PART", "{}", json.body);
+
+    // A pain.001 with a held transaction: approved, its pain.002 says so.
+    let pain = std::fs::read_to_string(
+        workspace().join("tests/fixtures/iso20022/pain001-two-pmtinf-prefixed-bom.xml"),
+    )
+    .unwrap()
+    .replace("Van Dijk Onderdelen B.V.", "Heinz Mueller")
+    .replace("MUSTER-20261124-01", "MUSTER-HELD-01");
+    let first = post_xml(&server, &pain, None);
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(texts(&first.body, "TxSts")[0], "PDNG", "{}", first.body);
+    let held_id = server
+        .all_payments()
+        .iter()
+        .find(|p| p["end_to_end_id"] == "INV-2026-0418" && p["final_status"] == "pending_review")
+        .and_then(|p| p["payment_id"].as_str())
+        .expect("the held payment")
+        .to_owned();
+    let reply = server.review(
+        REVIEWER,
+        &held_id,
+        &serde_json::json!({"verdict": "approve"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let after = server.get("/v1/messages/MUSTER-HELD-01/status", Some(SUBMITTER));
+    assert_eq!(after.status, 200, "{}", after.body);
+    keep("pain001-followed-up", &after.body);
+    assert!(after.body.contains("<CstmrPmtStsRpt>"), "{}", after.body);
+    assert_eq!(texts(&after.body, "TxSts")[0], "ACSP");
+    assert_eq!(texts(&after.body, "OrgnlPmtInfId"), ["PI-1", "PI-2"]);
 }
 
 #[test]

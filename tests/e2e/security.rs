@@ -6,8 +6,8 @@
 //!   component; an unlisted name so disguised is held for review.
 //! - The audit log: someone who can write the database file drops the triggers, edits a
 //!   payment and recomputes every later hash; removes the newest entries; inserts a
-//!   payment with no entry; edits a column listings filter on. `payrules audit verify`
-//!   names each.
+//!   payment with no entry; edits a column listings filter on; flips a review's verdict;
+//!   forges a review with no entry. `payrules audit verify` names each.
 //! - Metrics: invented HTTP methods do not grow `/metrics`.
 //! - Rules directories: symlinks out of them and special files are refused; a
 //!   ConfigMap-style tree of symlinks loads and is kept as the last good set.
@@ -17,7 +17,7 @@ use std::path::Path;
 use payrules::store::audit::entry_hash;
 use serde_json::Value;
 
-use crate::server::{SUBMITTER, Server, audit_verify, payment};
+use crate::server::{REVIEWER, SUBMITTER, Server, audit_verify, payment};
 use crate::support::RulesDir;
 
 #[test]
@@ -606,4 +606,70 @@ fn a_key_past_its_rate_is_answered_429_and_others_are_served() {
     // The bucket refills at its rate.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     assert_eq!(server.get("/v1/payments", Some(SUBMITTER)).status, 200);
+}
+
+/// Reviews are evidence too: a verdict flipped in the database (its triggers dropped),
+/// and a review forged for a payment nobody reviewed, are each named by `audit verify`.
+#[test]
+fn audit_verify_catches_a_review_rewritten_or_forged_in_the_database() {
+    let mut server = Server::start();
+    let mut held = Vec::new();
+    for key in ["rv-1", "rv-2"] {
+        let reply = server.submit(SUBMITTER, key, &payment("weak-match-review.json", key));
+        assert_eq!(reply.json()["status"], "pending_review", "{}", reply.body);
+        held.push(reply.json()["payment_id"].as_str().unwrap().to_owned());
+    }
+    let reply = server.review(
+        REVIEWER,
+        &held[0],
+        &serde_json::json!({"verdict": "reject", "reason_code": "AG01"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert!(server.terminate().success());
+    let original = server.store();
+    let (code, out) = Evidence::copy_of(&original).verify();
+    assert_eq!(code, Some(0), "{out}");
+
+    // 1. The rejection turned into an approval.
+    let evidence = Evidence::copy_of(&original);
+    let db = evidence.db();
+    let refused = db.execute(
+        "UPDATE reviews SET verdict = 'approve', reason_code = NULL",
+        [],
+    );
+    assert!(
+        refused.is_err(),
+        "reviews are append-only while the triggers stand"
+    );
+    db.execute_batch(
+        "DROP TRIGGER reviews_are_append_only_update;
+         UPDATE reviews SET verdict = 'approve', reason_code = NULL;",
+    )
+    .unwrap();
+    let (code, out) = evidence.verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("payment {}", held[0])) && out.contains("its review"),
+        "{out}"
+    );
+
+    // 2. An approval forged for the payment nobody reviewed.
+    let evidence = Evidence::copy_of(&original);
+    evidence
+        .db()
+        .execute(
+            "INSERT INTO reviews (payment_id, verdict, reviewer, reviewed_at_ms, \
+             decision_sha256, expired) VALUES (?1, 'approve', 'analyst', 1, '', 0)",
+            [&held[1]],
+        )
+        .unwrap();
+    let (code, out) = evidence.verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "the review of payment {} is stored with no audit entry",
+            held[1]
+        )),
+        "{out}"
+    );
 }

@@ -20,6 +20,12 @@ pub const OTHER_SUBMITTER: &str = "pr_test_submitter_treasury_0002";
 pub const OPERATOR: &str = "pr_test_operator_0003";
 /// A key with the auditor role.
 pub const AUDITOR: &str = "pr_test_auditor_0004";
+/// A key with the reviewer role (named `analyst`).
+pub const REVIEWER: &str = "pr_test_reviewer_analyst_0005";
+/// A second reviewer (named `analyst-2`).
+pub const OTHER_REVIEWER: &str = "pr_test_reviewer_analyst2_0006";
+/// A key that both submits and reviews (named `desk`): what four eyes is about.
+pub const DESK: &str = "pr_test_submitter_reviewer_desk_0007";
 
 /// A running service.
 pub struct Server {
@@ -144,6 +150,9 @@ impl Server {
             ("treasury", OTHER_SUBMITTER, "\"submitter\""),
             ("ops", OPERATOR, "\"operator\""),
             ("audit", AUDITOR, "\"auditor\""),
+            ("analyst", REVIEWER, "\"reviewer\""),
+            ("analyst-2", OTHER_REVIEWER, "\"reviewer\""),
+            ("desk", DESK, "\"submitter\", \"reviewer\""),
         ]
         .iter()
         .map(|(name, key, roles)| {
@@ -292,6 +301,19 @@ impl Server {
                 ("Idempotency-Key", &format!("\"{idempotency_key}\"")),
             ],
             Some(payment.to_string().as_bytes()),
+        )
+    }
+
+    /// `POST /v1/payments/{id}/review` with a JSON body, as `key`.
+    pub fn review(&self, key: &str, payment_id: &str, body: &Value) -> Reply {
+        self.request(
+            "POST",
+            &format!("/v1/payments/{payment_id}/review"),
+            &[
+                ("Authorization", &format!("Bearer {key}")),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
         )
     }
 

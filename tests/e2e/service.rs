@@ -171,3 +171,66 @@ async fn a_reload_abandoned_by_its_caller_goes_live_with_its_audit_entry() {
     );
     service.stop();
 }
+
+/// A held payment counts in velocity only once approved (from its approval on); a
+/// rejected one never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_payment_counts_in_velocity_once_approved_and_never_when_rejected() {
+    use payrules::model::Verdict;
+    use payrules::service::reviews::ReviewRequest;
+    let payment = example_payment("weak-match-review.json");
+    let debtor = payment.debtor_account().to_owned();
+    let currency = payment.money().currency();
+    let velocity = Arc::new(VelocityBook::new());
+    let counted = || {
+        velocity
+            .figures(
+                Scope::Debtor(&debtor),
+                currency,
+                3_600,
+                now_unix_ms() + 1_000,
+            )
+            .count
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(store(&dir), &velocity);
+    let principal: Arc<str> = Arc::from("checkout");
+    let mut held = Vec::new();
+    for key in ["k-a", "k-b"] {
+        let submitted = service
+            .submit_payment(&principal, key, payment.clone())
+            .await
+            .expect("decided");
+        assert_eq!(submitted.decision.status, Status::PendingReview);
+        held.push(submitted.payment_id);
+    }
+    assert_eq!(counted(), 0, "held payments do not count");
+    let reject = ReviewRequest {
+        verdict: Verdict::Reject,
+        reason_code: Some("AG01".to_owned()),
+        note: None,
+    };
+    service
+        .review_payment("analyst", &held[0], reject)
+        .await
+        .expect("rejected");
+    assert_eq!(counted(), 0, "a rejected one never does");
+    let approve = ReviewRequest {
+        verdict: Verdict::Approve,
+        reason_code: None,
+        note: None,
+    };
+    service
+        .review_payment("analyst", &held[1], approve.clone())
+        .await
+        .expect("approved");
+    assert_eq!(counted(), 1, "an approved one does, at once");
+    // The same approval again is a replay, and counts nothing more.
+    let again = service
+        .review_payment("analyst", &held[1], approve)
+        .await
+        .expect("a replay");
+    assert!(again.replayed);
+    assert_eq!(counted(), 1);
+    service.stop();
+}

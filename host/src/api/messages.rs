@@ -1,21 +1,26 @@
-//! ISO 20022 over HTTP: `POST /v1/payments` with `Content-Type: application/xml`.
+//! ISO 20022 over HTTP: `POST /v1/payments` with `Content-Type: application/xml`, and
+//! `GET /v1/messages/{msg_id}/status`.
 //!
 //! The body is a whole pacs.008 or pain.001, read here and decided by the service
-//! ([`crate::service::messages`]), then answered as a pacs.002 (the default) or, with
-//! `Accept: application/json`, as JSON with every decision.
+//! ([`crate::service::messages`]), then answered with a status report — a pacs.002 for a
+//! pacs.008, a pain.002 for a pain.001 — or, with `Accept: application/json`, as JSON
+//! with every decision. Once the transactions held for review are reviewed, the
+//! message's status is the report followed up with their outcomes.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
 use super::auth::{DecisionView, Principal};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::payments::{REPLAYED, read_body};
+use crate::config::Role;
 use crate::iso20022::report::{StatusReport, TxReport};
 use crate::iso20022::{self, IsoError};
 use crate::model::Decision;
@@ -71,8 +76,59 @@ pub async fn submit(
     Ok(response)
 }
 
-/// Whether the client asked for JSON rather than the pacs.002.
-fn wants_json(headers: &HeaderMap) -> bool {
+/// The status of an ISO 20022 message this key sent, now: its status report (a pacs.002
+/// for a pacs.008, a pain.002 for a pain.001), with each transaction that was held for
+/// review and has been reviewed since given its outcome (`ACSP` or `RJCT` with the
+/// reason code), under a report id of its own. `Accept: application/json` gives JSON.
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{msg_id}/status",
+    tag = "payments",
+    params(("msg_id" = String, Path, min_length = 1, max_length = 35,
+        description = "The message's GrpHdr/MsgId (percent-encoded in the path)")),
+    responses(
+        (status = 200, description = "The message's status report: pacs.002.001.10 or pain.002.001.10 (XML), or JSON",
+            content((String = "application/xml"), (String = "application/json"))),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not a submitter", body = ErrorBody),
+        (status = 404, description = "This key sent no message with that MsgId", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(message_id): Path<String>,
+) -> Result<Response, ApiError> {
+    principal.require(&[Role::Submitter])?;
+    let not_found = || {
+        ApiError::not_found(
+            "message_not_found",
+            "this API key sent no message with that MsgId",
+        )
+    };
+    if message_id.is_empty() || message_id.chars().count() > 35 {
+        return Err(not_found());
+    }
+    let report = state
+        .service
+        .message_status(&principal.name, &message_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(respond(
+        StatusCode::OK,
+        &principal,
+        report,
+        wants_json(headers),
+        std::collections::HashMap::new(),
+    ))
+}
+
+/// Whether the client asked for JSON rather than the status report's XML.
+fn wants_json(headers: impl std::borrow::Borrow<HeaderMap>) -> bool {
+    let headers = headers.borrow();
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -160,7 +216,7 @@ fn respond(
     (
         status,
         [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-        report.to_pacs002(),
+        report.to_xml(),
     )
         .into_response()
 }

@@ -18,6 +18,7 @@ mod messages;
 mod payments;
 mod query;
 pub mod rate;
+mod reviews;
 pub mod rules;
 mod service;
 pub mod shadow;
@@ -102,6 +103,7 @@ impl AppState {
     modifiers(&BearerKeys),
     tags(
         (name = "payments", description = "Submit payments and read their decisions"),
+        (name = "reviews", description = "Resolve the payments the rules held for review"),
         (name = "rules", description = "The live rule set"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "service", description = "Health, readiness, metrics")
@@ -132,6 +134,9 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(payments::submit, payments::list))
         .routes(routes!(payments::get))
+        .routes(routes!(reviews::review))
+        .routes(routes!(reviews::queue))
+        .routes(routes!(messages::status))
         .routes(routes!(rules::live))
         .routes(routes!(rules::reload_now))
         .routes(routes!(rules::history))

@@ -24,8 +24,9 @@ pub const REPLAYED: &str = "idempotent-replayed";
 
 /// Submit one payment (the canonical JSON payment, as `payrules parse` prints it) and
 /// get its decision; or a whole ISO 20022 pacs.008 or pain.001 (`application/xml`) and get
-/// a pacs.002 status report (or, with `Accept: application/json`, every decision). The
-/// decisions are durable before the answer is sent.
+/// its status report — a pacs.002 for a pacs.008, a pain.002 for a pain.001 — (or, with
+/// `Accept: application/json`, every decision). The decisions are durable before the
+/// answer is sent.
 #[utoipa::path(
     post,
     path = "/v1/payments",
@@ -39,7 +40,7 @@ pub const REPLAYED: &str = "idempotent-replayed";
             description = "Unique per payment: a retry with the same key and payload gets the same decision. 1 to 255 visible ASCII characters, bare or quoted (\"...\"). Refused when missing on a JSON submission; with XML the message's MsgId is the key and this header is not read."),
     ),
     responses(
-        (status = 201, description = "Decided and stored: the decision (JSON: the client's view for a submitter, whole for a key that is also auditor or operator) or a pacs.002.001.10 (XML)",
+        (status = 201, description = "Decided and stored: the decision (JSON: the client's view for a submitter, whole for a key that is also auditor or operator) or the status report (XML): pacs.002.001.10 for a pacs.008, pain.002.001.10 for a pain.001",
             content((DecisionView = "application/json"), (String = "application/xml")),
             headers(("Location" = String, description = "The payment's URL (JSON submissions)"))),
         (status = 200, description = "A retry: the decision or report stored under this key or MsgId",
@@ -265,7 +266,7 @@ pub struct PaymentPage {
 }
 
 /// The default page size.
-const LIST_LIMIT_DEFAULT: u32 = 50;
+pub(super) const LIST_LIMIT_DEFAULT: u32 = 50;
 
 /// List payments, newest first, with cursor pagination. Submitters see the payments
 /// they submitted; auditors see all.
@@ -307,33 +308,13 @@ pub async fn list(
     let since_unix_ms = params
         .since
         .as_deref()
-        .map(|text| {
-            humantime::parse_rfc3339(text)
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .and_then(|d| i64::try_from(d.as_millis()).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "since_invalid",
-                        "since must be an RFC 3339 instant in UTC, e.g. 2026-11-22T08:00:00Z",
-                    )
-                    .field("since")
-                })
-        })
+        .map(|text| super::query::instant(text, "since"))
         .transpose()?;
     let limit = super::query::limit(params.limit, LIST_LIMIT_DEFAULT)?;
     let cursor = params
         .cursor
         .as_deref()
-        .map(|text| {
-            text.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
-                ApiError::bad_request(
-                    "cursor_invalid",
-                    "cursor must be the next_cursor of a previous page",
-                )
-                .field("cursor")
-            })
-        })
+        .map(super::query::cursor)
         .transpose()?;
     let submitted_by = (!principal.has(Role::Auditor)).then(|| principal.name.to_string());
     let page = state

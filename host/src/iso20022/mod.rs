@@ -118,6 +118,10 @@ pub struct RawPayment {
     pub requested_execution_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub urgency: Option<&'static str>,
+    /// A pain.001 transaction's `PmtInf/PmtInfId`, for the pain.002 that answers it; not
+    /// part of the payment (nor of the message's fingerprint).
+    #[serde(skip)]
+    pub payment_information_id: Option<String>,
 }
 
 /// A party as the message gives it.

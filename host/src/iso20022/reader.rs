@@ -73,6 +73,8 @@ struct Transaction {
 /// What a pain.001 `PmtInf` gives all its transactions.
 #[derive(Default)]
 struct PaymentInfo {
+    /// `PmtInfId`: what a pain.002 names the group by.
+    id: Option<String>,
     debtor: RawParty,
     debtor_agent: RawAgent,
     ultimate_debtor: Option<RawParty>,
@@ -455,6 +457,12 @@ impl<'i> Reader<'i> {
     }
 
     fn finish_payment_info(&mut self, info: PaymentInfo) -> Result<(), IsoError> {
+        let Some(id) = info.id.filter(|id| !id.trim().is_empty()) else {
+            return Err(IsoError::new(
+                "FF01",
+                "a PmtInf has no PmtInfId (every pain.001 version requires one)",
+            ));
+        };
         let transactions = &mut self.message.payments[info.first_transaction..];
         if let Some((count, path)) = &info.number_of_transactions
             && *count != transactions.len() as u64
@@ -479,6 +487,7 @@ impl<'i> Reader<'i> {
             }
         }
         for payment in transactions {
+            payment.payment_information_id = Some(id.clone());
             payment.debtor = info.debtor.clone();
             payment.debtor_agent = info.debtor_agent.clone();
             if payment.ultimate_debtor.is_none() {
@@ -637,7 +646,7 @@ macro_rules! tags {
 }
 
 tags! {
-    AdrLine, Amt, BIC, BICFI, BldgNb, Cd, CdtTrfTxInf, Cdtr, CdtrAcct, CdtrAgt, ChrgBr, ClrSysMmbId, CstmrCdtTrfInitn, CtgyPurp, CtrlSum, Ctry, CtryOfRes, CtrySubDvsn, Dbtr, DbtrAcct, DbtrAgt, Dt, DtTm, EndToEndId, EqvtAmt, FIToFICstmrCdtTrf, FinInstnId, GrpHdr, IBAN, Id, InstdAmt, InstrId, InstrPrty, IntrBkSttlmAmt, IntrBkSttlmDt, IntrmyAgt1, IntrmyAgt2, IntrmyAgt3, LclInstrm, MmbId, MsgId, NbOfTxs, Nm, Othr, PmtId, PmtInf, PmtTpInf, Prtry, PstCd, PstlAdr, Purp, ReqdExctnDt, RmtInf, StrtNm, SvcLvl, TtlIntrBkSttlmAmt, TwnNm, UETR, UltmtCdtr, UltmtDbtr, Ustrd,
+    AdrLine, Amt, BIC, BICFI, BldgNb, Cd, CdtTrfTxInf, Cdtr, CdtrAcct, CdtrAgt, ChrgBr, ClrSysMmbId, CstmrCdtTrfInitn, CtgyPurp, CtrlSum, Ctry, CtryOfRes, CtrySubDvsn, Dbtr, DbtrAcct, DbtrAgt, Dt, DtTm, EndToEndId, EqvtAmt, FIToFICstmrCdtTrf, FinInstnId, GrpHdr, IBAN, Id, InstdAmt, InstrId, InstrPrty, IntrBkSttlmAmt, IntrBkSttlmDt, IntrmyAgt1, IntrmyAgt2, IntrmyAgt3, LclInstrm, MmbId, MsgId, NbOfTxs, Nm, Othr, PmtId, PmtInf, PmtInfId, PmtTpInf, Prtry, PstCd, PstlAdr, Purp, ReqdExctnDt, RmtInf, StrtNm, SvcLvl, TtlIntrBkSttlmAmt, TwnNm, UETR, UltmtCdtr, UltmtDbtr, Ustrd,
 }
 
 impl Tag {
@@ -735,6 +744,7 @@ fn payment_info_field(
     path: &[Tag],
 ) -> Result<(), IsoError> {
     match rest {
+        [Tag::PmtInfId] => info.id = Some(text),
         [Tag::NbOfTxs] => {
             info.number_of_transactions = Some((count(&text, path)?, join_path(path)))
         }

@@ -1,9 +1,12 @@
-//! ISO 20022 out: the pacs.002 (FI to FI payment status report) that answers a pacs.008
-//! or pain.001 submitted over HTTP.
+//! ISO 20022 out: the status report that answers a message submitted over HTTP — a
+//! pacs.002 (FI to FI payment status report) for a pacs.008, a pain.002 (customer payment
+//! status report) for a pain.001, which is what a customer's system expects.
 //!
 //! The report is plain data ([`StatusReport`]), kept as JSON in the store so a retry of
-//! the same message gets the very same report, and written as pacs.002.001.10 XML by
-//! [`StatusReport::to_pacs002`]: the group header, the original message's id, type,
+//! the same message gets the very same report, and written as XML by
+//! [`StatusReport::to_xml`]: pacs.002.001.10 ([`StatusReport::to_pacs002`]) or
+//! pain.002.001.10 ([`StatusReport::to_pain002`], the transactions grouped by their
+//! original `PmtInfId`). Both carry the group header, the original message's id, type,
 //! number of transactions and group status, and per transaction its original
 //! instruction id, end-to-end id and UETR, its status and the reasons (ISO 20022
 //! external status reason codes, with the rule's message as additional information).
@@ -16,7 +19,13 @@ use crate::model::reason_code;
 
 /// The pacs.002 version written.
 pub const PACS002_VERSION: &str = "pacs.002.001.10";
-const NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10";
+/// The pain.002 version written.
+pub const PAIN002_VERSION: &str = "pain.002.001.10";
+/// The namespace of an ISO 20022 message version.
+const NAMESPACE_PREFIX: &str = "urn:iso:std:iso:20022:tech:xsd:";
+/// What a pain.002 names a group of transactions whose `PmtInfId` was not kept (reports
+/// stored before payrules kept it).
+const PAYMENT_INFORMATION_ID_UNKNOWN: &str = "NOTPROVIDED";
 /// ISO 20022 `Max105Text`: the longest additional information line.
 const ADDITIONAL_INFO_CHARS_MAX: usize = 105;
 /// At most this many additional information lines per reason.
@@ -65,6 +74,9 @@ pub struct TxReport {
     /// before any rule saw it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<String>,
+    /// The original `PmtInfId` of a pain.001 transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_information_id: Option<String>,
     /// The original InstrId.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instruction_id: Option<String>,
@@ -99,52 +111,125 @@ pub struct StatusReport {
 impl StatusReport {
     /// The group status: the transactions' common status, or `PART` when they differ.
     pub fn group_status(&self) -> &'static str {
-        let mut statuses = self.transactions.iter().map(|t| t.status);
-        match statuses.next() {
-            None => "RJCT",
-            Some(first) if statuses.all(|s| s == first) => first.code(),
-            Some(_) => "PART",
+        common_status(&self.transactions)
+    }
+
+    /// Whether this answers a pain.001 (so is written as a pain.002).
+    pub fn answers_pain001(&self) -> bool {
+        self.original_message_type.starts_with("pain.001.")
+    }
+
+    /// The message version this report is written as: pain.002 for a pain.001, pacs.002
+    /// for a pacs.008.
+    pub fn xml_version(&self) -> &'static str {
+        if self.answers_pain001() {
+            PAIN002_VERSION
+        } else {
+            PACS002_VERSION
+        }
+    }
+
+    /// The report as the document that answers its original message: a pain.002 for a
+    /// pain.001, a pacs.002 for a pacs.008.
+    pub fn to_xml(&self) -> String {
+        if self.answers_pain001() {
+            self.to_pain002()
+        } else {
+            self.to_pacs002()
         }
     }
 
     /// The report as a pacs.002.001.10 document.
     pub fn to_pacs002(&self) -> String {
-        let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
-        // Writing to a Vec cannot fail; the results are checked all the same.
-        let written = self.write(&mut writer);
-        debug_assert!(written.is_ok(), "writing XML to memory failed: {written:?}");
-        String::from_utf8(writer.into_inner())
-            .unwrap_or_else(|e| unreachable!("the writer writes UTF-8: {e}"))
+        document(PACS002_VERSION, "FIToFIPmtStsRpt", |w| {
+            self.write_headers(w)?;
+            for tx in &self.transactions {
+                w.create_element("TxInfAndSts")
+                    .write_inner_content(|w| write_transaction(w, tx))?;
+            }
+            Ok(())
+        })
     }
 
-    fn write(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
-        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        w.create_element("Document")
-            .with_attribute(("xmlns", NAMESPACE))
-            .write_inner_content(|w| {
-                w.create_element("FIToFIPmtStsRpt")
+    /// The report as a pain.002.001.10 document: the transactions under the payment
+    /// information (`PmtInfId`) they came in, each group with its status.
+    pub fn to_pain002(&self) -> String {
+        document(PAIN002_VERSION, "CstmrPmtStsRpt", |w| {
+            self.write_headers(w)?;
+            for group in self
+                .transactions
+                .chunk_by(|a, b| a.payment_information_id == b.payment_information_id)
+            {
+                let id = group[0]
+                    .payment_information_id
+                    .as_deref()
+                    .unwrap_or(PAYMENT_INFORMATION_ID_UNKNOWN);
+                w.create_element("OrgnlPmtInfAndSts")
                     .write_inner_content(|w| {
-                        w.create_element("GrpHdr").write_inner_content(|w| {
-                            leaf(w, "MsgId", &self.report_id)?;
-                            leaf(w, "CreDtTm", &date_time(self.created_at_unix_ms))
-                        })?;
-                        w.create_element("OrgnlGrpInfAndSts")
-                            .write_inner_content(|w| {
-                                leaf(w, "OrgnlMsgId", &self.original_message_id)?;
-                                leaf(w, "OrgnlMsgNmId", &self.original_message_type)?;
-                                leaf(w, "OrgnlNbOfTxs", &self.transactions.len().to_string())?;
-                                leaf(w, "GrpSts", self.group_status())
-                            })?;
-                        for tx in &self.transactions {
+                        leaf(w, "OrgnlPmtInfId", &truncate(id, 35))?;
+                        leaf(w, "OrgnlNbOfTxs", &group.len().to_string())?;
+                        leaf(w, "PmtInfSts", common_status(group))?;
+                        for tx in group {
                             w.create_element("TxInfAndSts")
                                 .write_inner_content(|w| write_transaction(w, tx))?;
                         }
                         Ok(())
                     })?;
-                Ok(())
+            }
+            Ok(())
+        })
+    }
+
+    /// The group header and the original group's information and status.
+    fn write_headers(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+        w.create_element("GrpHdr").write_inner_content(|w| {
+            leaf(w, "MsgId", &self.report_id)?;
+            leaf(w, "CreDtTm", &date_time(self.created_at_unix_ms))
+        })?;
+        w.create_element("OrgnlGrpInfAndSts")
+            .write_inner_content(|w| {
+                leaf(w, "OrgnlMsgId", &self.original_message_id)?;
+                leaf(w, "OrgnlMsgNmId", &self.original_message_type)?;
+                leaf(w, "OrgnlNbOfTxs", &self.transactions.len().to_string())?;
+                leaf(w, "GrpSts", self.group_status())
             })?;
         Ok(())
     }
+}
+
+/// The transactions' common status, or `PART` when they differ (`RJCT` for none).
+fn common_status(transactions: &[TxReport]) -> &'static str {
+    let mut statuses = transactions.iter().map(|t| t.status);
+    match statuses.next() {
+        None => "RJCT",
+        Some(first) if statuses.all(|s| s == first) => first.code(),
+        Some(_) => "PART",
+    }
+}
+
+/// A `Document` of message `version` whose root element `root` holds what `body` writes.
+fn document(
+    version: &str,
+    root: &str,
+    body: impl FnOnce(&mut Writer<Vec<u8>>) -> std::io::Result<()>,
+) -> String {
+    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let namespace = format!("{NAMESPACE_PREFIX}{version}");
+    let written = (|| -> std::io::Result<()> {
+        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        writer
+            .create_element("Document")
+            .with_attribute(("xmlns", namespace.as_str()))
+            .write_inner_content(|w| {
+                w.create_element(root).write_inner_content(body)?;
+                Ok(())
+            })?;
+        Ok(())
+    })();
+    // Writing to a Vec cannot fail; the result is checked all the same.
+    debug_assert!(written.is_ok(), "writing XML to memory failed: {written:?}");
+    String::from_utf8(writer.into_inner())
+        .unwrap_or_else(|e| unreachable!("the writer writes UTF-8: {e}"))
 }
 
 fn write_transaction(w: &mut Writer<Vec<u8>>, tx: &TxReport) -> std::io::Result<()> {
@@ -211,6 +296,7 @@ mod tests {
     fn tx(status: TxStatus, reasons: &[(&str, &str)]) -> TxReport {
         TxReport {
             payment_id: None,
+            payment_information_id: None,
             instruction_id: Some("INSTR-1".into()),
             end_to_end_id: Some("E2E-1".into()),
             uetr: Some("8a562c67-ca16-48ba-b074-65581be6f011".into()),
@@ -285,5 +371,66 @@ mod tests {
         let lines = additional_info(&"é".repeat(500));
         assert_eq!(lines.len(), 4);
         assert!(lines.iter().all(|l| l.chars().count() <= 105));
+    }
+}
+
+#[cfg(test)]
+mod pain002_tests {
+    use super::*;
+
+    fn line(group: &str, status: TxStatus, reason: Option<&str>) -> TxReport {
+        TxReport {
+            payment_id: Some(format!("pay_{group}")),
+            payment_information_id: Some(group.to_owned()),
+            instruction_id: None,
+            end_to_end_id: Some(format!("E2E-{group}")),
+            uetr: None,
+            status,
+            reasons: reason
+                .map(|code| StatusReason {
+                    code: code.to_owned(),
+                    message: String::new(),
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_pain001_is_answered_with_a_pain002_grouped_by_payment_information() {
+        let report = StatusReport {
+            report_id: "PR-2".into(),
+            created_at_unix_ms: 1_795_514_400_000,
+            original_message_id: "CUST-1".into(),
+            original_message_type: "pain.001.001.09".into(),
+            transactions: vec![
+                line("PMT-A", TxStatus::AcceptedSettlementInProcess, None),
+                line("PMT-A", TxStatus::Rejected, Some("RR04")),
+                line("PMT-B", TxStatus::Pending, None),
+            ],
+        };
+        assert_eq!(report.xml_version(), "pain.002.001.10");
+        let xml = report.to_xml();
+        for part in [
+            "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pain.002.001.10\">",
+            "<CstmrPmtStsRpt>",
+            "<OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId>",
+            "<GrpSts>PART</GrpSts>",
+            "<OrgnlPmtInfId>PMT-A</OrgnlPmtInfId>",
+            "<PmtInfSts>PART</PmtInfSts>",
+            "<OrgnlPmtInfId>PMT-B</OrgnlPmtInfId>",
+            "<PmtInfSts>PDNG</PmtInfSts>",
+            "<Cd>RR04</Cd>",
+        ] {
+            assert!(xml.contains(part), "{part} in\n{xml}");
+        }
+        assert_eq!(xml.matches("<OrgnlPmtInfAndSts>").count(), 2);
+        assert_eq!(xml.matches("<TxInfAndSts>").count(), 3);
+        assert!(!xml.contains("FIToFIPmtStsRpt"));
+        let pacs = StatusReport {
+            original_message_type: "pacs.008.001.08".into(),
+            ..report
+        };
+        assert!(pacs.to_xml().contains("<FIToFIPmtStsRpt>"));
     }
 }

@@ -3,7 +3,9 @@
 //! with the reason code of their first fault; all of it is committed in one transaction
 //! with the status report that answers it. The message's MsgId is its idempotency key
 //! (scoped per API key): the same message again gets the very same report; another
-//! message under a used MsgId is refused.
+//! message under a used MsgId is refused. Once its held transactions are reviewed, the
+//! message's status ([`Service::message_status`]) is the report followed up: each
+//! reviewed line with its outcome, under a report id of its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use super::payments::new_payment_id;
 use super::{Service, ServiceError};
 use crate::iso20022::report::{StatusReason, StatusReport, TxReport, TxStatus};
 use crate::iso20022::{ParsedMessage, RawPayment};
-use crate::model::{Decision, Payment, Status, Uetr};
+use crate::model::{Decision, Payment, Review, Status, Uetr, Verdict};
 use crate::store::{IdempotencyClaim, NewDecision, NewMessage, StoreError, now_unix_ms};
 
 /// What a message got: its status report, and the decision of each decided transaction
@@ -144,6 +146,7 @@ impl Service {
         for raw in transactions {
             let line = TxReport {
                 payment_id: None,
+                payment_information_id: raw.payment_information_id.clone(),
                 instruction_id: raw.instruction_id.as_deref().map(max35),
                 end_to_end_id: raw.end_to_end_id.as_deref().map(max35),
                 uetr: raw
@@ -233,6 +236,90 @@ impl Service {
             replayed: true,
         }))
     }
+}
+
+impl Service {
+    /// The status of message `message_id` that `principal` sent, as of now: the report
+    /// first answered, each transaction held for review and reviewed since given its
+    /// outcome (`ACSP` approved, `RJCT` rejected with the reviewer's reason code), under
+    /// a new report id (the same for the same outcomes, so asking twice gives the same
+    /// report) dated at the latest review. `None` if the key sent no such message.
+    pub async fn message_status(
+        &self,
+        principal: &str,
+        message_id: &str,
+    ) -> Result<Option<StatusReport>, ServiceError> {
+        let Some(stored) = self.store.message(principal, message_id).await? else {
+            return Ok(None);
+        };
+        let report: StatusReport =
+            serde_json::from_str(&stored.report).map_err(ServiceError::internal)?;
+        let held: Vec<String> = report
+            .transactions
+            .iter()
+            .filter(|line| line.status == TxStatus::Pending)
+            .filter_map(|line| line.payment_id.clone())
+            .collect();
+        if held.is_empty() {
+            return Ok(Some(report));
+        }
+        let reviews = self.store.reviews_of(&held).await?;
+        Ok(Some(followed_up(report, reviews)))
+    }
+}
+
+/// `report` with each reviewed line given its review's outcome.
+fn followed_up(mut report: StatusReport, mut reviews: Vec<Review>) -> StatusReport {
+    if reviews.is_empty() {
+        return report;
+    }
+    reviews.sort_by(|a, b| a.payment_id.cmp(&b.payment_id));
+    let by_id: HashMap<&str, &Review> =
+        reviews.iter().map(|r| (r.payment_id.as_str(), r)).collect();
+    for line in &mut report.transactions {
+        let Some(review) = line.payment_id.as_deref().and_then(|id| by_id.get(id)) else {
+            continue;
+        };
+        match review.verdict {
+            Verdict::Approve => {
+                line.status = TxStatus::AcceptedSettlementInProcess;
+                line.reasons.clear();
+            }
+            Verdict::Reject => {
+                line.status = TxStatus::Rejected;
+                line.reasons = vec![StatusReason {
+                    code: review
+                        .reason_code
+                        .clone()
+                        .unwrap_or_else(|| "NARR".to_owned()),
+                    message: if review.expired {
+                        "not reviewed before the review deadline".to_owned()
+                    } else {
+                        "rejected on review".to_owned()
+                    },
+                }];
+            }
+        }
+    }
+    // A report id of its own (Max35Text: "PR" and 32 hex digits), the same for the same
+    // outcomes: the original report's id and each review, hashed.
+    let mut outcomes = report.report_id.clone();
+    for review in &reviews {
+        outcomes.push_str(&format!(
+            "|{}:{}:{}",
+            review.payment_id,
+            review.verdict.name(),
+            review.reviewed_at_unix_ms
+        ));
+    }
+    let digest = crate::store::audit::sha256_hex(&outcomes);
+    report.report_id = format!("PR{}", &digest[..32]);
+    report.created_at_unix_ms = reviews
+        .iter()
+        .map(|r| r.reviewed_at_unix_ms)
+        .max()
+        .unwrap_or(report.created_at_unix_ms);
+    report
 }
 
 /// A raw transaction as a validated payment, or the reason it is not one.
