@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::postgres::Database;
-use crate::server::{AUDITOR, OPERATOR, Reply, SUBMITTER, Server, audit_verify_config, payment};
+use crate::server::{
+    AUDITOR, OPERATOR, OTHER_REVIEWER, REVIEWER, Reply, SUBMITTER, Server, audit_verify_config,
+    payment,
+};
 
 const EXAMPLES: [&str; 3] = [
     "us-payroll-fednow.json",
@@ -523,4 +526,87 @@ fn the_embedded_store_lists_its_one_host() {
     assert_eq!(fleet["hosts"].as_array().map(Vec::len), Some(1), "{fleet}");
     assert_eq!(fleet["hosts"][0]["this_host"], true);
     assert_eq!(fleet["hosts"][0]["address"], server.address());
+}
+
+/// The followed-payments count of a host's velocity figures (`/metrics`).
+fn followed_count(host: &Server) -> u64 {
+    let metrics = host.get("/metrics", Some(OPERATOR)).body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("payrules_velocity_follow_delay_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the follow delay is a metric:\n{metrics}"))
+}
+
+/// Two reviewers, on two hosts, resolving the same held payments at the same instant:
+/// each payment is resolved once; the approvals won on one host count in the other's
+/// velocity figures (followed through their audit entries), the rejections nowhere; one
+/// chain verifies.
+#[test]
+fn reviewers_on_two_hosts_resolve_each_held_payment_once() {
+    let Some(db) = Database::make() else { return };
+    let mut a = Server::on_postgres(&db, "", "");
+    let mut b = Server::on_postgres(&db, "", "");
+    let held: Vec<String> = (0..5)
+        .map(|n| {
+            let tag = format!("held-{n}");
+            let reply = a.submit(SUBMITTER, &tag, &payment("weak-match-review.json", &tag));
+            assert_eq!(reply.json()["status"], "pending_review", "{}", reply.body);
+            reply.json()["payment_id"]
+                .as_str()
+                .expect("an id")
+                .to_owned()
+        })
+        .collect();
+    let (a_ref, b_ref) = (&a, &b);
+    let outcomes: Vec<(u16, u16)> = std::thread::scope(|scope| {
+        let races: Vec<_> = held
+            .iter()
+            .map(|id| {
+                let barrier = std::sync::Arc::new(Barrier::new(2));
+                let on_a = {
+                    let barrier = std::sync::Arc::clone(&barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        a_ref
+                            .review(REVIEWER, id, &serde_json::json!({"verdict": "approve"}))
+                            .status
+                    })
+                };
+                let on_b = scope.spawn(move || {
+                    barrier.wait();
+                    b_ref
+                        .review(
+                            OTHER_REVIEWER,
+                            id,
+                            &serde_json::json!({"verdict": "reject", "reason_code": "FRAD"}),
+                        )
+                        .status
+                });
+                (on_a, on_b)
+            })
+            .collect();
+        races
+            .into_iter()
+            .map(|(x, y)| (x.join().unwrap(), y.join().unwrap()))
+            .collect()
+    });
+    for (on_a, on_b) in &outcomes {
+        let mut statuses = [*on_a, *on_b];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "A {on_a}, B {on_b}");
+    }
+    let approvals_on_a = outcomes.iter().filter(|(on_a, _)| *on_a == 201).count() as u64;
+    // Within the follow lag, B counts A's approvals; A follows nothing (B only rejected).
+    let started = Instant::now();
+    while followed_count(&b) < approvals_on_a && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(followed_count(&b), approvals_on_a);
+    assert_eq!(followed_count(&a), 0);
+    for id in &held {
+        let on_b = b.get(&format!("/v1/payments/{id}"), Some(AUDITOR)).json();
+        assert_ne!(on_b["final_status"], "pending_review", "{on_b}");
+    }
+    stop_and_verify(&mut [&mut a, &mut b]);
 }
