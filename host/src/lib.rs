@@ -5,7 +5,7 @@
 //! - [`iso20022`]: pacs.008 and pain.001 messages in, read while streaming, as payments in
 //!   the canonical shape.
 //! - [`model`]: the payment (its one canonical JSON shape, validated as it is read), exact
-//!   money, the decision and its trace. Plain data.
+//!   money, the decision and its trace, a held payment's review. Plain data.
 //! - [`lists`]: named lists (sanctions, blocklists, directories), indexed for look-up and
 //!   fuzzy name matching.
 //! - [`registry`]: a rule set loaded from a directory: manifests, components, named lists,
@@ -17,10 +17,11 @@
 //!   is pure and lives in [`pipeline::combine`].
 //! - [`velocity`]: the figures the `velocity` capability reports, fed by accepted payments.
 //! - [`store`]: decisions made durable: payments, decisions, idempotency records and the
-//!   authenticated, hash-chained audit log, behind one interface; the embedded SQLite
-//!   backend with group commit.
+//!   reviews of held payments and the authenticated, hash-chained audit log, behind one
+//!   interface; the embedded SQLite backend with group commit and the PostgreSQL one.
 //! - [`service`]: the application: start-up, and each operation once — submit a payment
-//!   or a message (claim, replay or decide, commit, then count), reload, shadow, queries.
+//!   or a message (claim, replay or decide, commit, then count), review a held payment,
+//!   reload, shadow, queries.
 //! - [`api`]: the HTTP service (axum), thin adapters over [`service`]: auth, request
 //!   limits, error mapping, OpenAPI.
 //! - [`config`] and [`telemetry`]: the service's validated settings; logs, traces and

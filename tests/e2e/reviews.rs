@@ -132,6 +132,11 @@ fn a_held_payment_is_approved_once_and_its_submitter_sees_the_outcome() {
     assert_eq!(reviewed[0]["actor"], "analyst");
     assert_eq!(reviewed[0]["subject"], id.as_str());
 
+    let metrics = server.get("/metrics", None).body;
+    assert!(
+        metrics.contains("payrules_reviews_total{verdict=\"approve\",by=\"reviewer\"} 1"),
+        "{metrics}"
+    );
     server.kill();
     let verify = audit_verify(&server.store());
     let out = String::from_utf8_lossy(&verify.stdout);
@@ -363,6 +368,11 @@ fn a_payment_nobody_reviews_is_rejected_at_the_deadline_and_audited_as_such() {
             .iter()
             .any(|e| e["action"] == "payment.review_expired" && e["actor"] == "payrules"),
         "{audit}"
+    );
+    let metrics = server.get("/metrics", None).body;
+    assert!(
+        metrics.contains("payrules_reviews_total{verdict=\"reject\",by=\"deadline\"} 1"),
+        "{metrics}"
     );
     server.kill();
     let verify = audit_verify(&server.store());
