@@ -87,6 +87,16 @@ pub const REVIEW_DEADLINE_SECONDS_DEFAULT: u64 = 24 * 60 * 60;
 /// "reason not specified" (configurable: `review.expiry_reason_code`).
 pub const REVIEW_EXPIRY_REASON_CODE_DEFAULT: &str = "MS03";
 
+/// How many times a webhook delivery is tried by default before it is dead-lettered:
+/// with the default backoff (1 s doubling to 5 min), about 80 minutes of a receiver down.
+pub const WEBHOOK_ATTEMPTS_MAX_DEFAULT: u32 = 20;
+/// The first retry's delay by default, ms (doubling after each failure, with jitter).
+pub const WEBHOOK_BACKOFF_INITIAL_MS_DEFAULT: u64 = 1_000;
+/// The longest delay between two attempts by default, ms.
+pub const WEBHOOK_BACKOFF_MAX_MS_DEFAULT: u64 = 300_000;
+/// How long one delivery may take by default, ms (connect, send, answer).
+pub const WEBHOOK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+
 /// A role an API key holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -289,6 +299,141 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How held payments are reviewed.
     pub review: ReviewConfig,
+    /// Where decision and review events are delivered (none by default: then no event is
+    /// written).
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// An endpoint decision and review events are POSTed to, signed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Its name (metrics, the API, dead letters): 1 to 64 letters, digits, `-` or `_`.
+    pub name: String,
+    /// `https://…`; `http://` only to a loopback address.
+    pub url: String,
+    /// The file holding the signing secret (its first line, at least 32 characters),
+    /// readable by its owner only.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Or the environment variable holding it.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// The events it receives: `payment.decided`, `payment.reviewed` (both by default).
+    #[serde(default = "all_event_types")]
+    pub events: Vec<String>,
+    /// The CA certificate(s), PEM, its server's certificate is verified against
+    /// (default: the platform's CA certificates).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// How long one delivery may take, ms.
+    #[serde(default = "webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Attempts before an event is dead-lettered.
+    #[serde(default = "webhook_attempts_max")]
+    pub attempts_max: u32,
+    /// The first retry's delay, ms; doubled after each failure, with jitter.
+    #[serde(default = "webhook_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    /// The longest delay between attempts, ms.
+    #[serde(default = "webhook_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+}
+
+/// The event types payrules writes.
+pub const EVENT_TYPES: [&str; 2] = ["payment.decided", "payment.reviewed"];
+
+fn all_event_types() -> Vec<String> {
+    EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect()
+}
+fn webhook_timeout_ms() -> u64 {
+    WEBHOOK_TIMEOUT_MS_DEFAULT
+}
+fn webhook_attempts_max() -> u32 {
+    WEBHOOK_ATTEMPTS_MAX_DEFAULT
+}
+fn webhook_backoff_initial_ms() -> u64 {
+    WEBHOOK_BACKOFF_INITIAL_MS_DEFAULT
+}
+fn webhook_backoff_max_ms() -> u64 {
+    WEBHOOK_BACKOFF_MAX_MS_DEFAULT
+}
+
+impl WebhookConfig {
+    /// Checks one endpoint (`at` names it in messages).
+    fn validate(&self, at: &str) -> Result<(), String> {
+        let plain_name = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plain_name {
+            return Err(format!(
+                "{at}.name must be 1 to 64 letters, digits, `-` or `_`"
+            ));
+        }
+        let uri: axum::http::Uri = self
+            .url
+            .parse()
+            .map_err(|e| format!("{at}.url is not a URL: {e}"))?;
+        let host = uri.host().unwrap_or("");
+        match uri.scheme_str() {
+            Some("https") if !host.is_empty() => {}
+            Some("http") if is_loopback(host) => {}
+            Some("http") => {
+                return Err(format!(
+                    "{at}.url: plain http is only for a loopback receiver; events carry \
+                     payment data: use https"
+                ));
+            }
+            _ => return Err(format!("{at}.url must be https://host/path")),
+        }
+        match (&self.secret_file, &self.secret_env) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return Err(format!(
+                    "{at}: set one of secret_file or secret_env (the signing secret)"
+                ));
+            }
+        }
+        if self.events.is_empty() {
+            return Err(format!("{at}.events must name at least one event type"));
+        }
+        for event in &self.events {
+            if !EVENT_TYPES.contains(&event.as_str()) {
+                return Err(format!(
+                    "{at}.events: {event:?} is not an event type (payment.decided, \
+                     payment.reviewed)"
+                ));
+            }
+        }
+        for (name, value) in [
+            ("timeout_ms", self.timeout_ms),
+            ("attempts_max", u64::from(self.attempts_max)),
+            ("backoff_initial_ms", self.backoff_initial_ms),
+            ("backoff_max_ms", self.backoff_max_ms),
+        ] {
+            if value == 0 {
+                return Err(format!("{at}.{name} must be greater than zero"));
+            }
+        }
+        if self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(format!(
+                "{at}.backoff_max_ms must be at least backoff_initial_ms"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a URL's host is a loopback address (`localhost`, 127.0.0.0/8, ::1).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How the payments the rules hold are reviewed.
@@ -409,6 +554,7 @@ impl Default for Config {
             api_keys: Vec::new(),
             audit: AuditConfig::default(),
             review: ReviewConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -482,6 +628,14 @@ impl Config {
                  (e.g. MS03)",
                 self.review.expiry_reason_code
             ));
+        }
+        let mut webhook_names = std::collections::HashSet::new();
+        for (index, webhook) in self.webhooks.iter().enumerate() {
+            let at = format!("webhooks[{index}]");
+            webhook.validate(&at)?;
+            if !webhook_names.insert(webhook.name.as_str()) {
+                return Err(format!("{at}.name: `{}` is used twice", webhook.name));
+            }
         }
         if self.audit.key_file.is_some() && self.audit.key_env.is_some() {
             return Err("audit.key_file and audit.key_env: set one, not both".to_owned());

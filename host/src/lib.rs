@@ -24,6 +24,8 @@
 //!   reload, shadow, queries.
 //! - [`api`]: the HTTP service (axum), thin adapters over [`service`]: auth, request
 //!   limits, error mapping, OpenAPI.
+//! - [`webhooks`]: decision and review events, from the store's outbox, POSTed signed
+//!   to the endpoints in config (the service's relay decides when).
 //! - [`config`] and [`telemetry`]: the service's validated settings; logs, traces and
 //!   metrics.
 
@@ -41,3 +43,4 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod velocity;
+pub mod webhooks;

@@ -19,6 +19,7 @@ pub mod follow;
 pub mod hosts;
 pub mod messages;
 pub mod payments;
+pub mod relay;
 pub mod reviews;
 pub mod rules;
 pub mod start;
@@ -61,6 +62,8 @@ pub struct Service {
     started_at_unix_ms: i64,
     /// How held payments are reviewed.
     review_policy: reviews::ReviewPolicy,
+    /// Where events are delivered (none configured: none).
+    webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -160,7 +163,23 @@ impl Service {
             host_id: "payrules".to_owned(),
             started_at_unix_ms: crate::store::now_unix_ms(),
             review_policy: reviews::ReviewPolicy::default(),
+            webhooks: Arc::new(crate::webhooks::Webhooks::none()),
         }
+    }
+
+    /// Delivers events to `webhooks`: the store writes an event with each decision and
+    /// review for the endpoints that receive its type, from now on.
+    pub fn with_webhooks(mut self, webhooks: crate::webhooks::Webhooks) -> Service {
+        if !webhooks.is_empty() {
+            self.store.route_events(webhooks.routes());
+        }
+        self.webhooks = Arc::new(webhooks);
+        self
+    }
+
+    /// The webhook endpoints.
+    pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
+        &self.webhooks
     }
 
     /// Reviews held payments under `policy`.

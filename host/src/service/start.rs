@@ -125,12 +125,15 @@ pub fn start(
         .map_err(|e| failed("starting the deciders", &e))?;
     let shadow = ShadowRunner::start(pipeline, Arc::clone(&store), deciders.load())
         .map_err(|e| failed("starting the shadow runner", &e))?;
+    let webhooks =
+        crate::webhooks::Webhooks::from_config(&config.webhooks).map_err(StartError::BadInput)?;
     let service = Service::new(live, store, velocity, metrics, deciders, shadow)
         .with_shadow_roots(&config.shadow_roots)
         .with_claim_lease(config.store.idempotency_lease_ms)
         .with_followed_through(accepted.through_seq)
         .with_host_id(host_id)
-        .with_review_policy((&config.review).into());
+        .with_review_policy((&config.review).into())
+        .with_webhooks(webhooks);
     Ok(Started {
         service: Arc::new(service),
         trigger,

@@ -1185,3 +1185,218 @@ pub async fn the_review_queue_pages_and_filters(harness: &Harness) {
     assert_eq!(overdue.len(), 1, "only what arrived before the instant");
     store.close();
 }
+
+/// Routes sending both event types to `core` and decisions only to `ledger`.
+fn routes() -> super::outbox::EventRoutes {
+    super::outbox::EventRoutes::new(vec![
+        (
+            "core".to_owned(),
+            vec!["payment.decided".to_owned(), "payment.reviewed".to_owned()],
+        ),
+        ("ledger".to_owned(), vec!["payment.decided".to_owned()]),
+    ])
+}
+
+fn endpoints() -> Vec<String> {
+    vec!["core".to_owned(), "ledger".to_owned()]
+}
+
+/// Events are written in the transaction of what they announce, one delivery per endpoint
+/// that receives their type: none for a commit that fails, none before events are routed;
+/// a payment's later event waits while its earlier one is pending for that endpoint; a
+/// delivered one is gone, a failed one waits its turn, a dead one is listed, counted, and
+/// made pending again by a redelivery.
+pub async fn events_are_written_with_what_they_announce_and_delivered_in_order(harness: &Harness) {
+    use super::outbox::DeliveryOutcome;
+    let store = (harness.open)();
+    let before = new_decision(&*store, "pay_e0", "checkout", "e0", Status::Accepted);
+    store.commit(before).await.expect("commits");
+    store.route_events(routes());
+    for (id, status) in [
+        ("pay_e1", Status::PendingReview),
+        ("pay_e2", Status::Accepted),
+    ] {
+        let new = new_decision(&*store, id, "checkout", id, status);
+        store.commit(new).await.expect("commits");
+    }
+    let taken = new_decision(&*store, "pay_e3", "checkout", "pay_e2", Status::Accepted);
+    assert!(matches!(
+        store.commit(taken).await,
+        Err(StoreError::KeyTaken)
+    ));
+    let sha = store
+        .payment("pay_e1")
+        .await
+        .expect("reads")
+        .expect("stored")
+        .decision_sha256;
+    store
+        .review(review(
+            "pay_e1",
+            Verdict::Approve,
+            "analyst",
+            1_790_000_400_000,
+            &sha,
+        ))
+        .await
+        .expect("reviews");
+
+    let due = store
+        .due_deliveries(&endpoints(), i64::MAX, 100)
+        .await
+        .expect("reads");
+    let seen: Vec<(&str, &str, &str)> = due
+        .iter()
+        .map(|d| {
+            (
+                d.endpoint.as_str(),
+                d.payment_id.as_str(),
+                d.event_type.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("core", "pay_e1", "payment.decided"),
+            ("ledger", "pay_e1", "payment.decided"),
+            ("core", "pay_e2", "payment.decided"),
+            ("ledger", "pay_e2", "payment.decided"),
+        ],
+        "no event before routing nor of a failed commit; the review's waits for the decision's"
+    );
+    let payload: serde_json::Value = serde_json::from_str(&due[0].payload).expect("JSON");
+    assert_eq!(payload["id"], "evt_decided_pay_e1");
+    assert_eq!(payload["type"], "payment.decided");
+    assert_eq!(payload["data"]["status"], "pending_review");
+    assert_eq!(due[0].event_id, "evt_decided_pay_e1");
+    let only_core = store
+        .due_deliveries(&["core".to_owned()], i64::MAX, 100)
+        .await
+        .expect("reads");
+    assert!(only_core.iter().all(|d| d.endpoint == "core"));
+
+    let at = |d: &super::outbox::Delivery| (d.endpoint.clone(), d.seq);
+    let (core_e1, ledger_e1, core_e2, ledger_e2) =
+        (at(&due[0]), at(&due[1]), at(&due[2]), at(&due[3]));
+    store
+        .record_deliveries(vec![
+            DeliveryOutcome::Delivered {
+                endpoint: core_e1.0.clone(),
+                seq: core_e1.1,
+            },
+            DeliveryOutcome::Failed {
+                endpoint: ledger_e1.0.clone(),
+                seq: ledger_e1.1,
+                attempts: 1,
+                at_ms: 1_000,
+                next_attempt_ms: 5_000,
+                dead: false,
+                error: "answered 503".to_owned(),
+            },
+            DeliveryOutcome::Failed {
+                endpoint: core_e2.0.clone(),
+                seq: core_e2.1,
+                attempts: 3,
+                at_ms: 1_000,
+                next_attempt_ms: 2_000,
+                dead: true,
+                error: "no answer within 5000 ms".to_owned(),
+            },
+            DeliveryOutcome::Delivered {
+                endpoint: ledger_e2.0.clone(),
+                seq: ledger_e2.1,
+            },
+        ])
+        .await
+        .expect("records");
+    let due = store
+        .due_deliveries(&endpoints(), 4_999, 100)
+        .await
+        .expect("reads");
+    let seen: Vec<(&str, &str)> = due
+        .iter()
+        .map(|d| (d.endpoint.as_str(), d.event_type.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("core", "payment.reviewed")],
+        "the review's event once the decision's is delivered; the failed one not before its time"
+    );
+    let later = store
+        .due_deliveries(&endpoints(), 5_000, 100)
+        .await
+        .expect("reads");
+    assert!(
+        later
+            .iter()
+            .any(|d| d.endpoint == "ledger" && d.attempts == 1)
+    );
+
+    let dead = store.dead_letters(None, 0, 10).await.expect("reads");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].endpoint.as_str(),
+            dead[0].payment_id.as_str(),
+            dead[0].attempts
+        ),
+        ("core", "pay_e2", 3)
+    );
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some("no answer within 5000 ms")
+    );
+    let backlog = store.delivery_backlog().await.expect("reads");
+    let counts: Vec<(&str, u64, u64)> = backlog
+        .iter()
+        .map(|b| (b.endpoint.as_str(), b.pending, b.dead))
+        .collect();
+    assert_eq!(counts, [("core", 1, 1), ("ledger", 1, 0)]);
+    store
+        .redeliver("core", Some("evt_decided_pay_e2"))
+        .await
+        .expect("redelivers");
+    assert!(
+        store
+            .dead_letters(None, 0, 10)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+    let again = store
+        .due_deliveries(&endpoints(), 0, 100)
+        .await
+        .expect("reads");
+    assert!(
+        again
+            .iter()
+            .any(|d| d.event_id == "evt_decided_pay_e2" && d.endpoint == "core" && d.attempts == 0),
+        "pending again, due now"
+    );
+    harness.verify(&*store);
+    store.close();
+}
+
+/// One holder at a time holds the relay's lease, renews it, and loses it once it ends.
+pub async fn one_host_at_a_time_holds_the_relay_lease(harness: &Harness) {
+    let store = (harness.open)();
+    assert!(store.relay_lease("host-a", 60_000).await.expect("asks"));
+    assert!(store.relay_lease("host-a", 60_000).await.expect("renews"));
+    if store.shared() {
+        assert!(!store.relay_lease("host-b", 60_000).await.expect("asks"));
+        assert!(
+            store
+                .relay_lease("host-a", 1)
+                .await
+                .expect("renews, shortly")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            store.relay_lease("host-b", 60_000).await.expect("asks"),
+            "an ended lease is taken over"
+        );
+        assert!(!store.relay_lease("host-a", 60_000).await.expect("asks"));
+    }
+    store.close();
+}

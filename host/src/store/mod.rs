@@ -31,6 +31,7 @@ pub mod audit;
 pub mod audit_keys;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod outbox;
 pub mod postgres;
 pub(crate) mod queue;
 pub mod sqlite;
@@ -41,6 +42,7 @@ use std::pin::Pin;
 use crate::model::{Decision, Payment, Reason, Review, Status};
 use audit::AuditEntry;
 use audit_keys::{AuditKeys, CheckpointLog};
+use outbox::{DeadLetter, Delivery, DeliveryOutcome, EndpointBacklog, EventRoutes, OutboxEvent};
 
 pub use postgres::{PgSettings, PgStore};
 pub use sqlite::SqliteStore;
@@ -219,6 +221,43 @@ pub trait Store: Send + Sync {
     /// A host stopping leaves the list.
     fn leave<'a>(&'a self, host_id: &'a str) -> StoreFuture<'a, ()>;
 
+    /// From now on, writes an event with each decision and review, in its transaction,
+    /// for each endpoint that receives its type ([`outbox`]); none before this is called.
+    fn route_events(&self, routes: EventRoutes);
+
+    /// Deliveries to these endpoints due at `now_unix_ms`, oldest first, at most `limit`:
+    /// never an event of a payment whose earlier event is still pending for the same
+    /// endpoint.
+    fn due_deliveries<'a>(
+        &'a self,
+        endpoints: &'a [String],
+        now_unix_ms: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Delivery>>;
+
+    /// Records what became of delivery attempts.
+    fn record_deliveries(&self, outcomes: Vec<DeliveryOutcome>) -> StoreFuture<'_, ()>;
+
+    /// Dead-lettered deliveries after `after_seq` (of `endpoint`, if given), oldest first.
+    fn dead_letters<'a>(
+        &'a self,
+        endpoint: Option<&'a str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<DeadLetter>>;
+
+    /// Pending and dead deliveries per endpoint.
+    fn delivery_backlog(&self) -> StoreFuture<'_, Vec<EndpointBacklog>>;
+
+    /// Makes `endpoint`'s dead deliveries (one event's, if `event_id` is given) pending
+    /// again, due now, their attempts counted from zero.
+    fn redeliver<'a>(&'a self, endpoint: &'a str, event_id: Option<&'a str>)
+    -> StoreFuture<'a, ()>;
+
+    /// Whether `holder` holds (taking or renewing it) the lease to relay events, for
+    /// `lease_ms`: one host of those sharing a store delivers.
+    fn relay_lease<'a>(&'a self, holder: &'a str, lease_ms: u64) -> StoreFuture<'a, bool>;
+
     /// Stops taking writes, makes those queued durable, and waits until they are.
     fn close(&self);
 
@@ -311,11 +350,13 @@ pub struct ReviewRecord {
     /// Its audit entry's detail: verdict, reason code, the sha256 of the decision reviewed
     /// and of the note (the note itself stays out of the log).
     pub audit_detail: String,
+    /// The event announcing it, if an endpoint receives it.
+    pub event: Option<OutboxEvent>,
 }
 
 impl ReviewRecord {
-    /// A review with its audit detail.
-    pub fn new(review: Review) -> ReviewRecord {
+    /// A review with its audit detail and its event.
+    pub fn new(review: Review, routes: &EventRoutes) -> ReviewRecord {
         let audit_detail = review_detail(&review).to_string();
         ReviewRecord {
             action: if review.expired {
@@ -323,6 +364,7 @@ impl ReviewRecord {
             } else {
                 REVIEWED
             },
+            event: routes.reviewed(&review),
             review,
             audit_detail,
         }
@@ -366,11 +408,13 @@ pub struct DecisionRecord {
     pub idempotency: IdempotencyClaim,
     /// Its audit entry's detail: status, rule set, key, and the sha256 of payment and decision.
     pub audit_detail: String,
+    /// The event announcing it, if an endpoint receives it.
+    pub event: Option<OutboxEvent>,
 }
 
 impl DecisionRecord {
-    /// Serialises a decision and computes its audit detail.
-    pub fn new(new: NewDecision) -> Result<DecisionRecord, StoreError> {
+    /// Serialises a decision and computes its audit detail and its event.
+    pub fn new(new: NewDecision, routes: &EventRoutes) -> Result<DecisionRecord, StoreError> {
         let payment = serde_json::to_string(&new.payment)
             .map_err(|e| StoreError::failed(format!("cannot serialise a payment: {e}")))?;
         let decision = serde_json::to_string(&new.decision)
@@ -384,7 +428,7 @@ impl DecisionRecord {
             "decision_sha256": audit::sha256_hex(&decision),
         })
         .to_string();
-        Ok(DecisionRecord {
+        let mut record = DecisionRecord {
             end_to_end_id: new.payment.end_to_end_id.to_string(),
             amount: new.payment.amount.value().to_string(),
             currency: new.payment.currency.code().to_owned(),
@@ -397,7 +441,10 @@ impl DecisionRecord {
             decision,
             idempotency: new.idempotency,
             audit_detail,
-        })
+            event: None,
+        };
+        record.event = routes.decided(&record, &new.decision);
+        Ok(record)
     }
 }
 

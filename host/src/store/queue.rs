@@ -1,6 +1,7 @@
 //! What a backend's writer is given: the writes its callers queue, each answered once it
 //! is durable. Both backends queue the same writes; their writers differ.
 
+use super::outbox::{DeliveryOutcome, EventRoutes};
 use super::{DecisionRecord, NewDecision, NewMessage, ReviewRecord, StoreError, now_unix_ms};
 use crate::model::{Decision, Review};
 
@@ -18,24 +19,32 @@ pub(crate) enum Write {
     Message(Box<MessageRows>),
     Review(Box<ReviewRecord>),
     Event(Event),
-    /// Idempotency records made before this instant are forgotten (outside the chain).
+    /// Idempotency records made before this instant are forgotten, and the events whose
+    /// deliveries are done (outside the chain).
     Expire {
         before_unix_ms: i64,
+    },
+    /// What became of delivery attempts (outside the chain).
+    Deliveries(Vec<DeliveryOutcome>),
+    /// Dead deliveries made pending again (an operator's; the caller audits it).
+    Redeliver {
+        endpoint: String,
+        event_id: Option<String>,
     },
 }
 
 impl Write {
     /// A decision, serialised with its audit detail.
-    pub(crate) fn decision(new: NewDecision) -> Result<Write, StoreError> {
-        Ok(Write::Decision(Box::new(DecisionRecord::new(new)?)))
+    pub(crate) fn decision(new: NewDecision, routes: &EventRoutes) -> Result<Write, StoreError> {
+        Ok(Write::Decision(Box::new(DecisionRecord::new(new, routes)?)))
     }
 
     /// A message and its decisions, serialised.
-    pub(crate) fn message(message: NewMessage) -> Result<Write, StoreError> {
+    pub(crate) fn message(message: NewMessage, routes: &EventRoutes) -> Result<Write, StoreError> {
         let decisions = message
             .decisions
             .into_iter()
-            .map(DecisionRecord::new)
+            .map(|new| DecisionRecord::new(new, routes))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Write::Message(Box::new(MessageRows {
             principal: message.principal,
@@ -48,8 +57,8 @@ impl Write {
     }
 
     /// A review, with its audit detail.
-    pub(crate) fn review(review: Review) -> Write {
-        Write::Review(Box::new(ReviewRecord::new(review)))
+    pub(crate) fn review(review: Review, routes: &EventRoutes) -> Write {
+        Write::Review(Box::new(ReviewRecord::new(review, routes)))
     }
 
     /// An audit entry of the service's own, now.

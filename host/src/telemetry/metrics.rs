@@ -66,6 +66,13 @@ pub struct Metrics {
     reloads: Family<OutcomeLabels, Counter>,
     follow_delay: Histogram,
     reviews: Family<ReviewLabels, Counter>,
+    webhook_deliveries: Family<DeliveryLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    endpoint: String,
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -175,7 +182,15 @@ impl Metrics {
              deadline when nobody reviewed it in time)",
             reviews.clone(),
         );
+        let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by endpoint (configured names only) and outcome: \
+             delivered, failed (retried), dead (given up)",
+            webhook_deliveries.clone(),
+        );
         Metrics {
+            webhook_deliveries,
             reviews,
             follow_delay,
             reloads,
@@ -205,6 +220,16 @@ impl Metrics {
             .get_or_create(&ReviewLabels {
                 verdict: verdict.name().to_owned(),
                 by: if at_deadline { "deadline" } else { "reviewer" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A webhook delivery attempt to `endpoint` ended with `outcome`.
+    pub fn webhook_delivery(&self, endpoint: &str, outcome: &str) {
+        self.webhook_deliveries
+            .get_or_create(&DeliveryLabels {
+                endpoint: endpoint.to_owned(),
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -40,6 +40,9 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::audit::AuditEntry;
+use super::outbox::{
+    DELIVERY_ERROR_CHARS_MAX, DeadLetter, Delivery, DeliveryOutcome, EndpointBacklog, EventRoutes,
+};
 use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
@@ -250,6 +253,8 @@ pub struct PgStore {
     shadow_writes: std::sync::mpsc::SyncSender<ShadowRow>,
     fingerprint_key: [u8; 32],
     location: String,
+    /// Where events go ([`Store::route_events`]).
+    routes: std::sync::RwLock<EventRoutes>,
 }
 
 impl PgStore {
@@ -296,6 +301,7 @@ impl PgStore {
             shadow_writes,
             fingerprint_key,
             location,
+            routes: std::sync::RwLock::new(EventRoutes::default()),
         })
     }
 
@@ -323,7 +329,12 @@ impl PgStore {
             shadow_writes,
             fingerprint_key: [0; 32],
             location,
+            routes: std::sync::RwLock::new(EventRoutes::default()),
         })
+    }
+
+    fn routes(&self) -> std::sync::RwLockReadGuard<'_, EventRoutes> {
+        self.routes.read().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn send(&self, write: Write) -> Result<(), StoreError> {
@@ -675,11 +686,17 @@ impl Store for PgStore {
     }
 
     fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
-        Box::pin(async move { self.send(Write::decision(decision)?).await })
+        Box::pin(async move {
+            let write = Write::decision(decision, &self.routes())?;
+            self.send(write).await
+        })
     }
 
     fn commit_message(&self, message: NewMessage) -> StoreFuture<'_, ()> {
-        Box::pin(async move { self.send(Write::message(message)?).await })
+        Box::pin(async move {
+            let write = Write::message(message, &self.routes())?;
+            self.send(write).await
+        })
     }
 
     fn audit_event<'a>(
@@ -771,7 +788,8 @@ impl Store for PgStore {
     }
 
     fn review(&self, review: Review) -> StoreFuture<'_, ()> {
-        Box::pin(self.send(Write::review(review)))
+        let write = Write::review(review, &self.routes());
+        Box::pin(self.send(write))
     }
 
     fn reviews(&self, query: ReviewQuery) -> StoreFuture<'_, ReviewPage> {
@@ -1207,6 +1225,221 @@ impl Store for PgStore {
         })
     }
 
+    fn route_events(&self, routes: EventRoutes) {
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+    }
+
+    fn due_deliveries<'a>(
+        &'a self,
+        endpoints: &'a [String],
+        now_unix_ms: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Delivery>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT d.endpoint, d.seq, d.attempts, o.event_id, o.event_type, \
+                            o.payment_id, o.payload \
+                     FROM webhook_deliveries d JOIN outbox o ON o.seq = d.seq \
+                     WHERE d.state = 'pending' AND d.next_attempt_ms <= $1 \
+                       AND d.endpoint = ANY($3) \
+                       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                           WHERE e.endpoint = d.endpoint AND e.payment_id = d.payment_id \
+                             AND e.seq < d.seq AND e.state = 'pending') \
+                     ORDER BY d.seq LIMIT $2",
+                    &[
+                        (&now_unix_ms, Type::INT8),
+                        (&i64::from(limit), Type::INT8),
+                        (&endpoints, Type::TEXT_ARRAY),
+                    ],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Delivery {
+                        endpoint: get(row, 0)?,
+                        seq: get(row, 1)?,
+                        attempts: u32::try_from(get::<i32>(row, 2)?).unwrap_or(0),
+                        event_id: get(row, 3)?,
+                        event_type: get(row, 4)?,
+                        payment_id: get(row, 5)?,
+                        payload: get(row, 6)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Written on a reader connection in one statement of its own (not through the
+    /// writer: deliveries are outside the chain, and never wait on a decision's batch).
+    fn record_deliveries(&self, outcomes: Vec<DeliveryOutcome>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let (mut done_endpoint, mut done_seq) = (Vec::new(), Vec::new());
+            let mut failed: (Vec<&str>, Vec<i64>, Vec<i32>, Vec<i64>, Vec<i64>, Vec<&str>) =
+                Default::default();
+            let mut errors: Vec<String> = Vec::new();
+            for outcome in &outcomes {
+                match outcome {
+                    DeliveryOutcome::Delivered { endpoint, seq } => {
+                        done_endpoint.push(endpoint.as_str());
+                        done_seq.push(*seq);
+                    }
+                    DeliveryOutcome::Failed {
+                        endpoint,
+                        seq,
+                        attempts,
+                        at_ms,
+                        next_attempt_ms,
+                        dead,
+                        error,
+                    } => {
+                        failed.0.push(endpoint);
+                        failed.1.push(*seq);
+                        failed.2.push(i32::try_from(*attempts).unwrap_or(i32::MAX));
+                        failed.3.push(*at_ms);
+                        failed.4.push(*next_attempt_ms);
+                        failed.5.push(if *dead { "dead" } else { "pending" });
+                        errors.push(error.chars().take(DELIVERY_ERROR_CHARS_MAX).collect());
+                    }
+                }
+            }
+            self.inner
+                .query(
+                    "WITH done AS (DELETE FROM webhook_deliveries d \
+                         USING unnest($1::text[], $2::int8[]) AS x(endpoint, seq) \
+                         WHERE d.endpoint = x.endpoint AND d.seq = x.seq RETURNING 1), \
+                     failed AS (UPDATE webhook_deliveries d SET attempts = x.attempts, \
+                         last_attempt_ms = x.at_ms, next_attempt_ms = x.next_ms, \
+                         state = x.state, last_error = x.error \
+                         FROM unnest($3::text[], $4::int8[], $5::int4[], $6::int8[], \
+                                     $7::int8[], $8::text[], $9::text[]) \
+                             AS x(endpoint, seq, attempts, at_ms, next_ms, state, error) \
+                         WHERE d.endpoint = x.endpoint AND d.seq = x.seq \
+                           AND d.state = 'pending' RETURNING 1) \
+                     SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM failed)",
+                    &[
+                        (&done_endpoint, Type::TEXT_ARRAY),
+                        (&done_seq, Type::INT8_ARRAY),
+                        (&failed.0, Type::TEXT_ARRAY),
+                        (&failed.1, Type::INT8_ARRAY),
+                        (&failed.2, Type::INT4_ARRAY),
+                        (&failed.3, Type::INT8_ARRAY),
+                        (&failed.4, Type::INT8_ARRAY),
+                        (&failed.5, Type::TEXT_ARRAY),
+                        (&errors, Type::TEXT_ARRAY),
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        endpoint: Option<&'a str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<DeadLetter>> {
+        Box::pin(async move {
+            let limit = i64::from(limit.clamp(1, LIST_LIMIT_MAX));
+            let rows = self
+                .inner
+                .query(
+                    "SELECT d.endpoint, d.seq, o.event_id, o.event_type, o.payment_id, \
+                            d.attempts, d.last_attempt_ms, d.last_error \
+                     FROM webhook_deliveries d JOIN outbox o ON o.seq = d.seq \
+                     WHERE d.state = 'dead' AND ($1::text IS NULL OR d.endpoint = $1) \
+                       AND d.seq > $2 \
+                     ORDER BY d.seq, d.endpoint LIMIT $3",
+                    &[
+                        (&endpoint, Type::TEXT),
+                        (&after_seq, Type::INT8),
+                        (&limit, Type::INT8),
+                    ],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(DeadLetter {
+                        endpoint: get(row, 0)?,
+                        seq: get(row, 1)?,
+                        event_id: get(row, 2)?,
+                        event_type: get(row, 3)?,
+                        payment_id: get(row, 4)?,
+                        attempts: u32::try_from(get::<i32>(row, 5)?).unwrap_or(0),
+                        last_attempt_ms: get(row, 6)?,
+                        last_error: get(row, 7)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn delivery_backlog(&self) -> StoreFuture<'_, Vec<EndpointBacklog>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT endpoint, count(*) FILTER (WHERE state = 'pending'), \
+                            count(*) FILTER (WHERE state = 'dead') \
+                     FROM webhook_deliveries GROUP BY endpoint ORDER BY endpoint",
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(EndpointBacklog {
+                        endpoint: get(row, 0)?,
+                        pending: u64::try_from(get::<i64>(row, 1)?).unwrap_or(0),
+                        dead: u64::try_from(get::<i64>(row, 2)?).unwrap_or(0),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn redeliver<'a>(
+        &'a self,
+        endpoint: &'a str,
+        event_id: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner
+                .query(
+                    "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
+                     next_attempt_ms = 0 WHERE endpoint = $1 AND state = 'dead' \
+                     AND ($2::text IS NULL OR seq = (SELECT seq FROM outbox WHERE event_id = $2)) \
+                     RETURNING 1",
+                    &[(&endpoint, Type::TEXT), (&event_id, Type::TEXT)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The one row of `relay_lease`: taken if free or expired (on the database's clock),
+    /// renewed by its holder.
+    fn relay_lease<'a>(&'a self, holder: &'a str, lease_ms: u64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let lease_ms = i64::try_from(lease_ms).unwrap_or(i64::MAX);
+            let rows = self
+                .inner
+                .query(
+                    "INSERT INTO relay_lease (id, holder, lease_until) \
+                     VALUES (1, $1, clock_timestamp() + $2 * interval '1 millisecond') \
+                     ON CONFLICT (id) DO UPDATE \
+                         SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until \
+                         WHERE relay_lease.holder = EXCLUDED.holder \
+                            OR relay_lease.lease_until < clock_timestamp() \
+                     RETURNING holder",
+                    &[(&holder, Type::TEXT), (&lease_ms, Type::INT8)],
+                )
+                .await?;
+            Ok(!rows.is_empty())
+        })
+    }
+
     fn heartbeat<'a>(&'a self, host: &'a HostBeat) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.inner
@@ -1465,6 +1698,8 @@ pub(crate) mod tests {
         concurrent_reviews_of_one_payment_record_exactly_one,
         approvals_count_in_velocity_from_their_instant,
         the_review_queue_pages_and_filters,
+        events_are_written_with_what_they_announce_and_delivered_in_order,
+        one_host_at_a_time_holds_the_relay_lease,
     );
 
     /// Runs statements in the test database as `settings` (its role) and returns the

@@ -143,6 +143,38 @@ CREATE TRIGGER reviews_are_append_only BEFORE UPDATE OR DELETE ON reviews
 CREATE TRIGGER reviews_are_not_truncated BEFORE TRUNCATE ON reviews
     FOR EACH STATEMENT EXECUTE FUNCTION payrules_reviews_are_append_only();
 ",
+    // The outbox: events written with what they announce, their deliveries per webhook
+    // endpoint (pending until delivered, then removed; dead after the last try), and the
+    // lease of the one host that relays them.
+    r"
+CREATE TABLE outbox (
+    seq BIGSERIAL PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    event_type TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX outbox_by_age ON outbox (created_at_ms);
+CREATE TABLE webhook_deliveries (
+    endpoint TEXT NOT NULL,
+    seq BIGINT NOT NULL REFERENCES outbox (seq),
+    payment_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INT NOT NULL,
+    next_attempt_ms BIGINT NOT NULL,
+    last_attempt_ms BIGINT,
+    last_error TEXT,
+    PRIMARY KEY (endpoint, seq)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms, seq);
+CREATE INDEX webhook_deliveries_by_payment ON webhook_deliveries (endpoint, payment_id, seq);
+CREATE TABLE relay_lease (
+    id INT PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    lease_until TIMESTAMPTZ NOT NULL
+);
+",
 ];
 
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:

@@ -169,6 +169,7 @@ pub(super) struct Writer {
     record: Statement,
     messages: Statement,
     reviews: Statement,
+    events: Statement,
     payments: Statement,
     entries: Statement,
     head: Statement,
@@ -192,6 +193,7 @@ impl Writer {
             prepare(FENCE_AND_RECORD),
             prepare(RECORD_MESSAGES),
             prepare(RECORD_REVIEWS),
+            prepare(INSERT_EVENTS),
             prepare(INSERT_PAYMENTS),
             prepare(INSERT_ENTRIES),
             prepare(MOVE_HEAD),
@@ -199,12 +201,14 @@ impl Writer {
             prepare(INSERT_SHADOWS),
         )
         .map_err(pg_error)?;
-        let (record, messages, reviews, payments, entries, head, expire, shadows) = prepared;
+        let (record, messages, reviews, events, payments, entries, head, expire, shadows) =
+            prepared;
         Ok(Writer {
             client,
             record,
             messages,
             reviews,
+            events,
             payments,
             entries,
             head,
@@ -254,6 +258,35 @@ impl<'a> Payments<'a> {
         self.rule_set_version.push(&r.rule_set_version);
         self.payment.push(&r.payment);
         self.decision.push(&r.decision);
+    }
+}
+
+/// The events of a batch, one array per column, and their routes (event id, endpoint).
+#[derive(Default)]
+struct Events<'a> {
+    event_id: Vec<&'a str>,
+    event_type: Vec<&'a str>,
+    payment_id: Vec<&'a str>,
+    created_at_ms: Vec<i64>,
+    payload: Vec<&'a str>,
+    route_event: Vec<&'a str>,
+    route_endpoint: Vec<&'a str>,
+}
+
+impl<'a> Events<'a> {
+    fn push(&mut self, event: Option<&'a crate::store::outbox::OutboxEvent>) {
+        let Some(event) = event else {
+            return;
+        };
+        self.event_id.push(&event.event_id);
+        self.event_type.push(event.event_type);
+        self.payment_id.push(&event.payment_id);
+        self.created_at_ms.push(event.created_at_ms);
+        self.payload.push(&event.payload);
+        for endpoint in &event.endpoints {
+            self.route_event.push(&event.event_id);
+            self.route_endpoint.push(endpoint);
+        }
     }
 }
 
@@ -344,6 +377,17 @@ WHERE EXISTS (SELECT 1 FROM payments p WHERE p.id = i.payment_id AND p.status = 
 ON CONFLICT DO NOTHING
 RETURNING payment_id";
 
+/// Events and a pending delivery for each endpoint that receives each.
+const INSERT_EVENTS: &str = "\
+WITH ev AS (
+    INSERT INTO outbox (event_id, event_type, payment_id, created_at_ms, payload)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[])
+    RETURNING seq, event_id, payment_id
+)
+INSERT INTO webhook_deliveries (endpoint, seq, payment_id, state, attempts, next_attempt_ms)
+SELECT r.endpoint, ev.seq, ev.payment_id, 'pending', 0, 0
+FROM ev JOIN unnest($6::text[], $7::text[]) AS r(event_id, endpoint) ON r.event_id = ev.event_id";
+
 const INSERT_PAYMENTS: &str = "\
 INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id, amount, currency,
                       status, rule_set_version, payment, decision)
@@ -356,8 +400,10 @@ const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"
 /// statement, so that it is sent before COMMIT like the others.
 const EXPIRE: &str = "\
 WITH forgotten AS (DELETE FROM idempotency_keys WHERE created_at_ms < $1 RETURNING 1),
-     ended AS (DELETE FROM idempotency_claims WHERE lease_until < clock_timestamp() RETURNING 1)
-SELECT (SELECT count(*) FROM forgotten), (SELECT count(*) FROM ended)";
+     ended AS (DELETE FROM idempotency_claims WHERE lease_until < clock_timestamp() RETURNING 1),
+     done AS (DELETE FROM outbox o WHERE o.created_at_ms < $1
+              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.seq = o.seq) RETURNING 1)
+SELECT (SELECT count(*) FROM forgotten), (SELECT count(*) FROM ended), (SELECT count(*) FROM done)";
 
 const INSERT_SHADOWS: &str = "\
 INSERT INTO shadow_decisions (payment_id, shadow_version, decided_at_ms, decision)
@@ -457,12 +503,14 @@ async fn commit_locked(
         entries: Entries::default(),
     };
     let mut expire_before = None;
+    let mut events = Events::default();
     for job in batch {
         match &job.write {
             Write::Decision(r) => {
                 if recorded.contains(r.payment_id.as_str()) {
                     payments.push(r);
                     chain.decided(r);
+                    events.push(r.event.as_ref());
                     outcomes.push(Ok(()));
                 } else {
                     outcomes.push(Err(StoreError::KeyTaken));
@@ -478,6 +526,7 @@ async fn commit_locked(
                     for r in &m.decisions {
                         payments.push(r);
                         chain.decided(r);
+                        events.push(r.event.as_ref());
                     }
                     outcomes.push(Ok(()));
                 } else {
@@ -494,6 +543,7 @@ async fn commit_locked(
                         &review.payment_id,
                         &r.audit_detail,
                     );
+                    events.push(r.event.as_ref());
                     outcomes.push(Ok(()));
                 }
                 Some(Err(refused)) => outcomes.push(Err(refused)),
@@ -509,6 +559,10 @@ async fn commit_locked(
                     Some(expire_before.map_or(*before_unix_ms, |b: i64| b.max(*before_unix_ms)));
                 outcomes.push(Ok(()));
             }
+            // The store writes these on a connection of their own, never through here.
+            Write::Deliveries(_) | Write::Redeliver { .. } => outcomes.push(Err(
+                StoreError::failed("deliveries are not written by the writer"),
+            )),
         }
     }
 
@@ -560,6 +614,26 @@ async fn commit_locked(
             )
             .await
     };
+    let insert_events = async {
+        if events.event_id.is_empty() {
+            return Ok(0);
+        }
+        let e = &events;
+        client
+            .execute(
+                &client.events,
+                &[
+                    &e.event_id,
+                    &e.event_type,
+                    &e.payment_id,
+                    &e.created_at_ms,
+                    &e.payload,
+                    &e.route_event,
+                    &e.route_endpoint,
+                ],
+            )
+            .await
+    };
     let new_hash = chain.hash.to_vec();
     let move_head = async {
         if !appended {
@@ -582,7 +656,14 @@ async fn commit_locked(
     // Sent in this order on the one connection; the server runs them in that order, so a
     // statement that fails aborts the transaction and COMMIT then commits nothing.
     let commit = client.batch_execute("COMMIT");
-    let written = tokio::try_join!(insert_payments, insert_entries, move_head, expire, commit);
+    let written = tokio::try_join!(
+        insert_payments,
+        insert_events,
+        insert_entries,
+        move_head,
+        expire,
+        commit
+    );
     written.map_err(pg_error)?;
     Ok((outcomes, appended.then_some((chain.seq, chain.hash))))
 }

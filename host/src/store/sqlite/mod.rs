@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::audit::AuditEntry;
+use super::outbox::{DeadLetter, Delivery, DeliveryOutcome, EndpointBacklog, EventRoutes};
 use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
@@ -147,6 +148,32 @@ BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
 CREATE TRIGGER reviews_are_append_only_delete BEFORE DELETE ON reviews
 BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
 "#,
+    // The outbox: events written with what they announce, and their deliveries per
+    // webhook endpoint (pending until delivered, then removed; dead after the last try).
+    r#"
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    event_type TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX outbox_by_age ON outbox (created_at_ms);
+CREATE TABLE webhook_deliveries (
+    endpoint TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES outbox (seq),
+    payment_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL,
+    last_attempt_ms INTEGER,
+    last_error TEXT,
+    PRIMARY KEY (endpoint, seq)
+) WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms, seq);
+CREATE INDEX webhook_deliveries_by_payment ON webhook_deliveries (endpoint, payment_id, seq);
+"#,
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -175,6 +202,8 @@ pub struct SqliteStore {
     /// The database file, locked (`flock`) while this store writes it: a second process
     /// serving the same file would fork the audit chain, so it is refused.
     held: Mutex<Option<std::fs::File>>,
+    /// Where events go ([`Store::route_events`]).
+    routes: std::sync::RwLock<EventRoutes>,
 }
 
 impl SqliteStore {
@@ -219,6 +248,7 @@ impl SqliteStore {
             fingerprint_key,
             host: Mutex::new(None),
             held: Mutex::new(Some(held)),
+            routes: std::sync::RwLock::new(EventRoutes::default()),
         })
     }
 
@@ -256,12 +286,17 @@ impl SqliteStore {
             fingerprint_key,
             host: Mutex::new(None),
             held: Mutex::new(None),
+            routes: std::sync::RwLock::new(EventRoutes::default()),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn routes(&self) -> std::sync::RwLockReadGuard<'_, EventRoutes> {
+        self.routes.read().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn send(&self, write: Write) -> Result<(), StoreError> {
@@ -348,11 +383,17 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
-        Box::pin(async move { self.send(Write::decision(decision)?).await })
+        Box::pin(async move {
+            let write = Write::decision(decision, &self.routes())?;
+            self.send(write).await
+        })
     }
 
     fn commit_message(&self, message: NewMessage) -> StoreFuture<'_, ()> {
-        Box::pin(async move { self.send(Write::message(message)?).await })
+        Box::pin(async move {
+            let write = Write::message(message, &self.routes())?;
+            self.send(write).await
+        })
     }
 
     fn audit_event<'a>(
@@ -447,7 +488,8 @@ impl Store for SqliteStore {
     }
 
     fn review(&self, review: Review) -> StoreFuture<'_, ()> {
-        Box::pin(self.send(crate::store::queue::Write::review(review)))
+        let write = Write::review(review, &self.routes());
+        Box::pin(self.send(write))
     }
 
     fn reviews(&self, query: ReviewQuery) -> StoreFuture<'_, ReviewPage> {
@@ -763,6 +805,115 @@ impl Store for SqliteStore {
     fn leave<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
         *self.host.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Box::pin(async { Ok(()) })
+    }
+
+    fn route_events(&self, routes: EventRoutes) {
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+    }
+
+    fn due_deliveries<'a>(
+        &'a self,
+        endpoints: &'a [String],
+        now_unix_ms: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Delivery>> {
+        let endpoints = serde_json::to_string(endpoints).unwrap_or_else(|_| "[]".to_owned());
+        Box::pin(self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT d.endpoint, d.seq, d.attempts, o.event_id, o.event_type, o.payment_id, \
+                        o.payload \
+                 FROM webhook_deliveries d JOIN outbox o ON o.seq = d.seq \
+                 WHERE d.state = 'pending' AND d.next_attempt_ms <= ?1 \
+                   AND d.endpoint IN (SELECT value FROM json_each(?3)) \
+                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                       WHERE e.endpoint = d.endpoint AND e.payment_id = d.payment_id \
+                         AND e.seq < d.seq AND e.state = 'pending') \
+                 ORDER BY d.seq LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![now_unix_ms, limit, endpoints], |row| {
+                Ok(Delivery {
+                    endpoint: row.get(0)?,
+                    seq: row.get(1)?,
+                    attempts: row.get(2)?,
+                    event_id: row.get(3)?,
+                    event_type: row.get(4)?,
+                    payment_id: row.get(5)?,
+                    payload: row.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        }))
+    }
+
+    fn record_deliveries(&self, outcomes: Vec<DeliveryOutcome>) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(Write::Deliveries(outcomes)))
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        endpoint: Option<&'a str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<DeadLetter>> {
+        let endpoint = endpoint.map(str::to_owned);
+        Box::pin(self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT d.endpoint, d.seq, o.event_id, o.event_type, o.payment_id, d.attempts, \
+                        d.last_attempt_ms, d.last_error \
+                 FROM webhook_deliveries d JOIN outbox o ON o.seq = d.seq \
+                 WHERE d.state = 'dead' AND (?1 IS NULL OR d.endpoint = ?1) AND d.seq > ?2 \
+                 ORDER BY d.seq, d.endpoint LIMIT ?3",
+            )?;
+            let rows = statement.query_map(
+                params![endpoint, after_seq, limit.clamp(1, LIST_LIMIT_MAX)],
+                |row| {
+                    Ok(DeadLetter {
+                        endpoint: row.get(0)?,
+                        seq: row.get(1)?,
+                        event_id: row.get(2)?,
+                        event_type: row.get(3)?,
+                        payment_id: row.get(4)?,
+                        attempts: row.get(5)?,
+                        last_attempt_ms: row.get(6)?,
+                        last_error: row.get(7)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        }))
+    }
+
+    fn delivery_backlog(&self) -> StoreFuture<'_, Vec<EndpointBacklog>> {
+        Box::pin(self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT endpoint, SUM(state = 'pending'), SUM(state = 'dead') \
+                 FROM webhook_deliveries GROUP BY endpoint ORDER BY endpoint",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(EndpointBacklog {
+                    endpoint: row.get(0)?,
+                    pending: row.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                    dead: row.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        }))
+    }
+
+    fn redeliver<'a>(
+        &'a self,
+        endpoint: &'a str,
+        event_id: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.send(Write::Redeliver {
+            endpoint: endpoint.to_owned(),
+            event_id: event_id.map(str::to_owned),
+        }))
+    }
+
+    /// One process serves a SQLite store: it relays.
+    fn relay_lease<'a>(&'a self, _: &'a str, _: u64) -> StoreFuture<'a, bool> {
+        Box::pin(async { Ok(true) })
     }
 
     /// Stops taking decisions, commits those queued, and waits for the writer to finish.
@@ -1142,6 +1293,8 @@ mod tests {
         concurrent_reviews_of_one_payment_record_exactly_one,
         approvals_count_in_velocity_from_their_instant,
         the_review_queue_pages_and_filters,
+        events_are_written_with_what_they_announce_and_delivered_in_order,
+        one_host_at_a_time_holds_the_relay_lease,
     );
 
     #[test]

@@ -197,6 +197,7 @@ fn insert(
         Write::Decision(r) => {
             insert_decision(conn, r)?;
             insert_idempotency(conn, r)?;
+            insert_event(conn, r.event.as_ref())?;
             audit_decided(conn, head, keys, r)
         }
         Write::Message(m) => {
@@ -218,12 +219,14 @@ fn insert(
             let mut head = *head;
             for r in &m.decisions {
                 insert_decision(conn, r)?;
+                insert_event(conn, r.event.as_ref())?;
                 head = audit_decided(conn, &head, keys, r)?;
             }
             Ok(head)
         }
         Write::Review(r) => {
             insert_review(conn, r)?;
+            insert_event(conn, r.event.as_ref())?;
             let review = &r.review;
             audit(
                 conn,
@@ -243,6 +246,24 @@ fn insert(
             if forgotten > 0 {
                 tracing::info!(forgotten, "idempotency records expired");
             }
+            conn.prepare_cached(
+                "DELETE FROM outbox WHERE created_at_ms < ?1 \
+                 AND seq NOT IN (SELECT seq FROM webhook_deliveries)",
+            )?
+            .execute(params![before_unix_ms])?;
+            Ok(*head)
+        }
+        Write::Deliveries(outcomes) => {
+            record_outcomes(conn, outcomes)?;
+            Ok(*head)
+        }
+        Write::Redeliver { endpoint, event_id } => {
+            conn.prepare_cached(
+                "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
+                 next_attempt_ms = 0 WHERE endpoint = ?1 AND state = 'dead' \
+                 AND (?2 IS NULL OR seq = (SELECT seq FROM outbox WHERE event_id = ?2))",
+            )?
+            .execute(params![endpoint, event_id])?;
             Ok(*head)
         }
         Write::Event(e) => audit(
@@ -396,4 +417,78 @@ fn insert_review(conn: &Connection, r: &ReviewRecord) -> Result<(), StoreError> 
     } else {
         StoreError::NotHeld
     })
+}
+
+/// Writes an event to the outbox with a pending delivery per endpoint that receives it.
+fn insert_event(
+    conn: &Connection,
+    event: Option<&crate::store::outbox::OutboxEvent>,
+) -> Result<(), StoreError> {
+    let Some(event) = event else {
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "INSERT INTO outbox (event_id, event_type, payment_id, created_at_ms, payload) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event.event_id,
+        event.event_type,
+        event.payment_id,
+        event.created_at_ms,
+        event.payload
+    ])?;
+    let seq = conn.last_insert_rowid();
+    let mut delivery = conn.prepare_cached(
+        "INSERT INTO webhook_deliveries (endpoint, seq, payment_id, state, attempts, \
+         next_attempt_ms) VALUES (?1, ?2, ?3, 'pending', 0, 0)",
+    )?;
+    for endpoint in &event.endpoints {
+        delivery.execute(params![endpoint, seq, event.payment_id])?;
+    }
+    Ok(())
+}
+
+/// Records delivery attempts: a delivered one is removed; a failed one waits for its next
+/// attempt, or is dead.
+fn record_outcomes(
+    conn: &Connection,
+    outcomes: &[crate::store::outbox::DeliveryOutcome],
+) -> Result<(), StoreError> {
+    use crate::store::outbox::DeliveryOutcome;
+    for outcome in outcomes {
+        match outcome {
+            DeliveryOutcome::Delivered { endpoint, seq } => {
+                conn.prepare_cached(
+                    "DELETE FROM webhook_deliveries WHERE endpoint = ?1 AND seq = ?2",
+                )?
+                .execute(params![endpoint, seq])?;
+            }
+            DeliveryOutcome::Failed {
+                endpoint,
+                seq,
+                attempts,
+                at_ms,
+                next_attempt_ms,
+                dead,
+                error,
+            } => {
+                conn.prepare_cached(
+                    "UPDATE webhook_deliveries SET attempts = ?3, last_attempt_ms = ?4, \
+                     next_attempt_ms = ?5, state = ?6, last_error = ?7 \
+                     WHERE endpoint = ?1 AND seq = ?2 AND state = 'pending'",
+                )?
+                .execute(params![
+                    endpoint,
+                    seq,
+                    attempts,
+                    at_ms,
+                    next_attempt_ms,
+                    if *dead { "dead" } else { "pending" },
+                    error
+                ])?;
+            }
+        }
+    }
+    Ok(())
 }

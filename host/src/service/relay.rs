@@ -1,0 +1,169 @@
+//! The relay: one host of those sharing the store delivers the outbox's events to the
+//! webhook endpoints (the lease decides which: `Store::relay_lease`), at least once, in
+//! order per payment and endpoint, off the decision path.
+//!
+//! Each round takes the deliveries due (an event whose earlier event of the same payment
+//! is still pending for that endpoint waits for it), POSTs them at once (at most
+//! [`IN_FLIGHT_MAX`] at a time), and records each outcome: delivered (removed), failed
+//! (tried again after the endpoint's backoff), or dead after its last attempt. A host that
+//! dies mid-round leaves its deliveries pending: the next holder of the lease sends them
+//! again (a receiver drops a second delivery by its `Payrules-Event-Id`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::Service;
+use crate::store::outbox::{Delivery, DeliveryOutcome};
+use crate::store::{StoreError, now_unix_ms};
+use crate::webhooks::Webhooks;
+
+/// Deliveries read per round at most.
+const ROUND_MAX: u32 = 256;
+/// Deliveries in flight at once at most.
+const IN_FLIGHT_MAX: usize = 32;
+/// How long an idle relay waits before it looks again.
+const IDLE: Duration = Duration::from_millis(100);
+/// How long the relay's lease lasts; renewed every [`LEASE_RENEW`].
+const LEASE_MS: u64 = 10_000;
+/// How often the lease is renewed (or tried for, by a host that does not hold it).
+const LEASE_RENEW: Duration = Duration::from_secs(2);
+
+impl Service {
+    /// Relays events to `webhooks` from now on, while this host holds the relay's lease (a
+    /// tokio task: call it on the runtime that serves).
+    pub fn relay_events(self: &Arc<Self>, webhooks: Arc<Webhooks>) {
+        if webhooks.is_empty() {
+            return;
+        }
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let names: Vec<String> = webhooks
+                .endpoints()
+                .iter()
+                .map(|e| e.name.clone())
+                .collect();
+            let mut holding = false;
+            let mut lease_tried: Option<tokio::time::Instant> = None;
+            let mut warned = false;
+            loop {
+                let now = tokio::time::Instant::now();
+                if lease_tried.is_none_or(|at| now.duration_since(at) >= LEASE_RENEW) {
+                    lease_tried = Some(now);
+                    holding = match service.store.relay_lease(service.host_id(), LEASE_MS).await {
+                        Ok(held) => held,
+                        Err(StoreError::Closed) => return,
+                        Err(error) => {
+                            if !warned {
+                                tracing::warn!("the relay's lease cannot be taken: {error}");
+                                warned = true;
+                            }
+                            false
+                        }
+                    };
+                }
+                if !holding {
+                    tokio::time::sleep(LEASE_RENEW).await;
+                    continue;
+                }
+                match service.relay_round(&webhooks, &names).await {
+                    Ok(delivered) if delivered == ROUND_MAX as usize => continue,
+                    Ok(_) => warned = false,
+                    Err(StoreError::Closed) => return,
+                    Err(error) => {
+                        if !warned {
+                            tracing::warn!("events not relayed (retried): {error}");
+                            warned = true;
+                        }
+                    }
+                }
+                tokio::time::sleep(IDLE).await;
+            }
+        });
+    }
+
+    /// One round: the deliveries due, sent, their outcomes recorded; how many there were.
+    async fn relay_round(
+        &self,
+        webhooks: &Arc<Webhooks>,
+        names: &[String],
+    ) -> Result<usize, StoreError> {
+        let due = self
+            .store
+            .due_deliveries(names, now_unix_ms(), ROUND_MAX)
+            .await?;
+        let count = due.len();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut sending = JoinSet::new();
+        let mut outcomes = Vec::with_capacity(count);
+        for delivery in due {
+            if sending.len() >= IN_FLIGHT_MAX
+                && let Some(Ok(outcome)) = sending.join_next().await
+            {
+                outcomes.push(outcome);
+            }
+            let webhooks = Arc::clone(webhooks);
+            sending.spawn(async move { attempt(&webhooks, delivery).await });
+        }
+        while let Some(joined) = sending.join_next().await {
+            if let Ok(outcome) = joined {
+                outcomes.push(outcome);
+            }
+        }
+        for outcome in &outcomes {
+            match outcome {
+                DeliveryOutcome::Delivered { endpoint, .. } => {
+                    self.metrics.webhook_delivery(endpoint, "delivered");
+                }
+                DeliveryOutcome::Failed { endpoint, dead, .. } => {
+                    self.metrics
+                        .webhook_delivery(endpoint, if *dead { "dead" } else { "failed" });
+                }
+            }
+        }
+        self.store.record_deliveries(outcomes).await?;
+        Ok(count)
+    }
+}
+
+/// One attempt at one delivery, and what became of it.
+async fn attempt(webhooks: &Webhooks, delivery: Delivery) -> DeliveryOutcome {
+    let Some(endpoint) = webhooks.endpoint(&delivery.endpoint) else {
+        unreachable!("due deliveries are read for the configured endpoints only");
+    };
+    let at_ms = now_unix_ms();
+    match endpoint.deliver(&delivery, at_ms / 1000).await {
+        Ok(()) => DeliveryOutcome::Delivered {
+            endpoint: delivery.endpoint,
+            seq: delivery.seq,
+        },
+        Err(error) => {
+            let attempts = delivery.attempts.saturating_add(1);
+            let dead = attempts >= endpoint.attempts_max;
+            let mut random = [0u8; 8];
+            // Without randomness the delay is still within its bounds.
+            let _ = getrandom::fill(&mut random);
+            let wait_ms = endpoint.backoff_ms(attempts, u64::from_le_bytes(random));
+            if dead {
+                tracing::warn!(
+                    endpoint = %delivery.endpoint,
+                    event_id = %delivery.event_id,
+                    attempts,
+                    "an event was dead-lettered: {error}"
+                );
+            }
+            DeliveryOutcome::Failed {
+                endpoint: delivery.endpoint,
+                seq: delivery.seq,
+                attempts,
+                at_ms,
+                next_attempt_ms: at_ms.saturating_add(i64::try_from(wait_ms).unwrap_or(i64::MAX)),
+                dead,
+                error,
+            }
+        }
+    }
+}
