@@ -690,6 +690,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn webhooks_are_refused_with_the_setting_at_fault() {
+        let webhook = |fields: &str| {
+            Config::parse(&format!("[[webhooks]]\nname = \"core\"\n{fields}"))
+                .err()
+                .unwrap_or_default()
+        };
+        let secret = "secret_env = \"WEBHOOK_SECRET\"";
+        for (fields, expected) in [
+            (
+                format!("url = \"http://core.bank.internal/events\"\n{secret}"),
+                "plain http is only for a loopback receiver",
+            ),
+            (format!("url = \"ftp://x/y\"\n{secret}"), "must be https://"),
+            (
+                "url = \"https://core/events\"".to_owned(),
+                "set one of secret_file or secret_env",
+            ),
+            (
+                format!("url = \"https://core/events\"\n{secret}\nevents = [\"payment.lost\"]"),
+                "not an event type",
+            ),
+            (
+                format!("url = \"https://core/events\"\n{secret}\nattempts_max = 0"),
+                "attempts_max must be greater than zero",
+            ),
+            (
+                format!(
+                    "url = \"https://core/events\"\n{secret}\nbackoff_initial_ms = 10\nbackoff_max_ms = 5"
+                ),
+                "backoff_max_ms must be at least",
+            ),
+        ] {
+            let error = webhook(&fields);
+            assert!(error.contains(expected), "{fields}: {error}");
+        }
+        for url in [
+            "https://core.bank.internal/events",
+            "http://127.0.0.1:9000/events",
+            "http://[::1]:9000/events",
+            "http://localhost/events",
+        ] {
+            assert_eq!(webhook(&format!("url = \"{url}\"\n{secret}")), "", "{url}");
+        }
+        let twice = Config::parse(&format!(
+            "[[webhooks]]\nname = \"a\"\nurl = \"https://x/\"\n{secret}\n\
+             [[webhooks]]\nname = \"a\"\nurl = \"https://y/\"\n{secret}"
+        ))
+        .unwrap_err();
+        assert!(twice.contains("used twice"), "{twice}");
+    }
+
+    #[test]
     fn an_empty_file_gives_the_defaults() {
         let config = Config::parse("").unwrap();
         assert_eq!(config.listen.to_string(), LISTEN_DEFAULT);

@@ -118,9 +118,11 @@ impl Endpoint {
             ));
         }
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match &config.tls_ca_file {
-            Some(ca_file) => builder.with_tls_config(tls_with_ca(ca_file, at)?),
-            None => builder
+        let builder = match (&config.tls_ca_file, uri.scheme_str()) {
+            (Some(ca_file), _) => builder.with_tls_config(tls_with_ca(ca_file, at)?),
+            // A loopback receiver over plain HTTP: no TLS, so no CA to read.
+            (None, Some("http")) => builder.with_tls_config(tls_trusting_nothing()),
+            (None, _) => builder
                 .with_native_roots()
                 .map_err(|e| format!("{at}: the platform's CA certificates cannot be read: {e}"))?,
         };
@@ -260,6 +262,17 @@ fn tls_with_ca(ca_file: &Path, at: &str) -> Result<rustls::ClientConfig, String>
     )
 }
 
+/// A TLS client that trusts no certificate (for a plain-HTTP endpoint, which never uses it).
+fn tls_trusting_nothing() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap_or_else(|e| unreachable!("ring supports the default versions: {e}"))
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth()
+}
+
 fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -287,15 +300,7 @@ mod tests {
         .expect("a config");
         let client = Client::builder(TokioExecutor::new()).build(
             hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .with_safe_default_protocol_versions()
-                    .expect("versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-                )
+                .with_tls_config(tls_trusting_nothing())
                 .https_or_http()
                 .enable_http1()
                 .build(),
@@ -333,6 +338,33 @@ mod tests {
             }
         }
         assert_eq!(e.backoff_ms(1_000, 3), e.backoff_ms(40, 3), "no overflow");
+    }
+
+    #[test]
+    fn a_secret_others_may_read_or_too_short_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        let config = |path: &std::path::Path| -> WebhookConfig {
+            toml::from_str(&format!(
+                "name = \"core\"\nurl = \"https://core/events\"\nsecret_file = {:?}",
+                path.display().to_string()
+            ))
+            .unwrap()
+        };
+        std::fs::write(&file, "s".repeat(40)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = Webhooks::from_config(&[config(&file)])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("mode 644 lets others read"), "{error}");
+        std::fs::write(&file, "short").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let error = Webhooks::from_config(&[config(&file)])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("fewer than 32 characters"), "{error}");
+        assert!(!error.contains("short"), "the secret is never shown");
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //! - `hosts`: several `payrules serve` processes on one PostgreSQL database: a key sent
 //!   to two hosts at once, a host killed mid-burst, the database dropping every
 //!   connection (`postgres` makes each test its database).
+//! - `webhooks`: events delivered to a real receiver on loopback that is down, slow, then
+//!   up; after a kill -9; dead letters sent again.
 
 mod api;
 mod cli;
@@ -45,3 +47,4 @@ mod security;
 mod server;
 mod service;
 mod support;
+mod webhooks;

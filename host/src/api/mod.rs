@@ -22,6 +22,7 @@ mod reviews;
 pub mod rules;
 mod service;
 pub mod shadow;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -104,6 +105,7 @@ impl AppState {
     tags(
         (name = "payments", description = "Submit payments and read their decisions"),
         (name = "reviews", description = "Resolve the payments the rules held for review"),
+        (name = "webhooks", description = "Decision and review events delivered to endpoints"),
         (name = "rules", description = "The live rule set"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "service", description = "Health, readiness, metrics")
@@ -137,6 +139,9 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(reviews::review))
         .routes(routes!(reviews::queue))
         .routes(routes!(messages::status))
+        .routes(routes!(webhooks::endpoints))
+        .routes(routes!(webhooks::dead_letters))
+        .routes(routes!(webhooks::redeliver))
         .routes(routes!(rules::live))
         .routes(routes!(rules::reload_now))
         .routes(routes!(rules::history))

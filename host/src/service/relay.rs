@@ -167,3 +167,62 @@ async fn attempt(webhooks: &Webhooks, delivery: Delivery) -> DeliveryOutcome {
         }
     }
 }
+
+impl Service {
+    /// Pending and dead deliveries per endpoint.
+    pub async fn delivery_backlog(
+        &self,
+    ) -> Result<Vec<crate::store::outbox::EndpointBacklog>, super::ServiceError> {
+        Ok(self.store.delivery_backlog().await?)
+    }
+
+    /// Dead letters after `after_seq`, oldest first.
+    pub async fn dead_letters(
+        &self,
+        endpoint: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::store::outbox::DeadLetter>, super::ServiceError> {
+        Ok(self.store.dead_letters(endpoint, after_seq, limit).await?)
+    }
+
+    /// Makes `endpoint`'s dead letters (one event's, if given) pending again, due now, and
+    /// audits it as `webhook.redelivered` by `actor`; returns how many.
+    pub async fn redeliver(
+        &self,
+        endpoint: &str,
+        event_id: Option<&str>,
+        actor: &str,
+    ) -> Result<u64, super::ServiceError> {
+        let mut requeued = 0_u64;
+        let mut after = 0;
+        loop {
+            let page = self
+                .store
+                .dead_letters(Some(endpoint), after, crate::store::LIST_LIMIT_MAX)
+                .await?;
+            let full = page.len() == crate::store::LIST_LIMIT_MAX as usize;
+            requeued += page
+                .iter()
+                .filter(|l| event_id.is_none_or(|id| l.event_id == id))
+                .count() as u64;
+            match page.last() {
+                Some(last) if full => after = last.seq,
+                _ => break,
+            }
+        }
+        if requeued == 0 {
+            return Ok(0);
+        }
+        self.store.redeliver(endpoint, event_id).await?;
+        self.store
+            .audit_event(
+                "webhook.redelivered",
+                endpoint,
+                &serde_json::json!({"actor": actor, "event_id": event_id, "requeued": requeued}),
+            )
+            .await?;
+        tracing::info!(endpoint, requeued, actor, "dead letters sent again");
+        Ok(requeued)
+    }
+}

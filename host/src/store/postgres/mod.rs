@@ -624,6 +624,18 @@ fn summary_at(row: &Row, at: usize) -> Result<PaymentSummary, StoreError> {
     })
 }
 
+/// Failed delivery attempts, one array per column (sent as `unnest` arguments).
+#[derive(Default)]
+struct FailedColumns<'a> {
+    endpoint: Vec<&'a str>,
+    seq: Vec<i64>,
+    attempts: Vec<i32>,
+    at_ms: Vec<i64>,
+    next_ms: Vec<i64>,
+    state: Vec<&'static str>,
+    error: Vec<String>,
+}
+
 impl Store for PgStore {
     fn fingerprint(&self, canonical_payload: &[u8]) -> [u8; 32] {
         keyed_fingerprint(&self.fingerprint_key, canonical_payload)
@@ -1276,9 +1288,7 @@ impl Store for PgStore {
     fn record_deliveries(&self, outcomes: Vec<DeliveryOutcome>) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let (mut done_endpoint, mut done_seq) = (Vec::new(), Vec::new());
-            let mut failed: (Vec<&str>, Vec<i64>, Vec<i32>, Vec<i64>, Vec<i64>, Vec<&str>) =
-                Default::default();
-            let mut errors: Vec<String> = Vec::new();
+            let mut failed = FailedColumns::default();
             for outcome in &outcomes {
                 match outcome {
                     DeliveryOutcome::Delivered { endpoint, seq } => {
@@ -1294,13 +1304,17 @@ impl Store for PgStore {
                         dead,
                         error,
                     } => {
-                        failed.0.push(endpoint);
-                        failed.1.push(*seq);
-                        failed.2.push(i32::try_from(*attempts).unwrap_or(i32::MAX));
-                        failed.3.push(*at_ms);
-                        failed.4.push(*next_attempt_ms);
-                        failed.5.push(if *dead { "dead" } else { "pending" });
-                        errors.push(error.chars().take(DELIVERY_ERROR_CHARS_MAX).collect());
+                        failed.endpoint.push(endpoint);
+                        failed.seq.push(*seq);
+                        failed
+                            .attempts
+                            .push(i32::try_from(*attempts).unwrap_or(i32::MAX));
+                        failed.at_ms.push(*at_ms);
+                        failed.next_ms.push(*next_attempt_ms);
+                        failed.state.push(if *dead { "dead" } else { "pending" });
+                        failed
+                            .error
+                            .push(error.chars().take(DELIVERY_ERROR_CHARS_MAX).collect());
                     }
                 }
             }
@@ -1321,13 +1335,13 @@ impl Store for PgStore {
                     &[
                         (&done_endpoint, Type::TEXT_ARRAY),
                         (&done_seq, Type::INT8_ARRAY),
-                        (&failed.0, Type::TEXT_ARRAY),
-                        (&failed.1, Type::INT8_ARRAY),
-                        (&failed.2, Type::INT4_ARRAY),
-                        (&failed.3, Type::INT8_ARRAY),
-                        (&failed.4, Type::INT8_ARRAY),
-                        (&failed.5, Type::TEXT_ARRAY),
-                        (&errors, Type::TEXT_ARRAY),
+                        (&failed.endpoint, Type::TEXT_ARRAY),
+                        (&failed.seq, Type::INT8_ARRAY),
+                        (&failed.attempts, Type::INT4_ARRAY),
+                        (&failed.at_ms, Type::INT8_ARRAY),
+                        (&failed.next_ms, Type::INT8_ARRAY),
+                        (&failed.state, Type::TEXT_ARRAY),
+                        (&failed.error, Type::TEXT_ARRAY),
                     ],
                 )
                 .await?;
@@ -1761,9 +1775,9 @@ pub(crate) mod tests {
                 &db.settings,
                 &format!(
                     "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}; \
-                     GRANT UPDATE, DELETE ON idempotency_keys, idempotency_claims, hosts \
-                         TO {role}; \
-                     GRANT UPDATE ON audit_head TO {role}; \
+                     GRANT UPDATE, DELETE ON idempotency_keys, idempotency_claims, hosts, \
+                         webhook_deliveries, outbox TO {role}; \
+                     GRANT UPDATE ON audit_head, relay_lease TO {role}; \
                      GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
                 )
             ),
