@@ -5,12 +5,18 @@
 //! Each round takes the deliveries due (an event whose earlier event of the same payment
 //! is still pending for that endpoint waits for it), POSTs them at once (at most
 //! [`IN_FLIGHT_MAX`] at a time), and records each outcome: delivered (removed), failed
-//! (tried again after the endpoint's backoff), or dead after its last attempt. A host that
+//! (tried again after the endpoint's backoff), or dead after its last attempt. An
+//! endpoint none of whose attempts in a round succeeded is paused for its backoff too
+//! (doubling while it stays down): a receiver that is down costs one probe per pause, not
+//! an attempt per event per round, and its events keep their attempts for when it is back. A host that
 //! dies mid-round leaves its deliveries pending: the next holder of the lease sends them
 //! again (a receiver drops a second delivery by its `Payrules-Event-Id`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::task::JoinSet;
 
@@ -44,6 +50,7 @@ impl Service {
                 .iter()
                 .map(|e| e.name.clone())
                 .collect();
+            let mut paused = Paused::default();
             let mut holding = false;
             let mut lease_tried: Option<tokio::time::Instant> = None;
             let mut warned = false;
@@ -67,7 +74,12 @@ impl Service {
                     tokio::time::sleep(LEASE_RENEW).await;
                     continue;
                 }
-                match service.relay_round(&webhooks, &names).await {
+                let active = paused.active(&names);
+                if active.is_empty() {
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+                match service.relay_round(&webhooks, &active, &mut paused).await {
                     Ok(delivered) if delivered == ROUND_MAX as usize => continue,
                     Ok(_) => warned = false,
                     Err(StoreError::Closed) => return,
@@ -88,6 +100,7 @@ impl Service {
         &self,
         webhooks: &Arc<Webhooks>,
         names: &[String],
+        paused: &mut Paused,
     ) -> Result<usize, StoreError> {
         let due = self
             .store
@@ -113,15 +126,25 @@ impl Service {
                 outcomes.push(outcome);
             }
         }
+        let mut round: HashMap<&str, (usize, usize)> = HashMap::new();
         for outcome in &outcomes {
             match outcome {
                 DeliveryOutcome::Delivered { endpoint, .. } => {
                     self.metrics.webhook_delivery(endpoint, "delivered");
+                    round.entry(endpoint).or_default().0 += 1;
                 }
                 DeliveryOutcome::Failed { endpoint, dead, .. } => {
                     self.metrics
                         .webhook_delivery(endpoint, if *dead { "dead" } else { "failed" });
+                    round.entry(endpoint).or_default().1 += 1;
                 }
+            }
+        }
+        for (name, (delivered, failed)) in round {
+            if let Some(endpoint) = webhooks.endpoint(name) {
+                paused.after_round(name, delivered, failed, |failed_rounds| {
+                    endpoint.backoff_ms(failed_rounds, random())
+                });
             }
         }
         self.store.record_deliveries(outcomes).await?;
@@ -143,10 +166,7 @@ async fn attempt(webhooks: &Webhooks, delivery: Delivery) -> DeliveryOutcome {
         Err(error) => {
             let attempts = delivery.attempts.saturating_add(1);
             let dead = attempts >= endpoint.attempts_max;
-            let mut random = [0u8; 8];
-            // Without randomness the delay is still within its bounds.
-            let _ = getrandom::fill(&mut random);
-            let wait_ms = endpoint.backoff_ms(attempts, u64::from_le_bytes(random));
+            let wait_ms = endpoint.backoff_ms(attempts, random());
             if dead {
                 tracing::warn!(
                     endpoint = %delivery.endpoint,
@@ -224,5 +244,83 @@ impl Service {
             .await?;
         tracing::info!(endpoint, requeued, actor, "dead letters sent again");
         Ok(requeued)
+    }
+}
+
+/// A random number for a backoff's jitter (without randomness, the delay is still within
+/// its bounds).
+fn random() -> u64 {
+    let mut random = [0u8; 8];
+    let _ = getrandom::fill(&mut random);
+    u64::from_le_bytes(random)
+}
+
+/// The endpoints paused because a whole round of attempts to them failed.
+#[derive(Default)]
+struct Paused {
+    /// Until when, and after how many such rounds in a row.
+    endpoints: HashMap<String, (Instant, u32)>,
+}
+
+impl Paused {
+    /// The endpoints of `names` not paused now.
+    fn active(&self, names: &[String]) -> Vec<String> {
+        let now = Instant::now();
+        names
+            .iter()
+            .filter(|name| {
+                self.endpoints
+                    .get(*name)
+                    .is_none_or(|(until, _)| *until <= now)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// A round made `delivered` and `failed` attempts to `name`: one delivered lifts a
+    /// pause; none, the endpoint pauses for `backoff_ms(rounds failed in a row)`.
+    fn after_round(
+        &mut self,
+        name: &str,
+        delivered: usize,
+        failed: usize,
+        backoff_ms: impl FnOnce(u32) -> u64,
+    ) {
+        if delivered > 0 {
+            self.endpoints.remove(name);
+            return;
+        }
+        if failed == 0 {
+            return;
+        }
+        let rounds = self
+            .endpoints
+            .get(name)
+            .map_or(0, |(_, r)| *r)
+            .saturating_add(1);
+        let until = Instant::now() + Duration::from_millis(backoff_ms(rounds));
+        self.endpoints.insert(name.to_owned(), (until, rounds));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_whose_whole_round_failed_pauses_and_a_delivery_lifts_it() {
+        let names = vec!["core".to_owned(), "ledger".to_owned()];
+        let mut paused = Paused::default();
+        paused.after_round("core", 0, 5, |rounds| 60_000 * u64::from(rounds));
+        assert_eq!(paused.active(&names), ["ledger"]);
+        paused.after_round("core", 0, 1, |rounds| {
+            assert_eq!(rounds, 2, "rounds in a row are counted");
+            0
+        });
+        assert_eq!(paused.active(&names), names, "a pause of 0 ms is over");
+        paused.after_round("core", 1, 4, |_| 60_000);
+        assert_eq!(paused.active(&names), names, "one delivery lifts it");
+        paused.after_round("ledger", 0, 0, |_| 60_000);
+        assert_eq!(paused.active(&names), names, "no attempt, no pause");
     }
 }

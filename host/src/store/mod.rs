@@ -225,9 +225,9 @@ pub trait Store: Send + Sync {
     /// for each endpoint that receives its type ([`outbox`]); none before this is called.
     fn route_events(&self, routes: EventRoutes);
 
-    /// Deliveries to these endpoints due at `now_unix_ms`, oldest first, at most `limit`:
-    /// never an event of a payment whose earlier event is still pending for the same
-    /// endpoint.
+    /// Deliveries to these endpoints due at `now_unix_ms`, the longest due first, at most
+    /// `limit`: never an event of a payment whose earlier event is still pending for the
+    /// same endpoint.
     fn due_deliveries<'a>(
         &'a self,
         endpoints: &'a [String],

@@ -1259,7 +1259,7 @@ impl Store for PgStore {
                        AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
                            WHERE e.endpoint = d.endpoint AND e.payment_id = d.payment_id \
                              AND e.seq < d.seq AND e.state = 'pending') \
-                     ORDER BY d.seq LIMIT $2",
+                     ORDER BY d.next_attempt_ms, d.seq, d.endpoint LIMIT $2",
                     &[
                         (&now_unix_ms, Type::INT8),
                         (&i64::from(limit), Type::INT8),

@@ -828,7 +828,7 @@ impl Store for SqliteStore {
                    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
                        WHERE e.endpoint = d.endpoint AND e.payment_id = d.payment_id \
                          AND e.seq < d.seq AND e.state = 'pending') \
-                 ORDER BY d.seq LIMIT ?2",
+                 ORDER BY d.next_attempt_ms, d.seq, d.endpoint LIMIT ?2",
             )?;
             let rows = statement.query_map(params![now_unix_ms, limit, endpoints], |row| {
                 Ok(Delivery {
