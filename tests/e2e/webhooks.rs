@@ -232,6 +232,36 @@ fn service_with_webhook_at(url: &str, extra: &str) -> (Server, tempfile::TempDir
     (server, secrets)
 }
 
+/// Submits `n` accepted payments tagged `{tag}-N`; returns their ids.
+fn accepted_payments(server: &Server, tag: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|n| {
+            let tag = format!("{tag}-{n}");
+            let reply = server.submit(SUBMITTER, &tag, &payment("us-payroll-fednow.json", &tag));
+            assert_eq!(reply.status, 201, "{}", reply.body);
+            reply.json()["payment_id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Waits (at most 20 s) until `server` lists a dead letter; returns the page.
+fn first_dead_letters(server: &Server) -> Value {
+    let started = Instant::now();
+    loop {
+        let page = server
+            .get("/v1/webhooks/dead-letters", Some(AUDITOR))
+            .json();
+        if page["dead_letters"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+        {
+            return page;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{page}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn held_payment(server: &Server, tag: &str) -> String {
     let reply = server.submit(SUBMITTER, tag, &payment("weak-match-review.json", tag));
     assert_eq!(reply.json()["status"], "pending_review", "{}", reply.body);
@@ -242,16 +272,7 @@ fn held_payment(server: &Server, tag: &str) -> String {
 fn events_reach_a_receiver_that_was_down_then_slow_then_up_signed_spaced_and_in_order() {
     let address = Receiver::down();
     let (server, _secrets) = service_with_webhook(address, "attempts_max = 1000");
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        let reply = server.submit(
-            SUBMITTER,
-            &format!("ok-{n}"),
-            &payment("us-payroll-fednow.json", &format!("ok-{n}")),
-        );
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        ids.push(reply.json()["payment_id"].as_str().unwrap().to_owned());
-    }
+    let ids = accepted_payments(&server, "ok", 3);
     let held = held_payment(&server, "held");
     let reply = server.review(REVIEWER, &held, &json!({"verdict": "approve"}));
     assert_eq!(reply.status, 201, "{}", reply.body);
@@ -339,16 +360,7 @@ fn events_reach_a_receiver_that_was_down_then_slow_then_up_signed_spaced_and_in_
 fn events_undelivered_when_the_service_is_killed_are_delivered_after_its_restart() {
     let address = Receiver::down();
     let (server, _secrets) = service_with_webhook(address, "attempts_max = 1000");
-    let mut ids = Vec::new();
-    for n in 0..4 {
-        let reply = server.submit(
-            SUBMITTER,
-            &format!("k-{n}"),
-            &payment("us-payroll-fednow.json", &format!("k-{n}")),
-        );
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        ids.push(reply.json()["payment_id"].as_str().unwrap().to_owned());
-    }
+    let ids = accepted_payments(&server, "k", 4);
     let server = server.crash_and_restart();
     let receiver = Receiver::listen(address);
     let delivered = receiver.wait_for(4);
@@ -368,20 +380,7 @@ fn dead_letters_are_listed_and_sent_again_when_an_operator_asks() {
     let (mut server, _secrets) = service_with_webhook(receiver.address, "attempts_max = 2");
     let reply = server.submit(SUBMITTER, "d-1", &payment("us-payroll-fednow.json", "d-1"));
     let id = reply.json()["payment_id"].as_str().unwrap().to_owned();
-    let started = Instant::now();
-    let dead = loop {
-        let page = server
-            .get("/v1/webhooks/dead-letters", Some(AUDITOR))
-            .json();
-        if page["dead_letters"]
-            .as_array()
-            .is_some_and(|d| !d.is_empty())
-        {
-            break page;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{page}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let dead = first_dead_letters(&server);
     let letter = &dead["dead_letters"][0];
     assert_eq!(letter["event_id"], format!("evt_decided_{id}").as_str());
     assert_eq!(letter["attempts"], 2);
@@ -485,20 +484,7 @@ fn over_https_the_receivers_certificate_is_verified() {
         &payment("us-payroll-fednow.json", "tls-2"),
     );
     assert_eq!(reply.status, 201);
-    let started = Instant::now();
-    let dead = loop {
-        let page = untrusting
-            .get("/v1/webhooks/dead-letters", Some(AUDITOR))
-            .json();
-        if page["dead_letters"]
-            .as_array()
-            .is_some_and(|d| !d.is_empty())
-        {
-            break page;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{page}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let dead = first_dead_letters(&untrusting);
     let error = dead["dead_letters"][0]["last_error"].as_str().unwrap_or("");
     assert!(
         error.contains("UnknownIssuer") || error.contains("certificate"),

@@ -19,10 +19,8 @@ use std::time::Duration;
 
 use super::{Service, ServiceError};
 use crate::model::reason_code::is_status_reason_code;
-use crate::model::{Review, Status, Verdict};
-use crate::store::{
-    ReviewPage, ReviewQuery, ReviewState, SERVICE_ACTOR, StoreError, StoredPayment, now_unix_ms,
-};
+use crate::model::{Payment, Review, Status, Verdict};
+use crate::store::{ReviewPage, ReviewQuery, ReviewState, SERVICE_ACTOR, StoreError, now_unix_ms};
 
 /// The longest note a reviewer may leave, characters.
 pub const NOTE_CHARS_MAX: usize = 2_000;
@@ -181,7 +179,10 @@ impl Service {
             decision_sha256: stored.decision_sha256.clone(),
             expired: false,
         };
-        match self.record_review(review, &stored).await {
+        match self
+            .record_review(review, stored.decision.status, Some(&stored.payment))
+            .await
+        {
             Ok(review) => Ok(Reviewed {
                 review,
                 replayed: false,
@@ -202,11 +203,13 @@ impl Service {
         }
     }
 
-    /// Commits a review; counts an approved payment in the velocity figures once stored.
+    /// Commits a review of a payment decided `decided`; counts an approved `payment` in
+    /// the velocity figures once stored (a rejection needs no payment).
     async fn record_review(
         &self,
         review: Review,
-        stored: &StoredPayment,
+        decided: Status,
+        payment: Option<&Payment>,
     ) -> Result<Review, ServiceError> {
         let approved = review.verdict == Verdict::Approve;
         // Followed by the other hosts; this one counts it itself once stored.
@@ -224,15 +227,12 @@ impl Service {
                 return Err(ServiceError::AlreadyReviewed(Box::new(review)));
             }
             Err(StoreError::NotHeld) => {
-                return Err(ServiceError::NotHeld {
-                    status: stored.decision.status,
-                });
+                return Err(ServiceError::NotHeld { status: decided });
             }
             Err(error) => return Err(error.into()),
         }
-        if approved {
-            self.velocity
-                .record(&stored.payment, review.reviewed_at_unix_ms);
+        if let Some(payment) = payment.filter(|_| approved) {
+            self.velocity.record(payment, review.reviewed_at_unix_ms);
         }
         self.metrics.review(review.verdict, review.expired);
         tracing::info!(
@@ -273,9 +273,6 @@ impl Service {
         let mut expired = 0;
         for item in page.items {
             let payment_id = item.summary.payment_id;
-            let Some(stored) = self.store.payment(&payment_id).await? else {
-                continue;
-            };
             let review = Review {
                 payment_id: payment_id.clone(),
                 verdict: Verdict::Reject,
@@ -289,7 +286,8 @@ impl Service {
                 decision_sha256: item.decision_sha256,
                 expired: true,
             };
-            match self.record_review(review, &stored).await {
+            // A rejection: no velocity to count, so no payment to read.
+            match self.record_review(review, item.summary.status, None).await {
                 Ok(_) => expired += 1,
                 // A reviewer (or another host's deadline) got there first.
                 Err(ServiceError::AlreadyReviewed(_)) => {}
