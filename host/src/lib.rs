@@ -24,6 +24,8 @@
 //!   reload, shadow, queries.
 //! - [`api`]: the HTTP service (axum), thin adapters over [`service`]: auth, request
 //!   limits, error mapping, OpenAPI.
+//! - [`console`]: the operators' web pages at `/console`, server-rendered, over the same
+//!   keys and [`service`] operations as [`api`].
 //! - [`webhooks`]: decision and review events, from the store's outbox, POSTed signed
 //!   to the endpoints in config (the service's relay decides when).
 //! - [`config`] and [`telemetry`]: the service's validated settings; logs, traces and
@@ -32,6 +34,7 @@
 pub mod api;
 pub mod compare;
 pub mod config;
+pub mod console;
 pub mod iso20022;
 pub mod lists;
 pub mod model;

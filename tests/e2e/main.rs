@@ -9,6 +9,8 @@
 //! - `iso20022`: `payrules parse` and the reader, on fixtures and hostile input.
 //! - `compare`: a backtest of a store and a shadow rule set on live traffic, each against
 //!   a hand-computed comparison.
+//! - `console`: the operators' console in Debian's Chromium (WebDriver), and its CSRF and
+//!   CSP from outside the browser.
 //! - `docs`: the rule guide keeps up with the contract.
 //! - `api`: `payrules serve` over real HTTP: submit, retry, conflict, auth, listing, bad
 //!   input, metrics, OpenAPI, logs.
@@ -31,6 +33,7 @@
 mod api;
 mod cli;
 mod compare;
+mod console;
 mod docs;
 mod durability;
 mod examples;

@@ -201,6 +201,7 @@ impl Server {
         };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();

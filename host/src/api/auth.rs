@@ -38,6 +38,15 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The key's roles, by name, comma-separated.
+    pub fn role_names(&self) -> String {
+        self.roles
+            .iter()
+            .map(|r| r.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether the key holds `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)

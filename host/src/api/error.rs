@@ -140,6 +140,11 @@ impl ApiError {
     pub fn code(&self) -> &str {
         &self.body.code
     }
+
+    /// The sentence for people.
+    pub fn message(&self) -> &str {
+        &self.body.message
+    }
 }
 
 /// The answers every operation shares. The two that depend on what was submitted (a key

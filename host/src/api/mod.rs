@@ -63,6 +63,8 @@ pub struct AppState {
     pub rates: RateLimits,
     /// Request bounds.
     pub limits: LimitsConfig,
+    /// The console's sessions.
+    pub console_sessions: crate::console::session::Sessions,
     concurrency: Arc<Semaphore>,
     draining: AtomicBool,
     request_ids: RequestIds,
@@ -81,6 +83,7 @@ impl AppState {
             service,
             keys,
             rates,
+            console_sessions: crate::console::session::Sessions::default(),
             concurrency: Arc::new(Semaphore::new(limits.concurrency_max)),
             limits,
             draining: AtomicBool::new(false),
@@ -166,6 +169,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .to_json()
         .unwrap_or_else(|e| unreachable!("an OpenAPI document serialises: {e}"));
     router
+        .merge(crate::console::router())
         .layer(axum::Extension(Arc::new(document)))
         .fallback(service::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,599 @@
+//! The operators' console at `/console`: server-rendered pages (askama templates, checked
+//! at compile time, every value escaped as HTML), served by the same binary, with the same
+//! keys and roles as the API, over the same service operations.
+//!
+//! Built so far: login with an API key (exchanged for a session cookie), the review queue,
+//! a payment's decision with each rule's trace, and approve / reject. Every page works
+//! without JavaScript — links, GET pages, forms that POST and redirect (POST-redirect-GET)
+//! — and none has any script: the Content-Security-Policy forbids it
+//! (`default-src 'none'`), with styles only from the console's own stylesheet. Every POST
+//! carries the session's CSRF token, and the cookie is `HttpOnly; SameSite=Strict`.
+
+pub mod session;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::api::AppState;
+use crate::config::Role;
+use crate::model::{RuleOutcome, Verdict, final_status};
+use crate::service::ServiceError;
+use crate::service::reviews::ReviewRequest;
+use crate::store::{ReviewQuery, ReviewState};
+use session::{COOKIE, Session};
+
+/// The console's stylesheet, in the binary: nothing is fetched from elsewhere.
+const STYLESHEET: &str = include_str!("console.css");
+/// Its icon (a page without one makes the browser ask for `/favicon.ico`).
+const FAVICON: &str = include_str!("favicon.svg");
+/// What a console page may load and do: its own stylesheet, forms to itself, nothing else.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Rows of the queue per page.
+const QUEUE_PAGE: u32 = 50;
+/// The roles that have console pages.
+const CONSOLE_ROLES: [Role; 3] = [Role::Reviewer, Role::Operator, Role::Auditor];
+
+/// The console's routes, under `/console`.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/reviews", get(reviews))
+        .route("/console/payments/{id}", get(payment))
+        .route("/console/payments/{id}/review", post(review))
+        .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/favicon.svg", get(favicon))
+        .layer(axum::middleware::map_response(secure_headers))
+}
+
+/// Every console answer: the CSP, no sniffing, no referrer, no caching.
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// What every page's frame shows: the title, who is logged in, the CSRF token for its
+/// forms, a notice.
+struct Frame {
+    title: &'static str,
+    who: Option<String>,
+    roles: String,
+    csrf: String,
+    notice: Option<String>,
+}
+
+impl Frame {
+    fn anonymous(title: &'static str, notice: Option<String>) -> Frame {
+        Frame {
+            title,
+            who: None,
+            roles: String::new(),
+            csrf: String::new(),
+            notice,
+        }
+    }
+
+    fn of(session: &Session, title: &'static str, notice: Option<String>) -> Frame {
+        Frame {
+            title,
+            who: Some(session.principal.name.to_string()),
+            roles: session.principal.role_names(),
+            csrf: session.csrf.clone(),
+            notice,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage {
+    frame: Frame,
+}
+
+#[derive(Template)]
+#[template(path = "console/reviews.html")]
+struct ReviewsPage {
+    frame: Frame,
+    rows: Vec<QueueRow>,
+    next: Option<i64>,
+}
+
+struct QueueRow {
+    payment_id: String,
+    received: String,
+    submitted_by: String,
+    end_to_end_id: String,
+    amount: String,
+    currency: String,
+    reasons: Vec<(String, String)>,
+    deadline: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/payment.html")]
+struct PaymentPage {
+    frame: Frame,
+    p: PaymentFacts,
+}
+
+struct PaymentFacts {
+    payment_id: String,
+    status: &'static str,
+    final_status: &'static str,
+    amount: String,
+    currency: String,
+    debtor: String,
+    creditor: String,
+    remittance: String,
+    end_to_end_id: String,
+    submitted_by: String,
+    received: String,
+    rule_set_version: String,
+    rules: Vec<RuleRow>,
+    review: Option<String>,
+    can_review: bool,
+}
+
+struct RuleRow {
+    name: String,
+    kind: &'static str,
+    version: String,
+    outcome: String,
+    reasons: Vec<String>,
+    fuel: u64,
+    duration_us: u64,
+}
+
+/// A page, rendered (a template that fails to render is a bug: 500, logged).
+fn page(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(error) => {
+            tracing::error!("a console page did not render: {error}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be made",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The session of the request's cookie, if it is live.
+fn session_of(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let id = cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())?;
+    let session = state.console_sessions.get(&id)?;
+    Some((id, session))
+}
+
+/// The session (its id and itself), or a redirect to the login page.
+#[allow(clippy::result_large_err)]
+fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<(String, Session), Response> {
+    session_of(state, headers).ok_or_else(|| Redirect::to("/console/login").into_response())
+}
+
+async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match session_of(&state, &headers) {
+        Some(_) => Redirect::to("/console/reviews").into_response(),
+        None => Redirect::to("/console/login").into_response(),
+    }
+}
+
+async fn login_page() -> Response {
+    page(&LoginPage {
+        frame: Frame::anonymous("Log in", None),
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    key: String,
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let refused = |status: StatusCode, notice: &str| {
+        let mut response = page(&LoginPage {
+            frame: Frame::anonymous("Log in", Some(notice.to_owned())),
+        });
+        *response.status_mut() = status;
+        response
+    };
+    let Some(principal) = state.keys.authenticate(form.key.trim()) else {
+        return refused(StatusCode::UNAUTHORIZED, "That is not a valid API key.");
+    };
+    if principal.require(&CONSOLE_ROLES).is_err() {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "This key has no console pages: the console is for reviewers, operators and auditors.",
+        );
+    }
+    let Ok(id) = state.console_sessions.start(principal) else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No session could be made; try again.",
+        );
+    };
+    // Secure when the client reached us over TLS (a terminating proxy says so).
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        session::LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut response = Redirect::to("/console").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some((id, session)) = session_of(&state, &headers) {
+        if !session.csrf_matches(&form.csrf) {
+            return csrf_refused();
+        }
+        state.console_sessions.end(&id);
+    }
+    let mut response = Redirect::to("/console/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "payrules_console=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    response
+}
+
+fn csrf_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "the form's CSRF token is missing or not this session's: reload the page and try again",
+    )
+        .into_response()
+}
+
+fn forbidden(session: &Session, title: &'static str, what: &str) -> Response {
+    let mut response = page(&LoginPage {
+        frame: Frame::of(
+            session,
+            title,
+            Some(format!("Your key's roles do not allow {what}.")),
+        ),
+    });
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+fn unavailable(error: &ServiceError) -> Response {
+    tracing::warn!("a console page could not be made: {error}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the store cannot be reached right now; reload to retry",
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct QueueParams {
+    cursor: Option<i64>,
+}
+
+async fn reviews(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<QueueParams>,
+) -> Response {
+    let (id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if session
+        .principal
+        .require(&[Role::Reviewer, Role::Auditor])
+        .is_err()
+    {
+        return forbidden(&session, "Review queue", "the review queue");
+    }
+    let query = ReviewQuery {
+        state: ReviewState::Open,
+        submitted_by: None,
+        since_unix_ms: None,
+        received_before_unix_ms: None,
+        cursor: params.cursor.filter(|c| *c > 0),
+        limit: QUEUE_PAGE,
+    };
+    let page_of = match state.service.reviews(query).await {
+        Ok(page) => page,
+        Err(error) => return unavailable(&error),
+    };
+    let deadline_ms =
+        i64::try_from(state.service.review_policy().deadline.as_millis()).unwrap_or(i64::MAX);
+    let rows = page_of
+        .items
+        .into_iter()
+        .map(|item| QueueRow {
+            deadline: instant(item.summary.received_at_unix_ms.saturating_add(deadline_ms)),
+            received: instant(item.summary.received_at_unix_ms),
+            payment_id: item.summary.payment_id,
+            submitted_by: item.summary.submitted_by,
+            end_to_end_id: item.summary.end_to_end_id,
+            amount: item.summary.amount,
+            currency: item.summary.currency,
+            reasons: item
+                .reasons
+                .into_iter()
+                .map(|r| (r.code, r.message))
+                .collect(),
+        })
+        .collect();
+    page(&ReviewsPage {
+        frame: Frame::of(
+            &session,
+            "Review queue",
+            state.console_sessions.take_flash(&id),
+        ),
+        rows,
+        next: page_of.next_cursor,
+    })
+}
+
+/// Whether `id` has the shape of a payment id (`pay_` and hex digits).
+fn is_payment_id(id: &str) -> bool {
+    id.len() <= 64
+        && id
+            .strip_prefix("pay_")
+            .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+async fn payment(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let (session_id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if session
+        .principal
+        .require(&[Role::Reviewer, Role::Auditor])
+        .is_err()
+    {
+        return forbidden(&session, "Payment", "reading payments");
+    }
+    if !is_payment_id(&id) {
+        return (StatusCode::NOT_FOUND, "no such payment").into_response();
+    }
+    let stored = match state.service.payment(&id).await {
+        Ok(Some(stored)) => stored,
+        Ok(_) => return (StatusCode::NOT_FOUND, "no such payment").into_response(),
+        Err(error) => return unavailable(&error),
+    };
+    let decision = &stored.decision;
+    let review_text = stored.review.as_ref().map(|r| {
+        format!(
+            "{} by {} at {}{}{}{}",
+            r.verdict.name(),
+            r.reviewer,
+            instant(r.reviewed_at_unix_ms),
+            r.reason_code
+                .as_deref()
+                .map(|c| format!(", reason {c}"))
+                .unwrap_or_default(),
+            r.note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default(),
+            if r.expired {
+                " (the review deadline passed)"
+            } else {
+                ""
+            },
+        )
+    });
+    let facts = PaymentFacts {
+        status: decision.status.name(),
+        final_status: final_status(decision.status, stored.review.as_ref().map(|r| r.verdict))
+            .name(),
+        can_review: session.principal.has(Role::Reviewer)
+            && stored.review.is_none()
+            && decision.status == crate::model::Status::PendingReview,
+        review: review_text,
+        amount: stored.payment.amount.value().to_string(),
+        currency: stored.payment.currency.code().to_owned(),
+        debtor: party_name(stored.payment.debtor.name.as_ref()),
+        creditor: party_name(stored.payment.creditor.name.as_ref()),
+        remittance: stored
+            .payment
+            .remittance
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        end_to_end_id: stored.payment.end_to_end_id.to_string(),
+        submitted_by: stored.submitted_by.clone(),
+        received: instant(stored.received_at_unix_ms),
+        rule_set_version: decision.rule_set_version.clone(),
+        rules: decision.rules.iter().map(rule_row).collect(),
+        payment_id: stored.payment_id.clone(),
+    };
+    page(&PaymentPage {
+        frame: Frame::of(
+            &session,
+            "Payment",
+            state.console_sessions.take_flash(&session_id),
+        ),
+        p: facts,
+    })
+}
+
+fn party_name(name: Option<&crate::model::Text<140>>) -> String {
+    name.map(ToString::to_string).unwrap_or_default()
+}
+
+fn rule_row(run: &crate::model::RuleRun) -> RuleRow {
+    let (outcome, reasons) = match &run.outcome {
+        RuleOutcome::Pass => ("pass".to_owned(), Vec::new()),
+        RuleOutcome::Review { findings } => (
+            "review".to_owned(),
+            findings
+                .iter()
+                .map(|r| format!("{}: {}", r.code, r.message))
+                .collect(),
+        ),
+        RuleOutcome::Reject { reason } => (
+            "reject".to_owned(),
+            vec![format!("{}: {}", reason.code, reason.message)],
+        ),
+        RuleOutcome::Score { score, reasons } => (
+            format!("score {score}"),
+            reasons
+                .iter()
+                .map(|r| format!("{} (+{}): {}", r.code, r.points, r.message))
+                .collect(),
+        ),
+        RuleOutcome::Route { rail, explanation } => {
+            (format!("route {}", rail.name()), vec![explanation.clone()])
+        }
+        RuleOutcome::Decline { reason } => (
+            "decline".to_owned(),
+            vec![format!("{}: {}", reason.code, reason.message)],
+        ),
+        RuleOutcome::Failed {
+            failure,
+            message,
+            policy,
+        } => (
+            format!("failed ({failure:?}, policy {policy:?})"),
+            vec![message.clone()],
+        ),
+    };
+    RuleRow {
+        name: run.name.clone(),
+        kind: run.kind.name(),
+        version: run.version.chars().take(12).collect(),
+        outcome,
+        reasons,
+        fuel: run.fuel_used,
+        duration_us: run.duration_us,
+    }
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    csrf: String,
+    verdict: String,
+    reason_code: Option<String>,
+    note: Option<String>,
+}
+
+async fn review(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ReviewForm>,
+) -> Response {
+    let (session_id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if !is_payment_id(&id) {
+        return (StatusCode::NOT_FOUND, "no such payment").into_response();
+    }
+    if !session.csrf_matches(&form.csrf) {
+        return csrf_refused();
+    }
+    if session.principal.require(&[Role::Reviewer]).is_err() {
+        return forbidden(&session, "Payment", "reviewing payments");
+    }
+    let Some(verdict) = Verdict::parse(&form.verdict) else {
+        return (StatusCode::BAD_REQUEST, "the verdict is approve or reject").into_response();
+    };
+    let blank_to_none =
+        |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let request = ReviewRequest {
+        verdict,
+        reason_code: blank_to_none(form.reason_code),
+        note: blank_to_none(form.note),
+    };
+    let back = |notice: String| {
+        state.console_sessions.flash(&session_id, notice);
+        Redirect::to(&format!("/console/payments/{id}")).into_response()
+    };
+    match state
+        .service
+        .review_payment(&session.principal.name, &id, request)
+        .await
+    {
+        Ok(reviewed) => back(format!(
+            "Recorded: {}.",
+            match reviewed.review.verdict {
+                Verdict::Approve => "approved",
+                Verdict::Reject => "rejected",
+            }
+        )),
+        Err(error) => {
+            // The same refusals, in the same words, as the API's.
+            let api = crate::api::error::ApiError::from(error);
+            back(format!("Not recorded: {}", api.message()))
+        }
+    }
+}
+
+async fn favicon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON).into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// An instant as RFC 3339 in UTC, to the second.
+fn instant(unix_ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}

@@ -1,0 +1,465 @@
+//! The console in a real browser: Debian's Chromium, driven through chromedriver
+//! (WebDriver over HTTP on loopback), against the real binary. One browser at a time; a
+//! screenshot under `target/console-screenshots/` when a test fails. Where chromedriver is
+//! absent the tests say so and skip, unless `PAYRULES_REQUIRE_CHROMIUM` is set (`.ci/run`
+//! sets it), when its absence fails them.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::server::{AUDITOR, REVIEWER, SUBMITTER, Server, payment};
+use crate::support::workspace;
+
+/// One browser at a time (two cores, and Chromium is heavy).
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A Chromium session through chromedriver.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    agent: ureq::Agent,
+    /// The test's name, for its screenshot.
+    name: &'static str,
+}
+
+impl Browser {
+    /// A headless Chromium, or `None` (skipped) where there is none and none is required.
+    fn start(name: &'static str) -> Option<Browser> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists()
+        {
+            assert!(
+                std::env::var_os("PAYRULES_REQUIRE_CHROMIUM").is_none(),
+                "PAYRULES_REQUIRE_CHROMIUM is set, but {CHROMEDRIVER} or {CHROMIUM} is missing \
+                 (apt-get install chromium chromium-driver)"
+            );
+            eprintln!(
+                "{CHROMEDRIVER} or {CHROMIUM} is missing: the browser test {name} is skipped"
+            );
+            return None;
+        }
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let started = Instant::now();
+        while agent.get(format!("{base}/status")).call().is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = std::env::temp_dir().join(format!("payrules-chromium-{port}"));
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900",
+                         format!("--user-data-dir={}", profile.display())],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let mut reply = agent
+            .post(format!("{base}/session"))
+            .send_json(&capabilities)
+            .expect("a session");
+        let body: Value = reply.body_mut().read_json().expect("JSON");
+        let session = body["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {body}"))
+            .to_owned();
+        let browser = Browser {
+            driver,
+            base,
+            session,
+            agent,
+            name,
+        };
+        // Finding an element waits for it (a page still loading), up to 5 s.
+        browser.call(
+            "POST",
+            "/timeouts",
+            Some(json!({"implicit": 5000, "pageLoad": 20000})),
+        );
+        Some(browser)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut reply = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (_, body) => self.agent.post(&url).send_json(body.unwrap_or(json!({}))),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let body: Value = reply.body_mut().read_json().unwrap_or(Value::Null);
+        if body["value"]["error"].is_string() {
+            panic!("{method} {path}: {}", body["value"]);
+        }
+        body["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url})));
+    }
+
+    /// The element `css` selects (the first).
+    fn find(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    /// Clicks `css`, which submits a form or follows a link, and waits for the next page.
+    fn click(&self, css: &str) {
+        self.run("window.payrulesOldPage = true; return null");
+        let element = self.find(css);
+        self.call("POST", &format!("/element/{element}/click"), None);
+        let started = Instant::now();
+        loop {
+            let loaded = self.run(
+                "return window.payrulesOldPage === undefined && document.readyState === 'complete'",
+            );
+            if loaded == json!(true) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no new page after clicking {css}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn text(&self, css: &str) -> String {
+        let element = self.find(css);
+        self.call("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    fn run(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", "/url", None)
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// What the page's console logged (chromedriver's log endpoint).
+    fn console_entries(&self) -> Vec<Value> {
+        self.call("POST", "/se/log", Some(json!({"type": "browser"})))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn cookies(&self) -> Vec<Value> {
+        self.call("GET", "/cookie", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn screenshot(&self, file: &str) {
+        let png = self.call("GET", "/screenshot", None);
+        let Some(png) = png.as_str() else { return };
+        let dir = workspace().join("target/console-screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(bytes) = base64_decode(png) {
+            let _ = std::fs::write(dir.join(file), bytes);
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.screenshot(&format!("{}-failed.png", self.name));
+        }
+        let _ = self
+            .agent
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Standard base64 (what WebDriver's screenshots are), decoded.
+fn base64_decode(text: &str) -> Result<Vec<u8>, ()> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Ok(c - b'A'),
+        b'a'..=b'z' => Ok(c - b'a' + 26),
+        b'0'..=b'9' => Ok(c - b'0' + 52),
+        b'+' => Ok(62),
+        b'/' => Ok(63),
+        _ => Err(()),
+    };
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b'=' && !b.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= u32::from(value(*c)?) << (18 - 6 * i);
+        }
+        let [_, a, b, c] = n.to_be_bytes();
+        out.push(a);
+        if chunk.len() > 2 {
+            out.push(b);
+        }
+        if chunk.len() > 3 {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Logs in with `key`.
+fn log_in(browser: &Browser, server: &Server, key: &str) {
+    browser.goto(&format!("{}/console/login", server.base));
+    browser.type_into("#key", key);
+    browser.click("#login");
+}
+
+/// A held payment whose debtor's name is markup; its id.
+fn held_with_markup(server: &Server) -> String {
+    let mut body = payment("weak-match-review.json", "console-1");
+    body["debtor"]["name"] = json!("<img src=x onerror=alert(1)>");
+    let reply = server.submit(SUBMITTER, "console-1", &body);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "pending_review", "{}", reply.body);
+    reply.json()["payment_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_reviewer_resolves_a_held_payment_in_the_browser_and_a_submitter_key_gets_no_pages() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(browser) = Browser::start("review") else {
+        return;
+    };
+    let server = Server::start();
+    let id = held_with_markup(&server);
+
+    // A submitting system's key has no console pages.
+    log_in(&browser, &server, SUBMITTER);
+    assert!(
+        browser.text(".notice").contains("no console pages"),
+        "{}",
+        browser.text("main")
+    );
+    assert!(browser.cookies().is_empty(), "no session for it");
+    // (The refusal's 403 is in the console's log as a failed load: read and set aside.)
+    browser.console_entries();
+
+    // A reviewer: the queue, the payment's name shown as text, not markup.
+    log_in(&browser, &server, REVIEWER);
+    assert!(
+        browser.url().ends_with("/console/reviews"),
+        "{}",
+        browser.url()
+    );
+    browser.screenshot("queue.png");
+    assert!(browser.text("#queue").contains(&id));
+    let cookie = browser
+        .cookies()
+        .into_iter()
+        .find(|c| c["name"] == "payrules_console")
+        .expect("the session cookie");
+    assert_eq!(cookie["httpOnly"], true, "{cookie}");
+    assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
+    browser.click(&format!("a[href='/console/payments/{id}']"));
+    assert_eq!(browser.text("#debtor"), "<img src=x onerror=alert(1)>");
+    assert_eq!(
+        browser.run("return document.images.length"),
+        0,
+        "no image was made"
+    );
+
+    // The trace is the API's.
+    let api = server
+        .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+        .json();
+    let names = browser
+        .run("return [...document.querySelectorAll('#trace .rule-name')].map(e => e.textContent)");
+    let api_names: Vec<&str> = api["decision"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, json!(api_names));
+    let outcomes = browser.run(
+        "return [...document.querySelectorAll('#trace .rule-outcome')].map(e => e.textContent)",
+    );
+    for (shown, rule) in outcomes
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(api["decision"]["rules"].as_array().unwrap())
+    {
+        let outcome = rule["outcome"].as_str().unwrap();
+        assert!(
+            shown.as_str().unwrap().starts_with(outcome),
+            "{shown} for {outcome}"
+        );
+    }
+    browser.screenshot("payment.png");
+
+    // A reject with no reason is refused in the API's words; then an approval stands.
+    browser.click("#reject");
+    assert!(
+        browser
+            .text(".notice")
+            .contains("Not recorded: a reject needs an ISO 20022"),
+        "{}",
+        browser.text("main")
+    );
+    browser.type_into("#approve-note", "invoice seen");
+    browser.click("#approve");
+    assert!(browser.text(".notice").contains("Recorded: approved"));
+    assert_eq!(browser.text("#final-status"), "accepted");
+    assert!(browser.text("#review").contains("approve by analyst"));
+    let stored = server
+        .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+        .json();
+    assert_eq!(stored["final_status"], "accepted");
+    assert_eq!(stored["review"]["note"], "invoice seen");
+
+    // Nothing left the origin, and the console logged no error.
+    let elsewhere = browser.run(&format!(
+        "return performance.getEntriesByType('resource').map(e => e.name)\
+         .filter(n => !n.startsWith('{}'))",
+        server.base
+    ));
+    assert_eq!(elsewhere, json!([]));
+    let errors: Vec<Value> = browser
+        .console_entries()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// Outside the browser: every console answer carries the CSP; a form POSTed without the
+/// session's CSRF token is refused and records nothing; without a session, the pages send
+/// to the login.
+#[test]
+fn console_posts_need_the_sessions_csrf_token_and_pages_carry_a_strict_csp() {
+    let server = Server::start();
+    let id = held_with_markup(&server);
+    let login = server.request(
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(format!("key={REVIEWER}").as_bytes()),
+    );
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = login
+        .header("set-cookie")
+        .expect("a session cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = server.request(
+        "GET",
+        &format!("/console/payments/{id}"),
+        &[("Cookie", &session)],
+        None,
+    );
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap_or("");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!page.body.contains("<script"), "no script on a page");
+    let debtor = page
+        .body
+        .lines()
+        .find(|l| l.contains("id=\"debtor\""))
+        .unwrap_or("");
+    assert!(
+        debtor.contains("&#60;img src=x onerror=alert(1)&#62;")
+            || debtor.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "escaped: {debtor}"
+    );
+    for token in ["", "not-the-token"] {
+        let forged = server.request(
+            "POST",
+            &format!("/console/payments/{id}/review"),
+            &[
+                ("Cookie", &session),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(format!("csrf={token}&verdict=approve").as_bytes()),
+        );
+        assert_eq!(forged.status, 403, "{}", forged.body);
+    }
+    let stored = server
+        .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+        .json();
+    assert_eq!(stored["final_status"], "pending_review", "nothing recorded");
+    let anonymous = server.request("GET", "/console/reviews", &[], None);
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(anonymous.header("location"), Some("/console/login"));
+    let wrong = server.request(
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(b"key=pr_not_a_key"),
+    );
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.header("set-cookie").is_none());
+}
