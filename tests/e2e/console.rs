@@ -463,3 +463,86 @@ fn console_posts_need_the_sessions_csrf_token_and_pages_carry_a_strict_csp() {
     assert_eq!(wrong.status, 401);
     assert!(wrong.header("set-cookie").is_none());
 }
+
+/// An auditor searches decisions and opens one; an operator sees the live rule set, and a
+/// reload of a broken directory refused with the file at fault, nothing changed live.
+#[test]
+fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(browser) = Browser::start("rules") else {
+        return;
+    };
+    let rules = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(&crate::support::example_rules(), rules.path());
+    let server = Server::with_rules(rules.path());
+    let accepted = server.submit(SUBMITTER, "s-1", &payment("us-payroll-fednow.json", "s-1"));
+    assert_eq!(accepted.json()["status"], "accepted", "{}", accepted.body);
+    let held = held_with_markup(&server);
+
+    log_in(&browser, &server, AUDITOR);
+    browser.goto(&format!("{}/console/payments", server.base));
+    browser.click("a[href='/console/payments']");
+    let all = browser.run("return [...document.querySelectorAll('#decisions tbody tr')].length");
+    assert_eq!(all, 2);
+    browser.run("document.getElementById('status').value = 'pending_review'; return null");
+    browser.click("#search");
+    assert!(
+        browser.url().contains("status=pending_review"),
+        "{}",
+        browser.url()
+    );
+    let shown = browser.run(
+        "return [...document.querySelectorAll('#decisions tbody tr a')].map(a => a.textContent)",
+    );
+    assert_eq!(shown, json!([held]));
+    browser.click(&format!("#decisions a[href='/console/payments/{held}']"));
+    assert_eq!(browser.text("#status"), "pending_review");
+    assert!(
+        browser.run("return document.getElementById('approve') === null") == json!(true),
+        "an auditor reads, it does not review"
+    );
+    browser.click("header form button");
+    assert!(
+        browser.url().ends_with("/console/login"),
+        "{}",
+        browser.url()
+    );
+
+    log_in(&browser, &server, crate::server::OPERATOR);
+    assert!(
+        browser.url().ends_with("/console/rules"),
+        "{}",
+        browser.url()
+    );
+    let live = server
+        .get("/v1/rules", Some(crate::server::OPERATOR))
+        .json();
+    assert_eq!(
+        browser.text("#live-version"),
+        live["version"].as_str().unwrap()
+    );
+    std::fs::write(
+        rules.path().join("limits.toml"),
+        "this is not = [a manifest",
+    )
+    .unwrap();
+    browser.click("#reload");
+    let notice = browser.text(".notice");
+    assert!(
+        notice.starts_with("Refused, nothing changed live") && notice.contains("limits.toml"),
+        "{notice}"
+    );
+    assert!(browser.text("#last-refused").contains("limits.toml"));
+    assert_eq!(
+        browser.text("#live-version"),
+        live["version"].as_str().unwrap(),
+        "the live set stays"
+    );
+    browser.screenshot("rules.png");
+    let errors: Vec<Value> = browser
+        .console_entries()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

@@ -3,7 +3,9 @@
 //! keys and roles as the API, over the same service operations.
 //!
 //! Built so far: login with an API key (exchanged for a session cookie), the review queue,
-//! a payment's decision with each rule's trace, and approve / reject. Every page works
+//! decisions searched by status and time, a payment's decision with each rule's trace,
+//! approve / reject, and the rules: the live set, the last refused candidate with the file
+//! at fault, a reload. Every page works
 //! without JavaScript — links, GET pages, forms that POST and redirect (POST-redirect-GET)
 //! — and none has any script: the Content-Security-Policy forbids it
 //! (`default-src 'none'`), with styles only from the console's own stylesheet. Every POST
@@ -49,7 +51,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/reviews", get(reviews))
+        .route("/console/payments", get(payments))
         .route("/console/payments/{id}", get(payment))
+        .route("/console/rules", get(rules))
+        .route("/console/rules/reload", post(reload))
         .route("/console/payments/{id}/review", post(review))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/favicon.svg", get(favicon))
@@ -79,6 +84,10 @@ struct Frame {
     roles: String,
     csrf: String,
     notice: Option<String>,
+    /// Whether the key reads payments (the queue, decisions): reviewers and auditors.
+    reads_payments: bool,
+    /// Whether it reads the rules: operators and auditors.
+    reads_rules: bool,
 }
 
 impl Frame {
@@ -89,6 +98,8 @@ impl Frame {
             roles: String::new(),
             csrf: String::new(),
             notice,
+            reads_payments: false,
+            reads_rules: false,
         }
     }
 
@@ -99,6 +110,14 @@ impl Frame {
             roles: session.principal.role_names(),
             csrf: session.csrf.clone(),
             notice,
+            reads_payments: session
+                .principal
+                .require(&[Role::Reviewer, Role::Auditor])
+                .is_ok(),
+            reads_rules: session
+                .principal
+                .require(&[Role::Operator, Role::Auditor])
+                .is_ok(),
         }
     }
 }
@@ -198,7 +217,15 @@ fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<(String, Session),
 
 async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match session_of(&state, &headers) {
-        Some(_) => Redirect::to("/console/reviews").into_response(),
+        Some((_, session))
+            if session
+                .principal
+                .require(&[Role::Reviewer, Role::Auditor])
+                .is_ok() =>
+        {
+            Redirect::to("/console/reviews").into_response()
+        }
+        Some(_) => Redirect::to("/console/rules").into_response(),
         None => Redirect::to("/console/login").into_response(),
     }
 }
@@ -596,4 +623,261 @@ fn instant(unix_ms: i64) -> String {
     let at = std::time::UNIX_EPOCH
         + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(at).to_string()
+}
+
+#[derive(Template)]
+#[template(path = "console/payments.html")]
+struct PaymentsPage {
+    frame: Frame,
+    statuses: Vec<StatusOption>,
+    since: String,
+    rows: Vec<DecisionRow>,
+    next: Option<String>,
+}
+
+struct StatusOption {
+    value: &'static str,
+    selected: bool,
+}
+
+struct DecisionRow {
+    payment_id: String,
+    received: String,
+    submitted_by: String,
+    end_to_end_id: String,
+    amount: String,
+    currency: String,
+    status: &'static str,
+    final_status: &'static str,
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    status: Option<String>,
+    since: Option<String>,
+    cursor: Option<i64>,
+}
+
+/// Decisions, newest first, by status and time received.
+async fn payments(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<SearchParams>,
+) -> Response {
+    let (session_id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if session
+        .principal
+        .require(&[Role::Reviewer, Role::Auditor])
+        .is_err()
+    {
+        return forbidden(&session, "Decisions", "reading payments");
+    }
+    let mut notice = state.console_sessions.take_flash(&session_id);
+    let status_text = params.status.unwrap_or_default();
+    let status = match status_text.as_str() {
+        "" => None,
+        text => match crate::store::parse_status(text) {
+            Some(status) => Some(status),
+            None => {
+                notice = Some("Status is accepted, rejected or pending_review.".to_owned());
+                None
+            }
+        },
+    };
+    let since_text: String = params.since.unwrap_or_default().chars().take(40).collect();
+    let since_unix_ms = match since_text.trim() {
+        "" => None,
+        text => match humantime::parse_rfc3339(text)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+        {
+            Some(ms) => Some(ms),
+            None => {
+                notice = Some(
+                    "Received since is an instant in UTC, e.g. 2026-11-26T08:00:00Z.".to_owned(),
+                );
+                None
+            }
+        },
+    };
+    let query = crate::store::ListQuery {
+        status,
+        since_unix_ms,
+        submitted_by: None,
+        cursor: params.cursor.filter(|c| *c > 0),
+        limit: QUEUE_PAGE,
+    };
+    let found = match state.service.list(query).await {
+        Ok(found) => found,
+        Err(error) => return unavailable(&error),
+    };
+    let next = found.next_cursor.map(|cursor| {
+        let mut link = format!("/console/payments?cursor={cursor}");
+        if let Some(status) = status {
+            link.push_str(&format!("&status={}", status.name()));
+        }
+        if let Some(since) = since_unix_ms {
+            link.push_str(&format!("&since={}", instant(since)));
+        }
+        link
+    });
+    let rows = found
+        .payments
+        .into_iter()
+        .map(|p| DecisionRow {
+            received: instant(p.received_at_unix_ms),
+            status: p.status.name(),
+            final_status: p.final_status.name(),
+            payment_id: p.payment_id,
+            submitted_by: p.submitted_by,
+            end_to_end_id: p.end_to_end_id,
+            amount: p.amount,
+            currency: p.currency,
+        })
+        .collect();
+    page(&PaymentsPage {
+        frame: Frame::of(&session, "Decisions", notice),
+        statuses: ["accepted", "rejected", "pending_review"]
+            .into_iter()
+            .map(|value| StatusOption {
+                value,
+                selected: status.is_some_and(|s| s.name() == value),
+            })
+            .collect(),
+        since: since_text,
+        rows,
+        next,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/rules.html")]
+struct RulesPage {
+    frame: Frame,
+    version: String,
+    loaded_at: String,
+    dir: String,
+    can_reload: bool,
+    last_refused: Option<String>,
+    rules: Vec<RuleLine>,
+    shadow: Option<String>,
+}
+
+struct RuleLine {
+    name: String,
+    kind: &'static str,
+    version: String,
+    order: i32,
+    failure_policy: String,
+    capabilities: String,
+    fuel: u64,
+    memory: String,
+    timeout_ms: u64,
+}
+
+/// The live rule set, the last candidate refused (with the file at fault), and a reload.
+async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let (session_id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if session
+        .principal
+        .require(&[Role::Operator, Role::Auditor])
+        .is_err()
+    {
+        return forbidden(&session, "Rules", "reading the rules");
+    }
+    let service = &state.service;
+    let live = service.live_rules();
+    let set = service.rule_set();
+    let rules = set
+        .rules()
+        .iter()
+        .map(|rule| {
+            let m = &rule.manifest;
+            RuleLine {
+                name: m.name.clone(),
+                kind: m.kind.name(),
+                version: rule.version.chars().take(12).collect(),
+                order: m.order,
+                failure_policy: format!("{:?}", m.failure_policy).to_lowercase(),
+                capabilities: m
+                    .capabilities
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                fuel: m.limits.fuel,
+                memory: format!("{} KiB", m.limits.memory_bytes_max / 1024),
+                timeout_ms: m.limits.timeout_ms,
+            }
+        })
+        .collect();
+    let shadow = service.shadow().installed().map(|installed| {
+        format!(
+            "{} from {}, {} rules",
+            installed.rules.version,
+            installed.dir.display(),
+            installed.rules.rules().len()
+        )
+    });
+    page(&RulesPage {
+        frame: Frame::of(
+            &session,
+            "Rules",
+            state.console_sessions.take_flash(&session_id),
+        ),
+        version: set.version.clone(),
+        loaded_at: instant(live.loaded_at_unix_ms()),
+        dir: live.dir().display().to_string(),
+        can_reload: session.principal.has(Role::Operator),
+        last_refused: live.last_rejected().map(|r| {
+            format!(
+                "{} ({}, {}): {}",
+                instant(r.at_unix_ms),
+                r.trigger,
+                "nothing changed live",
+                r.error
+            )
+        }),
+        rules,
+        shadow,
+    })
+}
+
+/// Rescans the rules directory now, as the watcher would; the outcome shows on the rules
+/// page.
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (session_id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if !session.csrf_matches(&form.csrf) {
+        return csrf_refused();
+    }
+    if session.principal.require(&[Role::Operator]).is_err() {
+        return forbidden(&session, "Rules", "reloading the rules");
+    }
+    use crate::registry::live::ReloadOutcome;
+    let trigger = format!("console:{}", session.principal.name);
+    let notice = match state.service.reload(&trigger).await {
+        ReloadOutcome::Unchanged { version } => {
+            format!("Unchanged: the directory holds the live set ({version}).")
+        }
+        ReloadOutcome::Swapped { from, to, .. } => format!("Swapped: {from} → {to}."),
+        ReloadOutcome::Rejected(rejected) => {
+            format!("Refused, nothing changed live: {}", rejected.error)
+        }
+    };
+    state.console_sessions.flash(&session_id, notice);
+    Redirect::to("/console/rules").into_response()
 }
