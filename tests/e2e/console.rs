@@ -546,3 +546,60 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+/// An auditor reads the audit log and checks the whole chain from the console: intact,
+/// then, once an entry is edited in the database behind the service's back, broken at
+/// that entry.
+#[test]
+fn an_auditor_checks_the_chain_from_the_console_and_sees_an_edit_named() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(browser) = Browser::start("audit") else {
+        return;
+    };
+    let server = Server::start();
+    let held = held_with_markup(&server);
+    let reviewed = server.review(REVIEWER, &held, &json!({"verdict": "approve"}));
+    assert_eq!(reviewed.status, 201, "{}", reviewed.body);
+
+    log_in(&browser, &server, AUDITOR);
+    browser.click("a[href='/console/audit']");
+    let actions = browser
+        .run("return [...document.querySelectorAll('#entries .action')].map(e => e.textContent)");
+    let actions: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        actions.contains(&"payment.decided") && actions.contains(&"payment.reviewed"),
+        "{actions:?}"
+    );
+    browser.click("#verify");
+    let verdict = browser.text(".notice");
+    assert!(verdict.starts_with("Intact:"), "{verdict}");
+
+    // Someone with the database file edits the review's entry.
+    let db = rusqlite::Connection::open(server.store()).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_log_is_append_only_update;
+         UPDATE audit_log SET detail = replace(detail, 'approve', 'reject')
+             WHERE action = 'payment.reviewed';",
+    )
+    .unwrap();
+    let seq: i64 = db
+        .query_row(
+            "SELECT seq FROM audit_log WHERE action = 'payment.reviewed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    browser.click("#verify");
+    let verdict = browser.text(".notice");
+    assert!(
+        verdict.starts_with(&format!("BROKEN: audit entry {seq}")),
+        "{verdict}"
+    );
+    browser.screenshot("audit.png");
+}

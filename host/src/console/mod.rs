@@ -4,8 +4,8 @@
 //!
 //! Built so far: login with an API key (exchanged for a session cookie), the review queue,
 //! decisions searched by status and time, a payment's decision with each rule's trace,
-//! approve / reject, and the rules: the live set, the last refused candidate with the file
-//! at fault, a reload. Every page works
+//! approve / reject, the rules (the live set, the last refused candidate with the file at
+//! fault, a reload), and the audit log with a check of the whole chain. Every page works
 //! without JavaScript — links, GET pages, forms that POST and redirect (POST-redirect-GET)
 //! — and none has any script: the Content-Security-Policy forbids it
 //! (`default-src 'none'`), with styles only from the console's own stylesheet. Every POST
@@ -55,6 +55,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/payments/{id}", get(payment))
         .route("/console/rules", get(rules))
         .route("/console/rules/reload", post(reload))
+        .route("/console/audit", get(audit))
+        .route("/console/audit/verify", post(verify_audit))
         .route("/console/payments/{id}/review", post(review))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/favicon.svg", get(favicon))
@@ -88,6 +90,8 @@ struct Frame {
     reads_payments: bool,
     /// Whether it reads the rules: operators and auditors.
     reads_rules: bool,
+    /// Whether it reads the audit log: auditors.
+    reads_audit: bool,
 }
 
 impl Frame {
@@ -100,6 +104,7 @@ impl Frame {
             notice,
             reads_payments: false,
             reads_rules: false,
+            reads_audit: false,
         }
     }
 
@@ -118,6 +123,7 @@ impl Frame {
                 .principal
                 .require(&[Role::Operator, Role::Auditor])
                 .is_ok(),
+            reads_audit: session.principal.has(Role::Auditor),
         }
     }
 }
@@ -880,4 +886,109 @@ async fn reload(
     };
     state.console_sessions.flash(&session_id, notice);
     Redirect::to("/console/rules").into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    frame: Frame,
+    entries: Vec<EntryRow>,
+    next: Option<i64>,
+}
+
+struct EntryRow {
+    seq: i64,
+    at: String,
+    actor: String,
+    action: String,
+    subject: String,
+    detail: String,
+}
+
+/// Entries of the audit log shown per page.
+const AUDIT_PAGE: u32 = 100;
+/// The most of an entry's detail shown, characters.
+const DETAIL_CHARS_MAX: usize = 240;
+
+#[derive(Deserialize)]
+struct AuditParams {
+    after: Option<i64>,
+}
+
+/// The audit log, oldest first, a page at a time.
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> Response {
+    let (session_id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if !session.principal.has(Role::Auditor) {
+        return forbidden(&session, "Audit log", "reading the audit log");
+    }
+    let after = params.after.unwrap_or(0).max(0);
+    let entries = match state.service.audit(after, AUDIT_PAGE).await {
+        Ok(entries) => entries,
+        Err(error) => return unavailable(&error),
+    };
+    let next = (entries.len() == AUDIT_PAGE as usize)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    page(&AuditPage {
+        frame: Frame::of(
+            &session,
+            "Audit log",
+            state.console_sessions.take_flash(&session_id),
+        ),
+        entries: entries
+            .into_iter()
+            .map(|e| EntryRow {
+                seq: e.seq,
+                at: instant(e.at_unix_ms),
+                actor: e.actor,
+                action: e.action,
+                subject: e.subject,
+                detail: e.detail.chars().take(DETAIL_CHARS_MAX).collect(),
+            })
+            .collect(),
+        next,
+    })
+}
+
+/// Checks the whole chain, as `payrules audit verify` does; the verdict shows on the page.
+async fn verify_audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (session_id, session) = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if !session.csrf_matches(&form.csrf) {
+        return csrf_refused();
+    }
+    if !session.principal.has(Role::Auditor) {
+        return forbidden(&session, "Audit log", "checking the audit log");
+    }
+    let notice = match state.service.verify_audit().await {
+        Ok(Some(Ok(verified))) => format!(
+            "Intact: {} entries checked, every payment and review matches its entry{}.",
+            verified.entries,
+            verified
+                .last_checkpoint
+                .map(|seq| format!(", the chain passes the last checkpoint (entry {seq})"))
+                .unwrap_or_default()
+        ),
+        Ok(Some(Err(fault))) => format!("BROKEN: {fault}"),
+        Ok(None) => "This host has no audit keys to check with.".to_owned(),
+        Err(error) => {
+            tracing::error!("the audit chain could not be checked: {error}");
+            "Not checked: the store could not be read (the log says why); try again.".to_owned()
+        }
+    };
+    state.console_sessions.flash(&session_id, notice);
+    Redirect::to("/console/audit").into_response()
 }

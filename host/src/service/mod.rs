@@ -64,6 +64,8 @@ pub struct Service {
     review_policy: reviews::ReviewPolicy,
     /// Where events are delivered (none configured: none).
     webhooks: Arc<crate::webhooks::Webhooks>,
+    /// What checks the audit chain: the keys and this host's checkpoint file.
+    audit_check: Option<(crate::store::audit_keys::AuditKeys, std::path::PathBuf)>,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -164,7 +166,47 @@ impl Service {
             started_at_unix_ms: crate::store::now_unix_ms(),
             review_policy: reviews::ReviewPolicy::default(),
             webhooks: Arc::new(crate::webhooks::Webhooks::none()),
+            audit_check: None,
         }
+    }
+
+    /// Lets the service check its audit chain (`verify_audit`) with `keys` and the
+    /// checkpoints in `checkpoint_file`.
+    pub fn with_audit_check(
+        mut self,
+        keys: crate::store::audit_keys::AuditKeys,
+        checkpoint_file: std::path::PathBuf,
+    ) -> Service {
+        self.audit_check = Some((keys, checkpoint_file));
+        self
+    }
+
+    /// Checks the whole audit chain as `payrules audit verify` does (keys, checkpoints,
+    /// every payment and review against its entry), on a blocking thread: what was
+    /// verified, or the first fault. `None` when the service was given no keys to check
+    /// with.
+    pub async fn verify_audit(
+        &self,
+    ) -> Result<
+        Option<Result<crate::store::audit::Verified, crate::store::audit::ChainBreak>>,
+        ServiceError,
+    > {
+        let Some((keys, checkpoint_file)) = self.audit_check.clone() else {
+            return Ok(None);
+        };
+        let store = Arc::clone(&self.store);
+        let checked = tokio::task::spawn_blocking(move || {
+            let checkpoints = if checkpoint_file.exists() {
+                crate::store::audit_keys::read_checkpoints(&checkpoint_file)
+                    .map_err(ServiceError::internal)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, ServiceError>(crate::store::audit::verify(&*store, &keys, &checkpoints)?)
+        })
+        .await
+        .map_err(ServiceError::internal)??;
+        Ok(Some(checked))
     }
 
     /// Delivers events to `webhooks`: the store writes an event with each decision and

@@ -100,7 +100,7 @@ pub fn start(
     let live = Arc::new(live.keeping_last_good(&last_good, trigger == "start"));
     let metrics = Arc::new(Metrics::new());
     let host_id = host_id();
-    let store = open_store(config, audit_keys, &metrics, &host_id)?;
+    let store = open_store(config, audit_keys.clone(), &metrics, &host_id)?;
     let velocity = Arc::new(VelocityBook::new());
     let window_ms = i64::from(WINDOW_SECONDS_MAX) * 1000;
     let accepted = store
@@ -133,7 +133,8 @@ pub fn start(
         .with_followed_through(accepted.through_seq)
         .with_host_id(host_id)
         .with_review_policy((&config.review).into())
-        .with_webhooks(webhooks);
+        .with_webhooks(webhooks)
+        .with_audit_check(audit_keys, config.audit_checkpoint_file());
     Ok(Started {
         service: Arc::new(service),
         trigger,
