@@ -610,3 +610,55 @@ fn reviewers_on_two_hosts_resolve_each_held_payment_once() {
     }
     stop_and_verify(&mut [&mut a, &mut b]);
 }
+
+/// How many deliveries a host made, by its metrics.
+fn delivered_by(host: &Server) -> u64 {
+    let metrics = host.get("/metrics", None).body;
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "payrules_webhook_deliveries_total{endpoint=\"core\",outcome=\"delivered\"} ",
+            )
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two hosts with one webhook: one of them relays (the lease), every event of either
+/// reaches the receiver; the relaying host killed, the other takes the lease over and
+/// delivers what comes after.
+#[test]
+fn one_host_relays_the_fleets_events_and_another_takes_over_when_it_dies() {
+    let Some(db) = Database::make() else { return };
+    let receiver = crate::webhooks::Receiver::listen("127.0.0.1:0".parse().unwrap());
+    let (table, _secrets) = crate::webhooks::webhook_table(
+        &format!("http://{}/events", receiver.address),
+        "attempts_max = 1000",
+    );
+    let a = Server::on_postgres(&db, &table, "");
+    let b = Server::on_postgres(&db, &table, "");
+    for n in 0..10 {
+        for (host, tag) in [(&a, "a"), (&b, "b")] {
+            let key = format!("{tag}-{n}");
+            let reply = host.submit(SUBMITTER, &key, &payment("us-payroll-fednow.json", &key));
+            assert_eq!(reply.status, 201, "{}", reply.body);
+        }
+    }
+    assert_eq!(receiver.wait_for(20).len(), 20);
+    let (on_a, on_b) = (delivered_by(&a), delivered_by(&b));
+    assert!(
+        (on_a >= 20 && on_b == 0) || (on_b >= 20 && on_a == 0),
+        "one relay: A delivered {on_a}, B {on_b}"
+    );
+    let (mut relay, survivor) = if on_a > 0 { (a, b) } else { (b, a) };
+    relay.kill();
+    for n in 0..5 {
+        let key = format!("after-{n}");
+        let reply = survivor.submit(SUBMITTER, &key, &payment("us-payroll-fednow.json", &key));
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    // Within the lease (10 s) and a renewal (2 s), the survivor relays.
+    assert_eq!(receiver.wait_for(25).len(), 25);
+    assert!(delivered_by(&survivor) >= 5);
+}

@@ -19,7 +19,7 @@ const SECRET: &str = "whsec_e2e_0123456789abcdef0123456789abcdef";
 
 /// A request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     at: Instant,
     event_id: String,
     signature: String,
@@ -30,8 +30,8 @@ struct Received {
 
 /// A webhook receiver on loopback: answers each POST with the status set (after a delay,
 /// if set) and keeps what it got.
-struct Receiver {
-    address: SocketAddr,
+pub(crate) struct Receiver {
+    pub(crate) address: SocketAddr,
     status: Arc<AtomicU16>,
     delay_ms: Arc<AtomicU16>,
     got: Arc<Mutex<Vec<Received>>>,
@@ -40,7 +40,7 @@ struct Receiver {
 
 impl Receiver {
     /// A receiver at `address` (port 0: any).
-    fn listen(address: SocketAddr) -> Receiver {
+    pub(crate) fn listen(address: SocketAddr) -> Receiver {
         Receiver::listen_with(address, None)
     }
 
@@ -112,7 +112,7 @@ impl Receiver {
     }
 
     /// Waits (at most 30 s) until `n` distinct events were delivered.
-    fn wait_for(&self, n: usize) -> HashMap<String, Received> {
+    pub(crate) fn wait_for(&self, n: usize) -> HashMap<String, Received> {
         let started = Instant::now();
         loop {
             let delivered = self.delivered();
@@ -216,20 +216,27 @@ fn service_with_webhook(address: SocketAddr, extra: &str) -> (Server, tempfile::
     service_with_webhook_at(&format!("http://{address}/events"), extra)
 }
 
-/// A service whose webhook `core` points at `url`, its secret in a 0600 file.
-fn service_with_webhook_at(url: &str, extra: &str) -> (Server, tempfile::TempDir) {
+/// The `[[webhooks]]` table of an endpoint `core` at `url` (then `extra`), its secret in
+/// a 0600 file in the directory returned with it.
+pub(crate) fn webhook_table(url: &str, extra: &str) -> (String, tempfile::TempDir) {
     use std::os::unix::fs::PermissionsExt;
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("core.secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let server = Server::with_limits(&format!(
+    let table = format!(
         "[[webhooks]]\nname = \"core\"\nurl = \"{url}\"\n\
          secret_file = {:?}\ntimeout_ms = 300\nbackoff_initial_ms = 100\n\
          backoff_max_ms = 400\n{extra}\n",
         secret_file.display().to_string()
-    ));
-    (server, secrets)
+    );
+    (table, secrets)
+}
+
+/// A service whose webhook `core` points at `url`, its secret in a 0600 file.
+fn service_with_webhook_at(url: &str, extra: &str) -> (Server, tempfile::TempDir) {
+    let (table, secrets) = webhook_table(url, extra);
+    (Server::with_limits(&table), secrets)
 }
 
 /// Submits `n` accepted payments tagged `{tag}-N`; returns their ids.
