@@ -451,6 +451,35 @@ fn console_posts_need_the_sessions_csrf_token_and_pages_carry_a_strict_csp() {
         .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
         .json();
     assert_eq!(stored["final_status"], "pending_review", "nothing recorded");
+    // Another site's form, with the victim's cookie and even the right token: refused.
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's CSRF token")
+        .to_owned();
+    let from_elsewhere = server.request(
+        "POST",
+        &format!("/console/payments/{id}/review"),
+        &[
+            ("Cookie", &session),
+            ("Origin", "https://evil.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(format!("csrf={csrf}&verdict=approve").as_bytes()),
+    );
+    assert_eq!(from_elsewhere.status, 403, "{}", from_elsewhere.body);
+    let login_from_elsewhere = server.request(
+        "POST",
+        "/console/login",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(format!("key={REVIEWER}").as_bytes()),
+    );
+    assert_eq!(login_from_elsewhere.status, 403, "login CSRF refused");
     let anonymous = server.request("GET", "/console/reviews", &[], None);
     assert_eq!(anonymous.status, 303);
     assert_eq!(anonymous.header("location"), Some("/console/login"));

@@ -63,13 +63,15 @@ pub fn router() -> Router<Arc<AppState>> {
         .layer(axum::middleware::map_response(secure_headers))
 }
 
-/// Every console answer: the CSP, no sniffing, no referrer, no caching.
+/// Every console answer: the CSP, no sniffing, no referrer to other sites (same-origin: a
+/// no-referrer policy would make the browser send `Origin: null` on the console's own
+/// forms), no caching.
 async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
         ("x-frame-options", "DENY"),
     ] {
@@ -252,6 +254,9 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin_refused();
+    }
     let refused = |status: StatusCode, notice: &str| {
         let mut response = page(&LoginPage {
             frame: Frame::anonymous("Log in", Some(notice.to_owned())),
@@ -301,6 +306,9 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin_refused();
+    }
     if let Some((id, session)) = session_of(&state, &headers) {
         if !session.csrf_matches(&form.csrf) {
             return csrf_refused();
@@ -315,6 +323,30 @@ async fn logout(
         ),
     );
     response
+}
+
+/// Whether a POST comes from a console page: a browser's `Origin`, when it sends one, must
+/// name this host (so another site cannot log a victim in as someone else, nor post a
+/// form, even where a cookie would be sent).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| authority);
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+fn cross_origin_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "this form was sent from another site: console forms are accepted from the console only",
+    )
+        .into_response()
 }
 
 fn csrf_refused() -> Response {
@@ -565,6 +597,9 @@ async fn review(
     Path(id): Path<String>,
     Form(form): Form<ReviewForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin_refused();
+    }
     let (session_id, session) = match logged_in(&state, &headers) {
         Ok(session) => session,
         Err(redirect) => return redirect,
@@ -863,6 +898,9 @@ async fn reload(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin_refused();
+    }
     let (session_id, session) = match logged_in(&state, &headers) {
         Ok(session) => session,
         Err(redirect) => return redirect,
@@ -963,6 +1001,9 @@ async fn verify_audit(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin_refused();
+    }
     let (session_id, session) = match logged_in(&state, &headers) {
         Ok(session) => session,
         Err(redirect) => return redirect,
