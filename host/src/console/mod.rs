@@ -325,6 +325,47 @@ async fn logout(
     response
 }
 
+/// A page's session, if its key holds one of `roles`: else the login page (no session),
+/// or 403 saying the key's roles do not allow `what`.
+#[allow(clippy::result_large_err)]
+fn viewer(
+    state: &AppState,
+    headers: &HeaderMap,
+    roles: &[Role],
+    title: &'static str,
+    what: &str,
+) -> Result<(String, Session), Response> {
+    let (id, session) = logged_in(state, headers)?;
+    if session.principal.require(roles).is_err() {
+        return Err(forbidden(&session, title, what));
+    }
+    Ok((id, session))
+}
+
+/// A form's session: posted from the console's own origin, carrying the session's CSRF
+/// token, by a key holding one of `roles`; else the refusal.
+#[allow(clippy::result_large_err)]
+fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    roles: &[Role],
+    title: &'static str,
+    what: &str,
+) -> Result<(String, Session), Response> {
+    if !same_origin(headers) {
+        return Err(cross_origin_refused());
+    }
+    let (id, session) = logged_in(state, headers)?;
+    if !session.csrf_matches(csrf) {
+        return Err(csrf_refused());
+    }
+    if session.principal.require(roles).is_err() {
+        return Err(forbidden(&session, title, what));
+    }
+    Ok((id, session))
+}
+
 /// Whether a POST comes from a console page: a browser's `Origin`, when it sends one, must
 /// name this host (so another site cannot log a victim in as someone else, nor post a
 /// form, even where a cookie would be sent).
@@ -388,17 +429,16 @@ async fn reviews(
     headers: HeaderMap,
     Query(params): Query<QueueParams>,
 ) -> Response {
-    let (id, session) = match logged_in(&state, &headers) {
+    let (id, session) = match viewer(
+        &state,
+        &headers,
+        &[Role::Reviewer, Role::Auditor],
+        "Review queue",
+        "the review queue",
+    ) {
         Ok(session) => session,
-        Err(redirect) => return redirect,
+        Err(refused) => return refused,
     };
-    if session
-        .principal
-        .require(&[Role::Reviewer, Role::Auditor])
-        .is_err()
-    {
-        return forbidden(&session, "Review queue", "the review queue");
-    }
     let query = ReviewQuery {
         state: ReviewState::Open,
         submitted_by: None,
@@ -455,17 +495,16 @@ async fn payment(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let (session_id, session) = match logged_in(&state, &headers) {
+    let (session_id, session) = match viewer(
+        &state,
+        &headers,
+        &[Role::Reviewer, Role::Auditor],
+        "Payment",
+        "reading payments",
+    ) {
         Ok(session) => session,
-        Err(redirect) => return redirect,
+        Err(refused) => return refused,
     };
-    if session
-        .principal
-        .require(&[Role::Reviewer, Role::Auditor])
-        .is_err()
-    {
-        return forbidden(&session, "Payment", "reading payments");
-    }
     if !is_payment_id(&id) {
         return (StatusCode::NOT_FOUND, "no such payment").into_response();
     }
@@ -597,22 +636,20 @@ async fn review(
     Path(id): Path<String>,
     Form(form): Form<ReviewForm>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_origin_refused();
-    }
-    let (session_id, session) = match logged_in(&state, &headers) {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     if !is_payment_id(&id) {
         return (StatusCode::NOT_FOUND, "no such payment").into_response();
     }
-    if !session.csrf_matches(&form.csrf) {
-        return csrf_refused();
-    }
-    if session.principal.require(&[Role::Reviewer]).is_err() {
-        return forbidden(&session, "Payment", "reviewing payments");
-    }
+    let (session_id, session) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Reviewer],
+        "Payment",
+        "reviewing payments",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
     let Some(verdict) = Verdict::parse(&form.verdict) else {
         return (StatusCode::BAD_REQUEST, "the verdict is approve or reject").into_response();
     };
@@ -705,17 +742,16 @@ async fn payments(
     headers: HeaderMap,
     Query(params): Query<SearchParams>,
 ) -> Response {
-    let (session_id, session) = match logged_in(&state, &headers) {
+    let (session_id, session) = match viewer(
+        &state,
+        &headers,
+        &[Role::Reviewer, Role::Auditor],
+        "Decisions",
+        "reading payments",
+    ) {
         Ok(session) => session,
-        Err(redirect) => return redirect,
+        Err(refused) => return refused,
     };
-    if session
-        .principal
-        .require(&[Role::Reviewer, Role::Auditor])
-        .is_err()
-    {
-        return forbidden(&session, "Decisions", "reading payments");
-    }
     let mut notice = state.console_sessions.take_flash(&session_id);
     let status_text = params.status.unwrap_or_default();
     let status = match status_text.as_str() {
@@ -822,17 +858,16 @@ struct RuleLine {
 
 /// The live rule set, the last candidate refused (with the file at fault), and a reload.
 async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let (session_id, session) = match logged_in(&state, &headers) {
+    let (session_id, session) = match viewer(
+        &state,
+        &headers,
+        &[Role::Operator, Role::Auditor],
+        "Rules",
+        "reading the rules",
+    ) {
         Ok(session) => session,
-        Err(redirect) => return redirect,
+        Err(refused) => return refused,
     };
-    if session
-        .principal
-        .require(&[Role::Operator, Role::Auditor])
-        .is_err()
-    {
-        return forbidden(&session, "Rules", "reading the rules");
-    }
     let service = &state.service;
     let live = service.live_rules();
     let set = service.rule_set();
@@ -898,19 +933,17 @@ async fn reload(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_origin_refused();
-    }
-    let (session_id, session) = match logged_in(&state, &headers) {
+    let (session_id, session) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Operator],
+        "Rules",
+        "reloading the rules",
+    ) {
         Ok(session) => session,
-        Err(redirect) => return redirect,
+        Err(refused) => return refused,
     };
-    if !session.csrf_matches(&form.csrf) {
-        return csrf_refused();
-    }
-    if session.principal.require(&[Role::Operator]).is_err() {
-        return forbidden(&session, "Rules", "reloading the rules");
-    }
     use crate::registry::live::ReloadOutcome;
     let trigger = format!("console:{}", session.principal.name);
     let notice = match state.service.reload(&trigger).await {
@@ -959,13 +992,16 @@ async fn audit(
     headers: HeaderMap,
     Query(params): Query<AuditParams>,
 ) -> Response {
-    let (session_id, session) = match logged_in(&state, &headers) {
+    let (session_id, session) = match viewer(
+        &state,
+        &headers,
+        &[Role::Auditor],
+        "Audit log",
+        "reading the audit log",
+    ) {
         Ok(session) => session,
-        Err(redirect) => return redirect,
+        Err(refused) => return refused,
     };
-    if !session.principal.has(Role::Auditor) {
-        return forbidden(&session, "Audit log", "reading the audit log");
-    }
     let after = params.after.unwrap_or(0).max(0);
     let entries = match state.service.audit(after, AUDIT_PAGE).await {
         Ok(entries) => entries,
@@ -1001,19 +1037,17 @@ async fn verify_audit(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_origin_refused();
-    }
-    let (session_id, session) = match logged_in(&state, &headers) {
+    let (session_id, _) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Auditor],
+        "Audit log",
+        "checking the audit log",
+    ) {
         Ok(session) => session,
-        Err(redirect) => return redirect,
+        Err(refused) => return refused,
     };
-    if !session.csrf_matches(&form.csrf) {
-        return csrf_refused();
-    }
-    if !session.principal.has(Role::Auditor) {
-        return forbidden(&session, "Audit log", "checking the audit log");
-    }
     let notice = match state.service.verify_audit().await {
         Ok(Some(Ok(verified))) => format!(
             "Intact: {} entries checked, every payment and review matches its entry{}.",
