@@ -530,6 +530,32 @@ impl Config {
     }
 }
 
+/// The first line of a secret file the config names (`setting`), refused unless only its
+/// owner may read it: `what` says what it holds, in the messages.
+pub fn read_private_line(path: &Path, setting: &str, what: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let at = |e: &dyn std::fmt::Display| format!("{setting} {}: {e}", path.display());
+    let metadata = std::fs::metadata(path).map_err(|e| at(&e))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(at(&format_args!(
+            "mode {:03o} lets others read {what}; allow its owner only (chmod 600)",
+            mode & 0o777
+        )));
+    }
+    if metadata.len() > 4096 {
+        return Err(at(&format_args!(
+            "more than 4096 bytes: not a file of {what}"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| at(&e))?;
+    let line = text.lines().next().unwrap_or("").to_owned();
+    if line.is_empty() {
+        return Err(at(&"the first line is empty"));
+    }
+    Ok(line)
+}
+
 /// The directory a store file is in ("." for a bare file name).
 pub fn store_dir(store: &Path) -> PathBuf {
     store

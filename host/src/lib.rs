@@ -28,8 +28,9 @@
 //!   keys and [`service`] operations as [`api`].
 //! - [`webhooks`]: decision and review events, from the store's outbox, POSTed signed
 //!   to the endpoints in config (the service's relay decides when).
-//! - [`config`] and [`telemetry`]: the service's validated settings; logs, traces and
-//!   metrics.
+//! - [`config`] and [`telemetry`]: the service's validated settings (and the secret files
+//!   they name); logs, traces and metrics. [`tls`]: the TLS clients to the database and
+//!   to webhook endpoints.
 
 pub mod api;
 pub mod compare;
@@ -45,5 +46,6 @@ pub mod runtime;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod velocity;
 pub mod webhooks;

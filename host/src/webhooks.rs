@@ -13,7 +13,6 @@
 //! ([`Endpoint::backoff_ms`]) until `attempts_max`, then dead-lettered. TLS is rustls with
 //! the platform's CA certificates, or the endpoint's `tls_ca_file`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -107,7 +106,13 @@ impl Endpoint {
             .parse()
             .map_err(|e| format!("{at}.url is not a URL: {e}"))?;
         let secret = match (&config.secret_file, &config.secret_env) {
-            (Some(path), _) => read_secret_file(path, at)?,
+            (Some(path), _) => crate::config::read_private_line(
+                path,
+                &format!("{at}.secret_file"),
+                "the signing secret",
+            )?
+            .trim()
+            .to_owned(),
             (None, Some(name)) => std::env::var(name)
                 .map_err(|e| format!("{at}.secret_env: the variable {name} cannot be read: {e}"))?,
             (None, None) => return Err(format!("{at}: no signing secret")),
@@ -119,9 +124,12 @@ impl Endpoint {
         }
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let builder = match (&config.tls_ca_file, uri.scheme_str()) {
-            (Some(ca_file), _) => builder.with_tls_config(tls_with_ca(ca_file, at)?),
+            (Some(ca_file), _) => builder.with_tls_config(crate::tls::client_trusting(
+                ca_file,
+                &format!("{at}.tls_ca_file"),
+            )?),
             // A loopback receiver over plain HTTP: no TLS, so no CA to read.
-            (None, Some("http")) => builder.with_tls_config(tls_trusting_nothing()),
+            (None, Some("http")) => builder.with_tls_config(crate::tls::client_trusting_nothing()),
             (None, _) => builder
                 .with_native_roots()
                 .map_err(|e| format!("{at}: the platform's CA certificates cannot be read: {e}"))?,
@@ -218,61 +226,6 @@ pub fn signature(secret: &[u8], unix_s: i64, body: &[u8]) -> String {
     )
 }
 
-/// The first line of a secret file readable by its owner only.
-fn read_secret_file(path: &Path, at: &str) -> Result<String, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let fault = |e: &dyn std::fmt::Display| format!("{at}.secret_file {}: {e}", path.display());
-    let metadata = std::fs::metadata(path).map_err(|e| fault(&e))?;
-    let mode = metadata.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(fault(&format_args!(
-            "mode {:03o} lets others read the signing secret; allow its owner only (chmod 600)",
-            mode & 0o777
-        )));
-    }
-    if metadata.len() > 4096 {
-        return Err(fault(&"more than 4096 bytes: not a secret file"));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| fault(&e))?;
-    Ok(text.lines().next().unwrap_or("").trim().to_owned())
-}
-
-/// A TLS client that trusts only the CA certificates in `ca_file`.
-fn tls_with_ca(ca_file: &Path, at: &str) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let fault = |e: &dyn std::fmt::Display| format!("{at}.tls_ca_file {}: {e}", ca_file.display());
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_file_iter(ca_file).map_err(|e| fault(&e))? {
-        roots
-            .add(certificate.map_err(|e| fault(&e))?)
-            .map_err(|e| fault(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(fault(&"no certificate in it"));
-    }
-    Ok(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fault(&e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
-
-/// A TLS client that trusts no certificate (for a plain-HTTP endpoint, which never uses it).
-fn tls_trusting_nothing() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap_or_else(|e| unreachable!("ring supports the default versions: {e}"))
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth()
-}
-
 fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -300,7 +253,7 @@ mod tests {
         .expect("a config");
         let client = Client::builder(TokioExecutor::new()).build(
             hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls_trusting_nothing())
+                .with_tls_config(crate::tls::client_trusting_nothing())
                 .https_or_http()
                 .enable_http1()
                 .build(),

@@ -199,6 +199,14 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// The errors the page's console logged since last asked.
+    fn severe_console_entries(&self) -> Vec<Value> {
+        self.console_entries()
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .collect()
+    }
+
     fn cookies(&self) -> Vec<Value> {
         self.call("GET", "/cookie", None)
             .as_array()
@@ -381,11 +389,7 @@ fn a_reviewer_resolves_a_held_payment_in_the_browser_and_a_submitter_key_gets_no
         server.base
     ));
     assert_eq!(elsewhere, json!([]));
-    let errors: Vec<Value> = browser
-        .console_entries()
-        .into_iter()
-        .filter(|e| e["level"] == "SEVERE")
-        .collect();
+    let errors = browser.severe_console_entries();
     assert!(errors.is_empty(), "{errors:?}");
 }
 
@@ -568,11 +572,7 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         "the live set stays"
     );
     browser.screenshot("rules.png");
-    let errors: Vec<Value> = browser
-        .console_entries()
-        .into_iter()
-        .filter(|e| e["level"] == "SEVERE")
-        .collect();
+    let errors = browser.severe_console_entries();
     assert!(errors.is_empty(), "{errors:?}");
 }
 

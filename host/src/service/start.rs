@@ -198,7 +198,11 @@ pub fn postgres_settings(config: &Config) -> Result<Option<PgSettings>, String> 
     };
     let password =
         match (&config.store.password_file, &config.store.password_env) {
-            (Some(path), _) => Some(read_password_file(path)?),
+            (Some(path), _) => Some(crate::config::read_private_line(
+                path,
+                "store.password_file",
+                "the database password",
+            )?),
             (None, Some(name)) => Some(std::env::var(name).map_err(|e| {
                 format!("store.password_env: the variable {name} cannot be read: {e}")
             })?),
@@ -211,29 +215,6 @@ pub fn postgres_settings(config: &Config) -> Result<Option<PgSettings>, String> 
         holder: host_id(),
         tls_ca_file: config.store.tls_ca_file.clone(),
     }))
-}
-
-/// The first line of a password file readable by its owner only.
-fn read_password_file(path: &std::path::Path) -> Result<String, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let at = |e: &dyn std::fmt::Display| format!("store.password_file {}: {e}", path.display());
-    let metadata = std::fs::metadata(path).map_err(|e| at(&e))?;
-    let mode = metadata.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(at(&format_args!(
-            "mode {:03o} lets others read the database password; allow its owner only (chmod 600)",
-            mode & 0o777
-        )));
-    }
-    if metadata.len() > 4096 {
-        return Err(at(&"more than 4096 bytes: not a password file"));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| at(&e))?;
-    let password = text.lines().next().unwrap_or("").to_owned();
-    if password.is_empty() {
-        return Err(at(&"the first line is empty"));
-    }
-    Ok(password)
 }
 
 /// This process, as the claims it holds and the fleet's list name it:

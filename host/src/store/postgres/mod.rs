@@ -195,28 +195,9 @@ where
 fn tls_for(
     ca_file: &std::path::Path,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let at = |e: &dyn std::fmt::Display| {
-        StoreError::failed(format!("store.tls_ca_file {}: {e}", ca_file.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_file_iter(ca_file).map_err(|e| at(&e))? {
-        roots
-            .add(certificate.map_err(|e| at(&e))?)
-            .map_err(|e| at(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(at(&"no certificate in it"));
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| at(&e))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    crate::tls::client_trusting(ca_file, "store.tls_ca_file")
+        .map(tokio_postgres_rustls::MakeRustlsConnect::new)
+        .map_err(StoreError::failed)
 }
 
 /// A reader connection, with the statement every submission runs prepared on it (parsed
