@@ -44,50 +44,19 @@ impl Browser {
             );
             return None;
         }
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
+        // Chromium's first start on a fresh, busy machine can fail (chromedriver answers
+        // "session not created"): a fresh chromedriver and profile, up to three times.
+        let mut attempt = 0;
+        let (driver, base, session, agent) = loop {
+            attempt += 1;
+            match Browser::launch() {
+                Ok(launched) => break launched,
+                Err(why) if attempt < 3 => {
+                    eprintln!("{name}: Chromium did not start (attempt {attempt}): {why}")
+                }
+                Err(why) => panic!("Chromium did not start in {attempt} attempts: {why}"),
+            }
         };
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let started = Instant::now();
-        while agent.get(format!("{base}/status")).call().is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let profile = std::env::temp_dir().join(format!("payrules-chromium-{port}"));
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,900",
-                         format!("--user-data-dir={}", profile.display())],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        let mut reply = agent
-            .post(format!("{base}/session"))
-            .send_json(&capabilities)
-            .expect("a session");
-        let body: Value = reply.body_mut().read_json().expect("JSON");
-        let session = body["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {body}"))
-            .to_owned();
         let browser = Browser {
             driver,
             base,
@@ -102,6 +71,68 @@ impl Browser {
             Some(json!({"implicit": 5000, "pageLoad": 20000})),
         );
         Some(browser)
+    }
+
+    /// A chromedriver on a free loopback port and a new session in it: the driver, its
+    /// address, the session's id and the agent that talks to it; or why not.
+    fn launch() -> Result<(Child, String, String, ureq::Agent), String> {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(90)))
+            .build()
+            .into();
+        let session = (|| {
+            let started = Instant::now();
+            while agent.get(format!("{base}/status")).call().is_err() {
+                if started.elapsed() > Duration::from_secs(20) {
+                    return Err("chromedriver did not answer within 20 s".to_owned());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let profile = std::env::temp_dir().join(format!("payrules-chromium-{port}"));
+            let capabilities = json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                             "--disable-dev-shm-usage", "--no-first-run",
+                             "--window-size=1280,900",
+                             format!("--user-data-dir={}", profile.display())],
+                },
+                "goog:loggingPrefs": {"browser": "ALL"},
+            }}});
+            let mut reply = agent
+                .post(format!("{base}/session"))
+                .send_json(&capabilities)
+                .map_err(|e| format!("POST /session: {e}"))?;
+            let body: Value = reply
+                .body_mut()
+                .read_json()
+                .map_err(|e| format!("POST /session answered no JSON: {e}"))?;
+            body["value"]["sessionId"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("no session: {body}"))
+        })();
+        match session {
+            Ok(session) => Ok((driver, base, session, agent)),
+            Err(why) => {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                Err(why)
+            }
+        }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
