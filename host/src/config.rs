@@ -138,8 +138,15 @@ impl Role {
 pub struct ApiKeyConfig {
     /// Who holds it, e.g. `checkout-service`.
     pub name: String,
-    /// sha256 of the key, 64 lowercase hex digits (`payrules keys new` prints it).
-    pub sha256: String,
+    /// sha256 of the key, 64 lowercase hex digits (`payrules keys new` prints it). May be
+    /// left out when `client_certificates` names the identity's certificates.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Mutual TLS: the sha256 of each client certificate (DER) that authenticates as this
+    /// identity, 64 lowercase hex digits (`openssl x509 -in c.pem -outform DER | sha256sum`);
+    /// two during a rotation. Needs `tls.client_ca`, which the certificate must chain to.
+    #[serde(default)]
+    pub client_certificates: Vec<String>,
     /// What it may do.
     pub roles: Vec<Role>,
     /// Its own rate limit, requests a second (instead of
@@ -302,6 +309,77 @@ pub struct Config {
     /// Where decision and review events are delivered (none by default: then no event is
     /// written).
     pub webhooks: Vec<WebhookConfig>,
+    /// HTTPS on the listener; without it, plain HTTP is served on a loopback address only,
+    /// unless `tls_terminated_by_proxy`.
+    pub tls: Option<TlsConfig>,
+    /// A proxy in front terminates TLS, so plain HTTP may be served on a non-loopback
+    /// address (to that proxy only: see the deployment guide).
+    pub tls_terminated_by_proxy: bool,
+}
+
+/// HTTPS on the listener: rustls, HTTP/2 and HTTP/1.1 by ALPN.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM, leaf first. Reloaded when it changes.
+    pub certificate: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1), readable by its owner only.
+    /// Reloaded with the certificate.
+    pub private_key: PathBuf,
+    /// The oldest TLS version served: `"1.3"` (the default) or `"1.2"`.
+    #[serde(default = "tls_min_version")]
+    pub min_version: String,
+    /// Mutual TLS: the CA certificate(s), PEM, client certificates must chain to. A client
+    /// certificate whose sha256 an `[[api_keys]]` entry lists authenticates as it.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: whether every connection must present a certificate
+    /// (`"required"`) or may authenticate with a bearer key instead (`"optional"`, the
+    /// default).
+    #[serde(default = "client_certificate_optional")]
+    pub client_certificate: String,
+}
+
+fn tls_min_version() -> String {
+    "1.3".to_owned()
+}
+
+fn client_certificate_optional() -> String {
+    "optional".to_owned()
+}
+
+impl TlsConfig {
+    /// Whether a client certificate is required on every connection.
+    pub fn client_certificate_required(&self) -> bool {
+        self.client_certificate == "required"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !matches!(self.min_version.as_str(), "1.2" | "1.3") {
+            return Err(format!(
+                "tls.min_version: {:?} is not \"1.3\" or \"1.2\"",
+                self.min_version
+            ));
+        }
+        if !matches!(self.client_certificate.as_str(), "optional" | "required") {
+            return Err(format!(
+                "tls.client_certificate: {:?} is not \"optional\" or \"required\"",
+                self.client_certificate
+            ));
+        }
+        if self.client_certificate_required() && self.client_ca.is_none() {
+            return Err("tls.client_certificate = \"required\" needs tls.client_ca".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `hex` is 64 lowercase hex digits (a sha256 as the config spells it).
+fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// An endpoint decision and review events are POSTed to, signed.
@@ -533,16 +611,8 @@ impl Config {
 /// The first line of a secret file the config names (`setting`), refused unless only its
 /// owner may read it: `what` says what it holds, in the messages.
 pub fn read_private_line(path: &Path, setting: &str, what: &str) -> Result<String, String> {
-    use std::os::unix::fs::PermissionsExt;
     let at = |e: &dyn std::fmt::Display| format!("{setting} {}: {e}", path.display());
-    let metadata = std::fs::metadata(path).map_err(|e| at(&e))?;
-    let mode = metadata.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(at(&format_args!(
-            "mode {:03o} lets others read {what}; allow its owner only (chmod 600)",
-            mode & 0o777
-        )));
-    }
+    let metadata = owner_only(path, setting, what)?;
     if metadata.len() > 4096 {
         return Err(at(&format_args!(
             "more than 4096 bytes: not a file of {what}"
@@ -554,6 +624,22 @@ pub fn read_private_line(path: &Path, setting: &str, what: &str) -> Result<Strin
         return Err(at(&"the first line is empty"));
     }
     Ok(line)
+}
+
+/// The metadata of a secret file the config names (`setting`), refused unless only its
+/// owner may read it (links followed: a mounted secret's mode is its target's).
+pub fn owner_only(path: &Path, setting: &str, what: &str) -> Result<std::fs::Metadata, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let at = |e: &dyn std::fmt::Display| format!("{setting} {}: {e}", path.display());
+    let metadata = std::fs::metadata(path).map_err(|e| at(&e))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(at(&format_args!(
+            "mode {:03o} lets others read {what}; allow its owner only (chmod 600)",
+            mode & 0o777
+        )));
+    }
+    Ok(metadata)
 }
 
 /// The directory a store file is in ("." for a bare file name).
@@ -581,6 +667,8 @@ impl Default for Config {
             audit: AuditConfig::default(),
             review: ReviewConfig::default(),
             webhooks: Vec::new(),
+            tls: None,
+            tls_terminated_by_proxy: false,
         }
     }
 }
@@ -671,6 +759,7 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         let mut hashes = std::collections::HashMap::new();
+        let mut certificates = std::collections::HashMap::new();
         for (index, key) in self.api_keys.iter().enumerate() {
             let at = format!("api_keys[{index}]");
             if key.name.is_empty() || key.name.len() > 64 {
@@ -687,25 +776,58 @@ impl Config {
             if !names.insert(key.name.as_str()) {
                 return Err(format!("{at}.name: `{}` is used twice", key.name));
             }
-            let is_hex = key.sha256.len() == 64
-                && key
-                    .sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-            if !is_hex {
+            if let Some(sha256) = &key.sha256 {
+                if !is_sha256_hex(sha256) {
+                    return Err(format!(
+                        "{at}.sha256 must be 64 lowercase hex digits (the sha256 of the key)"
+                    ));
+                }
+                // Two names for one key: the key would act as whichever came first.
+                if let Some(first) = hashes.insert(sha256.as_str(), index) {
+                    return Err(format!(
+                        "{at}.sha256 is the same key as api_keys[{first}]: give each holder its \
+                         own key"
+                    ));
+                }
+            } else if key.client_certificates.is_empty() {
                 return Err(format!(
-                    "{at}.sha256 must be 64 lowercase hex digits (the sha256 of the key)"
+                    "{at}: set sha256 (a bearer key), client_certificates, or both"
                 ));
+            }
+            if !key.client_certificates.is_empty()
+                && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none())
+            {
+                return Err(format!(
+                    "{at}.client_certificates needs tls.client_ca (the CA they must chain to)"
+                ));
+            }
+            for (n, certificate) in key.client_certificates.iter().enumerate() {
+                if !is_sha256_hex(certificate) {
+                    return Err(format!(
+                        "{at}.client_certificates[{n}] must be 64 lowercase hex digits (the \
+                         sha256 of the certificate, DER)"
+                    ));
+                }
+                if let Some(first) = certificates.insert(certificate.as_str(), index) {
+                    return Err(format!(
+                        "{at}.client_certificates[{n}] is already api_keys[{first}]'s: one \
+                         certificate, one identity"
+                    ));
+                }
             }
             if key.roles.is_empty() {
                 return Err(format!("{at}.roles must name at least one role"));
             }
-            // Two names for one key: the key would act as whichever came first.
-            if let Some(first) = hashes.insert(key.sha256.as_str(), index) {
-                return Err(format!(
-                    "{at}.sha256 is the same key as api_keys[{first}]: give each holder its own key"
-                ));
-            }
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+        } else if !self.listen.ip().is_loopback() && !self.tls_terminated_by_proxy {
+            return Err(format!(
+                "listen = \"{}\" is not a loopback address, and payments and keys must not \
+                 cross a network in plain HTTP: set [tls] certificate and private_key, or, \
+                 behind a proxy that terminates TLS, tls_terminated_by_proxy = true",
+                self.listen
+            ));
         }
         Ok(())
     }
@@ -853,6 +975,18 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_off_loopback_needs_a_proxy_that_terminates_tls() {
+        for text in [
+            "listen = \"127.0.0.1:8080\"",
+            "listen = \"[::1]:8080\"",
+            "listen = \"0.0.0.0:8080\"\ntls_terminated_by_proxy = true",
+            "listen = \"0.0.0.0:8443\"\n[tls]\ncertificate = \"c\"\nprivate_key = \"k\"",
+        ] {
+            assert!(Config::parse(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_setting_at_fault() {
         for (text, expected) in [
             ("listen = \"nowhere\"", "listen"),
@@ -874,6 +1008,36 @@ mod tests {
                 ),
                 "api_keys[1].sha256 is the same key as api_keys[0]",
             ),
+            (
+                "[[api_keys]]\nname = \"a\"\nroles = [\"submitter\"]",
+                "api_keys[0]: set sha256 (a bearer key), client_certificates, or both",
+            ),
+            (
+                &format!(
+                    "[[api_keys]]\nname = \"a\"\nclient_certificates = [\"{}\"]\nroles = [\"submitter\"]",
+                    "ab".repeat(32)
+                ),
+                "api_keys[0].client_certificates needs tls.client_ca",
+            ),
+            (
+                &format!(
+                    "[tls]\ncertificate = \"c\"\nprivate_key = \"k\"\nclient_ca = \"ca\"\n\
+                     [[api_keys]]\nname = \"a\"\nclient_certificates = [\"{0}\"]\nroles = [\"submitter\"]\n\
+                     [[api_keys]]\nname = \"b\"\nclient_certificates = [\"{0}\"]\nroles = [\"auditor\"]",
+                    "cd".repeat(32)
+                ),
+                "api_keys[1].client_certificates[0] is already api_keys[0]'s",
+            ),
+            (
+                "[tls]\ncertificate = \"c\"\nprivate_key = \"k\"\nmin_version = \"1.1\"",
+                "tls.min_version",
+            ),
+            (
+                "[tls]\ncertificate = \"c\"\nprivate_key = \"k\"\nclient_certificate = \"required\"",
+                "tls.client_certificate = \"required\" needs tls.client_ca",
+            ),
+            ("listen = \"0.0.0.0:8080\"", "not a loopback address"),
+            ("listen = \"[::]:8080\"", "not a loopback address"),
         ] {
             let error = Config::parse(text).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");

@@ -1,15 +1,32 @@
-//! TLS clients (rustls with the ring provider): one that trusts only the CA certificates
-//! of a PEM file the config names, and one that trusts nothing (for a plain connection
-//! that never uses it).
+//! TLS (rustls with the ring provider). Clients: one that trusts only the CA
+//! certificates of a PEM file the config names, and one that trusts nothing (for a plain
+//! connection that never uses it). The listener's: TLS 1.3 (1.2 if configured), HTTP/2
+//! and HTTP/1.1 by ALPN, optional client certificates, and a certificate reloaded from
+//! its files when they change, with no restart.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use sha2::{Digest, Sha256};
+
+use crate::config::TlsConfig;
 
 /// A client that trusts only the CA certificates in `ca_file` (PEM), TLS 1.2 or 1.3;
 /// errors name `setting` and the file.
 pub fn client_trusting(ca_file: &Path, setting: &str) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
+    let roots = roots(ca_file, setting)?;
+    Ok(builder()
+        .map_err(|e| format!("{setting}: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The CA certificates of `ca_file` (PEM); errors name `setting` and the file.
+fn roots(ca_file: &Path, setting: &str) -> Result<rustls::RootCertStore, String> {
     let fault = |e: &dyn std::fmt::Display| format!("{setting} {}: {e}", ca_file.display());
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_file_iter(ca_file).map_err(|e| fault(&e))? {
@@ -20,10 +37,7 @@ pub fn client_trusting(ca_file: &Path, setting: &str) -> Result<rustls::ClientCo
     if roots.is_empty() {
         return Err(fault(&"no certificate in it"));
     }
-    Ok(builder()
-        .map_err(|e| fault(&e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(roots)
 }
 
 /// A client that trusts no certificate.
@@ -38,4 +52,151 @@ fn builder()
 -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, rustls::Error> {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
+}
+
+/// The listener's TLS: the rustls config for its acceptor, whose certificate and key are
+/// read again from their files by [`ServerTls::reload`].
+pub struct ServerTls {
+    /// For the acceptor.
+    pub config: Arc<rustls::ServerConfig>,
+    certificate: Arc<CertificateFiles>,
+}
+
+/// The certificate the handshakes get, and the files it comes from.
+#[derive(Debug)]
+struct CertificateFiles {
+    certificate: PathBuf,
+    private_key: PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for CertificateFiles {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
+}
+
+/// The chain of `certificate` and the key of `private_key`, checked to belong together.
+fn load(
+    certificate: &Path,
+    private_key: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let at = |setting: &str, path: &Path, e: &dyn std::fmt::Display| {
+        format!("{setting} {}: {e}", path.display())
+    };
+    let chain = CertificateDer::pem_file_iter(certificate)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| at("tls.certificate", certificate, &e))?;
+    if chain.is_empty() {
+        return Err(at("tls.certificate", certificate, &"no certificate in it"));
+    }
+    crate::config::owner_only(private_key, "tls.private_key", "the TLS private key")?;
+    let key = PrivateKeyDer::from_pem_file(private_key)
+        .map_err(|e| at("tls.private_key", private_key, &e))?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => at(
+            "tls.private_key",
+            private_key,
+            &format_args!("is not the key of {}", certificate.display()),
+        ),
+        e => at("tls.private_key", private_key, &e),
+    })
+}
+
+/// The sha256 of a certificate (DER): how the config names a client's certificate.
+pub fn certificate_sha256(certificate: &[u8]) -> [u8; 32] {
+    Sha256::digest(certificate).into()
+}
+
+/// The listener's TLS as the config says; errors name the setting and the file.
+pub fn server(config: &TlsConfig) -> Result<ServerTls, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let first = load(&config.certificate, &config.private_key, &provider)?;
+    let files = Arc::new(CertificateFiles {
+        certificate: config.certificate.clone(),
+        private_key: config.private_key.clone(),
+        provider: Arc::clone(&provider),
+        current: RwLock::new(Arc::new(first)),
+    });
+    let versions: &[&rustls::SupportedProtocolVersion] = match config.min_version.as_str() {
+        "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        _ => &[&rustls::version::TLS13],
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls.min_version: {e}"))?;
+    let builder = match &config.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca_file) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots(ca_file, "tls.client_ca")?),
+                Arc::clone(&provider),
+            );
+            let verifier = if config.client_certificate_required() {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| format!("tls.client_ca {}: {e}", ca_file.display()))?,
+            )
+        }
+    };
+    let mut server = builder.with_cert_resolver(Arc::clone(&files) as Arc<dyn ResolvesServerCert>);
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(ServerTls {
+        config: Arc::new(server),
+        certificate: files,
+    })
+}
+
+impl ServerTls {
+    /// Reads the certificate and key again: the next handshakes get them. On a fault (a
+    /// file half-written, a key of another certificate) the pair in use stays, and the
+    /// fault is the answer.
+    pub fn reload(&self) -> Result<(), String> {
+        let files = &self.certificate;
+        let loaded = Arc::new(load(
+            &files.certificate,
+            &files.private_key,
+            &files.provider,
+        )?);
+        *self
+            .certificate
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = loaded;
+        Ok(())
+    }
+
+    /// The sha256 of the leaf certificate in use, hex.
+    pub fn certificate_sha256(&self) -> String {
+        let current = self
+            .certificate
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        current
+            .cert
+            .first()
+            .map(|leaf| crate::registry::hex(&certificate_sha256(leaf)))
+            .unwrap_or_default()
+    }
+
+    /// The directories the certificate and its key are in (what to watch).
+    pub fn directories(&self) -> Vec<PathBuf> {
+        let mut directories: Vec<PathBuf> =
+            [&self.certificate.certificate, &self.certificate.private_key]
+                .into_iter()
+                .map(|file| crate::config::store_dir(file))
+                .collect();
+        directories.dedup();
+        directories
+    }
 }

@@ -27,6 +27,8 @@
 //! - `hosts`: several `payrules serve` processes on one PostgreSQL database: a key sent
 //!   to two hosts at once, a host killed mid-burst, the database dropping every
 //!   connection (`postgres` makes each test its database).
+//! - `tls`: the listener over TLS 1.3 with HTTP/2, a certificate renewed under it, and
+//!   clients authenticated by their certificates.
 //! - `webhooks`: events delivered to a real receiver on loopback that is down, slow, then
 //!   up; after a kill -9; dead letters sent again.
 
@@ -50,4 +52,5 @@ mod security;
 mod server;
 mod service;
 mod support;
+mod tls;
 mod webhooks;

@@ -288,7 +288,15 @@ impl Server {
 
     /// The socket address, `127.0.0.1:PORT`.
     pub fn address(&self) -> &str {
-        self.base.trim_start_matches("http://")
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+    }
+
+    /// Sends the requests of [`Server::request`] and its helpers through `agent` (one
+    /// with the TLS settings a test needs).
+    pub fn set_agent(&mut self, agent: ureq::Agent) {
+        self.agent = agent;
     }
 
     /// `POST /v1/payments` with a JSON body.

@@ -1,9 +1,11 @@
-//! Bearer API keys with roles.
+//! API identities with roles: bearer API keys, and client certificates (mutual TLS).
 //!
 //! The config holds each key's sha256, never the key. A presented key is hashed and
 //! compared with every known hash in constant time (no early exit, so the time taken
 //! says nothing about which key nearly matched). Keys are never logged: a request's span
-//! carries the key's name only.
+//! carries the identity's name only. A client certificate the TLS handshake verified
+//! authenticates as the identity that lists its sha256; a request that also sends a key
+//! must send that identity's.
 
 use std::sync::Arc;
 
@@ -25,9 +27,17 @@ pub struct Keys {
 
 struct Key {
     name: Arc<str>,
-    sha256: [u8; 32],
+    /// The bearer key's sha256, if it has one.
+    sha256: Option<[u8; 32]>,
+    /// The sha256 of each client certificate that authenticates as it (mutual TLS).
+    certificates: Vec<[u8; 32]>,
     roles: Vec<Role>,
 }
+
+/// The sha256 of the client certificate a request's TLS connection presented (verified
+/// against `tls.client_ca` in the handshake).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerCertificate(pub [u8; 32]);
 
 /// The holder of a valid key.
 #[derive(Clone, Debug)]
@@ -136,17 +146,15 @@ impl Keys {
     pub fn new(configs: &[ApiKeyConfig]) -> Keys {
         let keys = configs
             .iter()
-            .map(|config| {
-                let mut sha256 = [0u8; 32];
-                for (index, byte) in sha256.iter_mut().enumerate() {
-                    *byte = u8::from_str_radix(&config.sha256[index * 2..index * 2 + 2], 16)
-                        .unwrap_or_else(|e| unreachable!("validated hex: {e}"));
-                }
-                Key {
-                    name: Arc::from(config.name.as_str()),
-                    sha256,
-                    roles: config.roles.clone(),
-                }
+            .map(|config| Key {
+                name: Arc::from(config.name.as_str()),
+                sha256: config.sha256.as_deref().map(from_hex),
+                certificates: config
+                    .client_certificates
+                    .iter()
+                    .map(|hex| from_hex(hex))
+                    .collect(),
+                roles: config.roles.clone(),
             })
             .collect();
         Keys { keys }
@@ -157,15 +165,42 @@ impl Keys {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
         for key in &self.keys {
-            if bool::from(key.sha256.ct_eq(&digest)) {
+            if let Some(sha256) = &key.sha256
+                && bool::from(sha256.ct_eq(&digest))
+            {
                 found = Some(key);
             }
         }
-        found.map(|key| Principal {
-            name: Arc::clone(&key.name),
-            roles: key.roles.clone(),
-        })
+        found.map(Key::principal)
     }
+
+    /// The identity a client certificate (already verified in the TLS handshake)
+    /// authenticates as, if the config names it.
+    pub fn by_certificate(&self, certificate: &PeerCertificate) -> Option<Principal> {
+        self.keys
+            .iter()
+            .find(|key| key.certificates.contains(&certificate.0))
+            .map(Key::principal)
+    }
+}
+
+impl Key {
+    fn principal(&self) -> Principal {
+        Principal {
+            name: Arc::clone(&self.name),
+            roles: self.roles.clone(),
+        }
+    }
+}
+
+/// 64 hex digits (validated by the config) as 32 bytes.
+fn from_hex(hex: &str) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16)
+            .unwrap_or_else(|e| unreachable!("validated hex: {e}"));
+    }
+    bytes
 }
 
 /// A new random key, 32 bytes of the OS's randomness, as `pr_` and 64 hex digits.
@@ -187,26 +222,52 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthenticated(
-                "send an API key: Authorization: Bearer <key>",
-            ));
+        let peer = parts
+            .extensions
+            .get::<super::TlsConnection>()
+            .and_then(|tls| tls.client_certificate.as_ref());
+        let by_certificate = peer.and_then(|peer| state.keys.by_certificate(peer));
+        let by_key = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => {
+                // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim_start().split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::unauthenticated("the Authorization header must be `Bearer <key>`")
+                    })?;
+                Some(
+                    state
+                        .keys
+                        .authenticate(token)
+                        .ok_or_else(|| ApiError::unauthenticated("the API key is not valid"))?,
+                )
+            }
         };
-        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim_start().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthenticated("the Authorization header must be `Bearer <key>`")
-            })?;
-        let principal = state
-            .keys
-            .authenticate(token)
-            .ok_or_else(|| ApiError::unauthenticated("the API key is not valid"))?;
+        let principal = match (by_certificate, by_key) {
+            (Some(certificate), Some(key)) if certificate.name != key.name => {
+                return Err(ApiError::unauthenticated(
+                    "the API key and the client certificate are different identities",
+                ));
+            }
+            (Some(principal), _) | (None, Some(principal)) => principal,
+            (None, None) if peer.is_some() => {
+                return Err(ApiError::unauthenticated(
+                    "the client certificate is no API identity's: send an API key \
+                     (Authorization: Bearer <key>) or a certificate the config names",
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::unauthenticated(
+                    "send an API key: Authorization: Bearer <key>",
+                ));
+            }
+        };
         tracing::Span::current().record("principal", &*principal.name);
         if let Err(limited) = state.rates.check(&principal.name) {
             return Err(ApiError::rate_limited(&limited));
@@ -225,7 +286,8 @@ mod tests {
         let keys = Keys::new(&[ApiKeyConfig {
             requests_per_second: None,
             name: "checkout".into(),
-            sha256: key_sha256(&key),
+            sha256: Some(key_sha256(&key)),
+            client_certificates: Vec::new(),
             roles: vec![Role::Submitter],
         }]);
         let principal = keys.authenticate(&key).unwrap();

@@ -34,11 +34,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::Layer;
 use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,6 +53,10 @@ use rate::RateLimits;
 
 /// The header that carries the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Streams one HTTP/2 connection may have open at once (each is a request, under the
+/// same concurrency limit as any other).
+const HTTP2_STREAMS_MAX: u32 = 128;
 
 /// Everything a request can reach: the application, and what the HTTP edge itself keeps.
 pub struct AppState {
@@ -299,23 +304,44 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     response
 }
 
+/// A request that came over TLS, and the client certificate its connection presented
+/// (verified against `tls.client_ca` in the handshake), if any.
+#[derive(Clone, Copy, Debug)]
+pub struct TlsConnection {
+    /// The certificate's sha256.
+    pub client_certificate: Option<auth::PeerCertificate>,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets the
 /// requests in flight finish for at most `limits.shutdown_grace_ms`, and returns.
 ///
-/// Connections are HTTP/1.1 with a header-read timeout (a client that trickles its
-/// headers is cut off) and at most `limits.connections_max` open at once.
+/// Without `tls`, connections are HTTP/1.1. With it, each is TLS first (the handshake
+/// bounded by the header-read timeout, on the connection's own task so a slow client
+/// holds up no other), then HTTP/2 or HTTP/1.1 as ALPN chose; a client certificate's
+/// sha256 goes with each of its requests in a [`TlsConnection`]. HTTP/1.1 has a
+/// header-read timeout (a client that trickles its headers is cut off); at most
+/// `limits.connections_max` connections are open at once.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: &LimitsConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(limits.connections_max));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+    let handshake_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(handshake_timeout)
         .keep_alive(true);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(HTTP2_STREAMS_MAX)
+        .keep_alive_interval(Some(Duration::from_secs(20)));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -339,10 +365,68 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let Some(acceptor) = &acceptor else {
+            let service = TowerToHyperService::new(app.clone());
+            let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!("connection ended: {error}");
+                }
+                drop(permit);
+            });
+            continue;
+        };
+        let handshake = acceptor.accept(stream);
+        let (app, http1, http2, watcher) = (
+            app.clone(),
+            http1.clone(),
+            http2.clone(),
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let stream = match tokio::time::timeout(handshake_timeout, handshake).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!("TLS handshake refused: {error}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake not finished in time");
+                    return;
+                }
+            };
+            let (_, session) = stream.get_ref();
+            let connection = TlsConnection {
+                client_certificate: session
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|leaf| auth::PeerCertificate(crate::tls::certificate_sha256(leaf))),
+            };
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let service = TowerToHyperService::new(
+                tower::util::MapRequestLayer::new(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(connection);
+                        // HTTP/2 names the host in `:authority`, not `Host`: the same
+                        // header for every handler, whichever protocol came.
+                        if !request.headers().contains_key(hyper::header::HOST)
+                            && let Some(authority) = request.uri().authority()
+                            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+                        {
+                            request.headers_mut().insert(hyper::header::HOST, host);
+                        }
+                        request
+                    },
+                )
+                .layer(app),
+            );
+            let io = TokioIo::new(stream);
+            let ended = if h2 {
+                watcher.watch(http2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http1.serve_connection(io, service)).await
+            };
+            if let Err(error) = ended {
                 tracing::debug!("connection ended: {error}");
             }
             drop(permit);

@@ -93,7 +93,8 @@ mod tests {
     fn key(name: &str, requests_per_second: Option<u32>) -> ApiKeyConfig {
         ApiKeyConfig {
             name: name.to_owned(),
-            sha256: "ab".repeat(32),
+            sha256: Some("ab".repeat(32)),
+            client_certificates: Vec::new(),
             roles: vec![Role::Submitter],
             requests_per_second,
         }

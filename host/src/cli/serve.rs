@@ -52,6 +52,15 @@ fn serve(
         config.listen = listen;
     }
     telemetry::init_logging(config.log.format, &config.log.level);
+    // The listener's certificate and key are read before anything starts: a fault in
+    // them stops the start-up here, naming the setting.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(payrules::tls::server)
+        .transpose()
+        .map_err(BadInput)?
+        .map(Arc::new);
     let audit_keys = audit_keys(&config, true)?;
     let Started { service, trigger } = service::start(&config, audit_keys, from_last_good)
         .map_err(|error| match error {
@@ -117,6 +126,33 @@ fn serve(
                 reloader.reload("watch").await;
             }
         });
+        // The certificate and key are read again when their files change (a renewal, a
+        // mounted secret's update): the next handshakes get them; a fault keeps the pair
+        // in use.
+        let _tls_watch = match &tls {
+            Some(tls) => tls
+                .directories()
+                .iter()
+                .map(|dir| {
+                    let tls = Arc::clone(tls);
+                    payrules::registry::watch::watch_files(
+                        dir,
+                        Duration::from_millis(config.reload_settle_ms),
+                        move || match tls.reload() {
+                            Ok(()) => tracing::info!(
+                                certificate_sha256 = %tls.certificate_sha256(),
+                                "TLS certificate reloaded"
+                            ),
+                            Err(error) => tracing::error!(
+                                "TLS certificate not reloaded, the one in use stays: {error}"
+                            ),
+                        },
+                    )
+                    .with_context(|| format!("watching {}", dir.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
         let rules = service.rule_set();
         tracing::info!(
             %address,
@@ -126,7 +162,8 @@ fn serve(
             "payrules is serving"
         );
         let mut out = std::io::stdout().lock();
-        writeln!(out, "payrules listening on http://{address}")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(out, "payrules listening on {scheme}://{address}")?;
         out.flush()?;
         drop(out);
         let app = api::router(Arc::clone(&state));
@@ -134,6 +171,7 @@ fn serve(
             listener,
             app,
             &config.limits,
+            tls.as_ref().map(|tls| Arc::clone(&tls.config)),
             shutdown_signal(
                 Arc::clone(&state),
                 Duration::from_millis(config.limits.shutdown_drain_delay_ms),
@@ -232,7 +270,8 @@ fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
     );
     Ok(auth::Keys::new(&[payrules::config::ApiKeyConfig {
         name: "local".to_owned(),
-        sha256: auth::key_sha256(&key),
+        sha256: Some(auth::key_sha256(&key)),
+        client_certificates: Vec::new(),
         roles: Role::ALL.to_vec(),
         requests_per_second: None,
     }]))

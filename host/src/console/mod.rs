@@ -251,6 +251,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<Arc<AppState>>,
+    tls: Option<axum::Extension<crate::api::TlsConnection>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -279,11 +280,13 @@ async fn login(
             "No session could be made; try again.",
         );
     };
-    // Secure when the client reached us over TLS (a terminating proxy says so).
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    // Secure when the client reached us over TLS: ours, or a terminating proxy's that
+    // says so.
+    let secure = tls.is_some()
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     let cookie = format!(
         "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
         session::LIFETIME.as_secs(),

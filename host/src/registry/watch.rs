@@ -1,4 +1,5 @@
-//! Watching a rules directory (notify), debounced.
+//! Watching a rules directory (notify), debounced; and the directory of a file that is
+//! read again when it changes (the listener's TLS certificate).
 //!
 //! Editors and copy tools change a directory in several steps: write a temporary file,
 //! rename it into place, touch a manifest, then a list. The watcher waits until the
@@ -28,6 +29,25 @@ pub fn watch(
     settle: Duration,
     changed: impl Fn() + Send + 'static,
 ) -> notify::Result<DirectoryWatch> {
+    watch_in(dir, RecursiveMode::Recursive, settle, changed)
+}
+
+/// Watches the files directly in `dir` (not its subdirectories), as [`watch`] does.
+pub fn watch_files(
+    dir: &Path,
+    settle: Duration,
+    changed: impl Fn() + Send + 'static,
+) -> notify::Result<DirectoryWatch> {
+    watch_in(dir, RecursiveMode::NonRecursive, settle, changed)
+}
+
+fn watch_in(
+    dir: &Path,
+    mode: RecursiveMode,
+    settle: Duration,
+    changed: impl Fn() + Send + 'static,
+) -> notify::Result<DirectoryWatch> {
+    let shown = dir.display().to_string();
     let (events, bursts) = mpsc::channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
@@ -36,12 +56,12 @@ pub fn watch(
             Ok(_) => {
                 let _ = events.send(());
             }
-            Err(error) => tracing::warn!("watching the rules directory: {error}"),
+            Err(error) => tracing::warn!("watching {shown}: {error}"),
         }
     })?;
-    watcher.watch(dir, RecursiveMode::Recursive)?;
+    watcher.watch(dir, mode)?;
     std::thread::Builder::new()
-        .name("payrules-rules-watch".into())
+        .name("payrules-watch".into())
         .spawn(move || {
             // Ends when the watcher (and with it the sender) is dropped.
             while bursts.recv().is_ok() {
