@@ -31,11 +31,16 @@ request = function()
 "creditor":{"name":"Maria Gonzalez","country":"US","account":{"id":"C%s"}},
 "creditor_agent":{"member_id":"121000248"},
 "purpose":"SALA","urgency":"instant"}]], id, 100 + n % 5000, n % 100, id, id)
-  return wrk.format("POST", "/v1/payments", {
+  local headers = {
     ["Authorization"] = "Bearer " .. key,
     ["Content-Type"] = "application/json",
     ["Idempotency-Key"] = "load-" .. id,
-  }, body)
+  }
+  -- A new connection per request (bench/tls: what a handshake costs).
+  if os.getenv("PAYRULES_LOAD_CLOSE") then
+    headers["Connection"] = "close"
+  end
+  return wrk.format("POST", "/v1/payments", headers, body)
 end
 
 response = function(status, headers, body)
