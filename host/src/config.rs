@@ -309,12 +309,56 @@ pub struct Config {
     /// Where decision and review events are delivered (none by default: then no event is
     /// written).
     pub webhooks: Vec<WebhookConfig>,
+    /// Each rule's circuit breaker.
+    pub circuit_breaker: CircuitBreakerConfig,
     /// HTTPS on the listener; without it, plain HTTP is served on a loopback address only,
     /// unless `tls_terminated_by_proxy`.
     pub tls: Option<TlsConfig>,
     /// A proxy in front terminates TLS, so plain HTTP may be served on a non-loopback
     /// address (to that proxy only: see the deployment guide).
     pub tls_terminated_by_proxy: bool,
+}
+
+/// When a rule that keeps failing stops being run (its failure policy applied at once),
+/// and for how long: see [`crate::registry::breaker`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerConfig {
+    /// Whether rules have circuit breakers at all.
+    pub enabled: bool,
+    /// Failures within one window that open a rule's circuit…
+    pub failures: u32,
+    /// …if they are at least this share of its runs in the window, percent.
+    pub failure_rate_percent: u32,
+    /// The counting window, ms.
+    pub window_ms: u64,
+    /// How long an open circuit stays open before one payment probes the rule, ms.
+    pub cool_down_ms: u64,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            enabled: true,
+            failures: 5,
+            failure_rate_percent: 50,
+            window_ms: 10_000,
+            cool_down_ms: 30_000,
+        }
+    }
+}
+
+impl CircuitBreakerConfig {
+    /// The policy, if breakers are on.
+    pub fn policy(&self) -> Option<crate::registry::breaker::BreakerPolicy> {
+        self.enabled
+            .then(|| crate::registry::breaker::BreakerPolicy {
+                failures: self.failures,
+                failure_rate_percent: self.failure_rate_percent,
+                window: std::time::Duration::from_millis(self.window_ms),
+                cool_down: std::time::Duration::from_millis(self.cool_down_ms),
+            })
+    }
 }
 
 /// HTTPS on the listener: rustls, HTTP/2 and HTTP/1.1 by ALPN.
@@ -669,6 +713,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             tls: None,
             tls_terminated_by_proxy: false,
+            circuit_breaker: CircuitBreakerConfig::default(),
         }
     }
 }
@@ -712,6 +757,15 @@ impl Config {
             ),
             ("reload_settle_ms", self.reload_settle_ms),
             ("review.deadline_seconds", self.review.deadline_seconds),
+            (
+                "circuit_breaker.failures",
+                u64::from(self.circuit_breaker.failures),
+            ),
+            ("circuit_breaker.window_ms", self.circuit_breaker.window_ms),
+            (
+                "circuit_breaker.cool_down_ms",
+                self.circuit_breaker.cool_down_ms,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be greater than zero"));
@@ -722,6 +776,9 @@ impl Config {
                 "store.idempotency_lease_ms ({}) must be longer than limits.request_timeout_ms ({})",
                 self.store.idempotency_lease_ms, limits.request_timeout_ms
             ));
+        }
+        if self.circuit_breaker.failure_rate_percent > 100 {
+            return Err("circuit_breaker.failure_rate_percent must be 0 to 100".to_owned());
         }
         if self.store.password_file.is_some() && self.store.password_env.is_some() {
             return Err("store.password_file and store.password_env: set one, not both".to_owned());

@@ -875,3 +875,100 @@ fn the_openapi_document_declares_what_the_server_enforces() {
     );
     assert_eq!(long_key.code(), "idempotency_key_invalid");
 }
+
+/// Over HTTP: a rule that keeps failing opens its circuit — `GET /v1/rules` shows it open,
+/// the decisions' traces say it was not run, the metrics count the transition, the audit
+/// log records it — and after the cool-down a payment that passes closes it, audited too.
+#[test]
+fn a_failing_rules_circuit_opens_and_closes_on_the_record() {
+    let rules = crate::support::RulesDir::new();
+    crate::support::copy_dir(&crate::support::example_rules(), rules.path());
+    let rules = rules.misbehaving("flaky", "panic-on-break", "order = 0");
+    let server = Server::with_rules_and_limits(
+        rules.path(),
+        "\n[circuit_breaker]\nfailures = 3\nfailure_rate_percent = 50\ncool_down_ms = 1000\n",
+    );
+    let submit = |id: &str| {
+        let mut body = payment("sepa-instant-supplier.json", id);
+        body["end_to_end_id"] = json!(id);
+        let reply = server.submit(SUBMITTER, id, &body);
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let id = reply.json()["payment_id"].as_str().unwrap().to_owned();
+        let whole = server
+            .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+            .json();
+        let flaky = whole["decision"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "flaky")
+            .cloned()
+            .unwrap();
+        (whole["decision"]["status"].clone(), flaky)
+    };
+    let circuit = || {
+        let rules = server.get("/v1/rules", Some(OPERATOR)).json();
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "flaky")
+            .unwrap()["circuit"]
+            .clone()
+    };
+    let audited = |action: &str| {
+        server.get("/v1/audit", Some(AUDITOR)).json()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["subject"] == "flaky")
+            .count()
+    };
+    let eventually = |what: &str, done: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed().as_secs() < 20, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+
+    assert_eq!(circuit()["state"], "closed");
+    for n in 1..=3 {
+        let (status, flaky) = submit(&format!("CB-BREAK-{n}"));
+        assert_eq!(status, "pending_review");
+        assert_eq!(flaky["failure"], "trap", "{flaky}");
+    }
+    assert_eq!(circuit()["state"], "open", "{}", circuit());
+    let (status, flaky) = submit("CB-FINE-1");
+    assert_eq!(
+        status, "pending_review",
+        "its failure policy (review) applies"
+    );
+    assert_eq!(flaky["failure"], "circuit_open", "{flaky}");
+    assert_eq!(flaky["fuel_used"], 0);
+    eventually("the opening is audited", &|| {
+        audited("rule.circuit_opened") == 1
+    });
+    let metrics = server.get("/metrics", None).body;
+    assert!(
+        metrics.contains("payrules_rule_circuit_transitions_total{rule=\"flaky\",to=\"open\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("payrules_rule_failures_total{rule=\"flaky\",failure=\"circuit_open\"} 1"),
+        "{metrics}"
+    );
+
+    // After the cool-down, a payment that passes closes it; the next one runs it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, flaky) = submit("CB-FINE-2");
+    assert_eq!(flaky["outcome"], "pass", "{flaky}");
+    assert_ne!(status, "pending_review");
+    assert_eq!(circuit()["state"], "closed");
+    assert_eq!(circuit()["opened"], 1);
+    eventually("the closing is audited", &|| {
+        audited("rule.circuit_closed") == 1
+    });
+    let (_, flaky) = submit("CB-BREAK-4");
+    assert_eq!(flaky["failure"], "trap", "{flaky}");
+}

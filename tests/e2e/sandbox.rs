@@ -205,3 +205,94 @@ fn the_host_stays_healthy_after_every_kind_of_failure() {
     let decision = decide(&pipeline, &load(&example_rules()), &payment);
     assert_eq!(decision.status, Status::Accepted, "{decision:#?}");
 }
+
+/// The example payment with this end-to-end id.
+fn payment_with_id(end_to_end_id: &str) -> payrules::model::Payment {
+    let path = crate::support::workspace().join("examples/payments/sepa-instant-supplier.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    json["end_to_end_id"] = serde_json::json!(end_to_end_id);
+    payrules::model::Payment::from_json(&json.to_string()).unwrap()
+}
+
+/// A rule that keeps failing is opened: not run (no fuel, no time), its failure policy
+/// applied; after the cool-down one payment probes it; a probe that fails opens it again,
+/// one that passes closes it, and it runs again. Each transition is reported.
+#[test]
+fn a_rule_that_keeps_failing_is_not_run_until_a_probe_passes() {
+    use payrules::registry::breaker::{BreakerPolicy, CircuitState};
+    use std::time::Duration;
+    let rules = RulesDir::new()
+        .misbehaving("flaky", "panic-on-break", "order = 1")
+        .misbehaving("control", "pass", "order = 2")
+        .load();
+    let cool_down = Duration::from_millis(300);
+    let (pipeline, mut transitions) = pipeline().with_breakers(BreakerPolicy {
+        failures: 3,
+        failure_rate_percent: 50,
+        window: Duration::from_secs(60),
+        cool_down,
+    });
+    let flaky = |id: &str| {
+        let decision = decide(&pipeline, &rules, &payment_with_id(id));
+        assert_eq!(
+            decision.rules[1].outcome,
+            RuleOutcome::Pass,
+            "the control runs"
+        );
+        decision.rules[0].clone()
+    };
+    let failure = |run: &payrules::model::RuleRun| match &run.outcome {
+        RuleOutcome::Failed {
+            failure, policy, ..
+        } => {
+            assert_eq!(*policy, FailurePolicy::Review);
+            Some(*failure)
+        }
+        _ => None,
+    };
+    let mut states = || {
+        let mut states = Vec::new();
+        while let Ok(change) = transitions.try_recv() {
+            assert_eq!(change.rule, "flaky");
+            states.push(change.transition.to);
+        }
+        states
+    };
+
+    for n in 1..=3 {
+        assert_eq!(
+            failure(&flaky(&format!("BREAK-{n}"))),
+            Some(FailureKind::Trap)
+        );
+    }
+    assert_eq!(states(), [CircuitState::Open]);
+    assert_eq!(
+        rules.rules()[0].breaker.snapshot().state,
+        CircuitState::Open
+    );
+    // Open: not run, whatever the payment; its policy (review) applies.
+    for id in ["BREAK-4", "FINE-1"] {
+        let run = flaky(id);
+        assert_eq!(failure(&run), Some(FailureKind::CircuitOpen), "{id}");
+        assert_eq!((run.fuel_used, run.duration_us), (0, 0), "{id} did not run");
+    }
+    // After the cool-down, a failing probe opens it again.
+    std::thread::sleep(cool_down + Duration::from_millis(50));
+    assert_eq!(failure(&flaky("BREAK-5")), Some(FailureKind::Trap));
+    assert_eq!(states(), [CircuitState::HalfOpen, CircuitState::Open]);
+    assert_eq!(failure(&flaky("FINE-2")), Some(FailureKind::CircuitOpen));
+    // A passing probe closes it; then it runs, and fails, again.
+    std::thread::sleep(cool_down + Duration::from_millis(50));
+    assert_eq!(flaky("FINE-3").outcome, RuleOutcome::Pass);
+    assert_eq!(states(), [CircuitState::HalfOpen, CircuitState::Closed]);
+    assert_eq!(failure(&flaky("BREAK-6")), Some(FailureKind::Trap));
+    assert_eq!(rules.rules()[0].breaker.snapshot().opened, 2);
+
+    // Without breakers (a backtest, `evaluate`), every rule runs every time.
+    let plain = crate::support::pipeline();
+    for n in 1..=5 {
+        let decision = decide(&plain, &rules, &payment_with_id(&format!("BREAK-1{n}")));
+        assert_eq!(failure(&decision.rules[0]), Some(FailureKind::Trap));
+    }
+}

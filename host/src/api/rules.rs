@@ -34,6 +34,10 @@ pub struct RuleView {
     pub capabilities: Vec<String>,
     /// Its bounds.
     pub limits: LimitsView,
+    /// Its circuit breaker on this host (absent when circuits are off): while `open`, it
+    /// is not run and its failure policy applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<crate::registry::breaker::CircuitSnapshot>,
 }
 
 /// A rule's bounds.
@@ -113,6 +117,7 @@ pub async fn live(
                     output_bytes_max: m.limits.output_bytes_max,
                     host_calls_max: m.limits.host_calls_max,
                 },
+                circuit: service.breaker_policy().map(|_| rule.breaker.snapshot()),
             }
         })
         .collect();

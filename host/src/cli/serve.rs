@@ -107,6 +107,7 @@ fn serve(
         // and this host is on the fleet's list.
         service.follow_other_hosts();
         service.expire_unreviewed();
+        service.record_circuit_transitions();
         service.relay_events(std::sync::Arc::clone(service.webhooks()));
         service.beat(address.to_string()).await;
         // Hot reload: a burst of changes in the rules directory becomes one reload.

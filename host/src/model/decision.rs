@@ -232,6 +232,8 @@ pub enum FailureKind {
     InvalidOutput,
     /// It could not be instantiated.
     Instantiation,
+    /// It was not run: its circuit is open after repeated failures on this host.
+    CircuitOpen,
 }
 
 /// What a failing rule means for the payment. Manifests spell these in kebab-case.

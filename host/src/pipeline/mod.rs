@@ -14,8 +14,10 @@ pub mod shadow;
 pub use deciders::{DecideError, Deciders, LiveLoad};
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::model::{Decision, FailurePolicy, Payment, RuleKind, RuleOutcome, RuleRun};
+use crate::model::{Decision, FailureKind, FailurePolicy, Payment, RuleKind, RuleOutcome, RuleRun};
+use crate::registry::breaker::{Admission, BreakerPolicy, Transition};
 use crate::registry::{Rule, RuleSet};
 use crate::runtime::{Evaluation, RuleRunResult, Runtime};
 use crate::velocity::VelocityBook;
@@ -24,12 +26,54 @@ use crate::velocity::VelocityBook;
 pub struct Pipeline {
     runtime: Arc<Runtime>,
     velocity: Arc<VelocityBook>,
+    breakers: Option<Breakers>,
+}
+
+/// The circuit breakers' policy, and where their transitions go.
+pub struct Breakers {
+    /// When a circuit opens, and for how long.
+    pub policy: BreakerPolicy,
+    transitions: tokio::sync::mpsc::UnboundedSender<RuleTransition>,
+}
+
+/// A rule's circuit that changed state.
+#[derive(Clone, Debug)]
+pub struct RuleTransition {
+    /// The rule.
+    pub rule: String,
+    /// Its version (the component's sha256).
+    pub version: String,
+    /// The version of the rule set it is in.
+    pub rule_set_version: String,
+    /// What changed.
+    pub transition: Transition,
+    /// When, ms since the Unix epoch.
+    pub at_unix_ms: i64,
 }
 
 impl Pipeline {
-    /// A pipeline on `runtime` whose rules read `velocity`.
+    /// A pipeline on `runtime` whose rules read `velocity`; every rule runs (no circuit
+    /// breakers: what a backtest or `evaluate` wants).
     pub fn new(runtime: Arc<Runtime>, velocity: Arc<VelocityBook>) -> Self {
-        Pipeline { runtime, velocity }
+        Pipeline {
+            runtime,
+            velocity,
+            breakers: None,
+        }
+    }
+
+    /// The same with each rule's circuit breaker under `policy`; transitions are sent to
+    /// the receiver this returns.
+    pub fn with_breakers(
+        mut self,
+        policy: BreakerPolicy,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<RuleTransition>) {
+        let (transitions, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.breakers = Some(Breakers {
+            policy,
+            transitions,
+        });
+        (self, receiver)
     }
 
     /// The runtime rules are compiled with.
@@ -57,24 +101,28 @@ impl Pipeline {
         let stage = |kind: RuleKind| tracing::debug_span!("stage", kind = kind.name());
         let compliance = stage(RuleKind::Compliance).entered();
         for rule in rules.of_kind(RuleKind::Compliance) {
-            runs.push(execute(&mut evaluation, rule, |e| {
-                e.check(&rule.compiled, &rule.context)
-            }));
+            runs.push(
+                self.execute(&mut evaluation, rules, rule, now_unix_ms, |e| {
+                    e.check(&rule.compiled, &rule.context)
+                }),
+            );
         }
         drop(compliance);
         if !combine::compliance_rejects(&runs) {
             let fraud = stage(RuleKind::Fraud).entered();
             for rule in rules.of_kind(RuleKind::Fraud) {
-                runs.push(execute(&mut evaluation, rule, |e| {
-                    e.score(&rule.compiled, &rule.context)
-                }));
+                runs.push(
+                    self.execute(&mut evaluation, rules, rule, now_unix_ms, |e| {
+                        e.score(&rule.compiled, &rule.context)
+                    }),
+                );
             }
             drop(fraud);
             if !combine::fraud_rejects(&runs, &rules.policy.fraud) {
                 let _routing = stage(RuleKind::Routing).entered();
                 let candidates = &rules.policy.routing.candidates;
                 for rule in rules.of_kind(RuleKind::Routing) {
-                    let run = execute(&mut evaluation, rule, |e| {
+                    let run = self.execute(&mut evaluation, rules, rule, now_unix_ms, |e| {
                         e.route(&rule.compiled, &rule.context, candidates)
                     });
                     let settled = match &run.outcome {
@@ -103,6 +151,76 @@ impl Pipeline {
             decided_at_unix_ms: now_unix_ms,
             rules: runs,
         }
+    }
+}
+
+impl Pipeline {
+    /// Runs one rule — unless its circuit is open — and records its part in the trace,
+    /// applying its failure policy to a failure.
+    fn execute(
+        &self,
+        evaluation: &mut Evaluation,
+        rules: &RuleSet,
+        rule: &Rule,
+        now_unix_ms: i64,
+        call: impl FnOnce(&mut Evaluation) -> RuleRunResult,
+    ) -> RuleRun {
+        let Some(breakers) = &self.breakers else {
+            return execute(evaluation, rule, call);
+        };
+        let transition = |transition: Transition| {
+            let _ = breakers.transitions.send(RuleTransition {
+                rule: rule.manifest.name.clone(),
+                version: rule.version.clone(),
+                rule_set_version: rules.version.clone(),
+                transition,
+                at_unix_ms: now_unix_ms,
+            });
+        };
+        let (admission, entered) = rule.breaker.admit(&breakers.policy, Instant::now());
+        if let Some(entered) = entered {
+            transition(entered);
+        }
+        if admission == Admission::Refused {
+            return not_run(rule, &breakers.policy);
+        }
+        let run = execute(evaluation, rule, call);
+        let failed = matches!(run.outcome, RuleOutcome::Failed { .. });
+        if let Some(left) = rule.breaker.record(
+            &breakers.policy,
+            admission,
+            failed,
+            Instant::now(),
+            now_unix_ms,
+        ) {
+            transition(left);
+        }
+        run
+    }
+}
+
+/// The trace of a rule its open circuit kept from running: its failure policy applies.
+fn not_run(rule: &Rule, policy: &BreakerPolicy) -> RuleRun {
+    let circuit = rule.breaker.snapshot();
+    RuleRun {
+        name: rule.manifest.name.clone(),
+        kind: rule.manifest.kind,
+        version: rule.version.clone(),
+        outcome: RuleOutcome::Failed {
+            failure: FailureKind::CircuitOpen,
+            message: format!(
+                "not run: its circuit on this host is open after repeated failures (opened {} \
+                 time(s) since the rule set was loaded); one payment probes it {} s after it \
+                 opened",
+                circuit.opened,
+                policy.cool_down.as_secs_f64()
+            ),
+            policy: rule.manifest.failure_policy,
+        },
+        duration_us: 0,
+        instantiation_us: 0,
+        fuel_used: 0,
+        logs: Vec::new(),
     }
 }
 

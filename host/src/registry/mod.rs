@@ -9,6 +9,7 @@
 //! one bad file or one failing vector and the whole set is refused, naming the file and
 //! why.
 
+pub mod breaker;
 pub mod live;
 pub mod manifest;
 pub mod vectors;
@@ -145,6 +146,8 @@ pub struct Rule {
     pub context: Arc<RuleContext>,
     /// Its test vectors, if it ships a `NAME.vectors.toml`.
     pub vectors: Option<Arc<Vectors>>,
+    /// Its circuit on this host, closed when the set is loaded.
+    pub breaker: breaker::Breaker,
 }
 
 /// One rule's test vectors run: the file and each case's report.
@@ -324,6 +327,7 @@ impl RuleSet {
                 compiled,
                 context,
                 vectors,
+                breaker: breaker::Breaker::default(),
             });
         }
         rules.sort_by(|a, b| {

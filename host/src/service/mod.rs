@@ -66,6 +66,13 @@ pub struct Service {
     webhooks: Arc<crate::webhooks::Webhooks>,
     /// What checks the audit chain: the keys and this host's checkpoint file.
     audit_check: Option<(crate::store::audit_keys::AuditKeys, std::path::PathBuf)>,
+    /// The rules' circuit transitions, until [`Service::record_circuit_transitions`]
+    /// takes them.
+    circuit_transitions: std::sync::Mutex<
+        Option<tokio::sync::mpsc::UnboundedReceiver<crate::pipeline::RuleTransition>>,
+    >,
+    /// When rules' circuits open (none: circuits are off).
+    breaker_policy: Option<crate::registry::breaker::BreakerPolicy>,
 }
 
 /// Why an operation could not be done. The HTTP layer maps each to a status and a code.
@@ -167,6 +174,8 @@ impl Service {
             review_policy: reviews::ReviewPolicy::default(),
             webhooks: Arc::new(crate::webhooks::Webhooks::none()),
             audit_check: None,
+            circuit_transitions: std::sync::Mutex::new(None),
+            breaker_policy: None,
         }
     }
 
@@ -179,6 +188,30 @@ impl Service {
     ) -> Service {
         self.audit_check = Some((keys, checkpoint_file));
         self
+    }
+
+    /// The rules' circuit policy and where their transitions come from (none: circuits
+    /// are off).
+    pub fn with_circuits(
+        mut self,
+        circuits: Option<(
+            crate::registry::breaker::BreakerPolicy,
+            tokio::sync::mpsc::UnboundedReceiver<crate::pipeline::RuleTransition>,
+        )>,
+    ) -> Service {
+        if let Some((policy, transitions)) = circuits {
+            self.breaker_policy = Some(policy);
+            *self
+                .circuit_transitions
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(transitions);
+        }
+        self
+    }
+
+    /// When rules' circuits open, if they have circuits.
+    pub fn breaker_policy(&self) -> Option<&crate::registry::breaker::BreakerPolicy> {
+        self.breaker_policy.as_ref()
     }
 
     /// Checks the whole audit chain as `payrules audit verify` does (keys, checkpoints,

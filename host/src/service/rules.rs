@@ -19,6 +19,11 @@ pub const LOADED: &str = "rules.loaded";
 /// The audit action of a candidate refused.
 pub const REJECTED: &str = "rules.rejected";
 
+/// The audit action of a rule's circuit opening (from closed: the rule stops running).
+pub const CIRCUIT_OPENED: &str = "rule.circuit_opened";
+/// The audit action of a rule's circuit closing (a probe passed: the rule runs again).
+pub const CIRCUIT_CLOSED: &str = "rule.circuit_closed";
+
 /// The subdirectory of the rules directory whose rules run as the shadow set.
 pub const SHADOW_SUBDIR: &str = "shadow";
 /// The longest directory name an operator may give for a shadow set (Linux's PATH_MAX).
@@ -57,6 +62,72 @@ pub const SHADOW_REMOVED: &str = "rules.shadow_removed";
 pub const SHADOW_REJECTED: &str = "rules.shadow_rejected";
 
 impl Service {
+    /// Records the rules' circuit transitions as they come: each in the log and the
+    /// metrics; a circuit opened from closed (the rule stops running) and one closed (it
+    /// runs again) in the audit log too. A failed probe that opens it again is logged and
+    /// counted, not audited (it repeats every cool-down while the rule stays broken). A
+    /// tokio task; call it on the runtime that serves.
+    pub fn record_circuit_transitions(self: &Arc<Self>) {
+        let taken = self
+            .circuit_transitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(mut transitions) = taken else {
+            return;
+        };
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(change) = transitions.recv().await {
+                service.circuit_changed(&change).await;
+            }
+        });
+    }
+
+    async fn circuit_changed(&self, change: &crate::pipeline::RuleTransition) {
+        use crate::registry::breaker::CircuitState;
+        let transition = &change.transition;
+        self.metrics.circuit_transition(&change.rule, transition.to);
+        let action = match (transition.from, transition.to) {
+            (CircuitState::Closed, CircuitState::Open) => {
+                tracing::error!(
+                    rule = %change.rule,
+                    failures = transition.failures,
+                    runs = transition.runs,
+                    "rule circuit opened: the rule is not run, its failure policy applies"
+                );
+                Some(CIRCUIT_OPENED)
+            }
+            (_, CircuitState::Closed) => {
+                tracing::warn!(rule = %change.rule, "rule circuit closed: a probe passed");
+                Some(CIRCUIT_CLOSED)
+            }
+            (from, to) => {
+                tracing::info!(
+                    rule = %change.rule,
+                    from = from.name(),
+                    to = to.name(),
+                    "rule circuit changed"
+                );
+                None
+            }
+        };
+        let Some(action) = action else { return };
+        let policy = self.breaker_policy();
+        let detail = serde_json::json!({
+            "rule_version": change.version,
+            "rule_set_version": change.rule_set_version,
+            "failures": transition.failures,
+            "runs": transition.runs,
+            "at_unix_ms": change.at_unix_ms,
+            "window_ms": policy.map(|p| p.window.as_millis()),
+            "cool_down_ms": policy.map(|p| p.cool_down.as_millis()),
+        });
+        if let Err(error) = self.store.audit_event(action, &change.rule, &detail).await {
+            tracing::error!(rule = %change.rule, "the circuit transition was not audited: {error}");
+        }
+    }
+
     /// Records the rule set the service started with in the audit log (the history's
     /// first line), then starts following the rules directory's `shadow/`.
     pub async fn announce_start(&self, trigger: &str) -> Result<(), ServiceError> {

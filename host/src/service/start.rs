@@ -119,7 +119,15 @@ pub fn start(
         through_audit_entry = accepted.through_seq,
         "velocity figures rebuilt from the store"
     );
-    let pipeline = Arc::new(Pipeline::new(runtime, Arc::clone(&velocity)));
+    let pipeline = Pipeline::new(runtime, Arc::clone(&velocity));
+    let (pipeline, circuits) = match config.circuit_breaker.policy() {
+        Some(policy) => {
+            let (pipeline, transitions) = pipeline.with_breakers(policy);
+            (pipeline, Some((policy, transitions)))
+        }
+        None => (pipeline, None),
+    };
+    let pipeline = Arc::new(pipeline);
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let deciders = Deciders::start(Arc::clone(&pipeline), cores)
         .map_err(|e| failed("starting the deciders", &e))?;
@@ -134,7 +142,8 @@ pub fn start(
         .with_host_id(host_id)
         .with_review_policy((&config.review).into())
         .with_webhooks(webhooks)
-        .with_audit_check(audit_keys, config.audit_checkpoint_file());
+        .with_audit_check(audit_keys, config.audit_checkpoint_file())
+        .with_circuits(circuits);
     Ok(Started {
         service: Arc::new(service),
         trigger,

@@ -7,7 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::model::{Decision, RuleOutcome, Status};
+use crate::model::{Decision, FailureKind, RuleOutcome, Status};
+use crate::registry::breaker::CircuitState;
 use crate::registry::live::ReloadOutcome;
 use crate::store::CommitObserver;
 
@@ -67,6 +68,13 @@ pub struct Metrics {
     follow_delay: Histogram,
     reviews: Family<ReviewLabels, Counter>,
     webhook_deliveries: Family<DeliveryLabels, Counter>,
+    circuit_transitions: Family<CircuitLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CircuitLabels {
+    rule: String,
+    to: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,7 +197,15 @@ impl Metrics {
              delivered, failed (retried), dead (given up)",
             webhook_deliveries.clone(),
         );
+        let circuit_transitions = Family::<CircuitLabels, Counter>::default();
+        registry.register(
+            "rule_circuit_transitions",
+            "Rules' circuit breakers changing state, by rule and the state entered: open (the \
+             rule stops running), half_open (one payment probes it), closed",
+            circuit_transitions.clone(),
+        );
         Metrics {
+            circuit_transitions,
             webhook_deliveries,
             reviews,
             follow_delay,
@@ -268,6 +284,15 @@ impl Metrics {
             })
             .inc();
         for run in &decision.rules {
+            if let RuleOutcome::Failed {
+                failure: FailureKind::CircuitOpen,
+                ..
+            } = &run.outcome
+            {
+                // Not run: no time, no fuel; counted as a failure below.
+                self.rule_failure(&run.name, FailureKind::CircuitOpen);
+                continue;
+            }
             let labels = RuleLabels {
                 rule: run.name.clone(),
                 kind: run.kind.name().to_owned(),
@@ -280,18 +305,32 @@ impl Metrics {
                 .get_or_create(&labels)
                 .observe(run.fuel_used as f64);
             if let RuleOutcome::Failed { failure, .. } = &run.outcome {
-                let failure = serde_json::to_value(failure)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                self.rule_failures
-                    .get_or_create(&FailureLabels {
-                        rule: run.name.clone(),
-                        failure,
-                    })
-                    .inc();
+                self.rule_failure(&run.name, *failure);
             }
         }
+    }
+
+    fn rule_failure(&self, rule: &str, failure: FailureKind) {
+        let failure = serde_json::to_value(failure)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.rule_failures
+            .get_or_create(&FailureLabels {
+                rule: rule.to_owned(),
+                failure,
+            })
+            .inc();
+    }
+
+    /// A rule's circuit entered `to`.
+    pub fn circuit_transition(&self, rule: &str, to: CircuitState) {
+        self.circuit_transitions
+            .get_or_create(&CircuitLabels {
+                rule: rule.to_owned(),
+                to: to.name().to_owned(),
+            })
+            .inc();
     }
 
     /// The live rule set is now `version`.

@@ -13,6 +13,7 @@
 //! | `bad-reason-code` | rejects with a code that is not ISO 20022 |
 //! | `use-hashmap` | uses std's `HashMap` (seeded through `wasi:random`) and passes |
 //! | `chatty` | logs 40 lines, the first 5,000 bytes long, and passes |
+//! | `panic-on-break` | panics when the end-to-end id contains `BREAK`, else passes |
 
 use std::collections::HashMap;
 
@@ -46,6 +47,9 @@ impl ComplianceRule for Misbehaving {
                 }
             }
             Some("panic") => panic!("rule bug on {}", payment.end_to_end_id),
+            Some("panic-on-break") if payment.end_to_end_id.contains("BREAK") => {
+                panic!("rule bug on {}", payment.end_to_end_id)
+            }
             Some("deep-recursion") => {
                 let depth = recurse(0);
                 Verdict::Review(vec![Reason::new("deep", depth.to_string())])
