@@ -972,3 +972,80 @@ fn a_failing_rules_circuit_opens_and_closes_on_the_record() {
     let (_, flaky) = submit("CB-BREAK-4");
     assert_eq!(flaky["failure"], "trap", "{flaky}");
 }
+
+/// An auditor finds payments by end-to-end id, by a rule that fired in them, by the rule
+/// set that decided them and by a time window; a malformed filter is refused naming it.
+#[test]
+fn payments_are_found_by_end_to_end_id_rule_fired_and_rule_set_version() {
+    let server = Server::start();
+    let accepted = server.submit(
+        SUBMITTER,
+        "find-1",
+        &payment("us-payroll-fednow.json", "find-1"),
+    );
+    let rejected = server.submit(
+        SUBMITTER,
+        "find-2",
+        &payment("sanctioned-creditor.json", "find-2"),
+    );
+    assert_eq!(rejected.json()["status"], "rejected", "{}", rejected.body);
+    let id = |reply: &crate::server::Reply| reply.json()["payment_id"].as_str().unwrap().to_owned();
+    let (accepted_id, rejected_id) = (id(&accepted), id(&rejected));
+    let version = accepted.json()["rule_set_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let found = |query: &str| {
+        let reply = server.get(&format!("/v1/payments?{query}"), Some(AUDITOR));
+        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+        reply.json()["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["payment_id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found("end_to_end_id=E2E-find-2"), vec![rejected_id.as_str()]);
+    assert_eq!(found("rule=sanctions-screening"), vec![rejected_id.as_str()]);
+    assert_eq!(
+        found("rule=rail-router"),
+        vec![accepted_id.as_str()],
+        "the rejected one was not routed"
+    );
+    assert_eq!(
+        found(&format!("rule_set_version={}", &version[..8])),
+        vec![rejected_id.as_str(), accepted_id.as_str()]
+    );
+    let other_version: String = version[..8]
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    assert!(found(&format!("rule_set_version={other_version}")).is_empty());
+    assert!(found("until=2000-01-01T00:00:00Z").is_empty());
+    assert_eq!(
+        found("until=2999-01-01T00:00:00Z&rule=sanctions-screening"),
+        vec![rejected_id.as_str()]
+    );
+    // A submitter's search stays within its own payments.
+    let other = server.get(
+        "/v1/payments?end_to_end_id=E2E-find-2",
+        Some(OTHER_SUBMITTER),
+    );
+    assert_eq!(other.status, 200);
+    assert_eq!(other.json()["payments"], json!([]));
+    for (query, code) in [
+        ("end_to_end_id=", "end_to_end_id_invalid"),
+        (
+            &format!("end_to_end_id={}", "x".repeat(36)) as &str,
+            "end_to_end_id_invalid",
+        ),
+        ("rule=a%20b", "rule_invalid"),
+        ("rule_set_version=XYZ1", "rule_set_version_invalid"),
+        ("rule_set_version=abc", "rule_set_version_invalid"),
+        ("until=yesterday", "until_invalid"),
+    ] {
+        let reply = server.get(&format!("/v1/payments?{query}"), Some(AUDITOR));
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert_eq!(reply.code(), code, "{query}");
+    }
+}

@@ -559,6 +559,37 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         "return [...document.querySelectorAll('#decisions tbody tr a')].map(a => a.textContent)",
     );
     assert_eq!(shown, json!([held]));
+    // By a rule that fired, by end-to-end id, by the rule set's first digits: the form
+    // keeps what was searched.
+    let accepted_id = accepted.json()["payment_id"].as_str().unwrap().to_owned();
+    let version = accepted.json()["rule_set_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (field, value, expected) in [
+        ("rule", "sanctions-screening", json!([held])),
+        ("end_to_end_id", "E2E-s-1", json!([accepted_id])),
+        (
+            "rule_set_version",
+            &version[..12],
+            json!([held, accepted_id]),
+        ),
+    ] {
+        browser.run(&format!(
+            "for (const f of ['status', 'rule', 'end_to_end_id', 'rule_set_version']) \
+             document.getElementById(f).value = ''; \
+             document.getElementById('{field}').value = '{value}'; return null"
+        ));
+        browser.click("#search");
+        let shown = browser.run(
+            "return [...document.querySelectorAll('#decisions tbody tr a')].map(a => a.textContent)",
+        );
+        assert_eq!(shown, expected, "{field}={value}");
+        assert_eq!(
+            browser.run(&format!("return document.getElementById('{field}').value")),
+            json!(value)
+        );
+    }
     browser.click(&format!("#decisions a[href='/console/payments/{held}']"));
     assert_eq!(browser.text("#status"), "pending_review");
     assert!(

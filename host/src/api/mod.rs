@@ -16,7 +16,7 @@ mod hosts;
 mod idempotency;
 mod messages;
 mod payments;
-mod query;
+pub(crate) mod query;
 pub mod rate;
 mod reviews;
 pub mod rules;

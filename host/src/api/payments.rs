@@ -247,6 +247,20 @@ pub struct ListParams {
     /// `2026-11-22T08:00:00Z`).
     #[param(format = DateTime)]
     since: Option<String>,
+    /// Only payments received before this instant (RFC 3339 in UTC).
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// Only payments with this end-to-end id.
+    #[param(min_length = 1, max_length = 35)]
+    end_to_end_id: Option<String>,
+    /// Only payments a rule of this name fired in: it rejected, held, scored above zero,
+    /// routed, declined or failed.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    rule: Option<String>,
+    /// Only payments decided by this rule-set version (or one starting with these hex
+    /// digits).
+    #[param(pattern = "^[0-9a-f]{4,64}$")]
+    rule_set_version: Option<String>,
     /// At most this many (1 to 500; 50 when absent).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
@@ -316,13 +330,37 @@ pub async fn list(
         .as_deref()
         .map(super::query::cursor)
         .transpose()?;
+    let until_unix_ms = params
+        .until
+        .as_deref()
+        .map(|text| super::query::instant(text, "until"))
+        .transpose()?;
+    let end_to_end_id = params
+        .end_to_end_id
+        .as_deref()
+        .map(super::query::end_to_end_id)
+        .transpose()?;
+    let rule_fired = params
+        .rule
+        .as_deref()
+        .map(super::query::rule_name)
+        .transpose()?;
+    let rule_set_version = params
+        .rule_set_version
+        .as_deref()
+        .map(super::query::rule_set_version)
+        .transpose()?;
     let submitted_by = (!principal.has(Role::Auditor)).then(|| principal.name.to_string());
     let page = state
         .service
         .list(ListQuery {
             status,
             since_unix_ms,
+            until_unix_ms,
             submitted_by,
+            end_to_end_id,
+            rule_set_version,
+            rule_fired,
             cursor,
             limit,
         })

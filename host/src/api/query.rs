@@ -28,7 +28,7 @@ pub fn limit(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
 }
 
 /// An instant given as RFC 3339 in UTC (`2026-11-22T08:00:00Z`), in ms since the Unix
-/// epoch, or 400 `since_invalid` about `field`.
+/// epoch, or 400 `FIELD_invalid` (`since_invalid`, `until_invalid`) about `field`.
 pub fn instant(text: &str, field: &str) -> Result<i64, ApiError> {
     humantime::parse_rfc3339(text)
         .ok()
@@ -36,7 +36,7 @@ pub fn instant(text: &str, field: &str) -> Result<i64, ApiError> {
         .and_then(|d| i64::try_from(d.as_millis()).ok())
         .ok_or_else(|| {
             ApiError::bad_request(
-                "since_invalid",
+                &format!("{field}_invalid"),
                 format!("{field} must be an RFC 3339 instant in UTC, e.g. 2026-11-22T08:00:00Z"),
             )
             .field(field)
@@ -52,4 +52,53 @@ pub fn cursor(text: &str) -> Result<i64, ApiError> {
         )
         .field("cursor")
     })
+}
+
+/// The longest end-to-end id ISO 20022 allows (Max35Text).
+pub const END_TO_END_ID_CHARS_MAX: usize = 35;
+
+/// An end-to-end id to search for: 1 to 35 characters, or 400 `end_to_end_id_invalid`.
+pub fn end_to_end_id(text: &str) -> Result<String, ApiError> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > END_TO_END_ID_CHARS_MAX {
+        return Err(ApiError::bad_request(
+            "end_to_end_id_invalid",
+            format!("end_to_end_id must be 1 to {END_TO_END_ID_CHARS_MAX} characters"),
+        )
+        .field("end_to_end_id"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A rule-set version or its first digits: 4 to 64 lowercase hex digits, or 400
+/// `rule_set_version_invalid`.
+pub fn rule_set_version(text: &str) -> Result<String, ApiError> {
+    let hex = (4..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return Err(ApiError::bad_request(
+            "rule_set_version_invalid",
+            "rule_set_version must be 4 to 64 lowercase hex digits (a version or its start)",
+        )
+        .field("rule_set_version"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A rule's name: 1 to 64 letters, digits, `-` or `_`, or 400 `rule_invalid`.
+pub fn rule_name(text: &str) -> Result<String, ApiError> {
+    let plain = (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        return Err(ApiError::bad_request(
+            "rule_invalid",
+            "rule must be a rule's name: 1 to 64 letters, digits, - or _",
+        )
+        .field("rule"));
+    }
+    Ok(text.to_owned())
 }

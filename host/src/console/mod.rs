@@ -712,6 +712,10 @@ struct PaymentsPage {
     frame: Frame,
     statuses: Vec<StatusOption>,
     since: String,
+    until: String,
+    end_to_end_id: String,
+    rule: String,
+    rule_set_version: String,
     rows: Vec<DecisionRow>,
     next: Option<String>,
 }
@@ -736,15 +740,40 @@ struct DecisionRow {
 struct SearchParams {
     status: Option<String>,
     since: Option<String>,
+    until: Option<String>,
+    end_to_end_id: Option<String>,
+    rule: Option<String>,
+    rule_set_version: Option<String>,
     cursor: Option<i64>,
 }
 
-/// Decisions, newest first, by status and time received.
+/// A search field as typed (trimmed, at most 80 characters), and its value if it is valid;
+/// else `notice` says what it must be.
+fn field<T>(
+    text: Option<String>,
+    notice: &mut Option<String>,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> (String, Option<T>) {
+    let text: String = text.unwrap_or_default().trim().chars().take(80).collect();
+    if text.is_empty() {
+        return (text, None);
+    }
+    let value = parse(&text);
+    if value.is_none() {
+        *notice = Some(what.to_owned());
+    }
+    (text, value)
+}
+
+/// Decisions, newest first: by status, time received, end-to-end id, a rule that fired,
+/// and the rule set that decided.
 async fn payments(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(params): Query<SearchParams>,
 ) -> Response {
+    use crate::api::query;
     let (session_id, session) = match viewer(
         &state,
         &headers,
@@ -756,54 +785,89 @@ async fn payments(
         Err(refused) => return refused,
     };
     let mut notice = state.console_sessions.take_flash(&session_id);
-    let status_text = params.status.unwrap_or_default();
-    let status = match status_text.as_str() {
-        "" => None,
-        text => match crate::store::parse_status(text) {
-            Some(status) => Some(status),
-            None => {
-                notice = Some("Status is accepted, rejected or pending_review.".to_owned());
-                None
+    let (status_text, status) = field(
+        params.status,
+        &mut notice,
+        "Status is accepted, rejected or pending_review.",
+        crate::store::parse_status,
+    );
+    let at = |text: &str| query::instant(text, "since").ok();
+    let (since, since_unix_ms) = field(
+        params.since,
+        &mut notice,
+        "Received since is an instant in UTC, e.g. 2026-11-26T08:00:00Z.",
+        at,
+    );
+    let (until, until_unix_ms) = field(
+        params.until,
+        &mut notice,
+        "Received before is an instant in UTC, e.g. 2026-11-26T18:00:00Z.",
+        at,
+    );
+    let (end_to_end_id_text, end_to_end_id) = field(
+        params.end_to_end_id,
+        &mut notice,
+        "An end-to-end id has 1 to 35 characters.",
+        |text| query::end_to_end_id(text).ok(),
+    );
+    let (rule_text, rule_fired) = field(
+        params.rule,
+        &mut notice,
+        "A rule's name has 1 to 64 letters, digits, - or _.",
+        |text| query::rule_name(text).ok(),
+    );
+    let (version_text, rule_set_version) = field(
+        params.rule_set_version,
+        &mut notice,
+        "A rule-set version is 4 to 64 lowercase hex digits (a version or its start).",
+        |text| query::rule_set_version(text).ok(),
+    );
+    // The search as a query string, for the next page's link.
+    let search = {
+        let mut search = form_urlencoded::Serializer::new(String::new());
+        for (name, text, valid) in [
+            ("status", &status_text, status.is_some()),
+            ("since", &since, since_unix_ms.is_some()),
+            ("until", &until, until_unix_ms.is_some()),
+            (
+                "end_to_end_id",
+                &end_to_end_id_text,
+                end_to_end_id.is_some(),
+            ),
+            ("rule", &rule_text, rule_fired.is_some()),
+            (
+                "rule_set_version",
+                &version_text,
+                rule_set_version.is_some(),
+            ),
+        ] {
+            if valid {
+                search.append_pair(name, text);
             }
-        },
-    };
-    let since_text: String = params.since.unwrap_or_default().chars().take(40).collect();
-    let since_unix_ms = match since_text.trim() {
-        "" => None,
-        text => match humantime::parse_rfc3339(text)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_millis()).ok())
-        {
-            Some(ms) => Some(ms),
-            None => {
-                notice = Some(
-                    "Received since is an instant in UTC, e.g. 2026-11-26T08:00:00Z.".to_owned(),
-                );
-                None
-            }
-        },
+        }
+        search.finish()
     };
     let query = crate::store::ListQuery {
         status,
         since_unix_ms,
-        submitted_by: None,
+        until_unix_ms,
+        end_to_end_id,
+        rule_set_version,
+        rule_fired,
         cursor: params.cursor.filter(|c| *c > 0),
         limit: QUEUE_PAGE,
+        submitted_by: None,
     };
     let found = match state.service.list(query).await {
         Ok(found) => found,
         Err(error) => return unavailable(&error),
     };
     let next = found.next_cursor.map(|cursor| {
-        let mut link = format!("/console/payments?cursor={cursor}");
-        if let Some(status) = status {
-            link.push_str(&format!("&status={}", status.name()));
+        if search.is_empty() {
+            format!("/console/payments?cursor={cursor}")
+        } else {
+            format!("/console/payments?cursor={cursor}&{search}")
         }
-        if let Some(since) = since_unix_ms {
-            link.push_str(&format!("&since={}", instant(since)));
-        }
-        link
     });
     let rows = found
         .payments
@@ -828,7 +892,11 @@ async fn payments(
                 selected: status.is_some_and(|s| s.name() == value),
             })
             .collect(),
-        since: since_text,
+        since,
+        until,
+        end_to_end_id: end_to_end_id_text,
+        rule: rule_text,
+        rule_set_version: version_text,
         rows,
         next,
     })
@@ -857,6 +925,9 @@ struct RuleLine {
     fuel: u64,
     memory: String,
     timeout_ms: u64,
+    /// Its circuit on this host (`closed`, `open`, `half_open`; empty when circuits are
+    /// off), and how often it opened.
+    circuit: String,
 }
 
 /// The live rule set, the last candidate refused (with the file at fault), and a reload.
@@ -894,6 +965,16 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
                 fuel: m.limits.fuel,
                 memory: format!("{} KiB", m.limits.memory_bytes_max / 1024),
                 timeout_ms: m.limits.timeout_ms,
+                circuit: service
+                    .breaker_policy()
+                    .map(|_| {
+                        let circuit = rule.breaker.snapshot();
+                        match circuit.opened {
+                            0 => circuit.state.name().to_owned(),
+                            n => format!("{} (opened {n}×)", circuit.state.name()),
+                        }
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();

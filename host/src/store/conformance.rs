@@ -306,10 +306,10 @@ pub async fn listings_filter_and_page_newest_first(harness: &Harness) {
     }
     let query = |status, submitted_by: Option<&str>, cursor, limit| ListQuery {
         status,
-        since_unix_ms: None,
         submitted_by: submitted_by.map(str::to_owned),
         cursor,
         limit,
+        ..ListQuery::default()
     };
     let mut ids = Vec::new();
     let mut cursor = None;
@@ -367,6 +367,157 @@ pub async fn listings_filter_and_page_newest_first(harness: &Harness) {
             .iter()
             .all(|p| p.received_at_unix_ms >= newest.received_at_unix_ms)
             && since.payments.iter().any(|p| p.payment_id == "pay_l6")
+    );
+    store.close();
+}
+
+/// A listing finds payments by end-to-end id, by the rule set that decided them (a version
+/// or its first digits), by a rule that fired in them (anything but a pass or a zero
+/// score), and before an instant; filters combine.
+pub async fn listings_search_by_end_to_end_id_rule_set_and_rule_fired(harness: &Harness) {
+    let store = (harness.open)();
+    let run = |name: &str, outcome: serde_json::Value| {
+        let mut run = serde_json::json!({
+            "name": name, "kind": "fraud", "version": "ab".repeat(32),
+            "duration_us": 10, "instantiation_us": 5, "fuel_used": 100,
+        });
+        for (key, value) in outcome.as_object().expect("an outcome") {
+            run[key] = value.clone();
+        }
+        run
+    };
+    let traces = [
+        // 0: velocity scored, screening passed; rule set aaaa…
+        (
+            "aaaa1111",
+            vec![
+                run("screening", serde_json::json!({"outcome": "pass"})),
+                run(
+                    "velocity",
+                    serde_json::json!({"outcome": "score", "score": 200,
+                        "reasons": [{"code": "burst", "points": 200, "message": "m"}]}),
+                ),
+            ],
+        ),
+        // 1: velocity scored zero (did not fire); rule set aaaa…
+        (
+            "aaaa1111",
+            vec![run(
+                "velocity",
+                serde_json::json!({"outcome": "score", "score": 0, "reasons": []}),
+            )],
+        ),
+        // 2: screening rejected; rule set bbbb…
+        (
+            "bbbb2222",
+            vec![run(
+                "screening",
+                serde_json::json!({"outcome": "reject",
+                    "reason": {"code": "RR04", "message": "m", "rule": null}}),
+            )],
+        ),
+        // 3: velocity failed; rule set bbbb…
+        (
+            "bbbb2222",
+            vec![run(
+                "velocity",
+                serde_json::json!({"outcome": "failed", "failure": "trap", "message": "m",
+                    "policy": "review"}),
+            )],
+        ),
+    ];
+    for (n, (version, runs)) in traces.iter().enumerate() {
+        let id = format!("pay_s{n}");
+        let mut new = new_decision(&*store, &id, "checkout", &id, Status::Accepted);
+        new.decision.rule_set_version = format!("{version}{}", "0".repeat(56));
+        new.decision.rules =
+            serde_json::from_value(serde_json::Value::Array(runs.clone())).expect("runs");
+        store.commit(new).await.expect("commits");
+    }
+    let listed = &store;
+    let found = |query: ListQuery| async move {
+        let page = listed
+            .list(ListQuery { limit: 50, ..query })
+            .await
+            .expect("lists");
+        page.payments
+            .into_iter()
+            .map(|p| p.payment_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found(ListQuery {
+            end_to_end_id: Some("E2E-pay_s2".to_owned()),
+            ..ListQuery::default()
+        })
+        .await,
+        ["pay_s2"]
+    );
+    assert_eq!(
+        found(ListQuery {
+            end_to_end_id: Some("E2E-pay_s".to_owned()),
+            ..ListQuery::default()
+        })
+        .await,
+        Vec::<String>::new(),
+        "an end-to-end id matches whole"
+    );
+    assert_eq!(
+        found(ListQuery {
+            rule_set_version: Some("bbbb".to_owned()),
+            ..ListQuery::default()
+        })
+        .await,
+        ["pay_s3", "pay_s2"]
+    );
+    assert_eq!(
+        found(ListQuery {
+            rule_set_version: Some(format!("aaaa1111{}", "0".repeat(56))),
+            ..ListQuery::default()
+        })
+        .await,
+        ["pay_s1", "pay_s0"]
+    );
+    assert_eq!(
+        found(ListQuery {
+            rule_fired: Some("velocity".to_owned()),
+            ..ListQuery::default()
+        })
+        .await,
+        ["pay_s3", "pay_s0"],
+        "a score of zero is not firing; a failure is"
+    );
+    assert_eq!(
+        found(ListQuery {
+            rule_fired: Some("screening".to_owned()),
+            ..ListQuery::default()
+        })
+        .await,
+        ["pay_s2"],
+        "a pass is not firing"
+    );
+    assert_eq!(
+        found(ListQuery {
+            rule_fired: Some("velocity".to_owned()),
+            rule_set_version: Some("aaaa".to_owned()),
+            ..ListQuery::default()
+        })
+        .await,
+        ["pay_s0"]
+    );
+    let third = store
+        .payment("pay_s2")
+        .await
+        .expect("reads")
+        .expect("stored");
+    let before = found(ListQuery {
+        until_unix_ms: Some(third.received_at_unix_ms),
+        ..ListQuery::default()
+    })
+    .await;
+    assert!(
+        !before.contains(&"pay_s2".to_owned()) && !before.is_empty(),
+        "{before:?}"
     );
     store.close();
 }

@@ -692,8 +692,17 @@ pub struct ListQuery {
     pub status: Option<Status>,
     /// Only received at or after this instant, ms since the Unix epoch.
     pub since_unix_ms: Option<i64>,
+    /// Only received before this instant, ms since the Unix epoch.
+    pub until_unix_ms: Option<i64>,
     /// Only submitted by this API key.
     pub submitted_by: Option<String>,
+    /// Only with this end-to-end id.
+    pub end_to_end_id: Option<String>,
+    /// Only decided by a rule set whose version starts with these lowercase hex digits.
+    pub rule_set_version: Option<String>,
+    /// Only those this rule fired in: it rejected, held, scored above zero, routed,
+    /// declined or failed (anything but a pass or a zero score).
+    pub rule_fired: Option<String>,
     /// Continue after this cursor (from a previous page).
     pub cursor: Option<i64>,
     /// At most this many (1..=[`LIST_LIMIT_MAX`]).

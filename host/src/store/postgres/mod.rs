@@ -861,36 +861,68 @@ impl Store for PgStore {
 
     fn list(&self, query: ListQuery) -> StoreFuture<'_, Page> {
         Box::pin(async move {
-            let limit = query.limit.clamp(1, LIST_LIMIT_MAX);
+            let limit = i64::from(query.limit.clamp(1, LIST_LIMIT_MAX));
             let status = query.status.map(status_name);
-            let rows = self
-                .inner
-                .query(
-                    &format!(
-                        "SELECT p.seq, {SUMMARY_COLUMNS} \
-                         FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
-                         WHERE ($1::text IS NULL OR p.status = $1) \
-                           AND ($2::int8 IS NULL OR p.received_at_ms >= $2) \
-                           AND ($3::text IS NULL OR p.submitted_by = $3) \
-                           AND ($4::int8 IS NULL OR p.seq < $4) \
-                         ORDER BY p.seq DESC LIMIT $5"
-                    ),
-                    &[
-                        (&status, Type::TEXT),
-                        (&query.since_unix_ms, Type::INT8),
-                        (&query.submitted_by, Type::TEXT),
-                        (&query.cursor, Type::INT8),
-                        (&i64::from(limit), Type::INT8),
-                    ],
-                )
-                .await?;
+            // Only the filters given (each as a typed parameter), so the plan uses the
+            // index of the one that selects.
+            let mut conditions: Vec<String> = Vec::new();
+            let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = Vec::new();
+            macro_rules! filter {
+                ($condition:expr, $param:expr, $kind:expr $(,)?) => {{
+                    params.push(($param, $kind));
+                    conditions.push($condition.replace('?', &format!("${}", params.len())));
+                }};
+            }
+            if let Some(status) = &status {
+                filter!("p.status = ?", status, Type::TEXT);
+            }
+            if let Some(since) = &query.since_unix_ms {
+                filter!("p.received_at_ms >= ?", since, Type::INT8);
+            }
+            if let Some(until) = &query.until_unix_ms {
+                filter!("p.received_at_ms < ?", until, Type::INT8);
+            }
+            if let Some(submitted_by) = &query.submitted_by {
+                filter!("p.submitted_by = ?", submitted_by, Type::TEXT);
+            }
+            if let Some(end_to_end_id) = &query.end_to_end_id {
+                filter!("p.end_to_end_id = ?", end_to_end_id, Type::TEXT);
+            }
+            if let Some(version) = &query.rule_set_version {
+                filter!("starts_with(p.rule_set_version, ?)", version, Type::TEXT);
+            }
+            if let Some(rule) = &query.rule_fired {
+                filter!(
+                    "EXISTS (SELECT 1 FROM jsonb_array_elements(p.decision::jsonb -> 'rules') \
+                     AS run WHERE run ->> 'name' = ? AND run ->> 'outcome' <> 'pass' \
+                     AND NOT (run ->> 'outcome' = 'score' AND (run ->> 'score')::int = 0))",
+                    rule,
+                    Type::TEXT,
+                );
+            }
+            if let Some(cursor) = &query.cursor {
+                filter!("p.seq < ?", cursor, Type::INT8);
+            }
+            params.push((&limit, Type::INT8));
+            let sql = format!(
+                "SELECT p.seq, {SUMMARY_COLUMNS} \
+                 FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
+                 {} ORDER BY p.seq DESC LIMIT ${}",
+                if conditions.is_empty() {
+                    String::new()
+                } else {
+                    format!("WHERE {}", conditions.join(" AND "))
+                },
+                params.len()
+            );
+            let rows = self.inner.query(&sql, &params).await?;
             let mut payments = Vec::with_capacity(rows.len());
             let mut last_seq = None;
             for row in &rows {
                 last_seq = Some(get::<i64>(row, 0)?);
                 payments.push(summary_at(row, 1)?);
             }
-            let next_cursor = if payments.len() == limit as usize {
+            let next_cursor = if payments.len() as i64 == limit {
                 last_seq
             } else {
                 None
@@ -1679,6 +1711,7 @@ pub(crate) mod tests {
         message_ids_are_claimed_once,
         concurrent_commits_form_one_gap_free_chain,
         listings_filter_and_page_newest_first,
+        listings_search_by_end_to_end_id_rule_set_and_rule_fired,
         shadow_decisions_are_read_beside_live_ones,
         a_reopened_store_keeps_everything,
         history_is_read_in_decision_order,

@@ -175,6 +175,10 @@ CREATE TABLE relay_lease (
     lease_until TIMESTAMPTZ NOT NULL
 );
 ",
+    // 5: a decision searched by its end-to-end id (the identifier customers quote).
+    "
+CREATE INDEX payments_by_end_to_end_id ON payments (end_to_end_id, seq);
+",
 ];
 
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:

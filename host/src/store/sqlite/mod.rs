@@ -174,6 +174,10 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms, seq);
 CREATE INDEX webhook_deliveries_by_payment ON webhook_deliveries (endpoint, payment_id, seq);
 "#,
+    // 8: a decision searched by its end-to-end id (the identifier customers quote).
+    r#"
+CREATE INDEX payments_by_end_to_end_id ON payments (end_to_end_id, seq);
+"#,
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -943,29 +947,68 @@ impl Drop for SqliteStore {
 
 /// A page of payments, newest first.
 fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
+    use rusqlite::types::Value;
     let limit = query.limit.clamp(1, LIST_LIMIT_MAX);
-    let status = query.status.map(status_name);
-    let mut statement = conn.prepare_cached(
+    // Only the filters given, so the planner can use the index of the one that selects
+    // (`?n IS NULL OR …` would hide it).
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut filter = |condition: &str, value: Value| {
+        values.push(value);
+        conditions.push(condition.replace('?', &format!("?{}", values.len())));
+    };
+    if let Some(status) = query.status {
+        filter("p.status = ?", Value::Text(status_name(status).to_owned()));
+    }
+    if let Some(since) = query.since_unix_ms {
+        filter("p.received_at_ms >= ?", Value::Integer(since));
+    }
+    if let Some(until) = query.until_unix_ms {
+        filter("p.received_at_ms < ?", Value::Integer(until));
+    }
+    if let Some(submitted_by) = &query.submitted_by {
+        filter("p.submitted_by = ?", Value::Text(submitted_by.clone()));
+    }
+    if let Some(end_to_end_id) = &query.end_to_end_id {
+        filter("p.end_to_end_id = ?", Value::Text(end_to_end_id.clone()));
+    }
+    if let Some(version) = &query.rule_set_version {
+        filter(
+            &format!("substr(p.rule_set_version, 1, {}) = ?", version.len()),
+            Value::Text(version.clone()),
+        );
+    }
+    if let Some(rule) = &query.rule_fired {
+        filter(
+            "EXISTS (SELECT 1 FROM json_each(p.decision, '$.rules') AS run \
+             WHERE json_extract(run.value, '$.name') = ? \
+               AND json_extract(run.value, '$.outcome') <> 'pass' \
+               AND NOT (json_extract(run.value, '$.outcome') = 'score' \
+                        AND json_extract(run.value, '$.score') = 0))",
+            Value::Text(rule.clone()),
+        );
+    }
+    if let Some(cursor) = query.cursor {
+        filter("p.seq < ?", Value::Integer(cursor));
+    }
+    values.push(Value::Integer(i64::from(limit)));
+    let sql = format!(
         "SELECT p.seq, p.id, p.received_at_ms, p.submitted_by, p.end_to_end_id, p.amount, \
                 p.currency, p.status, p.rule_set_version, r.verdict \
          FROM payments p LEFT JOIN reviews r ON r.payment_id = p.id \
-         WHERE (?1 IS NULL OR p.status = ?1) \
-           AND (?2 IS NULL OR p.received_at_ms >= ?2) \
-           AND (?3 IS NULL OR p.submitted_by = ?3) \
-           AND (?4 IS NULL OR p.seq < ?4) \
-         ORDER BY p.seq DESC LIMIT ?5",
-    )?;
+         {} ORDER BY p.seq DESC LIMIT ?{}",
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        },
+        values.len()
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
     let mut last_seq = None;
-    let rows = statement.query_map(
-        params![
-            status,
-            query.since_unix_ms,
-            query.submitted_by,
-            query.cursor,
-            limit
-        ],
-        |row| Ok((row.get::<_, i64>(0)?, summary_at(row, 1)?)),
-    )?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+        Ok((row.get::<_, i64>(0)?, summary_at(row, 1)?))
+    })?;
     let mut payments = Vec::new();
     for row in rows {
         let (seq, summary) = row?;
@@ -1282,6 +1325,7 @@ mod tests {
         message_ids_are_claimed_once,
         concurrent_commits_form_one_gap_free_chain,
         listings_filter_and_page_newest_first,
+        listings_search_by_end_to_end_id_rule_set_and_rule_fired,
         shadow_decisions_are_read_beside_live_ones,
         a_reopened_store_keeps_everything,
         history_is_read_in_decision_order,
