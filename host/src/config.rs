@@ -311,12 +311,144 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// Each rule's circuit breaker.
     pub circuit_breaker: CircuitBreakerConfig,
+    /// OAuth 2 / OIDC bearer tokens (JWTs) beside the API keys; none by default.
+    pub oauth: Option<OAuthConfig>,
     /// HTTPS on the listener; without it, plain HTTP is served on a loopback address only,
     /// unless `tls_terminated_by_proxy`.
     pub tls: Option<TlsConfig>,
     /// A proxy in front terminates TLS, so plain HTTP may be served on a non-loopback
     /// address (to that proxy only: see the deployment guide).
     pub tls_terminated_by_proxy: bool,
+}
+
+/// OAuth 2 / OIDC bearer tokens: JWTs an identity provider signs, checked against its
+/// JWKS, with the roles taken from a claim.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The `iss` every token must carry (the provider's issuer URL).
+    pub issuer: String,
+    /// An `aud` every token must carry (payrules' client id or API name at the provider).
+    pub audience: String,
+    /// The provider's signing keys (a JWKS document), from a file (read again when it
+    /// changes)…
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// …or fetched from this URL (`https://`, or `http://` on loopback) at start, every
+    /// `jwks_refresh_seconds`, and when a token names a key not seen yet.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// The CA certificate(s), PEM, the JWKS URL's server is verified against (default: the
+    /// platform's).
+    #[serde(default)]
+    pub jwks_ca_file: Option<PathBuf>,
+    /// How often the JWKS URL is fetched again, seconds.
+    #[serde(default = "jwks_refresh_seconds")]
+    pub jwks_refresh_seconds: u64,
+    /// How far `exp` and `nbf` may be off, seconds.
+    #[serde(default = "clock_skew_seconds")]
+    pub clock_skew_seconds: u64,
+    /// The signature algorithms accepted (asymmetric only): by default RS256, PS256,
+    /// ES256 and EdDSA.
+    #[serde(default = "oauth_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The claim that names the caller (its payments are its own): `sub` by default, or
+    /// e.g. `client_id`, `azp`, a tenant claim.
+    #[serde(default = "name_claim")]
+    pub name_claim: String,
+    /// What the name is prefixed with, so that no token can act as an API key of the
+    /// same name: `oauth:` by default.
+    #[serde(default = "name_prefix")]
+    pub name_prefix: String,
+    /// The claim that lists the caller's roles at the provider: an array of strings, or
+    /// one string of space-separated values (like `scope`). `roles` by default.
+    #[serde(default = "roles_claim")]
+    pub roles_claim: String,
+    /// Which of those values grants which payrules role (`submitter`, `operator`,
+    /// `auditor`, `reviewer`); a value not listed grants nothing.
+    pub role_map: std::collections::BTreeMap<String, Role>,
+}
+
+fn jwks_refresh_seconds() -> u64 {
+    300
+}
+
+fn clock_skew_seconds() -> u64 {
+    60
+}
+
+fn oauth_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "EdDSA"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn name_claim() -> String {
+    "sub".to_owned()
+}
+
+fn name_prefix() -> String {
+    "oauth:".to_owned()
+}
+
+fn roles_claim() -> String {
+    "roles".to_owned()
+}
+
+/// The asymmetric JWT algorithms payrules accepts (never `none`, never HMAC: a shared
+/// secret would let whoever verifies also sign).
+pub const OAUTH_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+impl OAuthConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err("oauth.issuer and oauth.audience must not be empty".to_owned());
+        }
+        match (&self.jwks_file, &self.jwks_url) {
+            (Some(_), None) => {}
+            (None, Some(url)) => {
+                let uri: axum::http::Uri = url
+                    .parse()
+                    .map_err(|e| format!("oauth.jwks_url is not a URL: {e}"))?;
+                let host = uri.host().unwrap_or("");
+                match uri.scheme_str() {
+                    Some("https") if !host.is_empty() => {}
+                    Some("http") if is_loopback(host) => {}
+                    _ => {
+                        return Err(
+                            "oauth.jwks_url must be https:// (http:// only on loopback): the \
+                             keys decide who is who"
+                                .to_owned(),
+                        );
+                    }
+                }
+            }
+            _ => return Err("oauth: set one of jwks_file or jwks_url".to_owned()),
+        }
+        if self.jwks_refresh_seconds == 0 {
+            return Err("oauth.jwks_refresh_seconds must be greater than zero".to_owned());
+        }
+        if self.algorithms.is_empty() {
+            return Err("oauth.algorithms must name at least one algorithm".to_owned());
+        }
+        for algorithm in &self.algorithms {
+            if !OAUTH_ALGORITHMS.contains(&algorithm.as_str()) {
+                return Err(format!(
+                    "oauth.algorithms: {algorithm:?} is not one of {} (asymmetric only)",
+                    OAUTH_ALGORITHMS.join(", ")
+                ));
+            }
+        }
+        if self.name_claim.is_empty() || self.roles_claim.is_empty() {
+            return Err("oauth.name_claim and oauth.roles_claim must not be empty".to_owned());
+        }
+        if self.role_map.is_empty() {
+            return Err("oauth.role_map must map at least one value to a role".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// When a rule that keeps failing stops being run (its failure policy applied at once),
@@ -714,6 +846,7 @@ impl Default for Config {
             tls: None,
             tls_terminated_by_proxy: false,
             circuit_breaker: CircuitBreakerConfig::default(),
+            oauth: None,
         }
     }
 }
@@ -875,6 +1008,9 @@ impl Config {
             if key.roles.is_empty() {
                 return Err(format!("{at}.roles must name at least one role"));
             }
+        }
+        if let Some(oauth) = &self.oauth {
+            oauth.validate()?;
         }
         if let Some(tls) = &self.tls {
             tls.validate()?;
@@ -1092,6 +1228,25 @@ mod tests {
             (
                 "[tls]\ncertificate = \"c\"\nprivate_key = \"k\"\nclient_certificate = \"required\"",
                 "tls.client_certificate = \"required\" needs tls.client_ca",
+            ),
+            (
+                "[oauth]\nissuer = \"i\"\naudience = \"a\"\njwks_url = \"http://idp.test/jwks\"\n\
+                 role_map = { x = \"auditor\" }",
+                "oauth.jwks_url must be https://",
+            ),
+            (
+                "[oauth]\nissuer = \"i\"\naudience = \"a\"\njwks_file = \"j\"\n\
+                 algorithms = [\"HS256\"]\nrole_map = { x = \"auditor\" }",
+                "oauth.algorithms: \"HS256\"",
+            ),
+            (
+                "[oauth]\nissuer = \"i\"\naudience = \"a\"\njwks_file = \"j\"\n\
+                 jwks_url = \"https://idp.test/jwks\"\nrole_map = { x = \"auditor\" }",
+                "oauth: set one of jwks_file or jwks_url",
+            ),
+            (
+                "[oauth]\nissuer = \"i\"\naudience = \"a\"\njwks_file = \"j\"\nrole_map = {}",
+                "oauth.role_map",
             ),
             ("listen = \"0.0.0.0:8080\"", "not a loopback address"),
             ("listen = \"[::]:8080\"", "not a loopback address"),

@@ -54,6 +54,39 @@ fn builder()
         .with_safe_default_protocol_versions()
 }
 
+/// An HTTP(S) client with a pooled connector (webhooks, the JWKS URL).
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<hyper::body::Bytes>,
+>;
+
+/// An HTTP client for `uri`: HTTPS verified against `ca_file` (the platform's CA
+/// certificates without one), or plain HTTP (the caller allows it on loopback only).
+/// Errors name `setting`.
+pub fn https_client(
+    ca_file: Option<&Path>,
+    uri: &axum::http::Uri,
+    setting: &str,
+) -> Result<HttpClient, String> {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match (ca_file, uri.scheme_str()) {
+        (Some(ca_file), _) => {
+            builder.with_tls_config(client_trusting(ca_file, &format!("{setting}.tls_ca_file"))?)
+        }
+        // Plain HTTP on loopback: no TLS, so no CA to read.
+        (None, Some("http")) => builder.with_tls_config(client_trusting_nothing()),
+        (None, _) => builder.with_native_roots().map_err(|e| {
+            format!("{setting}: the platform's CA certificates cannot be read: {e}")
+        })?,
+    };
+    let connector = builder.https_or_http().enable_http1().build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(connector),
+    )
+}
+
 /// The listener's TLS: the rustls config for its acceptor, whose certificate and key are
 /// read again from their files by [`ServerTls::reload`].
 pub struct ServerTls {

@@ -19,10 +19,6 @@ use axum::body::Bytes;
 use axum::http::{Request, Uri, header};
 use hmac::Mac;
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::config::WebhookConfig;
 use crate::store::outbox::{DELIVERY_ERROR_CHARS_MAX, Delivery, EventRoutes};
@@ -51,7 +47,7 @@ pub struct Endpoint {
     pub attempts_max: u32,
     backoff_initial_ms: u64,
     backoff_max_ms: u64,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::tls::HttpClient,
 }
 
 impl Webhooks {
@@ -122,22 +118,7 @@ impl Endpoint {
                 "{at}: the signing secret has fewer than {SECRET_CHARS_MIN} characters"
             ));
         }
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match (&config.tls_ca_file, uri.scheme_str()) {
-            (Some(ca_file), _) => builder.with_tls_config(crate::tls::client_trusting(
-                ca_file,
-                &format!("{at}.tls_ca_file"),
-            )?),
-            // A loopback receiver over plain HTTP: no TLS, so no CA to read.
-            (None, Some("http")) => builder.with_tls_config(crate::tls::client_trusting_nothing()),
-            (None, _) => builder
-                .with_native_roots()
-                .map_err(|e| format!("{at}: the platform's CA certificates cannot be read: {e}"))?,
-        };
-        let connector = builder.https_or_http().enable_http1().build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let client = crate::tls::https_client(config.tls_ca_file.as_deref(), &uri, at)?;
         Ok(Endpoint {
             name: config.name.clone(),
             uri,
@@ -251,13 +232,8 @@ mod tests {
              backoff_initial_ms = {initial}\nbackoff_max_ms = {max}"
         ))
         .expect("a config");
-        let client = Client::builder(TokioExecutor::new()).build(
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(crate::tls::client_trusting_nothing())
-                .https_or_http()
-                .enable_http1()
-                .build(),
-        );
+        let client =
+            crate::tls::https_client(None, &config.url.parse().unwrap(), "test").expect("a client");
         Endpoint {
             name: config.name,
             uri: config.url.parse().expect("a URL"),

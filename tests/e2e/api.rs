@@ -1005,8 +1005,14 @@ fn payments_are_found_by_end_to_end_id_rule_fired_and_rule_set_version() {
             .map(|p| p["payment_id"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(found("end_to_end_id=E2E-find-2"), vec![rejected_id.as_str()]);
-    assert_eq!(found("rule=sanctions-screening"), vec![rejected_id.as_str()]);
+    assert_eq!(
+        found("end_to_end_id=E2E-find-2"),
+        vec![rejected_id.as_str()]
+    );
+    assert_eq!(
+        found("rule=sanctions-screening"),
+        vec![rejected_id.as_str()]
+    );
     assert_eq!(
         found("rule=rail-router"),
         vec![accepted_id.as_str()],

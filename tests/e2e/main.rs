@@ -18,6 +18,8 @@
 //!   JSON, and followed up once held transactions are reviewed.
 //! - `reviews`: held payments reviewed over HTTP: the queue, who may, what the submitter
 //!   sees, two reviewers at once, four eyes, the deadline, the audit chain after.
+//! - `oauth`: OAuth 2 bearer tokens signed with the test's own keys, from a JWKS file and
+//!   from a JWKS server on loopback; every forgery refused.
 //! - `plugins`: rule projects scaffolded, built and tested; test vectors that fail.
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
@@ -43,6 +45,7 @@ mod hosts;
 mod iso20022;
 mod loading;
 mod messages;
+mod oauth;
 mod plugins;
 mod postgres;
 mod reload;

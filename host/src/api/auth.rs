@@ -227,28 +227,39 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             .get::<super::TlsConnection>()
             .and_then(|tls| tls.client_certificate.as_ref());
         let by_certificate = peer.and_then(|peer| state.keys.by_certificate(peer));
-        let by_key = match parts.headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(value) => {
-                // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
-                let token = value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.trim_start().split_once(' '))
-                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                    .map(|(_, token)| token.trim())
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| {
-                        ApiError::unauthenticated("the Authorization header must be `Bearer <key>`")
-                    })?;
-                Some(
-                    state
-                        .keys
-                        .authenticate(token)
-                        .ok_or_else(|| ApiError::unauthenticated("the API key is not valid"))?,
-                )
-            }
-        };
+        let by_key =
+            match parts.headers.get(header::AUTHORIZATION) {
+                None => None,
+                Some(value) => {
+                    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+                    let token = value
+                        .to_str()
+                        .ok()
+                        .and_then(|v| v.trim_start().split_once(' '))
+                        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                        .map(|(_, token)| token.trim())
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| {
+                            ApiError::unauthenticated(
+                                "the Authorization header must be `Bearer <key or token>`",
+                            )
+                        })?;
+                    match &state.tokens {
+                        Some(tokens) if super::oauth::looks_like_a_jwt(token) => {
+                            let holder = tokens.verify(token).await.map_err(|refused| {
+                                ApiError::unauthenticated(&refused.to_string())
+                            })?;
+                            Some(Principal {
+                                name: Arc::from(holder.name),
+                                roles: holder.roles,
+                            })
+                        }
+                        _ => Some(state.keys.authenticate(token).ok_or_else(|| {
+                            ApiError::unauthenticated("the API key is not valid")
+                        })?),
+                    }
+                }
+            };
         let principal = match (by_certificate, by_key) {
             (Some(certificate), Some(key)) if certificate.name != key.name => {
                 return Err(ApiError::unauthenticated(

@@ -15,6 +15,7 @@ pub mod error;
 mod hosts;
 mod idempotency;
 mod messages;
+pub mod oauth;
 mod payments;
 pub(crate) mod query;
 pub mod rate;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub limits: LimitsConfig,
     /// The console's sessions.
     pub console_sessions: crate::console::session::Sessions,
+    /// OAuth 2 bearer tokens, if configured.
+    pub tokens: Option<Arc<oauth::TokenVerifier>>,
     concurrency: Arc<Semaphore>,
     draining: AtomicBool,
     request_ids: RequestIds,
@@ -89,6 +92,7 @@ impl AppState {
             keys,
             rates,
             console_sessions: crate::console::session::Sessions::default(),
+            tokens: None,
             concurrency: Arc::new(Semaphore::new(limits.concurrency_max)),
             limits,
             draining: AtomicBool::new(false),
@@ -132,7 +136,11 @@ impl utoipa::Modify for BearerKeys {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key from the config, e.g. `Bearer pr_…`"))
+                    .description(Some(
+                        "An API key from the config (`Bearer pr_…`); with `[oauth]` configured, \
+                         a JWT the identity provider signed; with mutual TLS, a client \
+                         certificate an API identity lists stands in for either",
+                    ))
                     .build(),
             ),
         );

@@ -67,7 +67,8 @@ fn serve(
             StartError::BadInput(message) => anyhow::Error::new(BadInput(message)),
             StartError::Failed(message) => anyhow::anyhow!(message),
         })?;
-    let keys = if config.api_keys.is_empty() {
+    // A local key only for a service with no other way in (no keys, no tokens).
+    let keys = if config.api_keys.is_empty() && config.oauth.is_none() {
         dev_keys(&config.store_dir())?
     } else {
         auth::Keys::new(&config.api_keys)
@@ -77,12 +78,16 @@ fn serve(
         config.limits.key_requests_per_second,
         config.limits.key_burst,
     );
-    let state = Arc::new(AppState::new(
-        Arc::clone(&service),
-        keys,
-        rates,
-        config.limits.clone(),
-    ));
+    let tokens = config
+        .oauth
+        .as_ref()
+        .map(payrules::api::oauth::TokenVerifier::new)
+        .transpose()
+        .map_err(BadInput)?
+        .map(Arc::new);
+    let mut state = AppState::new(Arc::clone(&service), keys, rates, config.limits.clone());
+    state.tokens = tokens.clone();
+    let state = Arc::new(state);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("payrules-http")
@@ -153,6 +158,41 @@ fn serve(
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
             None => Vec::new(),
+        };
+        // OAuth: a JWKS URL fetched now and periodically; a JWKS file read again when it
+        // changes.
+        let _jwks_watch = match &tokens {
+            Some(tokens) => {
+                tokens.refresh_periodically();
+                match tokens.jwks_file() {
+                    Some(file) => {
+                        let dir = payrules::config::store_dir(file);
+                        let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+                        let watch = payrules::registry::watch::watch_files(
+                            &dir,
+                            Duration::from_millis(config.reload_settle_ms),
+                            move || {
+                                let _ = changed.try_send(());
+                            },
+                        )
+                        .with_context(|| format!("watching {}", dir.display()))?;
+                        let tokens = Arc::clone(tokens);
+                        tokio::spawn(async move {
+                            while changes.recv().await.is_some() {
+                                match tokens.refresh().await {
+                                    Ok(keys) => tracing::info!(keys, "JWKS file read again"),
+                                    Err(error) => tracing::error!(
+                                        "JWKS file not read again, the keys held stay: {error}"
+                                    ),
+                                }
+                            }
+                        });
+                        Some(watch)
+                    }
+                    None => None,
+                }
+            }
+            None => None,
         };
         let rules = service.rule_set();
         tracing::info!(
