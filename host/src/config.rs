@@ -153,6 +153,22 @@ pub struct ApiKeyConfig {
     /// `limits.key_requests_per_second`).
     #[serde(default)]
     pub requests_per_second: Option<u32>,
+    /// When it stops authenticating (its key and its certificates), an RFC 3339 instant in
+    /// UTC, e.g. `2027-03-01T00:00:00Z`; none by default.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+impl ApiKeyConfig {
+    /// `expires_at` in ms since the Unix epoch (validated by [`Config::validate`]).
+    pub fn expires_at_unix_ms(&self) -> Option<i64> {
+        self.expires_at.as_deref().and_then(|text| {
+            humantime::parse_rfc3339(text)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+        })
+    }
 }
 
 /// Where decisions are stored.
@@ -1008,6 +1024,11 @@ impl Config {
             if key.roles.is_empty() {
                 return Err(format!("{at}.roles must name at least one role"));
             }
+            if key.expires_at.is_some() && key.expires_at_unix_ms().is_none() {
+                return Err(format!(
+                    "{at}.expires_at must be an RFC 3339 instant in UTC, e.g. 2027-03-01T00:00:00Z"
+                ));
+            }
         }
         if let Some(oauth) = &self.oauth {
             oauth.validate()?;
@@ -1247,6 +1268,14 @@ mod tests {
             (
                 "[oauth]\nissuer = \"i\"\naudience = \"a\"\njwks_file = \"j\"\nrole_map = {}",
                 "oauth.role_map",
+            ),
+            (
+                &format!(
+                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{}\"\nroles = [\"submitter\"]\n\
+                     expires_at = \"next tuesday\"",
+                    "ab".repeat(32)
+                ),
+                "api_keys[0].expires_at must be an RFC 3339 instant",
             ),
             ("listen = \"0.0.0.0:8080\"", "not a loopback address"),
             ("listen = \"[::]:8080\"", "not a loopback address"),

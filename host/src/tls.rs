@@ -222,14 +222,11 @@ impl ServerTls {
             .unwrap_or_default()
     }
 
-    /// The directories the certificate and its key are in (what to watch).
-    pub fn directories(&self) -> Vec<PathBuf> {
-        let mut directories: Vec<PathBuf> =
-            [&self.certificate.certificate, &self.certificate.private_key]
-                .into_iter()
-                .map(|file| crate::config::store_dir(file))
-                .collect();
-        directories.dedup();
-        directories
+    /// The certificate's and the key's files (what to watch).
+    pub fn files(&self) -> Vec<PathBuf> {
+        vec![
+            self.certificate.certificate.clone(),
+            self.certificate.private_key.clone(),
+        ]
     }
 }

@@ -673,3 +673,98 @@ fn audit_verify_catches_a_review_rewritten_or_forged_in_the_database() {
         "{out}"
     );
 }
+
+/// The API keys are read again when the config file changes, with no restart: a key added
+/// works, a key removed or past its `expires_at` is refused (and a console session of a
+/// removed key ends), each reload audited; a config that does not load changes nothing.
+#[test]
+fn keys_added_removed_or_expired_in_the_config_take_effect_without_a_restart() {
+    use crate::server::{AUDITOR, SUBMITTER};
+    use payrules::api::auth::key_sha256;
+    const ROTATED: &str = "pr_test_rotated_submitter_0008";
+    let server = Server::start();
+    let config = server.config();
+    let original = std::fs::read_to_string(&config).unwrap();
+    let eventually = |what: &str, done: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed().as_secs() < 20, "{what}\n{}", server.log());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let status = |key: &str| server.get("/v1/payments", Some(key)).status;
+    assert_eq!(status(ROTATED), 401);
+    let login = server.request(
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(format!("key={AUDITOR}").as_bytes()),
+    );
+    let session = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let audit_page = || {
+        server
+            .request("GET", "/console/audit", &[("Cookie", &session)], None)
+            .status
+    };
+    assert_eq!(audit_page(), 200);
+
+    // A key added: it works at once.
+    let rotated = format!(
+        "[[api_keys]]\nname = \"rotated\"\nsha256 = \"{}\"\nroles = [\"submitter\"]\n",
+        key_sha256(ROTATED)
+    );
+    std::fs::write(&config, format!("{original}\n{rotated}")).unwrap();
+    eventually("the added key works", &|| status(ROTATED) == 200);
+    let reloads = |added: &str| {
+        server.get("/v1/audit", Some(AUDITOR)).json()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["action"] == "keys.reloaded" && e["detail"].as_str().unwrap().contains(added)
+            })
+            .count()
+    };
+    assert_eq!(reloads("\"added\":[\"rotated\"]"), 1);
+
+    // A config that does not load: nothing changes.
+    std::fs::write(&config, "this is = [not toml").unwrap();
+    eventually("the broken config is logged", &|| {
+        server.log().contains("the config was not read again")
+    });
+    assert_eq!(status(ROTATED), 200);
+    assert_eq!(status(SUBMITTER), 200);
+
+    // The old submitter key removed, the new one given an expiry in the past; the auditor
+    // key removed: its console session ends.
+    let remove = |text: &str, name: &str, key: &str, roles: &str| {
+        let block = format!(
+            "[[api_keys]]\nname = \"{name}\"\nsha256 = \"{}\"\nroles = [{roles}]\n",
+            key_sha256(key)
+        );
+        assert!(text.contains(&block), "{block} in the config");
+        text.replace(&block, "")
+    };
+    let text = remove(&original, "checkout", SUBMITTER, "\"submitter\"");
+    let text = remove(&text, "audit", AUDITOR, "\"auditor\"");
+    let expired = rotated.replace(
+        "roles = [\"submitter\"]\n",
+        "roles = [\"submitter\"]\nexpires_at = \"2000-01-01T00:00:00Z\"\n",
+    );
+    std::fs::write(&config, format!("{text}\n{expired}")).unwrap();
+    eventually("the removed key is refused", &|| status(SUBMITTER) == 401);
+    let reply = server.get("/v1/payments", Some(ROTATED));
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply.body.contains("expired at 2000-01-01T00:00:00Z"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(audit_page(), 303, "the removed key's console session ended");
+}

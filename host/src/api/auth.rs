@@ -20,9 +20,28 @@ use super::error::ApiError;
 use crate::config::{ApiKeyConfig, Role};
 use crate::model::{ClientDecision, Decision, Review, Verdict};
 
-/// The known keys.
+/// The known keys: replaced whole when the config is read again (no restart).
 pub struct Keys {
-    keys: Vec<Key>,
+    keys: std::sync::RwLock<Arc<Vec<Key>>>,
+}
+
+/// Why a presented key authenticates nobody.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyRefused {
+    /// No configured key has its hash.
+    Unknown,
+    /// It is the key of an identity whose `expires_at` has passed (RFC 3339).
+    Expired(String),
+}
+
+impl KeyRefused {
+    /// What the 401 says.
+    pub fn message(&self) -> String {
+        match self {
+            KeyRefused::Unknown => "the API key is not valid".to_owned(),
+            KeyRefused::Expired(at) => format!("the API key expired at {at}"),
+        }
+    }
 }
 
 struct Key {
@@ -32,6 +51,8 @@ struct Key {
     /// The sha256 of each client certificate that authenticates as it (mutual TLS).
     certificates: Vec<[u8; 32]>,
     roles: Vec<Role>,
+    /// When it stops authenticating, ms since the Unix epoch, and as configured.
+    expires: Option<(i64, String)>,
 }
 
 /// The sha256 of the client certificate a request's TLS connection presented (verified
@@ -144,7 +165,13 @@ pub struct ClientReview {
 impl Keys {
     /// The keys of the config (validated: 64 hex digits each).
     pub fn new(configs: &[ApiKeyConfig]) -> Keys {
-        let keys = configs
+        Keys {
+            keys: std::sync::RwLock::new(Arc::new(Keys::of(configs))),
+        }
+    }
+
+    fn of(configs: &[ApiKeyConfig]) -> Vec<Key> {
+        configs
             .iter()
             .map(|config| Key {
                 name: Arc::from(config.name.as_str()),
@@ -155,36 +182,87 @@ impl Keys {
                     .map(|hex| from_hex(hex))
                     .collect(),
                 roles: config.roles.clone(),
+                expires: config.expires_at_unix_ms().zip(config.expires_at.clone()),
             })
-            .collect();
-        Keys { keys }
+            .collect()
     }
 
-    /// The holder of `presented`, if it is a known key.
-    pub fn authenticate(&self, presented: &str) -> Option<Principal> {
+    fn current(&self) -> Arc<Vec<Key>> {
+        Arc::clone(
+            &self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces every key with those of `configs` (validated): the next request sees them.
+    /// The names added and the names removed.
+    pub fn replace(&self, configs: &[ApiKeyConfig]) -> (Vec<String>, Vec<String>) {
+        let before = self.current();
+        let after = Keys::of(configs);
+        let names = |keys: &[Key]| -> std::collections::BTreeSet<String> {
+            keys.iter().map(|k| k.name.to_string()).collect()
+        };
+        let (old, new) = (names(&before), names(&after));
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(after);
+        (
+            new.difference(&old).cloned().collect(),
+            old.difference(&new).cloned().collect(),
+        )
+    }
+
+    /// The holder of `presented`, if it is a known key that has not expired.
+    pub fn authenticate(&self, presented: &str) -> Result<Principal, KeyRefused> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let keys = self.current();
         let mut found = None;
-        for key in &self.keys {
+        for key in keys.iter() {
             if let Some(sha256) = &key.sha256
                 && bool::from(sha256.ct_eq(&digest))
             {
                 found = Some(key);
             }
         }
-        found.map(Key::principal)
+        let key = found.ok_or(KeyRefused::Unknown)?;
+        key.unexpired()?;
+        Ok(key.principal())
     }
 
     /// The identity a client certificate (already verified in the TLS handshake)
-    /// authenticates as, if the config names it.
-    pub fn by_certificate(&self, certificate: &PeerCertificate) -> Option<Principal> {
-        self.keys
+    /// authenticates as, if the config names it and it has not expired.
+    pub fn by_certificate(
+        &self,
+        certificate: &PeerCertificate,
+    ) -> Option<Result<Principal, KeyRefused>> {
+        self.current()
             .iter()
             .find(|key| key.certificates.contains(&certificate.0))
-            .map(Key::principal)
+            .map(|key| key.unexpired().map(|()| key.principal()))
+    }
+
+    /// Whether `name` is still a configured identity that has not expired (a console
+    /// session of one that is not ends).
+    pub fn holds(&self, name: &str) -> bool {
+        self.current()
+            .iter()
+            .any(|key| &*key.name == name && key.unexpired().is_ok())
     }
 }
 
 impl Key {
+    fn unexpired(&self) -> Result<(), KeyRefused> {
+        match &self.expires {
+            Some((at, text)) if crate::store::now_unix_ms() >= *at => {
+                Err(KeyRefused::Expired(text.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn principal(&self) -> Principal {
         Principal {
             name: Arc::clone(&self.name),
@@ -226,40 +304,46 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             .extensions
             .get::<super::TlsConnection>()
             .and_then(|tls| tls.client_certificate.as_ref());
-        let by_certificate = peer.and_then(|peer| state.keys.by_certificate(peer));
-        let by_key =
-            match parts.headers.get(header::AUTHORIZATION) {
-                None => None,
-                Some(value) => {
-                    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
-                    let token = value
-                        .to_str()
-                        .ok()
-                        .and_then(|v| v.trim_start().split_once(' '))
-                        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                        .map(|(_, token)| token.trim())
-                        .filter(|t| !t.is_empty())
-                        .ok_or_else(|| {
-                            ApiError::unauthenticated(
-                                "the Authorization header must be `Bearer <key or token>`",
-                            )
-                        })?;
-                    match &state.tokens {
-                        Some(tokens) if super::oauth::looks_like_a_jwt(token) => {
-                            let holder = tokens.verify(token).await.map_err(|refused| {
-                                ApiError::unauthenticated(&refused.to_string())
-                            })?;
-                            Some(Principal {
-                                name: Arc::from(holder.name),
-                                roles: holder.roles,
-                            })
-                        }
-                        _ => Some(state.keys.authenticate(token).ok_or_else(|| {
-                            ApiError::unauthenticated("the API key is not valid")
-                        })?),
+        let by_certificate = peer
+            .and_then(|peer| state.keys.by_certificate(peer))
+            .transpose()
+            .map_err(|refused| ApiError::unauthenticated(&refused.message()))?;
+        let by_key = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => {
+                // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim_start().split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::unauthenticated(
+                            "the Authorization header must be `Bearer <key or token>`",
+                        )
+                    })?;
+                match &state.tokens {
+                    Some(tokens) if super::oauth::looks_like_a_jwt(token) => {
+                        let holder = tokens
+                            .verify(token)
+                            .await
+                            .map_err(|refused| ApiError::unauthenticated(&refused.to_string()))?;
+                        Some(Principal {
+                            name: Arc::from(holder.name),
+                            roles: holder.roles,
+                        })
                     }
+                    _ => Some(
+                        state
+                            .keys
+                            .authenticate(token)
+                            .map_err(|refused| ApiError::unauthenticated(&refused.message()))?,
+                    ),
                 }
-            };
+            }
+        };
         let principal = match (by_certificate, by_key) {
             (Some(certificate), Some(key)) if certificate.name != key.name => {
                 return Err(ApiError::unauthenticated(
@@ -296,6 +380,7 @@ mod tests {
         let key = new_key().unwrap();
         let keys = Keys::new(&[ApiKeyConfig {
             requests_per_second: None,
+            expires_at: None,
             name: "checkout".into(),
             sha256: Some(key_sha256(&key)),
             client_certificates: Vec::new(),
@@ -306,7 +391,10 @@ mod tests {
         assert!(principal.has(Role::Submitter));
         assert!(!principal.has(Role::Operator));
         assert!(principal.require(&[Role::Auditor]).is_err());
-        assert!(keys.authenticate("pr_wrong").is_none());
-        assert!(keys.authenticate(&key[..key.len() - 1]).is_none());
+        assert_eq!(
+            keys.authenticate("pr_wrong").unwrap_err(),
+            KeyRefused::Unknown
+        );
+        assert!(keys.authenticate(&key[..key.len() - 1]).is_err());
     }
 }

@@ -100,7 +100,7 @@ impl TokenVerifier {
         })
     }
 
-    /// The directory of the JWKS file, if the keys come from one (what to watch).
+    /// The JWKS file, if the keys come from one (what to watch).
     pub fn jwks_file(&self) -> Option<&std::path::Path> {
         match &self.source {
             Source::File(path) => Some(path),

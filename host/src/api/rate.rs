@@ -18,7 +18,7 @@ type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformatio
 
 /// The limits of every key that has one.
 pub struct RateLimits {
-    by_key: HashMap<String, Limit>,
+    by_key: std::sync::RwLock<HashMap<String, Limit>>,
     clock: DefaultClock,
 }
 
@@ -44,8 +44,36 @@ impl RateLimits {
     /// `default_per_second` (0: no limit); bursts of `default_burst` (0: one second's
     /// worth).
     pub fn new(keys: &[ApiKeyConfig], default_per_second: u32, default_burst: u32) -> RateLimits {
-        let by_key = keys
-            .iter()
+        RateLimits {
+            by_key: std::sync::RwLock::new(RateLimits::of(keys, default_per_second, default_burst)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Every key's limit anew (the config read again): a key whose limit is unchanged
+    /// keeps its bucket.
+    pub fn replace(&self, keys: &[ApiKeyConfig], default_per_second: u32, default_burst: u32) {
+        let mut fresh = RateLimits::of(keys, default_per_second, default_burst);
+        let mut by_key = self
+            .by_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, limit) in fresh.iter_mut() {
+            if let Some(old) = by_key.remove(name)
+                && (old.per_second, old.burst) == (limit.per_second, limit.burst)
+            {
+                *limit = old;
+            }
+        }
+        *by_key = fresh;
+    }
+
+    fn of(
+        keys: &[ApiKeyConfig],
+        default_per_second: u32,
+        default_burst: u32,
+    ) -> HashMap<String, Limit> {
+        keys.iter()
             .filter_map(|key| {
                 let per_second = key.requests_per_second.unwrap_or(default_per_second);
                 let per_second_nz = NonZeroU32::new(per_second)?;
@@ -58,16 +86,16 @@ impl RateLimits {
                 };
                 Some((key.name.clone(), limit))
             })
-            .collect();
-        RateLimits {
-            by_key,
-            clock: DefaultClock::default(),
-        }
+            .collect()
     }
 
     /// Takes a token for a request of `key`, or says when to come back.
     pub fn check(&self, key: &str) -> Result<(), Limited> {
-        let Some(limit) = self.by_key.get(key) else {
+        let by_key = self
+            .by_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(limit) = by_key.get(key) else {
             return Ok(());
         };
         match limit.bucket.check() {
@@ -97,6 +125,7 @@ mod tests {
             client_certificates: Vec::new(),
             roles: vec![Role::Submitter],
             requests_per_second,
+            expires_at: None,
         }
     }
 

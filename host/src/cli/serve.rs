@@ -136,28 +136,47 @@ fn serve(
         // mounted secret's update): the next handshakes get them; a fault keeps the pair
         // in use.
         let _tls_watch = match &tls {
-            Some(tls) => tls
-                .directories()
-                .iter()
-                .map(|dir| {
-                    let tls = Arc::clone(tls);
-                    payrules::registry::watch::watch_files(
-                        dir,
-                        Duration::from_millis(config.reload_settle_ms),
-                        move || match tls.reload() {
-                            Ok(()) => tracing::info!(
-                                certificate_sha256 = %tls.certificate_sha256(),
-                                "TLS certificate reloaded"
-                            ),
-                            Err(error) => tracing::error!(
-                                "TLS certificate not reloaded, the one in use stays: {error}"
-                            ),
-                        },
-                    )
-                    .with_context(|| format!("watching {}", dir.display()))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
+            Some(tls) => {
+                let reloaded = Arc::clone(tls);
+                payrules::registry::watch::watch_contents(
+                    &tls.files(),
+                    Duration::from_millis(config.reload_settle_ms),
+                    move || match reloaded.reload() {
+                        Ok(()) => tracing::info!(
+                            certificate_sha256 = %reloaded.certificate_sha256(),
+                            "TLS certificate reloaded"
+                        ),
+                        Err(error) => tracing::error!(
+                            "TLS certificate not reloaded, the one in use stays: {error}"
+                        ),
+                    },
+                )
+                .context("watching the TLS certificate and key")?
+            }
             None => Vec::new(),
+        };
+        // The API keys are read again when the config file changes (a key added, removed,
+        // rotated, given an expiry): no restart. Only the keys: other settings need one.
+        let _config_watch = match config_path {
+            Some(path) if !config.api_keys.is_empty() || config.oauth.is_some() => {
+                let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+                let watch = payrules::registry::watch::watch_contents(
+                    &[path.to_owned()],
+                    Duration::from_millis(config.reload_settle_ms),
+                    move || {
+                        let _ = changed.try_send(());
+                    },
+                )
+                .with_context(|| format!("watching {}", path.display()))?;
+                let (state, path) = (Arc::clone(&state), path.to_owned());
+                tokio::spawn(async move {
+                    while changes.recv().await.is_some() {
+                        reload_keys(&state, &path).await;
+                    }
+                });
+                watch
+            }
+            _ => Vec::new(),
         };
         // OAuth: a JWKS URL fetched now and periodically; a JWKS file read again when it
         // changes.
@@ -166,16 +185,15 @@ fn serve(
                 tokens.refresh_periodically();
                 match tokens.jwks_file() {
                     Some(file) => {
-                        let dir = payrules::config::store_dir(file);
                         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-                        let watch = payrules::registry::watch::watch_files(
-                            &dir,
+                        let watch = payrules::registry::watch::watch_contents(
+                            &[file.to_owned()],
                             Duration::from_millis(config.reload_settle_ms),
                             move || {
                                 let _ = changed.try_send(());
                             },
                         )
-                        .with_context(|| format!("watching {}", dir.display()))?;
+                        .with_context(|| format!("watching {}", file.display()))?;
                         let tokens = Arc::clone(tokens);
                         tokio::spawn(async move {
                             while changes.recv().await.is_some() {
@@ -187,12 +205,12 @@ fn serve(
                                 }
                             }
                         });
-                        Some(watch)
+                        watch
                     }
-                    None => None,
+                    None => Vec::new(),
                 }
             }
-            None => None,
+            None => Vec::new(),
         };
         let rules = service.rule_set();
         tracing::info!(
@@ -225,6 +243,45 @@ fn serve(
     service.stop();
     tracing::info!("stopped; every decision answered is on disk");
     Ok(())
+}
+
+/// Reads the config file again and, if it is valid and its keys changed, puts its keys
+/// and their rate limits in place, audited (`keys.reloaded`: the names added and removed,
+/// never a hash); a config that does not load changes nothing, and says why in the log.
+async fn reload_keys(state: &AppState, path: &Path) {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!("the config was not read again, the keys in use stay: {error}");
+            return;
+        }
+    };
+    let (added, removed) = state.keys.replace(&config.api_keys);
+    state.rates.replace(
+        &config.api_keys,
+        config.limits.key_requests_per_second,
+        config.limits.key_burst,
+    );
+    tracing::info!(
+        identities = config.api_keys.len(),
+        ?added,
+        ?removed,
+        "API keys read again from the config"
+    );
+    let detail = serde_json::json!({
+        "config": path.display().to_string(),
+        "identities": config.api_keys.len(),
+        "added": added,
+        "removed": removed,
+    });
+    if let Err(error) = state
+        .service
+        .store()
+        .audit_event("keys.reloaded", "api_keys", &detail)
+        .await
+    {
+        tracing::error!("the keys' reload was not audited: {error}");
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT, once the service has been marked not ready and, on
@@ -315,5 +372,6 @@ fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
         client_certificates: Vec::new(),
         roles: Role::ALL.to_vec(),
         requests_per_second: None,
+        expires_at: None,
     }]))
 }

@@ -205,7 +205,8 @@ fn page(template: &impl Template) -> Response {
     }
 }
 
-/// The session of the request's cookie, if it is live.
+/// The session of the request's cookie, if it is live and its identity still is: a
+/// session whose key was removed from the config or has expired ends here.
 fn session_of(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     let id = cookies
@@ -214,6 +215,10 @@ fn session_of(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_owned())?;
     let session = state.console_sessions.get(&id)?;
+    if !state.keys.holds(&session.principal.name) {
+        state.console_sessions.end(&id);
+        return None;
+    }
     Some((id, session))
 }
 
@@ -265,7 +270,7 @@ async fn login(
         *response.status_mut() = status;
         response
     };
-    let Some(principal) = state.keys.authenticate(form.key.trim()) else {
+    let Ok(principal) = state.keys.authenticate(form.key.trim()) else {
         return refused(StatusCode::UNAUTHORIZED, "That is not a valid API key.");
     };
     if principal.require(&CONSOLE_ROLES).is_err() {

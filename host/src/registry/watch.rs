@@ -32,13 +32,42 @@ pub fn watch(
     watch_in(dir, RecursiveMode::Recursive, settle, changed)
 }
 
-/// Watches the files directly in `dir` (not its subdirectories), as [`watch`] does.
-pub fn watch_files(
-    dir: &Path,
+/// Watches `files` (each through its directory, so a file replaced by a rename or a
+/// mounted secret's swapped `..data` link is seen) and calls `changed` once per burst of
+/// changes in which their content changed: other files of those directories (a log, a
+/// database beside a config) call nothing.
+pub fn watch_contents(
+    files: &[std::path::PathBuf],
     settle: Duration,
-    changed: impl Fn() + Send + 'static,
-) -> notify::Result<DirectoryWatch> {
-    watch_in(dir, RecursiveMode::NonRecursive, settle, changed)
+    changed: impl Fn() + Send + Sync + 'static,
+) -> notify::Result<Vec<DirectoryWatch>> {
+    use std::sync::{Arc, Mutex, PoisonError};
+    let files: Arc<Vec<std::path::PathBuf>> = Arc::new(files.to_vec());
+    let contents = |files: &[std::path::PathBuf]| -> Vec<Option<Vec<u8>>> {
+        files.iter().map(|file| std::fs::read(file).ok()).collect()
+    };
+    let last = Arc::new(Mutex::new(contents(&files)));
+    let changed = Arc::new(changed);
+    let mut dirs: Vec<std::path::PathBuf> = files
+        .iter()
+        .map(|file| crate::config::store_dir(file))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.iter()
+        .map(|dir| {
+            let (files, last, changed) =
+                (Arc::clone(&files), Arc::clone(&last), Arc::clone(&changed));
+            watch_in(dir, RecursiveMode::NonRecursive, settle, move || {
+                let now = contents(&files);
+                let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+                if *last != now {
+                    *last = now;
+                    changed();
+                }
+            })
+        })
+        .collect()
 }
 
 fn watch_in(
