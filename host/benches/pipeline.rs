@@ -57,23 +57,26 @@ fn pipeline(c: &mut Criterion) {
     });
     // The service's pipeline: the same, with each rule's circuit breaker consulted and
     // told the outcome (all closed here: what every healthy payment pays).
-    group.bench_function("wasm: 4 rules, fresh instance each, circuit breakers on", |b| {
-        b.iter_batched(
-            || {
-                Pipeline::new(Arc::clone(&runtime), Arc::new(VelocityBook::new()))
-                    .with_breakers(payrules::registry::breaker::BreakerPolicy {
-                        failures: 5,
-                        failure_rate_percent: 50,
-                        window: Duration::from_secs(10),
-                        cool_down: Duration::from_secs(30),
-                    })
-            },
-            |(pipeline, _transitions)| {
-                black_box(pipeline.evaluate(&rules, &payment, "bench", NOW_UNIX_MS))
-            },
-            BatchSize::SmallInput,
-        );
-    });
+    group.bench_function(
+        "wasm: 4 rules, fresh instance each, circuit breakers on",
+        |b| {
+            b.iter_batched(
+                || {
+                    Pipeline::new(Arc::clone(&runtime), Arc::new(VelocityBook::new()))
+                        .with_breakers(payrules::registry::breaker::BreakerPolicy {
+                            failures: 5,
+                            failure_rate_percent: 50,
+                            window: Duration::from_secs(10),
+                            cool_down: Duration::from_secs(30),
+                        })
+                },
+                |(pipeline, _transitions)| {
+                    black_box(pipeline.evaluate(&rules, &payment, "bench", NOW_UNIX_MS))
+                },
+                BatchSize::SmallInput,
+            );
+        },
+    );
     group.bench_function("native: the same 4 rules as Rust functions", |b| {
         b.iter_batched(
             VelocityBook::new,

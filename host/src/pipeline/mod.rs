@@ -177,7 +177,10 @@ impl Pipeline {
                 at_unix_ms: now_unix_ms,
             });
         };
-        let (admission, entered) = rule.breaker.admit(&breakers.policy, Instant::now());
+        // One clock read per rule: the window and the cool-down are seconds long, so the
+        // instant the rule started stands for when it ended too.
+        let now = Instant::now();
+        let (admission, entered) = rule.breaker.admit(&breakers.policy, now);
         if let Some(entered) = entered {
             transition(entered);
         }
@@ -186,13 +189,10 @@ impl Pipeline {
         }
         let run = execute(evaluation, rule, call);
         let failed = matches!(run.outcome, RuleOutcome::Failed { .. });
-        if let Some(left) = rule.breaker.record(
-            &breakers.policy,
-            admission,
-            failed,
-            Instant::now(),
-            now_unix_ms,
-        ) {
+        if let Some(left) =
+            rule.breaker
+                .record(&breakers.policy, admission, failed, now, now_unix_ms)
+        {
             transition(left);
         }
         run
