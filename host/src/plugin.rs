@@ -309,9 +309,13 @@ fn build_rust(dir: &Path) -> Result<PathBuf, ProjectError> {
     let package = package_name(dir)?;
     check_target_installed()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Absolute: cargo runs in `dir`, while a relative `dir` (and a relative
+    // CARGO_TARGET_DIR) are relative to where the user stands.
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.join("target"));
+    let target_dir = std::path::absolute(&target_dir)
+        .map_err(|e| error(format!("{}: {e}", target_dir.display())))?;
     let mut command = Command::new(&cargo);
     command
         .current_dir(dir)

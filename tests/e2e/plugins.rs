@@ -374,3 +374,44 @@ fn a_python_project_needs_componentize_py_and_no_sdk_and_says_so() {
         text(&built.stderr)
     );
 }
+
+/// As a new user: `payrules plugin new` in some directory, then the next step it prints,
+/// run exactly as printed from the same directory, with no CARGO_TARGET_DIR (the rule's
+/// own `target/`, compiled from nothing): it builds and passes its vectors.
+#[test]
+fn the_next_step_plugin_new_prints_works_exactly_as_printed() {
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_payrules"))
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("payrules runs")
+    };
+    let made = run(&["plugin", "new", "big-amount", "--kind", "fraud"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let printed = text(&made.stdout);
+    let next = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("next: "))
+        .unwrap_or_else(|| panic!("a next step in {printed}"));
+    let command = next.split("   (").next().unwrap();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"payrules"), "{next}");
+    let tested = run(&words[1..]);
+    let report = text(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "{command}: {report}\n{}",
+        text(&tested.stderr)
+    );
+    assert!(report.contains("3 passed, 0 failed"), "{report}");
+    assert!(
+        work.path()
+            .join("big-amount/target/wasm32-wasip2/release")
+            .is_dir()
+            && !work.path().join("big-amount/big-amount").exists(),
+        "the build went to the project's own target/"
+    );
+}
