@@ -157,6 +157,23 @@ pub struct ApiKeyConfig {
     /// UTC, e.g. `2027-03-01T00:00:00Z`; none by default.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// The client it belongs to (a `[[tenants]]` name): its requests count against the
+    /// tenant's rate too, shared with the tenant's other keys.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// A client with several keys, held to one rate across them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Its name, as the keys' `tenant` say it.
+    pub name: String,
+    /// Requests a second, across all its keys.
+    pub requests_per_second: u32,
+    /// Requests it may send at once (one second's worth by default).
+    #[serde(default)]
+    pub burst: Option<u32>,
 }
 
 impl ApiKeyConfig {
@@ -318,6 +335,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The API keys; with none, `serve` makes one for local use (see the README).
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Clients with several keys, each held to one rate across them.
+    pub tenants: Vec<TenantConfig>,
     /// How the audit log is authenticated.
     pub audit: AuditConfig,
     /// How held payments are reviewed.
@@ -856,6 +875,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             api_keys: Vec::new(),
+            tenants: Vec::new(),
             audit: AuditConfig::default(),
             review: ReviewConfig::default(),
             webhooks: Vec::new(),
@@ -963,6 +983,21 @@ impl Config {
         if self.audit.checkpoint_interval_ms == Some(0) {
             return Err("audit.checkpoint_interval_ms must be greater than zero".to_owned());
         }
+        let mut tenants = std::collections::HashSet::new();
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            let at = format!("tenants[{index}]");
+            if tenant.name.is_empty() || tenant.name.len() > 64 {
+                return Err(format!("{at}.name must have 1 to 64 characters"));
+            }
+            if !tenants.insert(tenant.name.as_str()) {
+                return Err(format!("{at}.name: `{}` is used twice", tenant.name));
+            }
+            if tenant.requests_per_second == 0 || tenant.burst == Some(0) {
+                return Err(format!(
+                    "{at}: requests_per_second and burst must be greater than zero"
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         let mut hashes = std::collections::HashMap::new();
         let mut certificates = std::collections::HashMap::new();
@@ -1023,6 +1058,13 @@ impl Config {
             }
             if key.roles.is_empty() {
                 return Err(format!("{at}.roles must name at least one role"));
+            }
+            if let Some(tenant) = &key.tenant
+                && !tenants.contains(tenant.as_str())
+            {
+                return Err(format!(
+                    "{at}.tenant: `{tenant}` is not one of the [[tenants]]"
+                ));
             }
             if key.expires_at.is_some() && key.expires_at_unix_ms().is_none() {
                 return Err(format!(
@@ -1276,6 +1318,18 @@ mod tests {
                     "ab".repeat(32)
                 ),
                 "api_keys[0].expires_at must be an RFC 3339 instant",
+            ),
+            (
+                &format!(
+                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{}\"\nroles = [\"submitter\"]\n\
+                     tenant = \"acme\"",
+                    "ab".repeat(32)
+                ),
+                "api_keys[0].tenant: `acme` is not one of the [[tenants]]",
+            ),
+            (
+                "[[tenants]]\nname = \"acme\"\nrequests_per_second = 0",
+                "tenants[0]: requests_per_second and burst must be greater than zero",
             ),
             ("listen = \"0.0.0.0:8080\"", "not a loopback address"),
             ("listen = \"[::]:8080\"", "not a loopback address"),

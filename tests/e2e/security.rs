@@ -768,3 +768,43 @@ fn keys_added_removed_or_expired_in_the_config_take_effect_without_a_restart() {
     );
     assert_eq!(audit_page(), 303, "the removed key's console session ended");
 }
+
+/// A client that spreads its traffic over several keys is still held to its tenant's
+/// rate: the keys of one tenant share a bucket (429 naming the `tenant` policy), and
+/// another client's key is served.
+#[test]
+fn a_tenant_that_spreads_its_traffic_over_keys_is_held_to_its_rate() {
+    use crate::server::OTHER_SUBMITTER;
+    use payrules::api::auth::key_sha256;
+    let keys = ["pr_test_acme_one_0009", "pr_test_acme_two_0010"];
+    let server = Server::with_limits(&format!(
+        "\n[[tenants]]\nname = \"acme\"\nrequests_per_second = 2\nburst = 4\n\
+         [[api_keys]]\nname = \"acme-1\"\nsha256 = \"{}\"\nroles = [\"submitter\"]\ntenant = \"acme\"\n\
+         [[api_keys]]\nname = \"acme-2\"\nsha256 = \"{}\"\nroles = [\"submitter\"]\ntenant = \"acme\"\n",
+        key_sha256(keys[0]),
+        key_sha256(keys[1])
+    ));
+    let mut served = 0;
+    let mut limited = None;
+    for n in 0..20 {
+        let reply = server.get("/v1/payments", Some(keys[n % 2]));
+        if reply.status == 429 {
+            limited = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        served += 1;
+    }
+    let limited = limited.expect("the tenant was held to its rate");
+    assert!(served < 10, "{served} served before the limit");
+    assert_eq!(limited.code(), "rate_limited");
+    assert_eq!(
+        limited.header("ratelimit-policy"),
+        Some("\"tenant\";q=2;w=1")
+    );
+    assert!(limited.body.contains("tenant"), "{}", limited.body);
+    assert_eq!(
+        server.get("/v1/payments", Some(OTHER_SUBMITTER)).status,
+        200
+    );
+}

@@ -381,6 +381,7 @@ mod tests {
         let keys = Keys::new(&[ApiKeyConfig {
             requests_per_second: None,
             expires_at: None,
+            tenant: None,
             name: "checkout".into(),
             sha256: Some(key_sha256(&key)),
             client_certificates: Vec::new(),

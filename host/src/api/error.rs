@@ -90,8 +90,15 @@ impl ApiError {
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!(
-                "this API key may send {} requests a second (bursts of {}); retry after {} s",
-                limited.per_second, limited.burst, limited.retry_after_seconds
+                "this API {} may send {} requests a second (bursts of {}); retry after {} s",
+                if limited.policy == "tenant" {
+                    "key's tenant"
+                } else {
+                    "key"
+                },
+                limited.per_second,
+                limited.burst,
+                limited.retry_after_seconds
             ),
         )
         .retry_after(limited.retry_after_seconds);
@@ -267,8 +274,11 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(limited) = self.rate_limit {
-            let policy = format!("\"key\";q={};w=1", limited.per_second);
-            let state = format!("\"key\";r=0;t={}", limited.retry_after_seconds);
+            let policy = format!("\"{}\";q={};w=1", limited.policy, limited.per_second);
+            let state = format!(
+                "\"{}\";r=0;t={}",
+                limited.policy, limited.retry_after_seconds
+            );
             for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     headers.insert(name, value);

@@ -75,6 +75,7 @@ fn serve(
     };
     let rates = RateLimits::new(
         &config.api_keys,
+        &config.tenants,
         config.limits.key_requests_per_second,
         config.limits.key_burst,
     );
@@ -259,6 +260,7 @@ async fn reload_keys(state: &AppState, path: &Path) {
     let (added, removed) = state.keys.replace(&config.api_keys);
     state.rates.replace(
         &config.api_keys,
+        &config.tenants,
         config.limits.key_requests_per_second,
         config.limits.key_burst,
     );
@@ -373,5 +375,6 @@ fn dev_keys(store_dir: &Path) -> anyhow::Result<auth::Keys> {
         roles: Role::ALL.to_vec(),
         requests_per_second: None,
         expires_at: None,
+        tenant: None,
     }]))
 }
