@@ -633,6 +633,36 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         live["version"].as_str().unwrap(),
         "the live set stays"
     );
+    // The history, newest first: the refusal with its file, then the start's version.
+    let history = browser.run(
+        "return [...document.querySelectorAll('#history tbody tr')].map(r => \
+         [...r.querySelectorAll('td')].map(d => d.textContent.trim()))",
+    );
+    let rows = history.as_array().expect("history rows");
+    // The watcher may have refused the same file before the operator's reload did.
+    assert!((2..=3).contains(&rows.len()), "{history}");
+    assert_eq!(
+        (rows[0][1].as_str(), rows[0][3].as_str()),
+        (Some("refused"), Some("console:ops")),
+        "{history}"
+    );
+    for row in &rows[..rows.len() - 1] {
+        assert_eq!(row[1], "refused", "{history}");
+        assert!(
+            row[4].as_str().unwrap().contains("limits.toml"),
+            "{history}"
+        );
+    }
+    let first = &rows[rows.len() - 1];
+    assert_eq!(
+        (first[1].as_str(), first[2].as_str(), first[3].as_str()),
+        (
+            Some("loaded"),
+            Some(&live["version"].as_str().unwrap()[..12]),
+            Some("start")
+        ),
+        "{history}"
+    );
     browser.screenshot("rules.png");
     let errors = browser.severe_console_entries();
     assert!(errors.is_empty(), "{errors:?}");

@@ -917,7 +917,23 @@ struct RulesPage {
     can_reload: bool,
     last_refused: Option<String>,
     rules: Vec<RuleLine>,
+    history: Vec<HistoryLine>,
     shadow: Option<String>,
+}
+
+/// How many lines of the rule-set history the rules page shows.
+const HISTORY_LINES: u32 = 20;
+
+/// One line of the rule-set history.
+struct HistoryLine {
+    at: String,
+    /// `loaded` or `refused`.
+    outcome: &'static str,
+    /// The version that went live (or, refused, the one that stayed), first 12 digits.
+    version: String,
+    trigger: String,
+    /// How many rules and after which version; or, refused, why (bounded).
+    what: String,
 }
 
 struct RuleLine {
@@ -983,6 +999,49 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
             }
         })
         .collect();
+    // The history: the last versions that went live and candidates refused, newest first
+    // (from the audit log, as `GET /v1/rules/history`).
+    let history = match service
+        .audit_of(
+            &[
+                crate::service::rules::LOADED,
+                crate::service::rules::REJECTED,
+            ],
+            HISTORY_LINES,
+        )
+        .await
+    {
+        Ok(entries) => entries,
+        Err(error) => return unavailable(&error),
+    };
+    let history = history
+        .into_iter()
+        .map(|entry| {
+            let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
+            let text = |key: &str| detail[key].as_str().unwrap_or_default().to_owned();
+            let loaded = entry.action == crate::service::rules::LOADED;
+            HistoryLine {
+                at: instant(entry.at_unix_ms),
+                outcome: if loaded { "loaded" } else { "refused" },
+                version: entry.subject.chars().take(12).collect(),
+                trigger: text("trigger"),
+                what: if loaded {
+                    let previous = text("previous_version");
+                    let rules = detail["rules"].as_array().map_or(0, Vec::len);
+                    if previous.is_empty() {
+                        format!("{rules} rules")
+                    } else {
+                        format!(
+                            "{rules} rules, after {}",
+                            previous.chars().take(12).collect::<String>()
+                        )
+                    }
+                } else {
+                    text("error").chars().take(300).collect()
+                },
+            }
+        })
+        .collect();
     let shadow = service.shadow().installed().map(|installed| {
         format!(
             "{} from {}, {} rules",
@@ -1011,6 +1070,7 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
             )
         }),
         rules,
+        history,
         shadow,
     })
 }
