@@ -5,9 +5,11 @@
 //! roles from a claim through the configured map.
 //!
 //! The keys come from a file (read again when it changes) or a URL (fetched at start,
-//! every `jwks_refresh_seconds`, and when a token names a key not seen yet — at most once
-//! every [`UNKNOWN_KID_REFETCH`], so a flood of made-up key ids cannot make payrules hammer
-//! the provider). A fetch that fails keeps the keys already held.
+//! every `jwks_refresh_seconds`, and when a token names a key not seen yet). A fetch for
+//! an unknown key that does not find it holds back the next such fetch for
+//! [`UNKNOWN_KID_REFETCH`], so a flood of made-up key ids cannot make payrules hammer the
+//! provider; one that finds it (a rotation) holds back nothing. A fetch that fails keeps
+//! the keys already held.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -174,11 +176,18 @@ impl TokenVerifier {
                 {
                     tracing::warn!("JWKS not fetched for an unknown key id: {error}");
                 }
-                find(&self.current(), kid).ok_or_else(|| {
+                let found = find(&self.current(), kid).ok_or_else(|| {
                     refused(format!(
                         "the token's key {kid:?} is not one of the issuer's"
                     ))
-                })?
+                })?;
+                // The provider had published it: a key rotation, not a made-up id, and no
+                // reason to hold back the next one.
+                *self
+                    .unknown_kid_fetch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                found
             }
         };
         if let Some(algorithm) = key.common.key_algorithm
