@@ -158,24 +158,14 @@ fn serve(
         };
         // The API keys are read again when the config file changes (a key added, removed,
         // rotated, given an expiry): no restart. Only the keys: other settings need one.
+        let settle = Duration::from_millis(config.reload_settle_ms);
         let _config_watch = match config_path {
             Some(path) if !config.api_keys.is_empty() || config.oauth.is_some() => {
-                let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-                let watch = payrules::registry::watch::watch_contents(
-                    &[path.to_owned()],
-                    Duration::from_millis(config.reload_settle_ms),
-                    move || {
-                        let _ = changed.try_send(());
-                    },
-                )
-                .with_context(|| format!("watching {}", path.display()))?;
-                let (state, path) = (Arc::clone(&state), path.to_owned());
-                tokio::spawn(async move {
-                    while changes.recv().await.is_some() {
-                        reload_keys(&state, &path).await;
-                    }
-                });
-                watch
+                let (state, file) = (Arc::clone(&state), path.to_owned());
+                on_change(&[path.to_owned()], settle, move || {
+                    let (state, file) = (Arc::clone(&state), file.clone());
+                    async move { reload_keys(&state, &file).await }
+                })?
             }
             _ => Vec::new(),
         };
@@ -186,18 +176,10 @@ fn serve(
                 tokens.refresh_periodically();
                 match tokens.jwks_file() {
                     Some(file) => {
-                        let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-                        let watch = payrules::registry::watch::watch_contents(
-                            &[file.to_owned()],
-                            Duration::from_millis(config.reload_settle_ms),
-                            move || {
-                                let _ = changed.try_send(());
-                            },
-                        )
-                        .with_context(|| format!("watching {}", file.display()))?;
                         let tokens = Arc::clone(tokens);
-                        tokio::spawn(async move {
-                            while changes.recv().await.is_some() {
+                        on_change(&[file.to_owned()], settle, move || {
+                            let tokens = Arc::clone(&tokens);
+                            async move {
                                 match tokens.refresh().await {
                                     Ok(keys) => tracing::info!(keys, "JWKS file read again"),
                                     Err(error) => tracing::error!(
@@ -205,8 +187,7 @@ fn serve(
                                     ),
                                 }
                             }
-                        });
-                        watch
+                        })?
                     }
                     None => Vec::new(),
                 }
@@ -244,6 +225,31 @@ fn serve(
     service.stop();
     tracing::info!("stopped; every decision answered is on disk");
     Ok(())
+}
+
+/// Watches `files` and, after each burst of changes to their content, runs `job` on the
+/// runtime, one run at a time (a change during a run queues one more).
+fn on_change<Job, Run>(
+    files: &[std::path::PathBuf],
+    settle: Duration,
+    job: Job,
+) -> anyhow::Result<Vec<payrules::registry::watch::DirectoryWatch>>
+where
+    Job: Fn() -> Run + Send + 'static,
+    Run: std::future::Future<Output = ()> + Send,
+{
+    let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+    let watch = payrules::registry::watch::watch_contents(files, settle, move || {
+        // Full: a run is already queued, and it will see this change too.
+        let _ = changed.try_send(());
+    })
+    .with_context(|| format!("watching {files:?}"))?;
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            job().await;
+        }
+    });
+    Ok(watch)
 }
 
 /// Reads the config file again and, if it is valid and its keys changed, puts its keys
