@@ -876,6 +876,241 @@ fn the_openapi_document_declares_what_the_server_enforces() {
     assert_eq!(long_key.code(), "idempotency_key_invalid");
 }
 
+/// The payment's schema in the OpenAPI document is the validator's, field by field (issue
+/// 16, item 9): for every text field the document declares, a table of values — at the
+/// length bound and one past it, empty, blank, a control character, non-ASCII letters — is
+/// taken by the server exactly when the declared schema (minLength, maxLength, pattern)
+/// takes it; the amount's pattern and bound likewise; and the rules that tie fields
+/// together (an account is exactly one of iban and id; the debtor's and creditor's names
+/// and accounts; the agents' bic or member_id; no account for an ultimate party) are in the
+/// document, each checked against the server.
+#[test]
+fn the_payment_schema_in_the_openapi_document_is_what_the_server_takes() {
+    let server = Server::start();
+    let document = server.get("/openapi.json", None).json();
+    let schemas = &document["components"]["schemas"];
+    let mut leaves = Vec::new();
+    string_leaves(schemas, &schemas["Payment"], "", &mut leaves);
+    let paths: BTreeSet<&str> = leaves.iter().map(|(path, _)| path.as_str()).collect();
+    for expected in [
+        "end_to_end_id",
+        "debtor.name",
+        "debtor.account.id",
+        "debtor.address.street_name",
+        "debtor.address.address_lines[]",
+        "creditor_agent.member_id",
+        "ultimate_creditor.name",
+        "intermediary_agents[].name",
+        "remittance",
+        "amount",
+    ] {
+        assert!(
+            paths.contains(expected),
+            "{expected} is declared: {paths:?}"
+        );
+    }
+
+    let base = payment("sepa-instant-supplier.json", "schema");
+    let mut n = 0;
+    let mut try_value = |path: &str, value: &str| -> bool {
+        n += 1;
+        let mut body = base.clone();
+        set(&mut body, path, json!(value));
+        let reply = server.submit(SUBMITTER, &format!("schema-{n}"), &body);
+        match reply.status {
+            201 => true,
+            400 | 422 => false,
+            other => panic!("{path} = {value:?}: {other} {}", reply.body),
+        }
+    };
+    let mut checked = 0;
+    for (path, leaf) in &leaves {
+        let declared = |value: &str| declared_string(leaf, value);
+        if path == "amount" {
+            for value in ["1", "0.01", "0042.50", "0", "0.00", "-1", "1e3", "1.", ".5"] {
+                assert_eq!(
+                    try_value(path, value),
+                    declared(value),
+                    "amount = {value:?}"
+                );
+            }
+            let longest = leaf["maxLength"].as_u64().unwrap() as usize;
+            let padded = format!("{:0>longest$}", "7.50");
+            assert!(declared(&padded) && try_value(path, &padded));
+            let past = format!("0{padded}");
+            assert!(!declared(&past) && !try_value(path, &past));
+            checked += 1;
+            continue;
+        }
+        let Some(max) = leaf["maxLength"].as_u64().map(|max| max as usize) else {
+            continue;
+        };
+        if leaf["minLength"] != 1 {
+            // Not free text (an IBAN, a BIC, a code): its check digits or registry are
+            // more than a pattern says; one well-formed value must pass.
+            continue;
+        }
+        for value in [
+            "x".repeat(max),
+            "x".repeat(max + 1),
+            String::new(),
+            "   ".to_owned(),
+            "\u{a0}\u{2003}".to_owned(),
+            "a\u{7}b".to_owned(),
+            "a\u{85}b".to_owned(),
+            "Zoë Ñandú 李".to_owned(),
+            " padded ".to_owned(),
+        ] {
+            assert_eq!(
+                try_value(path, &value),
+                declared(&value),
+                "{path} = {value:?} against {leaf}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} text fields checked");
+
+    // The rules between fields, as the document states them and the server applies them.
+    let account = &schemas["Account"];
+    assert_eq!(
+        (
+            account["minProperties"].as_u64(),
+            account["maxProperties"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{account}"
+    );
+    let debtor = &schemas["Payment"]["properties"]["debtor"]["allOf"][1]["required"];
+    assert_eq!(
+        debtor,
+        &json!(["name", "account"]),
+        "{}",
+        schemas["Payment"]
+    );
+    let agent = &schemas["Payment"]["properties"]["debtor_agent"]["allOf"][1]["anyOf"];
+    assert_eq!(agent.as_array().map(Vec::len), Some(2), "{agent}");
+    let ultimate = &schemas["Payment"]["properties"]["ultimate_debtor"];
+    assert!(
+        ultimate["properties"].get("account").is_none()
+            && ultimate["additionalProperties"] == false,
+        "{ultimate}"
+    );
+    let mut status_of = |edit: &dyn Fn(&mut Value)| {
+        n += 1;
+        let mut body = base.clone();
+        edit(&mut body);
+        server
+            .submit(SUBMITTER, &format!("schema-{n}"), &body)
+            .status
+    };
+    let iban = base["debtor"]["account"]["iban"].clone();
+    assert_eq!(
+        status_of(&|p| p["debtor"]["account"] = json!({"iban": iban, "id": "A-1"})),
+        422
+    );
+    assert_eq!(status_of(&|p| p["debtor"]["account"] = json!({})), 422);
+    assert_eq!(
+        status_of(&|p| {
+            p["creditor"].as_object_mut().unwrap().remove("name");
+        }),
+        422
+    );
+    assert_eq!(
+        status_of(&|p| p["debtor_agent"] = json!({"name": "A bank"})),
+        422
+    );
+    assert_eq!(
+        status_of(&|p| p["debtor_agent"] = json!({"member_id": "021000021"})),
+        201
+    );
+    assert_eq!(
+        status_of(
+            &|p| p["ultimate_debtor"] = json!({"name": "On behalf", "account": {"id": "U-1"}})
+        ),
+        422
+    );
+    assert_eq!(
+        status_of(&|p| p["ultimate_debtor"] = json!({"name": "On behalf"})),
+        201
+    );
+}
+
+/// Every string-typed leaf under `schema`, by dotted path (`[]` for an array's items),
+/// resolving `$ref`s and walking `oneOf`, `anyOf` and `allOf`.
+fn string_leaves(schemas: &Value, schema: &Value, path: &str, out: &mut Vec<(String, Value)>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        return string_leaves(schemas, &schemas[name], path, out);
+    }
+    for composite in ["oneOf", "anyOf", "allOf"] {
+        for item in schema[composite].as_array().into_iter().flatten() {
+            string_leaves(schemas, item, path, out);
+        }
+    }
+    match schema["type"].as_str() {
+        Some("string") if !out.iter().any(|(known, _)| known == path) => {
+            out.push((path.to_owned(), schema.clone()));
+        }
+        Some("array") => string_leaves(schemas, &schema["items"], &format!("{path}[]"), out),
+        _ => {}
+    }
+    for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+        let path = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}.{name}")
+        };
+        string_leaves(schemas, property, &path, out);
+    }
+}
+
+/// Does a string schema (minLength, maxLength, pattern: ECMA-262, which the `regex` crate
+/// reads for the escapes used) take `value`?
+fn declared_string(schema: &Value, value: &str) -> bool {
+    let length = value.chars().count() as u64;
+    let min = schema["minLength"].as_u64().unwrap_or(0);
+    let max = schema["maxLength"].as_u64().unwrap_or(u64::MAX);
+    let pattern = schema["pattern"]
+        .as_str()
+        .map(|p| regex::Regex::new(p).unwrap());
+    length >= min && length <= max && pattern.is_none_or(|p| p.is_match(value))
+}
+
+/// Sets the field at `path` (as [`string_leaves`] names it) in a payment, making the
+/// objects on the way; an account becomes that one identifier alone (exactly one is
+/// allowed) and an array gets that one item.
+fn set(payment: &mut Value, path: &str, value: Value) {
+    let mut at = payment;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let (name, array) = match part.strip_suffix("[]") {
+            Some(name) => (name, true),
+            None => (*part, false),
+        };
+        if last && !array {
+            if name == "id" || name == "iban" {
+                *at = json!({});
+            }
+            at[name] = value;
+            return;
+        }
+        if array {
+            at[name] = if last { json!([value]) } else { json!([{}]) };
+            if last {
+                return;
+            }
+            at = &mut at[name][0];
+        } else {
+            if at.get(name).is_none_or(Value::is_null) {
+                at[name] = json!({});
+            }
+            at = &mut at[name];
+        }
+    }
+}
+
 /// Over HTTP: a rule that keeps failing opens its circuit — `GET /v1/rules` shows it open,
 /// the decisions' traces say it was not run, the metrics count the transition, the audit
 /// log records it — and after the cool-down a payment that passes closes it, audited too.

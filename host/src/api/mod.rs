@@ -114,6 +114,9 @@ impl AppState {
         description = "Payments decided by sandboxed WebAssembly rules: submit, read, audit."
     ),
     modifiers(&BearerKeys),
+    // The payment's parties and accounts, which its fields name by reference with the
+    // constraints between fields (`model::schema`).
+    components(schemas(crate::model::Party, crate::model::Account)),
     tags(
         (name = "payments", description = "Submit payments and read their decisions"),
         (name = "reviews", description = "Resolve the payments the rules held for review"),

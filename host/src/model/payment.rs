@@ -58,18 +58,24 @@ pub struct Payment {
     /// ISO 4217 code of the amount.
     pub currency: Currency,
     /// Who pays.
+    #[schema(schema_with = super::schema::account_holder)]
     pub debtor: Party,
     /// The debtor's bank.
+    #[schema(schema_with = super::schema::identified_agent)]
     pub debtor_agent: Agent,
     /// Who is paid.
+    #[schema(schema_with = super::schema::account_holder)]
     pub creditor: Party,
     /// The creditor's bank.
+    #[schema(schema_with = super::schema::identified_agent)]
     pub creditor_agent: Agent,
     /// On whose behalf the debtor pays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::ultimate_party)]
     pub ultimate_debtor: Option<Party>,
     /// For whom the creditor is paid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::ultimate_party)]
     pub ultimate_creditor: Option<Party>,
     /// Agents between the two, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -299,8 +305,8 @@ impl From<AddressLines> for Vec<Text<70>> {
     }
 }
 
-/// An account: by IBAN, or by another identifier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// An account: by IBAN, or by another identifier (its schema: `super::schema`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// The IBAN, check digits verified.

@@ -6,12 +6,26 @@
 
 use std::borrow::Cow;
 
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaFormat, Type};
-use utoipa::openapi::{KnownFormat, RefOr};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema,
+    SchemaFormat, Type,
+};
+use utoipa::openapi::{KnownFormat, Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::money::{Currency, DecimalText};
-use super::payment::{AddressLines, Bic, CountryCode, Date, Iban, Text, Uetr};
+use super::money::{AMOUNT_TEXT_CHARS_MAX, Currency, DecimalText};
+use super::payment::{Account, AddressLines, Bic, CountryCode, Date, Iban, Text, Uetr};
+
+/// What [`Text`] takes, as an ECMA-262 pattern: no control character (Unicode `Cc`, what
+/// `char::is_control` refuses) and at least one character that is not white space. Every
+/// string it matches, the reader takes: Rust's `White_Space` is within ECMA's `\s` and
+/// `Cc`. (The reader takes a few more: a text of U+FEFF alone, which `\s` counts as space.)
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// What [`DecimalText`] takes, as a pattern: plain digits with an optional fraction and at
+/// least one digit that is not zero (an amount is positive). The digit count a currency
+/// allows is said in the description: a pattern cannot know the currency.
+pub const AMOUNT_PATTERN: &str = "^([0-9]*[1-9][0-9]*(\\.[0-9]+)?|[0-9]+\\.[0-9]*[1-9][0-9]*)$";
 
 fn string(
     description: &str,
@@ -29,8 +43,11 @@ fn string(
 
 impl<const MAX: usize> PartialSchema for Text<MAX> {
     fn schema() -> RefOr<Schema> {
-        let description = format!("1 to {MAX} characters, no control characters");
-        string(&description, Some(MAX), None, "E2E-2026-0001").into()
+        let description =
+            format!("1 to {MAX} characters, not all white space, no control characters");
+        string(&description, Some(MAX), Some(TEXT_PATTERN), "E2E-2026-0001")
+            .min_length(Some(1))
+            .into()
     }
 }
 
@@ -94,9 +111,10 @@ string_schema!(
 string_schema!(
     DecimalText,
     "A positive amount as a plain decimal string (never a JSON number), at most 18 digits \
-     and no more decimals than the currency has",
-    None,
-    Some("^[0-9]+(\\.[0-9]+)?$"),
+     written with the currency's decimals and no more decimals than the currency has \
+     (2 for EUR and USD, 0 for JPY)",
+    Some(AMOUNT_TEXT_CHARS_MAX),
+    Some(AMOUNT_PATTERN),
     "1250.00"
 );
 
@@ -124,3 +142,79 @@ impl PartialSchema for Date {
 }
 
 impl ToSchema for Date {}
+
+impl PartialSchema for Account {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "An account: exactly one of its IBAN (check digits verified) and another \
+                 identifier",
+            ))
+            .property("iban", Iban::schema())
+            .property("id", Text::<34>::schema())
+            .min_properties(Some(1))
+            .max_properties(Some(1))
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .into()
+    }
+}
+
+impl ToSchema for Account {}
+
+fn reference(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(name))
+}
+
+/// The debtor and the creditor: a `Party` whose name (screening needs it) and account are
+/// both given.
+pub(super) fn account_holder() -> RefOr<Schema> {
+    AllOfBuilder::new()
+        .item(reference("Party"))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .required("name")
+                .required("account")
+                .property("name", reference("Text140"))
+                .property("account", reference("Account")),
+        )
+        .description(Some("A party with its name and its account, both required"))
+        .into()
+}
+
+/// An ultimate debtor or creditor: a party on whose behalf, or for whom, the payment is
+/// made, with no account in the payment.
+pub(super) fn ultimate_party() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "An ultimate party: a `Party` without an account (the account is the debtor's \
+             or the creditor's)",
+        ))
+        .property("name", reference("Text140"))
+        .property("country", reference("CountryCode"))
+        .property("address", reference("PostalAddress"))
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+        .into()
+}
+
+/// The debtor's and the creditor's agents: an `Agent` identified by its BIC or its
+/// clearing-system member id (one at least).
+pub(super) fn identified_agent() -> RefOr<Schema> {
+    let having = |field: &str, schema: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .required(field)
+            .property(field, reference(schema))
+    };
+    AllOfBuilder::new()
+        .item(reference("Agent"))
+        .item(
+            AnyOfBuilder::new()
+                .item(having("bic", "Bic"))
+                .item(having("member_id", "Text35")),
+        )
+        .description(Some("An agent with its bic, its member_id, or both"))
+        .into()
+}
