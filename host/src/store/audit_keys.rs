@@ -48,92 +48,18 @@ impl AuditKeys {
     /// each; blank lines and `#` comments skipped; the first key signs. `source` names
     /// where the text came from, for errors (never the text itself).
     pub fn parse(text: &str, source: &str) -> Result<AuditKeys, String> {
-        if text.len() > KEY_TEXT_BYTES_MAX {
-            return Err(format!("{source}: more than {KEY_TEXT_BYTES_MAX} bytes"));
-        }
-        let mut keys: Vec<(String, [u8; 32])> = Vec::new();
-        for (index, line) in text.split(['\n', ';']).enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let at = format!("{source}: key {}", index + 1);
-            let mut parts = line.split_whitespace();
-            let (Some(id), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(format!("{at}: expected `ID HEX` (an id and 64 hex digits)"));
-            };
-            let id_ok = id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !id_ok {
-                return Err(format!(
-                    "{at}: the id must be 1 to 64 letters, digits, '-' or '_'"
-                ));
-            }
-            let secret = hex_32(secret).ok_or_else(|| {
-                format!("{at} ({id}): the secret must be 64 hex digits (32 bytes)")
-            })?;
-            if keys.iter().any(|(known, _)| known == id) {
-                return Err(format!("{at}: the id {id} is listed twice"));
-            }
-            keys.push((id.to_owned(), secret));
-        }
-        if keys.is_empty() {
-            return Err(format!("{source}: no audit key in it"));
-        }
-        Ok(AuditKeys { keys })
+        parse_keys(text, source, &AUDIT).map(|keys| AuditKeys { keys })
     }
 
     /// Reads a key file, refusing one that others than its owner may read or write.
     pub fn load(path: &Path) -> Result<AuditKeys, String> {
-        use std::os::unix::fs::PermissionsExt;
-        let metadata = std::fs::metadata(path)
-            .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
-        let mode = metadata.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{}: mode {:03o} lets others read or change the audit key; \
-                 allow its owner only (chmod 600)",
-                path.display(),
-                mode & 0o777
-            ));
-        }
-        if metadata.len() > KEY_TEXT_BYTES_MAX as u64 {
-            return Err(format!(
-                "{}: more than {KEY_TEXT_BYTES_MAX} bytes",
-                path.display()
-            ));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
-        AuditKeys::parse(&text, &path.display().to_string())
+        load_keys(path, &AUDIT).map(|keys| AuditKeys { keys })
     }
 
     /// Adds a new key at the head of the key file (creating it, mode 0600): it signs from
     /// the next start; the keys after it still verify what they signed. Returns its id.
     pub fn add_key(path: &Path) -> Result<String, String> {
-        let existing = match std::fs::symlink_metadata(path) {
-            Ok(_) => Some(AuditKeys::load(path)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| format!("no randomness for a key: {e}"))?;
-        let id = format!("k{}", super::now_unix_ms());
-        let mut text = String::from(
-            "# payrules audit keys: `ID HEX` per line. The first signs new audit entries;\n\
-             # every key listed verifies what it signed. Keep this file outside the store.\n",
-        );
-        text.push_str(&format!("{id} {}\n", crate::registry::hex(&secret)));
-        for (old_id, old_secret) in existing.iter().flat_map(|keys| keys.keys.iter()) {
-            if *old_id == id {
-                return Err(format!("a key {id} exists already; try again in a moment"));
-            }
-            text.push_str(&format!("{old_id} {}\n", crate::registry::hex(old_secret)));
-        }
-        write_private(path, text.as_bytes())?;
-        Ok(id)
+        add_key_to(path, &AUDIT)
     }
 
     /// The ids, the signing key's first.
@@ -210,6 +136,110 @@ impl AuditKeys {
             &mac,
         ))
     }
+}
+
+/// What a key file holds, for its messages and its header.
+pub(crate) struct KeyKind {
+    /// E.g. "audit key".
+    pub(crate) noun: &'static str,
+    /// The comment a new file starts with.
+    pub(crate) header: &'static str,
+}
+
+const AUDIT: KeyKind = KeyKind {
+    noun: "audit key",
+    header: "# payrules audit keys: `ID HEX` per line. The first signs new audit entries;\n\
+             # every key listed verifies what it signed. Keep this file outside the store.\n",
+};
+
+pub(crate) fn parse_keys(
+    text: &str,
+    source: &str,
+    kind: &KeyKind,
+) -> Result<Vec<(String, [u8; 32])>, String> {
+    if text.len() > KEY_TEXT_BYTES_MAX {
+        return Err(format!("{source}: more than {KEY_TEXT_BYTES_MAX} bytes"));
+    }
+    let mut keys: Vec<(String, [u8; 32])> = Vec::new();
+    for (index, line) in text.split(['\n', ';']).enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = format!("{source}: key {}", index + 1);
+        let mut parts = line.split_whitespace();
+        let (Some(id), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("{at}: expected `ID HEX` (an id and 64 hex digits)"));
+        };
+        let id_ok = id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(format!(
+                "{at}: the id must be 1 to 64 letters, digits, '-' or '_'"
+            ));
+        }
+        let secret = hex_32(secret)
+            .ok_or_else(|| format!("{at} ({id}): the secret must be 64 hex digits (32 bytes)"))?;
+        if keys.iter().any(|(known, _)| known == id) {
+            return Err(format!("{at}: the id {id} is listed twice"));
+        }
+        keys.push((id.to_owned(), secret));
+    }
+    if keys.is_empty() {
+        return Err(format!("{source}: no {} in it", kind.noun));
+    }
+    Ok(keys)
+}
+
+/// Reads a key file, refusing one that others than its owner may read or write.
+pub(crate) fn load_keys(path: &Path, kind: &KeyKind) -> Result<Vec<(String, [u8; 32])>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: mode {:03o} lets others read or change the {}; \
+                 allow its owner only (chmod 600)",
+            path.display(),
+            mode & 0o777,
+            kind.noun
+        ));
+    }
+    if metadata.len() > KEY_TEXT_BYTES_MAX as u64 {
+        return Err(format!(
+            "{}: more than {KEY_TEXT_BYTES_MAX} bytes",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    parse_keys(&text, &path.display().to_string(), kind)
+}
+
+/// Adds a new key at the head of a key file (creating it, mode 0600); the keys after it
+/// stay. Returns its id.
+pub(crate) fn add_key_to(path: &Path, kind: &KeyKind) -> Result<String, String> {
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(_) => Some(load_keys(path, kind)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| format!("no randomness for a key: {e}"))?;
+    let id = format!("k{}", super::now_unix_ms());
+    let mut text = String::from(kind.header);
+    text.push_str(&format!("{id} {}\n", crate::registry::hex(&secret)));
+    for (old_id, old_secret) in existing.iter().flatten() {
+        if *old_id == id {
+            return Err(format!("a key {id} exists already; try again in a moment"));
+        }
+        text.push_str(&format!("{old_id} {}\n", crate::registry::hex(old_secret)));
+    }
+    write_private(path, text.as_bytes())?;
+    Ok(id)
 }
 
 const ENTRY_DOMAIN: &[u8] = b"payrules-audit-entry-mac-v1";

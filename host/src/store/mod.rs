@@ -32,6 +32,7 @@ pub mod audit_keys;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod outbox;
+pub mod personal;
 pub mod postgres;
 pub(crate) mod queue;
 pub mod sqlite;
