@@ -72,6 +72,8 @@ pub const CODE_CACHE_BYTES_MAX_DEFAULT: u64 = 1024 * 1024 * 1024;
 
 /// The audit key file by default: beside the store, made on first start (mode 0600).
 pub const AUDIT_KEY_FILE_DEFAULT: &str = "payrules-audit.key";
+/// The master key file by default: beside the store, made on first start (mode 0600).
+pub const MASTER_KEY_FILE_DEFAULT: &str = "payrules-master.key";
 /// The audit checkpoint file by default: beside the store, named for it
 /// (`payrules.db` → `payrules-audit.checkpoints`), so two stores in one directory never
 /// share one.
@@ -339,6 +341,8 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// How the audit log is authenticated.
     pub audit: AuditConfig,
+    /// How the personal data in the store is sealed.
+    pub personal_data: PersonalDataConfig,
     /// How held payments are reviewed.
     pub review: ReviewConfig,
     /// Where decision and review events are delivered (none by default: then no event is
@@ -766,7 +770,20 @@ pub struct AuditConfig {
     pub checkpoint_interval_ms: Option<u64>,
 }
 
-/// Where the audit keys come from.
+/// The master keys that wrap the store's data keys (see `store::personal`): outside the
+/// database, so that a copy of it (a backup, a stolen volume) reads as ciphertext.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersonalDataConfig {
+    /// A file of master keys (`ID HEX` lines, the first wraps; mode 0600). By default
+    /// [`MASTER_KEY_FILE_DEFAULT`] beside the store, made if missing.
+    pub master_key_file: Option<PathBuf>,
+    /// Or the name of an environment variable holding the same text (`;` may separate
+    /// keys). Set at most one of the two.
+    pub master_key_env: Option<String>,
+}
+
+/// Where a set of keys (the audit keys, the master keys) comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuditKeySource {
     /// A file; `made_if_missing` for the default one beside the store.
@@ -800,6 +817,24 @@ impl Config {
             },
             (None, None) => AuditKeySource::File {
                 path: self.store_dir().join(AUDIT_KEY_FILE_DEFAULT),
+                made_if_missing: true,
+            },
+        }
+    }
+
+    /// Where the master keys come from.
+    pub fn master_key_source(&self) -> AuditKeySource {
+        match (
+            &self.personal_data.master_key_file,
+            &self.personal_data.master_key_env,
+        ) {
+            (_, Some(name)) => AuditKeySource::Env(name.clone()),
+            (Some(path), None) => AuditKeySource::File {
+                path: path.clone(),
+                made_if_missing: false,
+            },
+            (None, None) => AuditKeySource::File {
+                path: self.store_dir().join(MASTER_KEY_FILE_DEFAULT),
                 made_if_missing: true,
             },
         }
@@ -877,6 +912,7 @@ impl Default for Config {
             api_keys: Vec::new(),
             tenants: Vec::new(),
             audit: AuditConfig::default(),
+            personal_data: PersonalDataConfig::default(),
             review: ReviewConfig::default(),
             webhooks: Vec::new(),
             tls: None,
@@ -979,6 +1015,14 @@ impl Config {
         }
         if self.audit.key_file.is_some() && self.audit.key_env.is_some() {
             return Err("audit.key_file and audit.key_env: set one, not both".to_owned());
+        }
+        if self.personal_data.master_key_file.is_some()
+            && self.personal_data.master_key_env.is_some()
+        {
+            return Err(
+                "personal_data.master_key_file and personal_data.master_key_env: set one, not both"
+                    .to_owned(),
+            );
         }
         if self.audit.checkpoint_interval_ms == Some(0) {
             return Err("audit.checkpoint_interval_ms must be greater than zero".to_owned());

@@ -11,6 +11,7 @@ use payrules::pipeline::{Deciders, Pipeline};
 use payrules::registry::live::LiveRules;
 use payrules::service::{Service, ServiceError};
 use payrules::store::audit_keys::{AuditKeys, CheckpointLog};
+use payrules::store::personal::{MasterKeys, PersonalData};
 use payrules::store::{AuditSealing, SqliteStore, Store, now_unix_ms};
 use payrules::telemetry::Metrics;
 use payrules::velocity::{Scope, VelocityBook};
@@ -41,6 +42,9 @@ fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
         keys: AuditKeys::parse(&format!("t {}", "01".repeat(32)), "test").expect("a key"),
         checkpoints: CheckpointLog::open(&dir.path().join("checkpoints"), 1_000)
             .expect("checkpoints"),
+        personal: PersonalData::new(
+            MasterKeys::parse(&format!("m {}", "02".repeat(32)), "test").expect("a key"),
+        ),
     };
     Arc::new(
         SqliteStore::open(&dir.path().join("payrules.db"), 64, Arc::new(()), sealing)

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use super::BadInput;
 use payrules::config::{AuditKeySource, Config};
 use payrules::store::audit_keys::{AuditKeys, read_checkpoints};
+use payrules::store::personal::MasterKeys;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -42,6 +43,10 @@ pub struct AuditFiles {
     /// The checkpoint file (instead of the config's, or the one beside the store).
     #[arg(long)]
     checkpoints: Option<PathBuf>,
+    /// The master key file that unwraps the sealed rows' data keys (instead of the
+    /// config's, or the one beside the store).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
 }
 
 impl AuditFiles {
@@ -64,6 +69,10 @@ impl AuditFiles {
         }
         if let Some(checkpoints) = &self.checkpoints {
             config.audit.checkpoint_file = Some(checkpoints.clone());
+        }
+        if let Some(master_key_file) = &self.master_key_file {
+            config.personal_data.master_key_file = Some(master_key_file.clone());
+            config.personal_data.master_key_env = None;
         }
         Ok(config)
     }
@@ -92,29 +101,82 @@ pub(super) fn audit_keys(config: &Config, make_default: bool) -> Result<AuditKey
                 .to_owned(),
         ));
     }
-    match config.audit_key_source() {
+    keys_from(
+        config.audit_key_source(),
+        "audit.key_env",
+        "audit key",
+        "audit.key_file or audit.key_env",
+        make_default,
+        (AuditKeys::parse, AuditKeys::load, AuditKeys::add_key),
+    )
+}
+
+/// The master keys that wrap the store's data keys, as the config names them. `serve`
+/// makes the default key file beside the store when it is missing (`make_default`).
+pub(super) fn master_keys(config: &Config, make_default: bool) -> Result<MasterKeys, BadInput> {
+    if config.store.url.is_some()
+        && config.personal_data.master_key_file.is_none()
+        && config.personal_data.master_key_env.is_none()
+    {
+        // A key made beside one host would wrap data keys no other host could unwrap.
+        return Err(BadInput(
+            "store.url: the hosts sharing a database read each other's sealed rows, so they \
+             share its master keys: set personal_data.master_key_file or \
+             personal_data.master_key_env (the same keys on every host; `payrules keys \
+             new-master-key --key-file FILE` makes a key file)"
+                .to_owned(),
+        ));
+    }
+    keys_from(
+        config.master_key_source(),
+        "personal_data.master_key_env",
+        "master key",
+        "personal_data.master_key_file or personal_data.master_key_env",
+        make_default,
+        (MasterKeys::parse, MasterKeys::load, MasterKeys::add_key),
+    )
+}
+
+/// How a kind of keys is parsed from text, loaded from a file, and added to one.
+type KeyFunctions<K> = (
+    fn(&str, &str) -> Result<K, String>,
+    fn(&std::path::Path) -> Result<K, String>,
+    fn(&std::path::Path) -> Result<String, String>,
+);
+
+/// Keys from where `source` says: a variable (`env_setting` names the setting), or a
+/// file, made beside the store when it is the default one and `make_default`.
+fn keys_from<K>(
+    source: AuditKeySource,
+    env_setting: &str,
+    noun: &str,
+    settings: &str,
+    make_default: bool,
+    (parse, load, add): KeyFunctions<K>,
+) -> Result<K, BadInput> {
+    match source {
         AuditKeySource::Env(name) => {
             let text = std::env::var(&name).map_err(|e| {
                 BadInput(format!(
-                    "audit.key_env: the variable {name} cannot be read: {e}"
+                    "{env_setting}: the variable {name} cannot be read: {e}"
                 ))
             })?;
-            AuditKeys::parse(&text, &format!("the variable {name}")).map_err(BadInput)
+            parse(&text, &format!("the variable {name}")).map_err(BadInput)
         }
         AuditKeySource::File {
             path,
             made_if_missing,
         } => {
             if make_default && made_if_missing && !path.exists() {
-                AuditKeys::add_key(&path).map_err(BadInput)?;
+                add(&path).map_err(BadInput)?;
                 eprintln!(
-                    "payrules: made the audit key {} beside the store (for local use: in \
-                     production keep it where the database's writers cannot read it, \
-                     audit.key_file or audit.key_env)",
+                    "payrules: made the {noun} {} beside the store (for local use: in \
+                     production keep it where the database's readers and writers cannot \
+                     read it, {settings})",
                     path.display()
                 );
             }
-            AuditKeys::load(&path).map_err(BadInput)
+            load(&path).map_err(BadInput)
         }
     }
 }
@@ -129,7 +191,8 @@ fn audit_verify(at: &AuditFiles) -> ExitCode {
         } else {
             Vec::new()
         };
-        let store = payrules::service::open_existing_store(&config).map_err(BadInput)?;
+        let master = master_keys(&config, false)?;
+        let store = payrules::service::open_existing_store(&config, master).map_err(BadInput)?;
         let verdict = payrules::store::audit::verify(&*store, &keys, &checkpoints)
             .map_err(|e| BadInput(format!("{}: {e}", store.location())))?;
         Ok((store.location(), verdict))

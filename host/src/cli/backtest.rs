@@ -81,7 +81,8 @@ pub(super) fn backtest(args: &Backtest) -> anyhow::Result<()> {
             if let Some(store) = &args.store {
                 super::store_at(&mut at, store);
             }
-            let store = payrules::service::open_existing_store(&at).map_err(BadInput)?;
+            let master = super::audit::master_keys(&at, false)?;
+            let store = payrules::service::open_existing_store(&at, master).map_err(BadInput)?;
             payrules::compare::backtest_store(&*store, runtime, &candidate, since, until)?
         }
     };

@@ -1,4 +1,5 @@
-//! `payrules keys new`: a random API key and the config lines that hold its hash.
+//! `payrules keys new`: a random API key and the config lines that hold its hash;
+//! `payrules keys new-master-key`: a master key for the sealed personal data.
 
 use clap::Subcommand;
 use std::io::Write;
@@ -17,6 +18,15 @@ pub enum KeysCommand {
         #[arg(long = "role", required = true, value_parser = parse_role)]
         roles: Vec<Role>,
     },
+    /// Add a new master key at the head of a master key file (made if missing, mode
+    /// 0600): from the next start it wraps the store's data keys, and that start wraps
+    /// every data key again with it; keep the older key listed until every host has
+    /// started so, then drop it.
+    NewMasterKey {
+        /// The master key file (`personal_data.master_key_file`).
+        #[arg(long)]
+        key_file: std::path::PathBuf,
+    },
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -30,6 +40,18 @@ fn parse_role(text: &str) -> Result<Role, String> {
 pub fn run(command: &KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::New { name, roles } => keys_new(name, roles),
+        KeysCommand::NewMasterKey { key_file } => {
+            let id = payrules::store::personal::MasterKeys::add_key(key_file)
+                .map_err(super::BadInput)?;
+            writeln!(
+                std::io::stdout().lock(),
+                "added master key {id} at the head of {}: it wraps the data keys from the \
+                 next start, which wraps every data key again with it; keep the older keys \
+                 listed until every host has started with this file",
+                key_file.display()
+            )?;
+            Ok(())
+        }
     }
 }
 

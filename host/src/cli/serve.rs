@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::BadInput;
-use super::audit::audit_keys;
+use super::audit::{audit_keys, master_keys};
 use payrules::api::rate::RateLimits;
 use payrules::api::{self, AppState, auth};
 use payrules::config::{Config, Role};
@@ -62,10 +62,13 @@ fn serve(
         .map_err(BadInput)?
         .map(Arc::new);
     let audit_keys = audit_keys(&config, true)?;
-    let Started { service, trigger } = service::start(&config, audit_keys, from_last_good)
-        .map_err(|error| match error {
-            StartError::BadInput(message) => anyhow::Error::new(BadInput(message)),
-            StartError::Failed(message) => anyhow::anyhow!(message),
+    let master_keys = master_keys(&config, true)?;
+    let Started { service, trigger } =
+        service::start(&config, audit_keys, master_keys, from_last_good).map_err(|error| {
+            match error {
+                StartError::BadInput(message) => anyhow::Error::new(BadInput(message)),
+                StartError::Failed(message) => anyhow::anyhow!(message),
+            }
         })?;
     // A local key only for a service with no other way in (no keys, no tokens).
     let keys = if config.api_keys.is_empty() && config.oauth.is_none() {

@@ -177,6 +177,15 @@ pub enum RuleOutcome {
 }
 
 impl RuleOutcome {
+    /// Whether the rule fired: answered anything but a pass or a score of 0 (what
+    /// `GET /v1/payments?rule=` finds).
+    pub fn fired(&self) -> bool {
+        !matches!(
+            self,
+            RuleOutcome::Pass | RuleOutcome::Score { score: 0, .. }
+        )
+    }
+
     /// The reason codes the answer carries: a reject or decline reason, review findings,
     /// risk reasons.
     pub fn codes(&self) -> Vec<&str> {

@@ -13,6 +13,7 @@ use crate::registry::RuleSet;
 use crate::registry::live::LiveRules;
 use crate::runtime::Runtime;
 use crate::store::audit_keys::{AuditKeys, CheckpointLog};
+use crate::store::personal::{MasterKeys, PersonalData};
 use crate::store::{AuditSealing, PgSettings, PgStore, SqliteStore, Store, now_unix_ms};
 use crate::telemetry::Metrics;
 use crate::velocity::{VelocityBook, WINDOW_SECONDS_MAX};
@@ -43,11 +44,13 @@ pub struct Started {
 }
 
 /// Starts the service `config` describes, its audit log authenticated with `audit_keys`
-/// (read by the binary from where the config says). With `from_last_good`, a rules
-/// directory that does not load is replaced by the copy of the last set that went live.
+/// and its personal data sealed under data keys `master_keys` wrap (both read by the
+/// binary from where the config says). With `from_last_good`, a rules directory that does
+/// not load is replaced by the copy of the last set that went live.
 pub fn start(
     config: &Config,
     audit_keys: AuditKeys,
+    master_keys: MasterKeys,
     from_last_good: bool,
 ) -> Result<Started, StartError> {
     let store_dir = config.store_dir();
@@ -100,7 +103,7 @@ pub fn start(
     let live = Arc::new(live.keeping_last_good(&last_good, trigger == "start"));
     let metrics = Arc::new(Metrics::new());
     let host_id = host_id();
-    let store = open_store(config, audit_keys.clone(), &metrics, &host_id)?;
+    let store = open_store(config, audit_keys.clone(), master_keys, &metrics, &host_id)?;
     let velocity = Arc::new(VelocityBook::new());
     let window_ms = i64::from(WINDOW_SECONDS_MAX) * 1000;
     let accepted = store
@@ -155,6 +158,7 @@ pub fn start(
 fn open_store(
     config: &Config,
     keys: AuditKeys,
+    master_keys: MasterKeys,
     metrics: &Arc<Metrics>,
     host_id: &str,
 ) -> Result<Arc<dyn Store>, StartError> {
@@ -168,6 +172,7 @@ fn open_store(
                 .unwrap_or(AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT),
         )
         .map_err(StartError::BadInput)?,
+        personal: PersonalData::new(master_keys),
     };
     if let Some(mut settings) = postgres_settings(config).map_err(StartError::BadInput)? {
         settings.holder = host_id.to_owned();
@@ -188,13 +193,13 @@ fn open_store(
 }
 
 /// An existing store, for reading only (`payrules audit verify`, backtest).
-pub fn open_existing_store(config: &Config) -> Result<Box<dyn Store>, String> {
+pub fn open_existing_store(config: &Config, master: MasterKeys) -> Result<Box<dyn Store>, String> {
     match postgres_settings(config)? {
         Some(settings) => Ok(Box::new(
-            PgStore::open_existing(&settings).map_err(|e| e.to_string())?,
+            PgStore::open_existing(&settings, master).map_err(|e| e.to_string())?,
         )),
         None => Ok(Box::new(
-            SqliteStore::open_existing(&config.store.path).map_err(|e| e.to_string())?,
+            SqliteStore::open_existing(&config.store.path, master).map_err(|e| e.to_string())?,
         )),
     }
 }

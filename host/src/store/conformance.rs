@@ -23,6 +23,9 @@ pub struct Harness {
     pub keys: AuditKeys,
     /// The checkpoint file it writes.
     pub checkpoint_file: PathBuf,
+    /// Everything the database holds, as text, read past the store (the file's bytes, or
+    /// every row): what someone with a copy of the database sees.
+    pub raw: Box<dyn Fn() -> String>,
 }
 
 impl Harness {
@@ -37,6 +40,15 @@ impl Harness {
             .expect("the store reads")
             .unwrap_or_else(|fault| panic!("the audit chain verifies: {fault}"))
     }
+}
+
+/// The test master key.
+pub fn test_master() -> crate::store::personal::MasterKeys {
+    crate::store::personal::MasterKeys::parse(
+        &format!("conformance-master {}", "6b".repeat(32)),
+        "test",
+    )
+    .expect("a key")
 }
 
 /// The test audit key.
@@ -1550,4 +1562,132 @@ pub async fn one_host_at_a_time_holds_the_relay_lease(harness: &Harness) {
         assert!(!store.relay_lease("host-a", 60_000).await.expect("asks"));
     }
     store.close();
+}
+
+/// Personal data is sealed at rest: a payment's names, account and remittance text, the
+/// names a decision's reasons quote (live and shadow), a reviewer's note and a status
+/// report are nowhere in the database in clear — a copy of it shows ciphertext — while the
+/// store reads each back whole and the audit chain, which hashes what was decided,
+/// verifies.
+pub async fn personal_data_is_sealed_at_rest(harness: &Harness) {
+    const NAME: &str = "Zebulon Quxworth-Pemberly";
+    const REMITTANCE: &str = "INVOICE QXZ-SECRET-4471";
+    let store = (harness.open)();
+    let mut new = new_decision(&*store, "pay_pd", "checkout", "k-pd", Status::PendingReview);
+    let mut value = serde_json::to_value(&new.payment).expect("JSON");
+    value["debtor"]["name"] = serde_json::json!(NAME);
+    value["remittance"] = serde_json::json!(REMITTANCE);
+    new.payment = Payment::from_json(&value.to_string()).expect("valid");
+    let iban = new.payment.debtor_account().to_owned();
+    new.decision.reasons.push(crate::model::Reason {
+        code: "NAME_MATCH".to_owned(),
+        message: format!("the debtor's name matched {NAME} (0.97)"),
+        rule: Some("sanctions".to_owned()),
+    });
+    store.commit(new.clone()).await.expect("commits");
+    let mut shadow = new.decision.clone();
+    shadow.status = Status::Rejected;
+    store.record_shadow(&shadow, "shadow-pd").expect("queued");
+    let stored = store
+        .payment("pay_pd")
+        .await
+        .expect("reads")
+        .expect("stored");
+    let mut reviewed = review(
+        "pay_pd",
+        Verdict::Approve,
+        "ops",
+        1_790_000_100_000,
+        &stored.decision_sha256,
+    );
+    reviewed.note = Some(format!("called {NAME} back"));
+    store.review(reviewed).await.expect("reviewed");
+    let message = NewMessage {
+        principal: "bank".to_owned(),
+        message_id: "MSG-PD".to_owned(),
+        fingerprint: store.fingerprint(b"pd"),
+        received_at_unix_ms: 1_790_000_000_000,
+        decisions: vec![new_decision(
+            &*store,
+            "pay_pd2",
+            "bank",
+            "iso20022:MSG-PD",
+            Status::Accepted,
+        )],
+        report: format!("<AddtlInf>matched {NAME}</AddtlInf>"),
+    };
+    store
+        .commit_message(message)
+        .await
+        .expect("the message commits");
+    store.close();
+
+    let raw = (harness.raw)();
+    for secret in [NAME, "Quxworth", REMITTANCE, iban.as_str()] {
+        assert!(
+            !raw.contains(secret),
+            "{secret:?} is in the database in clear"
+        );
+    }
+    assert!(raw.contains("pd1."), "sealed values are there");
+
+    let store = (harness.open)();
+    let stored = store
+        .payment("pay_pd")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(
+        stored.payment.debtor.name.as_ref().map(|n| n.as_str()),
+        Some(NAME)
+    );
+    assert_eq!(
+        stored.payment.remittance.as_ref().map(|r| r.as_str()),
+        Some(REMITTANCE)
+    );
+    assert!(stored.decision.reasons[0].message.contains(NAME));
+    assert_eq!(
+        stored.review.as_ref().and_then(|r| r.note.as_deref()),
+        Some(format!("called {NAME} back").as_str())
+    );
+    let report = store
+        .message("bank", "MSG-PD")
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert_eq!(
+        report.report,
+        format!("<AddtlInf>matched {NAME}</AddtlInf>")
+    );
+    let mut shadowed = Vec::new();
+    store
+        .for_each_shadowed("shadow-pd", &mut |live, shadow| {
+            shadowed.push((live.reasons[0].message.clone(), shadow.status));
+        })
+        .expect("reads");
+    assert_eq!(shadowed.len(), 1);
+    assert!(shadowed[0].0.contains(NAME) && shadowed[0].1 == Status::Rejected);
+    let queue = store
+        .reviews(queue_query(ReviewState::Resolved, 10))
+        .await
+        .expect("reads");
+    assert_eq!(
+        queue.items[0].reasons[0].message,
+        new.decision.reasons[0].message
+    );
+    let mut backtested = 0;
+    store
+        .for_each_decided(0, i64::MAX, &mut |payment, _| {
+            backtested += usize::from(
+                payment
+                    .debtor
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| n.as_str() == NAME),
+            );
+        })
+        .expect("reads");
+    assert_eq!(backtested, 1);
+    store.close();
+    harness.verify(&*store);
 }

@@ -44,6 +44,7 @@ use crate::model::{Decision, Payment, Reason, Review, Status};
 use audit::AuditEntry;
 use audit_keys::{AuditKeys, CheckpointLog};
 use outbox::{DeadLetter, Delivery, DeliveryOutcome, EndpointBacklog, EventRoutes, OutboxEvent};
+use personal::{PersonalData, Sealer, context};
 
 pub use postgres::{PgSettings, PgStore};
 pub use sqlite::SqliteStore;
@@ -401,10 +402,12 @@ pub struct DecisionRecord {
     pub status: String,
     /// The rule set that decided.
     pub rule_set_version: String,
-    /// The payment, canonical JSON.
+    /// The payment, canonical JSON, sealed ([`personal`]).
     pub payment: String,
-    /// The decision, JSON.
+    /// The decision, JSON, sealed.
     pub decision: String,
+    /// The rules that fired, in clear for search ([`rules_fired`]).
+    pub rules_fired: String,
     /// The idempotency key it was submitted under.
     pub idempotency: IdempotencyClaim,
     /// Its audit entry's detail: status, rule set, key, and the sha256 of payment and decision.
@@ -415,7 +418,11 @@ pub struct DecisionRecord {
 
 impl DecisionRecord {
     /// Serialises a decision and computes its audit detail and its event.
-    pub fn new(new: NewDecision, routes: &EventRoutes) -> Result<DecisionRecord, StoreError> {
+    pub fn new(
+        new: NewDecision,
+        routes: &EventRoutes,
+        personal: &PersonalData,
+    ) -> Result<DecisionRecord, StoreError> {
         let payment = serde_json::to_string(&new.payment)
             .map_err(|e| StoreError::failed(format!("cannot serialise a payment: {e}")))?;
         let decision = serde_json::to_string(&new.decision)
@@ -429,7 +436,12 @@ impl DecisionRecord {
             "decision_sha256": audit::sha256_hex(&decision),
         })
         .to_string();
+        // The audit entry hashes what was decided; the row keeps it sealed.
+        let now = now_unix_ms();
+        let payment = personal.seal(&context::payment(&new.payment_id), &payment, now)?;
+        let decision = personal.seal(&context::decision(&new.payment_id), &decision, now)?;
         let mut record = DecisionRecord {
+            rules_fired: rules_fired(&new.decision),
             end_to_end_id: new.payment.end_to_end_id.to_string(),
             amount: new.payment.amount.value().to_string(),
             currency: new.payment.currency.code().to_owned(),
@@ -456,6 +468,20 @@ pub struct AuditSealing {
     pub keys: AuditKeys,
     /// The checkpoint file.
     pub checkpoints: CheckpointLog,
+    /// What seals the personal data in the rows (the data keys, under the master keys).
+    pub personal: Sealer,
+}
+
+/// The names of the rules that fired in a decision, each between spaces (` sanctions
+/// limits `): the clear column `GET /v1/payments?rule=` searches, the decision itself
+/// being sealed.
+pub fn rules_fired(decision: &Decision) -> String {
+    let mut fired = String::from(" ");
+    for run in decision.rules.iter().filter(|run| run.outcome.fired()) {
+        fired.push_str(&run.name);
+        fired.push(' ');
+    }
+    fired
 }
 
 /// The name a status is stored and listed under.
@@ -495,14 +521,60 @@ pub(crate) fn keyed_fingerprint(secret: &[u8; 32], canonical_payload: &[u8]) -> 
     mac.finalize().into_bytes().into()
 }
 
-/// A stored payment read back.
-pub(crate) fn stored_payment(json: &str) -> Result<Payment, StoreError> {
-    Payment::from_json(json).map_err(|e| StoreError::failed(format!("a stored payment: {e}")))
+/// A stored payment read back (opened, if sealed).
+pub(crate) fn stored_payment(
+    personal: &PersonalData,
+    payment_id: &str,
+    stored: &str,
+) -> Result<Payment, StoreError> {
+    let json = personal.open(&context::payment(payment_id), stored)?;
+    Payment::from_json(&json).map_err(|e| StoreError::failed(format!("a stored payment: {e}")))
 }
 
-/// A stored decision read back.
-pub(crate) fn stored_decision(json: &str) -> Result<Decision, StoreError> {
+/// A payment's decision as it was stored, opened: the text its audit entry hashes.
+pub(crate) fn opened_decision(
+    personal: &PersonalData,
+    payment_id: &str,
+    stored: &str,
+) -> Result<String, StoreError> {
+    personal.open(&context::decision(payment_id), stored)
+}
+
+/// A stored decision read back (opened, if sealed).
+pub(crate) fn stored_decision(
+    personal: &PersonalData,
+    payment_id: &str,
+    stored: &str,
+) -> Result<Decision, StoreError> {
+    decision_of(&opened_decision(personal, payment_id, stored)?)
+}
+
+/// A decision's JSON read.
+pub(crate) fn decision_of(json: &str) -> Result<Decision, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::failed(format!("a stored decision: {e}")))
+}
+
+/// A decided row as the audit verifier reads it: its payment and decision opened.
+pub(crate) fn opened_row(
+    personal: &PersonalData,
+    payment_id: &str,
+    row: DecidedRow,
+) -> Result<DecidedRow, StoreError> {
+    Ok(DecidedRow {
+        payment: personal.open(&context::payment(payment_id), &row.payment)?,
+        decision: opened_decision(personal, payment_id, &row.decision)?,
+        ..row
+    })
+}
+
+/// A shadow set's stored decision read back (opened, if sealed).
+pub(crate) fn stored_shadow_decision(
+    personal: &PersonalData,
+    payment_id: &str,
+    shadow_version: &str,
+    stored: &str,
+) -> Result<Decision, StoreError> {
+    decision_of(&personal.open(&context::shadow(payment_id, shadow_version), stored)?)
 }
 
 /// An error of a backend, kept for the logs.

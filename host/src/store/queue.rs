@@ -2,6 +2,7 @@
 //! is durable. Both backends queue the same writes; their writers differ.
 
 use super::outbox::{DeliveryOutcome, EventRoutes};
+use super::personal::{PersonalData, context};
 use super::{DecisionRecord, NewDecision, NewMessage, ReviewRecord, StoreError, now_unix_ms};
 use crate::model::{Decision, Review};
 
@@ -35,30 +36,58 @@ pub(crate) enum Write {
 
 impl Write {
     /// A decision, serialised with its audit detail.
-    pub(crate) fn decision(new: NewDecision, routes: &EventRoutes) -> Result<Write, StoreError> {
-        Ok(Write::Decision(Box::new(DecisionRecord::new(new, routes)?)))
+    pub(crate) fn decision(
+        new: NewDecision,
+        routes: &EventRoutes,
+        personal: &PersonalData,
+    ) -> Result<Write, StoreError> {
+        Ok(Write::Decision(Box::new(DecisionRecord::new(
+            new, routes, personal,
+        )?)))
     }
 
     /// A message and its decisions, serialised.
-    pub(crate) fn message(message: NewMessage, routes: &EventRoutes) -> Result<Write, StoreError> {
+    pub(crate) fn message(
+        message: NewMessage,
+        routes: &EventRoutes,
+        personal: &PersonalData,
+    ) -> Result<Write, StoreError> {
         let decisions = message
             .decisions
             .into_iter()
-            .map(|new| DecisionRecord::new(new, routes))
+            .map(|new| DecisionRecord::new(new, routes, personal))
             .collect::<Result<Vec<_>, _>>()?;
+        let report = personal.seal(
+            &context::report(&message.principal, &message.message_id),
+            &message.report,
+            now_unix_ms(),
+        )?;
         Ok(Write::Message(Box::new(MessageRows {
             principal: message.principal,
             message_id: message.message_id,
             fingerprint: message.fingerprint,
             received_at_ms: message.received_at_unix_ms,
-            report: message.report,
+            report,
             decisions,
         })))
     }
 
     /// A review, with its audit detail.
-    pub(crate) fn review(review: Review, routes: &EventRoutes) -> Write {
-        Write::Review(Box::new(ReviewRecord::new(review, routes)))
+    pub(crate) fn review(
+        review: Review,
+        routes: &EventRoutes,
+        personal: &PersonalData,
+    ) -> Result<Write, StoreError> {
+        let mut record = ReviewRecord::new(review, routes);
+        // The audit detail hashes the note; the row keeps it sealed.
+        if let Some(note) = &record.review.note {
+            record.review.note = Some(personal.seal(
+                &context::note(&record.review.payment_id),
+                note,
+                now_unix_ms(),
+            )?);
+        }
+        Ok(Write::Review(Box::new(record)))
     }
 
     /// An audit entry of the service's own, now.
@@ -100,13 +129,22 @@ pub(crate) struct ShadowRow {
 
 impl ShadowRow {
     /// The row of `decision`, made by shadow set `shadow_version`.
-    pub(crate) fn new(decision: &Decision, shadow_version: &str) -> Result<ShadowRow, StoreError> {
+    pub(crate) fn new(
+        decision: &Decision,
+        shadow_version: &str,
+        personal: &PersonalData,
+    ) -> Result<ShadowRow, StoreError> {
+        let json = serde_json::to_string(decision)
+            .map_err(|e| StoreError::failed(format!("a shadow decision: {e}")))?;
         Ok(ShadowRow {
             payment_id: decision.payment_id.clone(),
             shadow_version: shadow_version.to_owned(),
             decided_at_ms: decision.decided_at_unix_ms,
-            decision: serde_json::to_string(decision)
-                .map_err(|e| StoreError::failed(format!("a shadow decision: {e}")))?,
+            decision: personal.seal(
+                &context::shadow(&decision.payment_id, shadow_version),
+                &json,
+                now_unix_ms(),
+            )?,
         })
     }
 }

@@ -43,13 +43,15 @@ use super::audit::AuditEntry;
 use super::outbox::{
     DELIVERY_ERROR_CHARS_MAX, DeadLetter, Delivery, DeliveryOutcome, EndpointBacklog, EventRoutes,
 };
+use super::personal::{MasterKeys, PersonalData, Sealer, context};
 use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
     PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
-    ReviewedRow, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint,
-    parse_status, status_name, stored_decision, stored_payment,
+    ReviewedRow, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of,
+    keyed_fingerprint, opened_decision, opened_row, parse_status, status_name, stored_decision,
+    stored_payment, stored_shadow_decision,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::write_loop;
@@ -236,7 +238,13 @@ pub struct PgStore {
     location: String,
     /// Where events go ([`Store::route_events`]).
     routes: std::sync::RwLock<EventRoutes>,
+    /// Seals and opens the personal data in the rows.
+    personal: Sealer,
 }
+
+/// How often a host makes sure the data keys of today and tomorrow exist, and takes
+/// those other hosts made.
+const DATA_KEYS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl PgStore {
     /// Connects to the database `settings` names, brings its schema up to date (one host
@@ -247,11 +255,14 @@ impl PgStore {
         sealing: AuditSealing,
     ) -> Result<PgStore, StoreError> {
         let (runtime, inner, location) = start(settings)?;
+        let personal = Arc::clone(&sealing.personal);
         let opened = wait(&inner.handle, {
             let inner = Arc::clone(&inner);
+            let personal = Arc::clone(&personal);
             async move {
                 let client = inner.connect(false).await?;
                 schema::migrate(&client).await?;
+                schema::sync_data_keys(&client, &personal).await?;
                 schema::secret(&client, "idempotency_fingerprint_key").await
             }
         });
@@ -266,6 +277,24 @@ impl PgStore {
         let (sender, jobs) = mpsc::unbounded_channel();
         let (shadow_writes, shadows) = std::sync::mpsc::sync_channel(SHADOW_PENDING_MAX);
         let (done, writer_done) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn({
+            let inner = Arc::clone(&inner);
+            let personal = Arc::clone(&personal);
+            async move {
+                let mut every = tokio::time::interval(DATA_KEYS_EVERY);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let synced = async {
+                        let client = inner.connect(false).await?;
+                        schema::sync_data_keys(&client, &personal).await
+                    };
+                    if let Err(error) = synced.await {
+                        tracing::error!("cannot bring the data keys up to date: {error}");
+                    }
+                }
+            }
+        });
         runtime.spawn({
             let inner = Arc::clone(&inner);
             let batch_max = settings.commit_batch_max.max(1);
@@ -283,18 +312,24 @@ impl PgStore {
             fingerprint_key,
             location,
             routes: std::sync::RwLock::new(EventRoutes::default()),
+            personal,
         })
     }
 
     /// Connects to an existing store for reading only (`payrules audit verify`,
     /// backtest): writes fail as [`StoreError::Closed`].
-    pub fn open_existing(settings: &PgSettings) -> Result<PgStore, StoreError> {
+    pub fn open_existing(settings: &PgSettings, master: MasterKeys) -> Result<PgStore, StoreError> {
         let (runtime, inner, location) = start(settings)?;
+        let personal = PersonalData::new(master);
         let checked = wait(&inner.handle, {
             let inner = Arc::clone(&inner);
+            let personal = Arc::clone(&personal);
             async move {
                 let client = inner.connect(true).await?;
-                schema::check_version(&client).await
+                schema::check_version(&client).await?;
+                personal
+                    .absorb(&schema::data_keys(&client).await?)
+                    .map_err(StoreError::failed)
             }
         });
         if let Err(error) = checked {
@@ -311,6 +346,7 @@ impl PgStore {
             fingerprint_key: [0; 32],
             location,
             routes: std::sync::RwLock::new(EventRoutes::default()),
+            personal,
         })
     }
 
@@ -555,7 +591,7 @@ const REVIEW_COLUMNS: &str = "r.payment_id, r.verdict, r.reason_code, r.note, r.
 
 /// The review in [`REVIEW_COLUMNS`] from column `at`, if there is one (a LEFT JOIN may
 /// find none).
-fn review_at(row: &Row, at: usize) -> Result<Option<Review>, StoreError> {
+fn review_at(row: &Row, at: usize, personal: &PersonalData) -> Result<Option<Review>, StoreError> {
     let Some(payment_id) = get::<Option<String>>(row, at)? else {
         return Ok(None);
     };
@@ -565,11 +601,14 @@ fn review_at(row: &Row, at: usize) -> Result<Option<Review>, StoreError> {
             "the review of {payment_id}: unknown verdict {verdict:?}"
         ))
     })?;
+    let note = get::<Option<&str>>(row, at + 3)?
+        .map(|sealed| personal.open(&context::note(&payment_id), sealed))
+        .transpose()?;
     Ok(Some(Review {
         payment_id,
         verdict,
         reason_code: get(row, at + 2)?,
-        note: get(row, at + 3)?,
+        note,
         reviewer: get(row, at + 4)?,
         reviewed_at_unix_ms: get(row, at + 5)?,
         decision_sha256: get(row, at + 6)?,
@@ -680,14 +719,14 @@ impl Store for PgStore {
 
     fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let write = Write::decision(decision, &self.routes())?;
+            let write = Write::decision(decision, &self.routes(), &self.personal)?;
             self.send(write).await
         })
     }
 
     fn commit_message(&self, message: NewMessage) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let write = Write::message(message, &self.routes())?;
+            let write = Write::message(message, &self.routes(), &self.personal)?;
             self.send(write).await
         })
     }
@@ -744,7 +783,9 @@ impl Store for PgStore {
                 .map(|row| {
                     Ok(StoredMessage {
                         fingerprint: fingerprint_of(get(row, 0)?)?,
-                        report: get(row, 1)?,
+                        report: self
+                            .personal
+                            .open(&context::report(principal, message_id), get(row, 1)?)?,
                     })
                 })
                 .transpose()
@@ -766,14 +807,16 @@ impl Store for PgStore {
                 .await?;
             rows.first()
                 .map(|row| {
+                    let id: String = get(row, 0)?;
+                    let decision = opened_decision(&self.personal, &id, get(row, 4)?)?;
                     Ok(StoredPayment {
-                        payment_id: get(row, 0)?,
+                        payment: stored_payment(&self.personal, &id, get(row, 3)?)?,
+                        decision: decision_of(&decision)?,
+                        decision_sha256: super::audit::sha256_hex(&decision),
+                        payment_id: id,
                         received_at_unix_ms: get(row, 1)?,
                         submitted_by: get(row, 2)?,
-                        payment: stored_payment(get(row, 3)?)?,
-                        decision: stored_decision(get(row, 4)?)?,
-                        decision_sha256: super::audit::sha256_hex(get(row, 4)?),
-                        review: review_at(row, 5)?,
+                        review: review_at(row, 5, &self.personal)?,
                     })
                 })
                 .transpose()
@@ -781,8 +824,8 @@ impl Store for PgStore {
     }
 
     fn review(&self, review: Review) -> StoreFuture<'_, ()> {
-        let write = Write::review(review, &self.routes());
-        Box::pin(self.send(write))
+        let write = Write::review(review, &self.routes(), &self.personal);
+        Box::pin(async move { self.send(write?).await })
     }
 
     fn reviews(&self, query: ReviewQuery) -> StoreFuture<'_, ReviewPage> {
@@ -826,11 +869,13 @@ impl Store for PgStore {
             let mut last_seq = None;
             for row in &rows {
                 last_seq = Some(get::<i64>(row, 0)?);
+                let summary = summary_at(row, 1)?;
+                let decision = opened_decision(&self.personal, &summary.payment_id, get(row, 10)?)?;
                 items.push(ReviewItem {
-                    summary: summary_at(row, 1)?,
-                    reasons: stored_decision(get(row, 10)?)?.reasons,
-                    decision_sha256: super::audit::sha256_hex(get(row, 10)?),
-                    review: review_at(row, 11)?,
+                    summary,
+                    reasons: decision_of(&decision)?.reasons,
+                    decision_sha256: super::audit::sha256_hex(&decision),
+                    review: review_at(row, 11, &self.personal)?,
                 });
             }
             let next_cursor = if items.len() == limit as usize {
@@ -853,7 +898,7 @@ impl Store for PgStore {
                 .await?;
             let mut reviews = Vec::with_capacity(rows.len());
             for row in &rows {
-                reviews.extend(review_at(row, 0)?);
+                reviews.extend(review_at(row, 0, &self.personal)?);
             }
             Ok(reviews)
         })
@@ -893,9 +938,7 @@ impl Store for PgStore {
             }
             if let Some(rule) = &query.rule_fired {
                 filter!(
-                    "EXISTS (SELECT 1 FROM jsonb_array_elements(p.decision::jsonb -> 'rules') \
-                     AS run WHERE run ->> 'name' = ? AND run ->> 'outcome' <> 'pass' \
-                     AND NOT (run ->> 'outcome' = 'score' AND (run ->> 'score')::int = 0))",
+                    "position(' ' || ? || ' ' in p.rules_fired) > 0",
                     rule,
                     Type::TEXT,
                 );
@@ -977,7 +1020,7 @@ impl Store for PgStore {
     }
 
     fn record_shadow(&self, decision: &Decision, shadow_version: &str) -> Result<(), StoreError> {
-        let row = ShadowRow::new(decision, shadow_version)?;
+        let row = ShadowRow::new(decision, shadow_version, &self.personal)?;
         self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
     }
 
@@ -990,10 +1033,11 @@ impl Store for PgStore {
         self.each_page(
             |inner, after| {
                 let version = version.clone();
+                let personal = Arc::clone(&self.personal);
                 Box::pin(async move {
                     let rows = inner
                         .query(
-                            "SELECT s.seq, p.decision, s.decision FROM shadow_decisions s \
+                            "SELECT s.seq, p.decision, s.decision, p.id FROM shadow_decisions s \
                              JOIN payments p ON p.id = s.payment_id \
                              WHERE s.shadow_version = $1 AND s.seq > $2 ORDER BY s.seq LIMIT $3",
                             &[
@@ -1005,9 +1049,10 @@ impl Store for PgStore {
                         .await?;
                     rows.iter()
                         .map(|row| {
+                            let id: &str = get(row, 3)?;
                             let pair = (
-                                stored_decision(get(row, 1)?)?,
-                                stored_decision(get(row, 2)?)?,
+                                stored_decision(&personal, id, get(row, 1)?)?,
+                                stored_shadow_decision(&personal, id, &version, get(row, 2)?)?,
                             );
                             Ok((get(row, 0)?, pair))
                         })
@@ -1022,6 +1067,7 @@ impl Store for PgStore {
     }
 
     fn accepted_since(&self, since_unix_ms: i64) -> Result<Accepted, StoreError> {
+        let personal = Arc::clone(&self.personal);
         self.wait(move |inner| {
             Box::pin(async move {
                 // A connection of its own for one REPEATABLE READ snapshot: the head and
@@ -1054,11 +1100,13 @@ impl Store for PgStore {
                 let (head, rows) = read.map_err(pg_error)?;
                 let mut payments = Vec::with_capacity(rows.len());
                 for row in &rows {
+                    let id: String = get(row, 0)?;
                     let at = match get::<Option<i64>>(row, 3)? {
                         Some(approved_at) => approved_at,
-                        None => stored_decision(get(row, 2)?)?.decided_at_unix_ms,
+                        None => stored_decision(&personal, &id, get(row, 2)?)?.decided_at_unix_ms,
                     };
-                    payments.push((get(row, 0)?, stored_payment(get(row, 1)?)?, at));
+                    let payment = stored_payment(&personal, &id, get(row, 1)?)?;
+                    payments.push((id, payment, at));
                 }
                 Ok(Accepted {
                     payments,
@@ -1107,9 +1155,10 @@ impl Store for PgStore {
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
                     let at = match get::<Option<i64>>(row, 4)? {
                         Some(approved_at) => approved_at,
-                        None => stored_decision(decision)?.decided_at_unix_ms,
+                        None => stored_decision(&self.personal, &id, decision)?.decided_at_unix_ms,
                     };
-                    accepted.payments.push((id, stored_payment(payment)?, at));
+                    let payment = stored_payment(&self.personal, &id, payment)?;
+                    accepted.payments.push((id, payment, at));
                 }
             }
             Ok(accepted)
@@ -1124,10 +1173,11 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         self.each_page(
             |inner, after| {
+                let personal = Arc::clone(&self.personal);
                 Box::pin(async move {
                     let rows = inner
                         .query(
-                            "SELECT seq, payment, decision FROM payments \
+                            "SELECT seq, payment, decision, id FROM payments \
                              WHERE received_at_ms >= $1 AND received_at_ms < $2 AND seq > $3 \
                              ORDER BY seq LIMIT $4",
                             &[
@@ -1140,9 +1190,10 @@ impl Store for PgStore {
                         .await?;
                     rows.iter()
                         .map(|row| {
+                            let id: &str = get(row, 3)?;
                             let pair = (
-                                stored_payment(get(row, 1)?)?,
-                                stored_decision(get(row, 2)?)?,
+                                stored_payment(&personal, id, get(row, 1)?)?,
+                                stored_decision(&personal, id, get(row, 2)?)?,
                             );
                             Ok((get(row, 0)?, pair))
                         })
@@ -1162,6 +1213,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         self.each_page(
             |inner, after| {
+                let personal = Arc::clone(&self.personal);
                 Box::pin(async move {
                     let rows = inner
                         .query(
@@ -1191,18 +1243,27 @@ impl Store for PgStore {
                             let entry = audit_row(row)?;
                             let payment: Option<String> = get(row, 10)?;
                             let decided = match payment {
-                                Some(payment) => Some(EntryRow::Decided(DecidedRow {
-                                    payment,
-                                    decision: get(row, 11)?,
-                                    submitted_by: get(row, 12)?,
-                                    status: get(row, 13)?,
-                                    rule_set_version: get(row, 14)?,
-                                    amount: get(row, 15)?,
-                                    currency: get(row, 16)?,
-                                    end_to_end_id: get(row, 17)?,
-                                })),
-                                None => match (review_at(row, 18)?, get(row, 26)?) {
+                                Some(payment) => Some(EntryRow::Decided(opened_row(
+                                    &personal,
+                                    &entry.subject,
+                                    DecidedRow {
+                                        payment,
+                                        decision: get(row, 11)?,
+                                        submitted_by: get(row, 12)?,
+                                        status: get(row, 13)?,
+                                        rule_set_version: get(row, 14)?,
+                                        amount: get(row, 15)?,
+                                        currency: get(row, 16)?,
+                                        end_to_end_id: get(row, 17)?,
+                                    },
+                                )?)),
+                                None => match (
+                                    review_at(row, 18, &personal)?,
+                                    get::<Option<&str>>(row, 26)?,
+                                ) {
                                     (Some(review), Some(decision)) => {
+                                        let decision =
+                                            opened_decision(&personal, &entry.subject, decision)?;
                                         Some(EntryRow::Reviewed(ReviewedRow { review, decision }))
                                     }
                                     _ => None,
@@ -1579,7 +1640,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::store::audit_keys::CheckpointLog;
-    use crate::store::conformance::{self, Harness, test_keys};
+    use crate::store::conformance::{self, Harness, test_keys, test_master};
 
     /// A database made for one test, dropped (with its connections) when this is.
     pub(crate) struct TestDatabase {
@@ -1677,6 +1738,7 @@ pub(crate) mod tests {
         let checkpoint_file = dir.path().join("payrules-audit.checkpoints");
         let checkpoints = checkpoint_file.clone();
         let settings = db.settings.clone();
+        let raw_settings = db.settings.clone();
         let opened = AtomicUsize::new(0);
         Harness {
             open: Box::new(move || {
@@ -1686,12 +1748,57 @@ pub(crate) mod tests {
                 let sealing = AuditSealing {
                     keys: test_keys(),
                     checkpoints: CheckpointLog::open(&checkpoints, 1_000).expect("checkpoints"),
+                    personal: PersonalData::new(test_master()),
                 };
                 Arc::new(PgStore::open(&settings, Arc::new(()), sealing).expect("opens"))
             }),
             keys: test_keys(),
             checkpoint_file,
+            raw: Box::new(move || rows_as_text(&raw_settings)),
         }
+    }
+
+    /// Every row of every table of the test database, as text.
+    fn rows_as_text(settings: &PgSettings) -> String {
+        let settings = settings.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut config = tokio_postgres::Config::from_str(&settings.url).expect("URL");
+                if let Some(password) = &settings.password {
+                    config.password(password.as_bytes());
+                }
+                let (client, connection) = config.connect(NoTls).await.expect("connects");
+                tokio::spawn(connection);
+                let tables = client
+                    .query(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+                        &[],
+                    )
+                    .await
+                    .expect("the tables");
+                let mut text = String::new();
+                for table in &tables {
+                    let table: &str = table.get(0);
+                    for message in client
+                        .simple_query(&format!("SELECT t::text FROM \"{table}\" t"))
+                        .await
+                        .expect("the rows")
+                    {
+                        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                            text.push_str(row.get(0).unwrap_or(""));
+                            text.push('\n');
+                        }
+                    }
+                }
+                text
+            })
+        })
+        .join()
+        .expect("the SQL thread")
     }
 
     macro_rules! conformance {
@@ -1728,6 +1835,7 @@ pub(crate) mod tests {
         the_review_queue_pages_and_filters,
         events_are_written_with_what_they_announce_and_delivered_in_order,
         one_host_at_a_time_holds_the_relay_lease,
+        personal_data_is_sealed_at_rest,
     );
 
     /// Runs statements in the test database as `settings` (its role) and returns the
@@ -1791,7 +1899,7 @@ pub(crate) mod tests {
                     "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}; \
                      GRANT UPDATE, DELETE ON idempotency_keys, idempotency_claims, hosts, \
                          webhook_deliveries, outbox TO {role}; \
-                     GRANT UPDATE ON audit_head, relay_lease TO {role}; \
+                     GRANT UPDATE ON audit_head, relay_lease, data_keys TO {role}; \
                      GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
                 )
             ),
@@ -1803,6 +1911,7 @@ pub(crate) mod tests {
         let sealing = AuditSealing {
             keys: test_keys(),
             checkpoints: CheckpointLog::open(&owner.checkpoint_file, 1_000).expect("checkpoints"),
+            personal: PersonalData::new(test_master()),
         };
         let store = PgStore::open(&service, Arc::new(()), sealing).expect("serves");
         let Claim::Held { token } = store.claim("checkout", "k", 60_000).await.expect("claims")
@@ -1883,6 +1992,7 @@ pub(crate) mod tests {
             keys: test_keys(),
             checkpoints: CheckpointLog::open(&dir.path().join("checkpoints"), 1_000)
                 .expect("checkpoints"),
+            personal: PersonalData::new(test_master()),
         };
         let mut settings = db.settings.clone();
         settings.tls_ca_file = Some(ca);
@@ -1960,7 +2070,7 @@ pub(crate) mod tests {
             holder: "test".to_owned(),
             tls_ca_file: None,
         };
-        let error = PgStore::open_existing(&settings)
+        let error = PgStore::open_existing(&settings, test_master())
             .err()
             .expect("refused")
             .to_string();
@@ -1976,7 +2086,7 @@ pub(crate) mod tests {
             holder: "test".to_owned(),
             tls_ca_file: None,
         };
-        let error = PgStore::open_existing(&settings)
+        let error = PgStore::open_existing(&settings, test_master())
             .err()
             .expect("refused")
             .to_string();
@@ -2003,7 +2113,7 @@ pub(crate) mod tests {
             holder: "test".to_owned(),
             tls_ca_file: None,
         };
-        match PgStore::open_existing(&settings) {
+        match PgStore::open_existing(&settings, test_master()) {
             Err(StoreError::Unavailable { reason }) => assert!(reason.contains("127.0.0.1")),
             Err(other) => panic!("not Unavailable: {other}"),
             Ok(_) => panic!("opened a store where there is none"),

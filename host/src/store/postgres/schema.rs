@@ -3,8 +3,9 @@
 use tokio_postgres::Client;
 
 use super::pg_error;
-use crate::store::StoreError;
 use crate::store::audit::GENESIS;
+use crate::store::personal::{PersonalData, WrappedKey};
+use crate::store::{StoreError, now_unix_ms};
 
 /// The advisory lock key under which hosts migrate, one at a time ("payrules" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7061_7972_756c_6573;
@@ -179,6 +180,25 @@ CREATE TABLE relay_lease (
     "
 CREATE INDEX payments_by_end_to_end_id ON payments (end_to_end_id, seq);
 ",
+    // 6: personal data sealed (`store::personal`): the data keys, wrapped by a master key
+    // outside the database; the rules that fired kept in clear for search, since the
+    // decision is sealed (filled here from the decisions written before, in clear).
+    "
+CREATE TABLE data_keys (
+    id TEXT PRIMARY KEY,
+    day BIGINT NOT NULL,
+    master_key_id TEXT NOT NULL,
+    wrapped BYTEA NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+ALTER TABLE payments ADD COLUMN rules_fired TEXT NOT NULL DEFAULT ' ';
+UPDATE payments SET rules_fired = ' ' || COALESCE((
+    SELECT string_agg(run ->> 'name', ' ')
+    FROM jsonb_array_elements(payments.decision::jsonb -> 'rules') AS run
+    WHERE run ->> 'outcome' <> 'pass'
+      AND NOT (run ->> 'outcome' = 'score' AND (run ->> 'score')::int = 0)
+) || ' ', '');
+",
 ];
 
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:
@@ -318,4 +338,77 @@ pub(super) async fn secret(client: &Client, name: &str) -> Result<[u8; 32], Stor
     value
         .try_into()
         .map_err(|_| StoreError::failed(format!("the secret {name} is not 32 bytes")))
+}
+
+/// The data keys the store holds, wrapped.
+pub(super) async fn data_keys(client: &Client) -> Result<Vec<WrappedKey>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT id, day, master_key_id, wrapped, created_at_ms FROM data_keys ORDER BY day",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok(WrappedKey {
+                id: row.try_get(0)?,
+                day: row.try_get(1)?,
+                master_key_id: row.try_get(2)?,
+                wrapped: row.try_get(3)?,
+                created_at_ms: row.try_get(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .map_err(pg_error)
+}
+
+/// Brings the data keys up to date: unwraps those held, wraps again by the first master
+/// key those another wraps (a rotation), makes today's and tomorrow's if missing — the
+/// first host to insert a day's key wins, the others read it.
+pub(super) async fn sync_data_keys(
+    client: &Client,
+    personal: &PersonalData,
+) -> Result<(), StoreError> {
+    let held = data_keys(client).await?;
+    personal.absorb(&held).map_err(StoreError::failed)?;
+    let rewrapped = personal.to_rewrap(&held)?;
+    for key in &rewrapped {
+        client
+            .execute(
+                "UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE id = $1",
+                &[&key.id, &key.master_key_id, &key.wrapped],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    if !rewrapped.is_empty() {
+        tracing::info!(
+            keys = rewrapped.len(),
+            "data keys wrapped again by the first master key"
+        );
+    }
+    let made = personal.to_make(now_unix_ms())?;
+    for key in &made {
+        client
+            .execute(
+                "INSERT INTO data_keys (id, day, master_key_id, wrapped, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    &key.id,
+                    &key.day,
+                    &key.master_key_id,
+                    &key.wrapped,
+                    &key.created_at_ms,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    if rewrapped.is_empty() && made.is_empty() {
+        return Ok(());
+    }
+    personal
+        .absorb(&data_keys(client).await?)
+        .map_err(StoreError::failed)
 }

@@ -244,6 +244,7 @@ struct Payments<'a> {
     rule_set_version: Vec<&'a str>,
     payment: Vec<&'a str>,
     decision: Vec<&'a str>,
+    rules_fired: Vec<&'a str>,
 }
 
 impl<'a> Payments<'a> {
@@ -258,6 +259,7 @@ impl<'a> Payments<'a> {
         self.rule_set_version.push(&r.rule_set_version);
         self.payment.push(&r.payment);
         self.decision.push(&r.decision);
+        self.rules_fired.push(&r.rules_fired);
     }
 }
 
@@ -390,9 +392,9 @@ FROM ev JOIN unnest($6::text[], $7::text[]) AS r(event_id, endpoint) ON r.event_
 
 const INSERT_PAYMENTS: &str = "\
 INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id, amount, currency,
-                      status, rule_set_version, payment, decision)
+                      status, rule_set_version, payment, decision, rules_fired)
 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[])";
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])";
 
 const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
 
@@ -587,6 +589,7 @@ async fn commit_locked(
                     &p.rule_set_version,
                     &p.payment,
                     &p.decision,
+                    &p.rules_fired,
                 ],
             )
             .await

@@ -26,13 +26,15 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use super::audit::AuditEntry;
 use super::outbox::{DeadLetter, Delivery, DeliveryOutcome, EndpointBacklog, EventRoutes};
+use super::personal::{MasterKeys, PersonalData, Sealer, WrappedKey, context};
 use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
     PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
     ReviewedRow, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint,
-    now_unix_ms, parse_status, status_name, stored_decision, stored_payment,
+    now_unix_ms, opened_decision, opened_row, parse_status, status_name, stored_decision,
+    stored_payment, stored_shadow_decision,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::{Chain, chain_head, write_loop};
@@ -178,7 +180,86 @@ CREATE INDEX webhook_deliveries_by_payment ON webhook_deliveries (endpoint, paym
     r#"
 CREATE INDEX payments_by_end_to_end_id ON payments (end_to_end_id, seq);
 "#,
+    // 9: personal data sealed (`store::personal`): the data keys, wrapped by a master key
+    // outside the database; the rules that fired kept in clear for search, since the
+    // decision is sealed (filled here from the decisions written before, in clear).
+    r#"
+CREATE TABLE data_keys (
+    id TEXT PRIMARY KEY,
+    day INTEGER NOT NULL,
+    master_key_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE payments ADD COLUMN rules_fired TEXT NOT NULL DEFAULT ' ';
+UPDATE payments SET rules_fired = ' ' || COALESCE((
+    SELECT group_concat(json_extract(run.value, '$.name'), ' ')
+    FROM json_each(payments.decision, '$.rules') AS run
+    WHERE json_extract(run.value, '$.outcome') <> 'pass'
+      AND NOT (json_extract(run.value, '$.outcome') = 'score'
+               AND json_extract(run.value, '$.score') = 0)
+) || ' ', '');
+"#,
 ];
+
+/// The data keys the store holds, wrapped.
+fn data_keys(conn: &Connection) -> Result<Vec<WrappedKey>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, day, master_key_id, wrapped, created_at_ms FROM data_keys ORDER BY day",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(WrappedKey {
+            id: row.get(0)?,
+            day: row.get(1)?,
+            master_key_id: row.get(2)?,
+            wrapped: row.get(3)?,
+            created_at_ms: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Brings the data keys up to date: unwraps those held, wraps again by the first master
+/// key those another wraps (a rotation), makes today's and tomorrow's if missing.
+pub(super) fn sync_data_keys(conn: &Connection, personal: &PersonalData) -> Result<(), StoreError> {
+    let held = data_keys(conn)?;
+    personal.absorb(&held).map_err(StoreError::failed)?;
+    let rewrapped = personal.to_rewrap(&held)?;
+    let made = personal.to_make(now_unix_ms())?;
+    if rewrapped.is_empty() && made.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    for key in &rewrapped {
+        tx.execute(
+            "UPDATE data_keys SET master_key_id = ?2, wrapped = ?3 WHERE id = ?1",
+            params![key.id, key.master_key_id, key.wrapped],
+        )?;
+    }
+    for key in &made {
+        tx.execute(
+            "INSERT INTO data_keys (id, day, master_key_id, wrapped, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![
+                key.id,
+                key.day,
+                key.master_key_id,
+                key.wrapped,
+                key.created_at_ms
+            ],
+        )?;
+    }
+    tx.commit()?;
+    if !rewrapped.is_empty() {
+        tracing::info!(
+            keys = rewrapped.len(),
+            "data keys wrapped again by the first master key"
+        );
+    }
+    personal
+        .absorb(&data_keys(conn)?)
+        .map_err(StoreError::failed)
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
@@ -208,6 +289,8 @@ pub struct SqliteStore {
     held: Mutex<Option<std::fs::File>>,
     /// Where events go ([`Store::route_events`]).
     routes: std::sync::RwLock<EventRoutes>,
+    /// Seals and opens the personal data in the rows.
+    personal: Sealer,
 }
 
 impl SqliteStore {
@@ -226,6 +309,8 @@ impl SqliteStore {
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn)?;
+        let personal = Arc::clone(&sealing.personal);
+        sync_data_keys(&conn, &personal)?;
         let fingerprint_key = secret(&conn, "idempotency_fingerprint_key")?;
         let head = chain_head(&conn)?;
         let (sender, receiver) = mpsc::channel::<Job>();
@@ -237,7 +322,11 @@ impl SqliteStore {
                     conn,
                     receiver,
                     &shadows,
-                    Chain { head, sealing },
+                    Chain {
+                        head,
+                        sealing,
+                        keys_due: std::time::Instant::now() + std::time::Duration::from_secs(600),
+                    },
                     commit_batch_max,
                     observer,
                 );
@@ -253,12 +342,13 @@ impl SqliteStore {
             host: Mutex::new(None),
             held: Mutex::new(Some(held)),
             routes: std::sync::RwLock::new(EventRoutes::default()),
+            personal,
         })
     }
 
     /// Opens an existing database for reading only (`payrules audit verify`, backtest):
     /// writes fail as [`StoreError::Closed`].
-    pub fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+    pub fn open_existing(path: &Path, master: MasterKeys) -> Result<SqliteStore, StoreError> {
         if !path.is_file() {
             return Err(StoreError::failed(format!(
                 "{}: no store there",
@@ -279,6 +369,10 @@ impl SqliteStore {
                 MIGRATIONS.len()
             )));
         }
+        let personal = PersonalData::new(master);
+        personal
+            .absorb(&data_keys(&conn)?)
+            .map_err(|e| StoreError::failed(format!("{}: {e}", path.display())))?;
         let fingerprint_key = [0; 32];
         let (shadow_writes, _) = mpsc::sync_channel(0);
         Ok(SqliteStore {
@@ -291,6 +385,7 @@ impl SqliteStore {
             host: Mutex::new(None),
             held: Mutex::new(None),
             routes: std::sync::RwLock::new(EventRoutes::default()),
+            personal,
         })
     }
 
@@ -388,14 +483,14 @@ impl Store for SqliteStore {
 
     fn commit(&self, decision: NewDecision) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let write = Write::decision(decision, &self.routes())?;
+            let write = Write::decision(decision, &self.routes(), &self.personal)?;
             self.send(write).await
         })
     }
 
     fn commit_message(&self, message: NewMessage) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let write = Write::message(message, &self.routes())?;
+            let write = Write::message(message, &self.routes(), &self.personal)?;
             self.send(write).await
         })
     }
@@ -446,15 +541,22 @@ impl Store for SqliteStore {
                     message_id,
                 )
             })?;
-            Ok(found.map(|(fingerprint, report)| StoredMessage {
-                fingerprint,
-                report,
-            }))
+            found
+                .map(|(fingerprint, report)| {
+                    Ok(StoredMessage {
+                        fingerprint,
+                        report: self
+                            .personal
+                            .open(&context::report(principal, message_id), &report)?,
+                    })
+                })
+                .transpose()
         })
     }
 
     fn payment<'a>(&'a self, payment_id: &'a str) -> StoreFuture<'a, Option<StoredPayment>> {
         let id = payment_id.to_owned();
+        let personal = Arc::clone(&self.personal);
         Box::pin(self.read(move |conn| {
             let found = conn
                 .prepare_cached(&format!(
@@ -469,20 +571,23 @@ impl Store for SqliteStore {
                         row.get::<_, String>(2)?,
                         row.get::<_, String>(3)?,
                         row.get::<_, String>(4)?,
-                        review_at(row, 5)?,
+                        review_at(row, 5, &personal)?,
                     ))
                 })
                 .optional()?;
             found
                 .map(
                     |(payment_id, received, submitted_by, payment, decision, review)| {
+                        let decision = opened_decision(&personal, &payment_id, &decision)?;
                         Ok(StoredPayment {
+                            payment: stored_payment(&personal, &payment_id, &payment)?,
+                            decision: serde_json::from_str(&decision).map_err(|e| {
+                                StoreError::failed(format!("a stored decision: {e}"))
+                            })?,
+                            decision_sha256: super::audit::sha256_hex(&decision),
                             payment_id,
                             received_at_unix_ms: received,
                             submitted_by,
-                            payment: stored_payment(&payment)?,
-                            decision: stored_decision(&decision)?,
-                            decision_sha256: super::audit::sha256_hex(&decision),
                             review: review.transpose().map_err(StoreError::failed)?,
                         })
                     },
@@ -492,22 +597,24 @@ impl Store for SqliteStore {
     }
 
     fn review(&self, review: Review) -> StoreFuture<'_, ()> {
-        let write = Write::review(review, &self.routes());
-        Box::pin(self.send(write))
+        let write = Write::review(review, &self.routes(), &self.personal);
+        Box::pin(async move { self.send(write?).await })
     }
 
     fn reviews(&self, query: ReviewQuery) -> StoreFuture<'_, ReviewPage> {
-        Box::pin(self.read(move |conn| reviews(conn, &query)))
+        let personal = Arc::clone(&self.personal);
+        Box::pin(self.read(move |conn| reviews(conn, &query, &personal)))
     }
 
     fn reviews_of<'a>(&'a self, payment_ids: &'a [String]) -> StoreFuture<'a, Vec<Review>> {
         let ids = serde_json::to_string(payment_ids).unwrap_or_else(|_| "[]".to_owned());
+        let personal = Arc::clone(&self.personal);
         Box::pin(self.read(move |conn| {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {REVIEW_COLUMNS} FROM reviews r \
                  WHERE r.payment_id IN (SELECT value FROM json_each(?1))"
             ))?;
-            let rows = statement.query_map(params![ids], |row| review_at(row, 0))?;
+            let rows = statement.query_map(params![ids], |row| review_at(row, 0, &personal))?;
             let mut reviews = Vec::new();
             for row in rows {
                 if let Some(review) = row? {
@@ -564,7 +671,7 @@ impl Store for SqliteStore {
     /// only while `SHADOW_PENDING_MAX` are already queued (the shadow's own thread calls
     /// it, so a writer that falls behind slows the shadow, never the live path).
     fn record_shadow(&self, decision: &Decision, shadow_version: &str) -> Result<(), StoreError> {
-        let row = ShadowRow::new(decision, shadow_version)?;
+        let row = ShadowRow::new(decision, shadow_version, &self.personal)?;
         self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
     }
 
@@ -575,14 +682,20 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.read_here(|conn| {
             let mut statement = conn.prepare(
-                "SELECT p.decision, s.decision FROM shadow_decisions s \
+                "SELECT p.id, p.decision, s.decision FROM shadow_decisions s \
                  JOIN payments p ON p.id = s.payment_id \
                  WHERE s.shadow_version = ?1 ORDER BY s.seq",
             )?;
             let mut rows = statement.query(params![shadow_version])?;
             while let Some(row) = rows.next()? {
-                let live = stored_decision(&row.get::<_, String>(0)?)?;
-                let shadow = stored_decision(&row.get::<_, String>(1)?)?;
+                let id = row.get::<_, String>(0)?;
+                let live = stored_decision(&self.personal, &id, &row.get::<_, String>(1)?)?;
+                let shadow = stored_shadow_decision(
+                    &self.personal,
+                    &id,
+                    shadow_version,
+                    &row.get::<_, String>(2)?,
+                )?;
                 visit(live, shadow);
             }
             Ok(())
@@ -619,9 +732,10 @@ impl Store for SqliteStore {
                 let (id, payment, decision, approved_at) = row?;
                 let at = match approved_at {
                     Some(at) => at,
-                    None => stored_decision(&decision)?.decided_at_unix_ms,
+                    None => stored_decision(&self.personal, &id, &decision)?.decided_at_unix_ms,
                 };
-                payments.push((id, stored_payment(&payment)?, at));
+                let payment = stored_payment(&self.personal, &id, &payment)?;
+                payments.push((id, payment, at));
             }
             Ok(Accepted {
                 payments,
@@ -636,6 +750,7 @@ impl Store for SqliteStore {
     }
 
     fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted> {
+        let personal = Arc::clone(&self.personal);
         Box::pin(self.read(move |conn| {
             // An accepted decision's entry, or an approval's (counted at its instant).
             let mut statement = conn.prepare_cached(
@@ -668,9 +783,10 @@ impl Store for SqliteStore {
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
                     let at = match approved_at {
                         Some(at) => at,
-                        None => stored_decision(&decision)?.decided_at_unix_ms,
+                        None => stored_decision(&personal, &id, &decision)?.decided_at_unix_ms,
                     };
-                    accepted.payments.push((id, stored_payment(&payment)?, at));
+                    let payment = stored_payment(&personal, &id, &payment)?;
+                    accepted.payments.push((id, payment, at));
                 }
             }
             Ok(accepted)
@@ -685,14 +801,15 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.read_here(|conn| {
             let mut statement = conn.prepare(
-                "SELECT payment, decision FROM payments \
+                "SELECT id, payment, decision FROM payments \
                  WHERE received_at_ms >= ?1 AND received_at_ms < ?2 ORDER BY seq",
             )?;
             let mut rows = statement.query(params![since_unix_ms, until_unix_ms])?;
             while let Some(row) = rows.next()? {
+                let id = row.get::<_, String>(0)?;
                 visit(
-                    stored_payment(&row.get::<_, String>(0)?)?,
-                    stored_decision(&row.get::<_, String>(1)?)?,
+                    stored_payment(&self.personal, &id, &row.get::<_, String>(1)?)?,
+                    stored_decision(&self.personal, &id, &row.get::<_, String>(2)?)?,
                 );
             }
             Ok(())
@@ -734,17 +851,19 @@ impl Store for SqliteStore {
                             })
                         })
                         .optional()?
+                        .map(|row| opened_row(&self.personal, &entry.subject, row))
+                        .transpose()?
                         .map(EntryRow::Decided)
                 } else if entry.action == REVIEWED || entry.action == REVIEW_EXPIRED {
                     let found = reviewed
                         .query_row(params![entry.subject], |r| {
-                            Ok((review_at(r, 0)?, r.get::<_, String>(8)?))
+                            Ok((review_at(r, 0, &self.personal)?, r.get::<_, String>(8)?))
                         })
                         .optional()?;
                     match found {
                         Some((Some(review), decision)) => Some(EntryRow::Reviewed(ReviewedRow {
                             review: review.map_err(StoreError::failed)?,
-                            decision,
+                            decision: opened_decision(&self.personal, &entry.subject, &decision)?,
                         })),
                         _ => None,
                     }
@@ -980,11 +1099,7 @@ fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
     }
     if let Some(rule) = &query.rule_fired {
         filter(
-            "EXISTS (SELECT 1 FROM json_each(p.decision, '$.rules') AS run \
-             WHERE json_extract(run.value, '$.name') = ? \
-               AND json_extract(run.value, '$.outcome') <> 'pass' \
-               AND NOT (json_extract(run.value, '$.outcome') = 'score' \
-                        AND json_extract(run.value, '$.score') = 0))",
+            "instr(p.rules_fired, ' ' || ? || ' ') > 0",
             Value::Text(rule.clone()),
         );
     }
@@ -1057,7 +1172,11 @@ fn summary_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PaymentSum
 
 /// A page of held payments: the open ones oldest first, or the reviewed ones most recently
 /// reviewed first.
-fn reviews(conn: &Connection, query: &ReviewQuery) -> Result<ReviewPage, StoreError> {
+fn reviews(
+    conn: &Connection,
+    query: &ReviewQuery,
+    personal: &PersonalData,
+) -> Result<ReviewPage, StoreError> {
     let limit = query.limit.clamp(1, LIST_LIMIT_MAX);
     let sql = match query.state {
         ReviewState::Open => format!(
@@ -1097,7 +1216,7 @@ fn reviews(conn: &Connection, query: &ReviewQuery) -> Result<ReviewPage, StoreEr
                 row.get::<_, i64>(0)?,
                 summary_at(row, 1)?,
                 row.get::<_, String>(10)?,
-                review_at(row, 11)?,
+                review_at(row, 11, personal)?,
             ))
         },
     )?;
@@ -1106,9 +1225,12 @@ fn reviews(conn: &Connection, query: &ReviewQuery) -> Result<ReviewPage, StoreEr
     for row in rows {
         let (seq, summary, decision, review) = row?;
         last_seq = Some(seq);
+        let decision = opened_decision(personal, &summary.payment_id, &decision)?;
         items.push(ReviewItem {
+            reasons: serde_json::from_str::<Decision>(&decision)
+                .map_err(|e| StoreError::failed(format!("a stored decision: {e}")))?
+                .reasons,
             summary,
-            reasons: stored_decision(&decision)?.reasons,
             decision_sha256: super::audit::sha256_hex(&decision),
             review: review.transpose().map_err(StoreError::failed)?,
         });
@@ -1131,6 +1253,7 @@ const REVIEW_COLUMNS: &str = "r.payment_id, r.verdict, r.reason_code, r.note, r.
 fn review_at(
     row: &rusqlite::Row<'_>,
     at: usize,
+    personal: &PersonalData,
 ) -> rusqlite::Result<Option<Result<Review, String>>> {
     let Some(payment_id) = row.get::<_, Option<String>>(at)? else {
         return Ok(None);
@@ -1141,11 +1264,18 @@ fn review_at(
             "the review of {payment_id}: unknown verdict {verdict:?}"
         ))));
     };
+    let note = match row.get::<_, Option<String>>(at + 3)? {
+        None => None,
+        Some(sealed) => match personal.open(&context::note(&payment_id), &sealed) {
+            Ok(note) => Some(note),
+            Err(e) => return Ok(Some(Err(e.to_string()))),
+        },
+    };
     Ok(Some(Ok(Review {
         payment_id,
         verdict,
         reason_code: row.get(at + 2)?,
-        note: row.get(at + 3)?,
+        note,
         reviewer: row.get(at + 4)?,
         reviewed_at_unix_ms: row.get(at + 5)?,
         decision_sha256: row.get(at + 6)?,
@@ -1290,22 +1420,33 @@ mod tests {
 
     use super::*;
     use crate::store::audit_keys::CheckpointLog;
-    use crate::store::conformance::{self, Harness, test_keys};
+    use crate::store::conformance::{self, Harness, test_keys, test_master};
 
     fn harness(dir: &tempfile::TempDir) -> Harness {
         let path = dir.path().join("payrules.db");
         let checkpoint_file = dir.path().join("payrules-audit.checkpoints");
         let checkpoints = checkpoint_file.clone();
+        let raw_dir = dir.path().to_owned();
         Harness {
             open: Box::new(move || {
                 let sealing = AuditSealing {
                     keys: test_keys(),
                     checkpoints: CheckpointLog::open(&checkpoints, 1_000).expect("checkpoints"),
+                    personal: PersonalData::new(test_master()),
                 };
                 Arc::new(SqliteStore::open(&path, 64, Arc::new(()), sealing).expect("opens"))
             }),
             keys: test_keys(),
             checkpoint_file,
+            raw: Box::new(move || {
+                let mut text = String::new();
+                for file in ["payrules.db", "payrules.db-wal"] {
+                    if let Ok(bytes) = std::fs::read(raw_dir.join(file)) {
+                        text.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+                text
+            }),
         }
     }
 
@@ -1339,6 +1480,7 @@ mod tests {
         the_review_queue_pages_and_filters,
         events_are_written_with_what_they_announce_and_delivered_in_order,
         one_host_at_a_time_holds_the_relay_lease,
+        personal_data_is_sealed_at_rest,
     );
 
     #[test]
@@ -1350,6 +1492,7 @@ mod tests {
             keys: test_keys(),
             checkpoints: CheckpointLog::open(&dir.path().join("other.checkpoints"), 1_000)
                 .expect("checkpoints"),
+            personal: PersonalData::new(test_master()),
         };
         let path = dir.path().join("payrules.db");
         let second = SqliteStore::open(&path, 64, Arc::new(()), sealing());
@@ -1362,7 +1505,7 @@ mod tests {
             "{error}"
         );
         assert!(
-            SqliteStore::open_existing(&path).is_ok(),
+            SqliteStore::open_existing(&path, test_master()).is_ok(),
             "reading (verify, backtest) is not serving"
         );
         store.close();

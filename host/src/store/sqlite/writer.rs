@@ -47,9 +47,25 @@ pub(super) fn chain_head(conn: &Connection) -> Result<ChainHead, StoreError> {
 pub(super) struct Chain {
     pub(super) head: ChainHead,
     pub(super) sealing: AuditSealing,
+    /// When the data keys are next brought up to date (today's and tomorrow's made).
+    pub(super) keys_due: Instant,
 }
 
+/// How often the writer makes sure the data keys of today and tomorrow exist.
+const DATA_KEYS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Chain {
+    /// Makes the coming days' data keys when due.
+    fn keep_keys(&mut self, conn: &Connection) {
+        if Instant::now() < self.keys_due {
+            return;
+        }
+        self.keys_due = Instant::now() + DATA_KEYS_EVERY;
+        if let Err(error) = super::sync_data_keys(conn, &self.sealing.personal) {
+            tracing::error!("cannot bring the data keys up to date: {error}");
+        }
+    }
+
     /// Checkpoints the head (at most once per interval unless `force`).
     fn checkpoint(&mut self, force: bool) {
         if self.head.next_seq > 1 {
@@ -77,6 +93,7 @@ pub(super) fn write_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // An idle writer still checkpoints the last commits within the interval.
                 chain.checkpoint(false);
+                chain.keep_keys(&conn);
                 write_shadows(&mut conn, shadows, SHADOW_ROWS_PER_WRITE);
                 continue;
             }
@@ -102,6 +119,7 @@ pub(super) fn write_loop(
                     let _ = job.reply.send(outcome);
                 }
                 chain.checkpoint(false);
+                chain.keep_keys(&conn);
             }
             Err(error) => {
                 tracing::error!(decisions = batch.len(), "a commit failed: {error}");
@@ -346,8 +364,8 @@ fn audit(
 fn insert_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id, amount, \
-         currency, status, rule_set_version, payment, decision) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         currency, status, rule_set_version, payment, decision, rules_fired) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         r.payment_id,
@@ -359,7 +377,8 @@ fn insert_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreErr
         r.status,
         r.rule_set_version,
         r.payment,
-        r.decision
+        r.decision,
+        r.rules_fired
     ])?;
     Ok(())
 }
