@@ -781,7 +781,18 @@ pub struct PersonalDataConfig {
     /// Or the name of an environment variable holding the same text (`;` may separate
     /// keys). Set at most one of the two.
     pub master_key_env: Option<String>,
+    /// How many days personal data is kept after the UTC day it was written: then that
+    /// day's data key is erased (crypto-shredding), audited, and what it sealed can no
+    /// longer be read; the payments' summaries and the audit chain stay. Unset: kept. At
+    /// least [`PERSONAL_DATA_RETENTION_DAYS_MIN`] (the longest velocity window, which
+    /// rebuilds from stored payments), and longer than the review deadline.
+    pub retention_days: Option<u32>,
 }
+
+/// The shortest personal-data retention: the longest velocity window (90 days) and one
+/// day to spare.
+pub const PERSONAL_DATA_RETENTION_DAYS_MIN: u32 =
+    crate::velocity::WINDOW_SECONDS_MAX / 86_400 + 1;
 
 /// Where a set of keys (the audit keys, the master keys) comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1024,6 +1035,23 @@ impl Config {
                     .to_owned(),
             );
         }
+        if let Some(days) = self.personal_data.retention_days {
+            if days < PERSONAL_DATA_RETENTION_DAYS_MIN {
+                return Err(format!(
+                    "personal_data.retention_days is {days}; it must be at least \
+                     {PERSONAL_DATA_RETENTION_DAYS_MIN} (velocity figures are rebuilt from up \
+                     to 90 days of stored payments)"
+                ));
+            }
+            if u64::from(days) * 86_400 <= self.review.deadline_seconds {
+                return Err(format!(
+                    "personal_data.retention_days ({days}) must be longer than \
+                     review.deadline_seconds ({}): a held payment is reviewed before its data \
+                     is erased",
+                    self.review.deadline_seconds
+                ));
+            }
+        }
         if self.audit.checkpoint_interval_ms == Some(0) {
             return Err("audit.checkpoint_interval_ms must be greater than zero".to_owned());
         }
@@ -1247,6 +1275,29 @@ mod tests {
             config.audit.key_file.is_some(),
             "several hosts share explicit audit keys"
         );
+    }
+
+    #[test]
+    fn personal_data_retention_outlives_velocity_windows_and_the_review_deadline() {
+        let retention = |days: u32, extra: &str| {
+            Config::parse(&format!("{extra}\n[personal_data]\nretention_days = {days}\n"))
+        };
+        let short = retention(30, "").unwrap_err();
+        assert!(
+            short.contains("personal_data.retention_days") && short.contains("91"),
+            "{short}"
+        );
+        assert_eq!(
+            retention(400, "").unwrap().personal_data.retention_days,
+            Some(400)
+        );
+        let deadline = retention(100, "[review]\ndeadline_seconds = 8640000").unwrap_err();
+        assert!(deadline.contains("review.deadline_seconds"), "{deadline}");
+        let both = Config::parse(
+            "[personal_data]\nmaster_key_file = \"m.key\"\nmaster_key_env = \"M\"\n",
+        )
+        .unwrap_err();
+        assert!(both.contains("set one, not both"), "{both}");
     }
 
     #[test]

@@ -71,6 +71,12 @@ impl Database {
             .output()
             .expect("payrules audit new-key runs");
         assert!(status.status.success(), "{status:?}");
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_payrules"))
+            .args(["keys", "new-master-key", "--key-file"])
+            .arg(keys.path().join("master.key"))
+            .output()
+            .expect("payrules keys new-master-key runs");
+        assert!(status.status.success(), "{status:?}");
         let db = Database {
             _hold: hold,
             admin,
@@ -117,6 +123,11 @@ impl Database {
     /// The audit key file the hosts on it share.
     pub fn audit_key_file(&self) -> std::path::PathBuf {
         self.keys.path().join("audit.key")
+    }
+
+    /// The master key file the hosts on it share.
+    pub fn master_key_file(&self) -> std::path::PathBuf {
+        self.keys.path().join("master.key")
     }
 
     /// Its name.

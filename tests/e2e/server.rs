@@ -108,9 +108,10 @@ impl Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let password_file = dir.path().join("db-password");
         let store = format!(
-            "{}{store}\n\n[audit]\nkey_file = {:?}\n",
+            "{}{store}\n\n[audit]\nkey_file = {:?}\n\n[personal_data]\nmaster_key_file = {:?}\n",
             db.store_lines(&password_file),
-            db.audit_key_file().display().to_string()
+            db.audit_key_file().display().to_string(),
+            db.master_key_file().display().to_string()
         );
         Server::launch(dir, limits.to_owned(), "text", rules_dir.to_owned(), store)
     }

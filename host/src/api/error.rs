@@ -196,6 +196,12 @@ impl From<ServiceError> for ApiError {
                     }
                 ),
             ),
+            ServiceError::Erased => ApiError::new(
+                StatusCode::GONE,
+                "personal_data_erased",
+                "the payment's personal data was erased at the end of its retention \
+                 (personal_data.retention_days); its summary is still listed",
+            ),
             ServiceError::OwnPayment => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "four_eyes_own_payment",

@@ -112,6 +112,9 @@ fn serve(
                 .idempotency_retention_hours
                 .saturating_mul(3_600),
         ));
+        if let Some(days) = config.personal_data.retention_days {
+            service.erase_personal_data_after(days);
+        }
         // Several hosts: the others' accepted payments enter this host's velocity figures,
         // and this host is on the fleet's list.
         service.follow_other_hosts();

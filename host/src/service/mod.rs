@@ -119,6 +119,9 @@ pub enum ServiceError {
         /// Why, in a sentence.
         message: String,
     },
+    /// What was asked for held personal data erased at the end of its retention.
+    #[error("its personal data was erased at the end of its retention")]
+    Erased,
     /// A fault of payrules or its database: detail for the logs.
     #[error("{0}")]
     Internal(BoxError),
@@ -136,6 +139,7 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::Unavailable { reason } => ServiceError::Unavailable(reason),
             StoreError::Closed => ServiceError::ShuttingDown,
+            StoreError::Erased { .. } => ServiceError::Erased,
             // The review operation handles these itself: elsewhere they are faults.
             StoreError::AlreadyReviewed
             | StoreError::NotHeld
@@ -387,6 +391,31 @@ impl Service {
                     Ok(()) => {}
                     Err(crate::store::StoreError::Closed) => return,
                     Err(error) => tracing::warn!("idempotency records not expired: {error}"),
+                }
+            }
+        });
+    }
+
+    /// Erases, every hour from now on, the personal data of the UTC days that ended more
+    /// than `retention_days` ago (their data keys: crypto-shredding), each audited (a
+    /// tokio task: call it on the runtime that serves). Every host may run it: the store
+    /// erases each key once.
+    pub fn erase_personal_data_after(self: &Arc<Self>, retention_days: u32) {
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3_600));
+            loop {
+                every.tick().await;
+                let today = crate::store::now_unix_ms().div_euclid(86_400_000);
+                let before_day = today - i64::from(retention_days);
+                match service
+                    .store
+                    .erase_personal_data(before_day, retention_days)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(crate::store::StoreError::Closed) => return,
+                    Err(error) => tracing::warn!("personal data not erased: {error}"),
                 }
             }
         });

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::audit_keys::{AuditKeys, Checkpoint, hex_32};
 use super::{
-    DECIDED, DecidedRow, EntryRow, REVIEW_EXPIRED, REVIEWED, ReviewedRow, Store, StoreError,
-    review_detail,
+    DECIDED, DecidedRow, EntryRow, PERSONAL_DATA_ERASED, REVIEW_EXPIRED, REVIEWED, ReviewedRow,
+    Store, StoreError, Unopened, review_detail,
 };
 
 /// The previous hash of the first entry.
@@ -289,12 +289,34 @@ pub fn verify(
     };
     let mut found: Result<(), ChainBreak> = Ok(());
     let mut unreadable = None;
+    // Data keys erased on the record, and those the rows need to have been.
+    let mut erasures = std::collections::HashSet::new();
+    let mut erased_keys_used = BTreeMap::new();
     store.for_each_audit_entry(&mut |entry, row| {
+        if entry.action == PERSONAL_DATA_ERASED {
+            erasures.insert(entry.subject.clone());
+        }
         let checked = verifier.check(&entry).and_then(|()| {
             let fault = |reason: &str| ChainBreak {
                 seq: entry.seq,
                 reason: format!("payment {}: {reason}", entry.subject),
             };
+            let unopened = match &row {
+                Some(EntryRow::Decided(row)) => row.unopened.clone(),
+                Some(EntryRow::Reviewed(row)) => row.unopened.clone(),
+                None => None,
+            };
+            match unopened {
+                Some(Unopened::Altered(reason)) => {
+                    return Err(fault(&format!(
+                        "its stored payment, decision or note does not open ({reason})"
+                    )));
+                }
+                Some(Unopened::Erased(key)) => {
+                    erased_keys_used.entry(key).or_insert_with(|| entry.subject.clone());
+                }
+                None => {}
+            }
             let differs = match (entry.action.as_str(), row) {
                 (DECIDED, Some(EntryRow::Decided(row))) => decided_row_differs(&entry, &row),
                 (DECIDED, _) => return Err(fault("the payment is missing from the store")),
@@ -328,6 +350,18 @@ pub fn verify(
         Ok(verified) => verified,
         Err(fault) => return Ok(Err(fault)),
     };
+    if let Some((key, payment)) = erased_keys_used
+        .iter()
+        .find(|(key, _)| !erasures.contains(*key))
+    {
+        return Ok(Err(ChainBreak {
+            seq: 0,
+            reason: format!(
+                "payment {payment}: its data key {key} is erased with no audit entry (erased \
+                 behind the service's back)"
+            ),
+        }));
+    }
     if let Some(id) = store.first_payment_without_entry()? {
         return Ok(Err(ChainBreak {
             seq: 0,
@@ -358,6 +392,19 @@ fn review_row_differs(
     let detail: serde_json::Value = serde_json::from_str(&entry.detail)
         .map_err(|e| format!("audit entry {}: its detail is not JSON: {e}", entry.seq))?;
     let review = &row.review;
+    if row.unopened.is_some() {
+        // The note and the decision were erased with their day's key: what is left in
+        // clear is checked.
+        let agrees = detail["verdict"] == review.verdict.name()
+            && detail["reason_code"] == serde_json::json!(review.reason_code)
+            && detail["decision_sha256"] == review.decision_sha256.as_str()
+            && entry.actor == review.reviewer
+            && entry.at_unix_ms == review.reviewed_at_unix_ms
+            && (entry.action == REVIEW_EXPIRED) == review.expired;
+        return Ok((!agrees).then_some(
+            "its review (verdict, reason, reviewer or instant) is not what was recorded",
+        ));
+    }
     if detail != review_detail(review)
         || entry.actor != review.reviewer
         || entry.at_unix_ms != review.reviewed_at_unix_ms
@@ -380,6 +427,16 @@ fn decided_row_differs(
 ) -> Result<Option<&'static str>, String> {
     let detail: serde_json::Value = serde_json::from_str(&entry.detail)
         .map_err(|e| format!("audit entry {}: its detail is not JSON: {e}", entry.seq))?;
+    if row.unopened.is_some() {
+        // The payment and decision were erased with their day's key: the clear columns
+        // are checked (the amount, currency and end-to-end id were hashed with the payment).
+        let agrees = row.submitted_by == entry.actor
+            && detail["status"] == row.status.as_str()
+            && detail["rule_set_version"] == row.rule_set_version.as_str();
+        return Ok((!agrees).then_some(
+            "a column of its row (submitter, status or rule set) is not what was decided",
+        ));
+    }
     if detail["payment_sha256"] != sha256_hex(&row.payment) {
         return Ok(Some("the stored payment is not the one decided"));
     }

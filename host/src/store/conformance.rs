@@ -1691,3 +1691,103 @@ pub async fn personal_data_is_sealed_at_rest(harness: &Harness) {
     store.close();
     harness.verify(&*store);
 }
+
+/// Personal data past its retention is erased by erasing its day's data key, on the record:
+/// what the key sealed no longer reads (an `Erased` error, never a wrong answer), the
+/// readers that rebuild figures or replay history pass over it, the payments' summaries
+/// stay listed, the erasure is an audit entry (once, however often it is asked for), and
+/// the chain still verifies — checking what is left in clear.
+pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(
+    harness: &Harness,
+) {
+    let store = (harness.open)();
+    store
+        .commit(new_decision(&*store, "pay_e1", "checkout", "k-e1", Status::Accepted))
+        .await
+        .expect("commits");
+    store
+        .commit(new_decision(&*store, "pay_e2", "checkout", "k-e2", Status::PendingReview))
+        .await
+        .expect("commits");
+    let held = store.payment("pay_e2").await.expect("reads").expect("stored");
+    store
+        .review(review("pay_e2", Verdict::Approve, "ops", 1_790_000_100_000, &held.decision_sha256))
+        .await
+        .expect("reviewed");
+    store
+        .record_shadow(&decision("pay_e1", Status::Rejected, 5), "shadow-e")
+        .expect("queued");
+    let message = NewMessage {
+        principal: "bank".to_owned(),
+        message_id: "MSG-E".to_owned(),
+        fingerprint: store.fingerprint(b"e"),
+        received_at_unix_ms: 1_790_000_000_000,
+        decisions: vec![new_decision(&*store, "pay_e3", "bank", "iso20022:MSG-E", Status::Accepted)],
+        report: "<AddtlInf>a name</AddtlInf>".to_owned(),
+    };
+    store.commit_message(message).await.expect("commits");
+    store.close();
+    let store = (harness.open)();
+    let before = store.accepted_since(0).expect("reads").payments.len();
+    assert_eq!(before, 3, "accepted, approved, and the message's");
+
+    // Everything above was sealed today: erase through today.
+    let today = super::now_unix_ms().div_euclid(86_400_000);
+    let today_key = super::personal::data_key_id(today);
+    store.erase_personal_data(today + 1, 400).await.expect("erases");
+    store.erase_personal_data(today + 1, 400).await.expect("a second time finds none");
+
+    for id in ["pay_e1", "pay_e2", "pay_e3"] {
+        match store.payment(id).await {
+            Err(StoreError::Erased { data_key }) => assert_eq!(data_key, today_key),
+            other => panic!("{id}: {:?}", other.map(|p| p.map(|p| p.payment_id))),
+        }
+    }
+    assert!(matches!(
+        store.message("bank", "MSG-E").await,
+        Err(StoreError::Erased { .. })
+    ));
+    let listed = store
+        .list(ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("the summaries are listed");
+    assert_eq!(listed.payments.len(), 3);
+    let reviews = store.reviews_of(&["pay_e2".to_owned()]).await.expect("reads");
+    assert_eq!(reviews[0].note, None, "the note went with its key");
+    assert_eq!(reviews[0].verdict, Verdict::Approve);
+    assert!(store.accepted_since(0).expect("reads").payments.is_empty());
+    let mut replayed = 0;
+    store
+        .for_each_decided(0, i64::MAX, &mut |_, _| replayed += 1)
+        .expect("reads");
+    assert_eq!(replayed, 0);
+    let mut compared = 0;
+    store
+        .for_each_shadowed("shadow-e", &mut |_, _| compared += 1)
+        .expect("reads");
+    assert_eq!(compared, 0);
+    let erasures: Vec<_> = store
+        .audit_entries(0, 100)
+        .await
+        .expect("reads")
+        .into_iter()
+        .filter(|e| e.action == super::PERSONAL_DATA_ERASED)
+        .collect();
+    assert_eq!(erasures.len(), 1, "erased once: {erasures:?}");
+    assert_eq!(erasures[0].subject, today_key);
+    assert!(erasures[0].detail.contains("\"retention_days\":400"), "{}", erasures[0].detail);
+    store.close();
+
+    // Opened again (another host, or a restart): still erased, not made again.
+    let store = (harness.open)();
+    assert!(matches!(
+        store.payment("pay_e1").await,
+        Err(StoreError::Erased { .. })
+    ));
+    store.close();
+    let verified = harness.verify(&*store);
+    assert_eq!(verified.entries, 5, "3 decisions, 1 review, 1 erasure");
+}

@@ -59,6 +59,9 @@ pub const REVIEWED: &str = "payment.reviewed";
 /// The audit action of a held payment rejected by payrules because nobody reviewed it
 /// before the deadline.
 pub const REVIEW_EXPIRED: &str = "payment.review_expired";
+/// The audit action of a data key erased at the end of its retention (crypto-shredding:
+/// the personal data it sealed can no longer be read); its subject is the key's id.
+pub const PERSONAL_DATA_ERASED: &str = "personal_data.erased";
 /// The actor of the service's own audit entries.
 pub const SERVICE_ACTOR: &str = "payrules";
 
@@ -156,6 +159,13 @@ pub trait Store: Send + Sync {
     /// key is then a new payment, as the IETF draft has it); their payments, decisions and
     /// audit entries stay. A message's MsgId stays claimed: its row is the status report.
     fn expire_idempotency(&self, before_unix_ms: i64) -> StoreFuture<'_, ()>;
+
+    /// Erases the data keys of the UTC days before `before_day` (days since 1970-01-01),
+    /// each with its audit entry ([`PERSONAL_DATA_ERASED`]) in the same transaction: the
+    /// personal data they sealed can no longer be read by anyone, while the rows' clear
+    /// columns and the audit chain (which keeps hashes) stay. `retention_days` is recorded
+    /// in each entry.
+    fn erase_personal_data(&self, before_day: i64, retention_days: u32) -> StoreFuture<'_, ()>;
 
     /// Queues a shadow rule set's decision (outside the audit chain: it decides nothing).
     /// May wait while the backend's queue is full; does not wait for the write.
@@ -323,6 +333,19 @@ pub struct DecidedRow {
     pub currency: String,
     /// The end-to-end id column.
     pub end_to_end_id: String,
+    /// Why its payment or decision could not be opened, if it could not: then `payment`
+    /// and `decision` are the sealed values, and only the clear columns can be checked.
+    pub unopened: Option<Unopened>,
+}
+
+/// Why a sealed value of a row could not be opened for the audit verifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unopened {
+    /// Its data key was erased at the end of its retention (this id).
+    Erased(String),
+    /// It does not open with its key: altered, moved from another row, or its key
+    /// removed behind the service's back (why, in a sentence).
+    Altered(String),
 }
 
 /// The row an audit entry records, as stored: what `verify` compares with the entry.
@@ -341,6 +364,9 @@ pub struct ReviewedRow {
     pub review: Review,
     /// The reviewed payment's decision, JSON as stored.
     pub decision: String,
+    /// Why the review's note or the decision could not be opened, if one could not: then
+    /// those cannot be checked.
+    pub unopened: Option<Unopened>,
 }
 
 /// A review ready for a backend to write, with its audit entry's action and detail.
@@ -371,6 +397,16 @@ impl ReviewRecord {
             audit_detail,
         }
     }
+}
+
+/// The audit detail of a data key erased at the end of its retention.
+pub fn erasure_detail(data_key: &str, day: i64, retention_days: u32) -> String {
+    serde_json::json!({
+        "data_key": data_key,
+        "day": personal::data_key_id(day).trim_start_matches('d'),
+        "retention_days": retention_days,
+    })
+    .to_string()
 }
 
 /// What a review's audit entry records of it.
@@ -560,11 +596,68 @@ pub(crate) fn opened_row(
     payment_id: &str,
     row: DecidedRow,
 ) -> Result<DecidedRow, StoreError> {
-    Ok(DecidedRow {
-        payment: personal.open(&context::payment(payment_id), &row.payment)?,
-        decision: opened_decision(personal, payment_id, &row.decision)?,
-        ..row
-    })
+    let payment = personal.open(&context::payment(payment_id), &row.payment);
+    let decision = opened_decision(personal, payment_id, &row.decision);
+    match (payment, decision) {
+        (Ok(payment), Ok(decision)) => Ok(DecidedRow {
+            payment,
+            decision,
+            ..row
+        }),
+        (Err(error), _) | (_, Err(error)) => Ok(DecidedRow {
+            unopened: Some(unopened(error)?),
+            ..row
+        }),
+    }
+}
+
+/// What a read gave, or `None` for a row whose personal data was erased (the readers
+/// that rebuild figures or replay history pass over such rows).
+pub(crate) fn unless_erased<T>(read: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    match read {
+        Ok(value) => Ok(Some(value)),
+        Err(StoreError::Erased { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// A review as the audit verifier reads it (its note as stored): with its note and the
+/// decision it reviewed opened, or why one could not be.
+pub(crate) fn opened_review_row(
+    personal: &PersonalData,
+    mut review: Review,
+    stored_decision: &str,
+) -> Result<ReviewedRow, StoreError> {
+    let note = review
+        .note
+        .as_deref()
+        .map(|note| personal.open(&context::note(&review.payment_id), note));
+    let decision = opened_decision(personal, &review.payment_id, stored_decision);
+    match (note.transpose(), decision) {
+        (Ok(note), Ok(decision)) => {
+            review.note = note;
+            Ok(ReviewedRow {
+                review,
+                decision,
+                unopened: None,
+            })
+        }
+        (Err(error), _) | (_, Err(error)) => Ok(ReviewedRow {
+            review,
+            decision: String::new(),
+            unopened: Some(unopened(error)?),
+        }),
+    }
+}
+
+/// Why a sealed value did not open, for the verifier; the database being unreachable is
+/// not about the row, and stays an error.
+fn unopened(error: StoreError) -> Result<Unopened, StoreError> {
+    match error {
+        StoreError::Erased { data_key } => Ok(Unopened::Erased(data_key)),
+        StoreError::Failed { source } => Ok(Unopened::Altered(source.to_string())),
+        other => Err(other),
+    }
 }
 
 /// A shadow set's stored decision read back (opened, if sealed).
@@ -607,6 +700,13 @@ pub enum StoreError {
     /// The payment to review is not stored, or was not held for review.
     #[error("the payment is not held for review")]
     NotHeld,
+    /// What was asked for was personal data erased at the end of its retention (its day's
+    /// data key is gone).
+    #[error("its personal data was erased at the end of its retention (data key {data_key})")]
+    Erased {
+        /// The erased data key, `d` + its day.
+        data_key: String,
+    },
     /// The store has stopped taking writes (the service is shutting down).
     #[error("the store is closed")]
     Closed,

@@ -156,6 +156,8 @@ pub struct WrappedKey {
     pub wrapped: Vec<u8>,
     /// When it was made, ms since the Unix epoch.
     pub created_at_ms: i64,
+    /// When it was erased at the end of its retention (its wrapped key then empty).
+    pub erased_at_ms: Option<i64>,
 }
 
 /// The id of the data key of UTC day `day` (days since 1970-01-01).
@@ -164,11 +166,17 @@ pub fn data_key_id(day: i64) -> String {
     format!("d{:04}-{:02}-{:02}", date.year, date.month, date.day)
 }
 
+/// A data key as held: unwrapped, or known to be erased.
+enum DataKey {
+    Held(Arc<LessSafeKey>),
+    Erased,
+}
+
 /// Seals and opens personal data with the store's data keys, as loaded and unwrapped.
 pub struct PersonalData {
     master: MasterKeys,
     /// Data key id → the day it seals and the key.
-    keys: RwLock<HashMap<String, (i64, Arc<LessSafeKey>)>>,
+    keys: RwLock<HashMap<String, (i64, DataKey)>>,
 }
 
 impl std::fmt::Debug for PersonalData {
@@ -198,6 +206,10 @@ impl PersonalData {
     pub fn absorb(&self, rows: &[WrappedKey]) -> Result<(), String> {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         for row in rows {
+            if row.erased_at_ms.is_some() {
+                keys.insert(row.id.clone(), (row.day, DataKey::Erased));
+                continue;
+            }
             if keys.contains_key(&row.id) {
                 continue;
             }
@@ -223,7 +235,10 @@ impl PersonalData {
             let secret: [u8; 32] = secret
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("checked to be 32 bytes"));
-            keys.insert(row.id.clone(), (row.day, Arc::new(aead_key(&secret))));
+            keys.insert(
+                row.id.clone(),
+                (row.day, DataKey::Held(Arc::new(aead_key(&secret)))),
+            );
         }
         Ok(())
     }
@@ -254,7 +269,10 @@ impl PersonalData {
     pub fn to_rewrap(&self, rows: &[WrappedKey]) -> Result<Vec<WrappedKey>, StoreError> {
         let first = &self.master.keys[0].0;
         let mut rewrapped = Vec::new();
-        for row in rows.iter().filter(|row| row.master_key_id != *first) {
+        for row in rows
+            .iter()
+            .filter(|row| row.master_key_id != *first && row.erased_at_ms.is_none())
+        {
             let Some(master) = self.master.key(&row.master_key_id) else {
                 continue;
             };
@@ -286,6 +304,7 @@ impl PersonalData {
             master_key_id: master_id.clone(),
             wrapped: seal_bytes(&aead_key(master), aad.as_bytes(), secret)?,
             created_at_ms,
+            erased_at_ms: None,
         })
     }
 
@@ -302,9 +321,12 @@ impl PersonalData {
         let (id, key) = {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
             keys.iter()
-                .filter(|(_, (day, _))| *day <= today)
-                .max_by_key(|(_, (day, _))| *day)
-                .map(|(id, (_, key))| (id.clone(), Arc::clone(key)))
+                .filter_map(|(id, (day, key))| match key {
+                    DataKey::Held(key) if *day <= today => Some((id, *day, key)),
+                    _ => None,
+                })
+                .max_by_key(|(_, day, _)| *day)
+                .map(|(id, _, key)| (id.clone(), Arc::clone(key)))
                 .ok_or_else(|| StoreError::failed("no data key is held to seal personal data"))?
         };
         let aad = format!("{SEAL_DOMAIN}{context}");
@@ -326,7 +348,15 @@ impl PersonalData {
         })?;
         let key = {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.get(id).map(|(_, key)| Arc::clone(key))
+            match keys.get(id) {
+                Some((_, DataKey::Held(key))) => Some(Arc::clone(key)),
+                Some((_, DataKey::Erased)) => {
+                    return Err(StoreError::Erased {
+                        data_key: id.to_owned(),
+                    });
+                }
+                None => None,
+            }
         };
         let key = key.ok_or_else(|| {
             StoreError::failed(format!(
@@ -349,6 +379,34 @@ impl PersonalData {
                 "{context}: opened to bytes that are not UTF-8: {e}"
             ))
         })
+    }
+
+    /// The data keys held (not erased) for days before `before_day`: what an erasure at
+    /// that horizon takes.
+    pub fn held_before(&self, before_day: i64) -> Vec<String> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<String> = keys
+            .iter()
+            .filter(|(_, (day, key))| *day < before_day && matches!(key, DataKey::Held(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Forgets a data key erased in the store: what it sealed no longer opens.
+    pub fn erased(&self, id: &str) {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, key)) = keys.get_mut(id) {
+            *key = DataKey::Erased;
+        }
+    }
+
+    /// The id of the erased data key `stored` was sealed with, if it was sealed with one.
+    pub fn erased_key_of(&self, stored: &str) -> Option<String> {
+        let (id, _) = stored.strip_prefix(SEALED_PREFIX)?.split_once('.')?;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        matches!(keys.get(id), Some((_, DataKey::Erased))).then(|| id.to_owned())
     }
 
     /// Whether `stored` is a sealed value (not one written before sealing).
@@ -484,6 +542,30 @@ pub(crate) mod tests {
             "called the debtor"
         );
         assert!(both.to_rewrap(&rewrapped).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_erased_key_opens_nothing_and_is_not_made_again() {
+        let (sealer, mut made) = ready(master(1));
+        let sealed = sealer.seal(&context::payment("p1"), "Ana", NOW).unwrap();
+        assert_eq!(sealer.held_before(NOW / DAY_MS + 1), vec![made[0].id.clone()]);
+        sealer.erased(&made[0].id);
+        let erased = sealer.open(&context::payment("p1"), &sealed).unwrap_err();
+        assert!(matches!(erased, StoreError::Erased { .. }), "{erased}");
+        // Another process reading the store's tombstone: the same.
+        made[0].erased_at_ms = Some(NOW);
+        made[0].wrapped.clear();
+        let other = PersonalData::new(master(1));
+        other.absorb(&made).unwrap();
+        assert!(matches!(
+            other.open(&context::payment("p1"), &sealed),
+            Err(StoreError::Erased { .. })
+        ));
+        assert!(
+            other.to_make(NOW).unwrap().is_empty(),
+            "an erased day's key is not made again"
+        );
+        assert!(other.to_rewrap(&made).unwrap().is_empty());
     }
 
     #[test]

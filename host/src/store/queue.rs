@@ -25,6 +25,12 @@ pub(crate) enum Write {
     Expire {
         before_unix_ms: i64,
     },
+    /// The data keys of the days before `before_day` erased, each with its audit entry
+    /// ([`super::PERSONAL_DATA_ERASED`]): what they sealed can no longer be read.
+    Erase {
+        before_day: i64,
+        retention_days: u32,
+    },
     /// What became of delivery attempts (outside the chain).
     Deliveries(Vec<DeliveryOutcome>),
     /// Dead deliveries made pending again (an operator's; the caller audits it).

@@ -49,9 +49,9 @@ use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
     PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
-    ReviewedRow, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of,
-    keyed_fingerprint, opened_decision, opened_row, parse_status, status_name, stored_decision,
-    stored_payment, stored_shadow_decision,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of,
+    keyed_fingerprint, opened_decision, opened_review_row, opened_row, parse_status, status_name,
+    stored_decision, stored_payment, stored_shadow_decision, unless_erased,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::write_loop;
@@ -591,7 +591,11 @@ const REVIEW_COLUMNS: &str = "r.payment_id, r.verdict, r.reason_code, r.note, r.
 
 /// The review in [`REVIEW_COLUMNS`] from column `at`, if there is one (a LEFT JOIN may
 /// find none).
-fn review_at(row: &Row, at: usize, personal: &PersonalData) -> Result<Option<Review>, StoreError> {
+fn review_at(
+    row: &Row,
+    at: usize,
+    personal: Option<&PersonalData>,
+) -> Result<Option<Review>, StoreError> {
     let Some(payment_id) = get::<Option<String>>(row, at)? else {
         return Ok(None);
     };
@@ -601,9 +605,12 @@ fn review_at(row: &Row, at: usize, personal: &PersonalData) -> Result<Option<Rev
             "the review of {payment_id}: unknown verdict {verdict:?}"
         ))
     })?;
-    let note = get::<Option<&str>>(row, at + 3)?
-        .map(|sealed| personal.open(&context::note(&payment_id), sealed))
-        .transpose()?;
+    let note = match (get::<Option<&str>>(row, at + 3)?, personal) {
+        (Some(sealed), Some(personal)) => {
+            unless_erased(personal.open(&context::note(&payment_id), sealed))?
+        }
+        (note, _) => note.map(str::to_owned),
+    };
     Ok(Some(Review {
         payment_id,
         verdict,
@@ -816,7 +823,7 @@ impl Store for PgStore {
                         payment_id: id,
                         received_at_unix_ms: get(row, 1)?,
                         submitted_by: get(row, 2)?,
-                        review: review_at(row, 5, &self.personal)?,
+                        review: review_at(row, 5, Some(&self.personal))?,
                     })
                 })
                 .transpose()
@@ -875,7 +882,7 @@ impl Store for PgStore {
                     summary,
                     reasons: decision_of(&decision)?.reasons,
                     decision_sha256: super::audit::sha256_hex(&decision),
-                    review: review_at(row, 11, &self.personal)?,
+                    review: review_at(row, 11, Some(&self.personal))?,
                 });
             }
             let next_cursor = if items.len() == limit as usize {
@@ -898,7 +905,7 @@ impl Store for PgStore {
                 .await?;
             let mut reviews = Vec::with_capacity(rows.len());
             for row in &rows {
-                reviews.extend(review_at(row, 0, &self.personal)?);
+                reviews.extend(review_at(row, 0, Some(&self.personal))?);
             }
             Ok(reviews)
         })
@@ -1019,6 +1026,21 @@ impl Store for PgStore {
         Box::pin(self.send(Write::Expire { before_unix_ms }))
     }
 
+    fn erase_personal_data(&self, before_day: i64, retention_days: u32) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.send(Write::Erase {
+                before_day,
+                retention_days,
+            })
+            .await?;
+            // The keys erased (by this host or another) are forgotten here too.
+            let rows = self.inner.query(schema::DATA_KEYS, &[]).await?;
+            self.personal
+                .absorb(&schema::wrapped_keys(&rows)?)
+                .map_err(StoreError::failed)
+        })
+    }
+
     fn record_shadow(&self, decision: &Decision, shadow_version: &str) -> Result<(), StoreError> {
         let row = ShadowRow::new(decision, shadow_version, &self.personal)?;
         self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
@@ -1050,17 +1072,28 @@ impl Store for PgStore {
                     rows.iter()
                         .map(|row| {
                             let id: &str = get(row, 3)?;
-                            let pair = (
-                                stored_decision(&personal, id, get(row, 1)?)?,
-                                stored_shadow_decision(&personal, id, &version, get(row, 2)?)?,
-                            );
+                            // A pair whose personal data was erased is past comparing.
+                            let pair = match (
+                                unless_erased(stored_decision(&personal, id, get(row, 1)?))?,
+                                unless_erased(stored_shadow_decision(
+                                    &personal,
+                                    id,
+                                    &version,
+                                    get(row, 2)?,
+                                ))?,
+                            ) {
+                                (Some(live), Some(shadow)) => Some((live, shadow)),
+                                _ => None,
+                            };
                             Ok((get(row, 0)?, pair))
                         })
                         .collect()
                 })
             },
-            &mut |(live, shadow)| {
-                visit(live, shadow);
+            &mut |pair| {
+                if let Some((live, shadow)) = pair {
+                    visit(live, shadow);
+                }
                 true
             },
         )
@@ -1101,11 +1134,15 @@ impl Store for PgStore {
                 let mut payments = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let id: String = get(row, 0)?;
+                    // Erased (past its retention, which is longer than any velocity window).
+                    let Some(payment) = unless_erased(stored_payment(&personal, &id, get(row, 1)?))?
+                    else {
+                        continue;
+                    };
                     let at = match get::<Option<i64>>(row, 3)? {
                         Some(approved_at) => approved_at,
                         None => stored_decision(&personal, &id, get(row, 2)?)?.decided_at_unix_ms,
                     };
-                    let payment = stored_payment(&personal, &id, get(row, 1)?)?;
                     payments.push((id, payment, at));
                 }
                 Ok(Accepted {
@@ -1153,11 +1190,14 @@ impl Store for PgStore {
                 let payment: Option<&str> = get(row, 2)?;
                 let decision: Option<&str> = get(row, 3)?;
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
+                    let Some(payment) = unless_erased(stored_payment(&self.personal, &id, payment))?
+                    else {
+                        continue;
+                    };
                     let at = match get::<Option<i64>>(row, 4)? {
                         Some(approved_at) => approved_at,
                         None => stored_decision(&self.personal, &id, decision)?.decided_at_unix_ms,
                     };
-                    let payment = stored_payment(&self.personal, &id, payment)?;
                     accepted.payments.push((id, payment, at));
                 }
             }
@@ -1191,17 +1231,23 @@ impl Store for PgStore {
                     rows.iter()
                         .map(|row| {
                             let id: &str = get(row, 3)?;
-                            let pair = (
-                                stored_payment(&personal, id, get(row, 1)?)?,
-                                stored_decision(&personal, id, get(row, 2)?)?,
-                            );
+                            // A payment whose personal data was erased cannot be replayed.
+                            let pair = match (
+                                unless_erased(stored_payment(&personal, id, get(row, 1)?))?,
+                                unless_erased(stored_decision(&personal, id, get(row, 2)?))?,
+                            ) {
+                                (Some(payment), Some(decision)) => Some((payment, decision)),
+                                _ => None,
+                            };
                             Ok((get(row, 0)?, pair))
                         })
                         .collect()
                 })
             },
-            &mut |(payment, decision)| {
-                visit(payment, decision);
+            &mut |pair| {
+                if let Some((payment, decision)) = pair {
+                    visit(payment, decision);
+                }
                 true
             },
         )
@@ -1255,16 +1301,17 @@ impl Store for PgStore {
                                         amount: get(row, 15)?,
                                         currency: get(row, 16)?,
                                         end_to_end_id: get(row, 17)?,
+                                        unopened: None,
                                     },
                                 )?)),
                                 None => match (
-                                    review_at(row, 18, &personal)?,
+                                    review_at(row, 18, None)?,
                                     get::<Option<&str>>(row, 26)?,
                                 ) {
                                     (Some(review), Some(decision)) => {
-                                        let decision =
-                                            opened_decision(&personal, &entry.subject, decision)?;
-                                        Some(EntryRow::Reviewed(ReviewedRow { review, decision }))
+                                        Some(EntryRow::Reviewed(opened_review_row(
+                                            &personal, review, decision,
+                                        )?))
                                     }
                                     _ => None,
                                 },
@@ -1836,6 +1883,7 @@ pub(crate) mod tests {
         events_are_written_with_what_they_announce_and_delivered_in_order,
         one_host_at_a_time_holds_the_relay_lease,
         personal_data_is_sealed_at_rest,
+        erased_personal_data_reads_as_erased_and_the_chain_still_verifies,
     );
 
     /// Runs statements in the test database as `settings` (its role) and returns the

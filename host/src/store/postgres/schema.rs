@@ -189,7 +189,8 @@ CREATE TABLE data_keys (
     day BIGINT NOT NULL,
     master_key_id TEXT NOT NULL,
     wrapped BYTEA NOT NULL,
-    created_at_ms BIGINT NOT NULL
+    created_at_ms BIGINT NOT NULL,
+    erased_at_ms BIGINT
 );
 ALTER TABLE payments ADD COLUMN rules_fired TEXT NOT NULL DEFAULT ' ';
 UPDATE payments SET rules_fired = ' ' || COALESCE((
@@ -340,15 +341,18 @@ pub(super) async fn secret(client: &Client, name: &str) -> Result<[u8; 32], Stor
         .map_err(|_| StoreError::failed(format!("the secret {name} is not 32 bytes")))
 }
 
+/// The data keys the store holds, as [`wrapped_keys`] reads them.
+pub(super) const DATA_KEYS: &str = "SELECT id, day, master_key_id, wrapped, created_at_ms, \
+     erased_at_ms FROM data_keys ORDER BY day";
+
 /// The data keys the store holds, wrapped.
 pub(super) async fn data_keys(client: &Client) -> Result<Vec<WrappedKey>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT id, day, master_key_id, wrapped, created_at_ms FROM data_keys ORDER BY day",
-            &[],
-        )
-        .await
-        .map_err(pg_error)?;
+    let rows = client.query(DATA_KEYS, &[]).await.map_err(pg_error)?;
+    wrapped_keys(&rows)
+}
+
+/// The data keys in rows [`DATA_KEYS`] selected.
+pub(super) fn wrapped_keys(rows: &[tokio_postgres::Row]) -> Result<Vec<WrappedKey>, StoreError> {
     rows.iter()
         .map(|row| {
             Ok(WrappedKey {
@@ -357,6 +361,7 @@ pub(super) async fn data_keys(client: &Client) -> Result<Vec<WrappedKey>, StoreE
                 master_key_id: row.try_get(2)?,
                 wrapped: row.try_get(3)?,
                 created_at_ms: row.try_get(4)?,
+                erased_at_ms: row.try_get(5)?,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()

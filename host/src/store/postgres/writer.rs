@@ -33,7 +33,8 @@ use crate::store::audit::entry_hash;
 use crate::store::audit_keys::AuditKeys;
 use crate::store::queue::{Job, MessageRows, ShadowRow, Write};
 use crate::store::{
-    AuditSealing, CommitObserver, DECIDED, DecisionRecord, ReviewRecord, SERVICE_ACTOR, StoreError,
+    AuditSealing, CommitObserver, DECIDED, DecisionRecord, PERSONAL_DATA_ERASED, ReviewRecord,
+    SERVICE_ACTOR, StoreError, erasure_detail,
 };
 
 /// How often an idle writer checkpoints the head and writes shadow decisions.
@@ -158,6 +159,9 @@ fn same_error(error: &StoreError) -> StoreError {
         },
         StoreError::Failed { source } => StoreError::failed(source.to_string()),
         StoreError::Closed => StoreError::Closed,
+        StoreError::Erased { data_key } => StoreError::Erased {
+            data_key: data_key.clone(),
+        },
     }
 }
 
@@ -487,11 +491,19 @@ async fn commit_locked(
             _ => None,
         })
         .collect();
-    let ((head_seq, head_hash), recorded, claimed, mut reviewed) = tokio::try_join!(
+    let erasure = batch.iter().find_map(|job| match &job.write {
+        Write::Erase {
+            before_day,
+            retention_days,
+        } => Some((*before_day, *retention_days)),
+        _ => None,
+    });
+    let ((head_seq, head_hash), recorded, claimed, mut reviewed, erased) = tokio::try_join!(
         lock_head(client),
         record_idempotency(client, &decisions),
         record_messages(client, &messages),
         record_reviews(client, &reviews),
+        erase_data_keys(client, erasure.map(|(before_day, _)| before_day)),
     )?;
 
     // Each job's outcome, and the rows and entries of those recorded, in batch order.
@@ -554,6 +566,20 @@ async fn commit_locked(
             },
             Write::Event(e) => {
                 chain.append(e.at_ms, SERVICE_ACTOR, &e.action, &e.subject, &e.detail);
+                outcomes.push(Ok(()));
+            }
+            // The keys the statement erased (none if another host did first), each audited
+            // in this transaction; a second erasure in one batch finds none left.
+            Write::Erase { retention_days, .. } => {
+                for (id, day, at_ms) in &erased {
+                    chain.append(
+                        *at_ms,
+                        SERVICE_ACTOR,
+                        PERSONAL_DATA_ERASED,
+                        id,
+                        &erasure_detail(id, *day, *retention_days),
+                    );
+                }
                 outcomes.push(Ok(()));
             }
             Write::Expire { before_unix_ms } => {
@@ -755,6 +781,35 @@ async fn record_messages<'m>(
 
 /// Inserts the reviews of payments held and not reviewed yet; returns, for each payment
 /// with a review in the batch, whether its (first) review was recorded or why not.
+/// Erases (in the batch's transaction) the data keys of the days before `before_day` not
+/// erased yet: their wrapped keys emptied, the instant recorded. Returns what it erased;
+/// a host that erases the same keys at once waits on their rows and then finds none.
+async fn erase_data_keys(
+    client: &Writer,
+    before_day: Option<i64>,
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    let Some(before_day) = before_day else {
+        return Ok(Vec::new());
+    };
+    let now = crate::store::now_unix_ms();
+    let rows = client
+        .client
+        .query(
+            "UPDATE data_keys SET wrapped = '\\x'::bytea, erased_at_ms = $2 \
+             WHERE day < $1 AND erased_at_ms IS NULL RETURNING id, day",
+            &[&before_day, &now],
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut erased = rows
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, now)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .map_err(pg_error)?;
+    erased.sort();
+    Ok(erased)
+}
+
 async fn record_reviews<'r>(
     client: &Writer,
     reviews: &[&'r ReviewRecord],

@@ -32,9 +32,9 @@ use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
     PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
-    ReviewedRow, Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint,
-    now_unix_ms, opened_decision, opened_row, parse_status, status_name, stored_decision,
-    stored_payment, stored_shadow_decision,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint,
+    now_unix_ms, opened_decision, opened_review_row, opened_row, parse_status, status_name, stored_decision,
+    stored_payment, stored_shadow_decision, unless_erased,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::{Chain, chain_head, write_loop};
@@ -189,7 +189,8 @@ CREATE TABLE data_keys (
     day INTEGER NOT NULL,
     master_key_id TEXT NOT NULL,
     wrapped BLOB NOT NULL,
-    created_at_ms INTEGER NOT NULL
+    created_at_ms INTEGER NOT NULL,
+    erased_at_ms INTEGER
 ) WITHOUT ROWID;
 ALTER TABLE payments ADD COLUMN rules_fired TEXT NOT NULL DEFAULT ' ';
 UPDATE payments SET rules_fired = ' ' || COALESCE((
@@ -205,7 +206,8 @@ UPDATE payments SET rules_fired = ' ' || COALESCE((
 /// The data keys the store holds, wrapped.
 fn data_keys(conn: &Connection) -> Result<Vec<WrappedKey>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, day, master_key_id, wrapped, created_at_ms FROM data_keys ORDER BY day",
+        "SELECT id, day, master_key_id, wrapped, created_at_ms, erased_at_ms FROM data_keys \
+         ORDER BY day",
     )?;
     let rows = statement.query_map([], |row| {
         Ok(WrappedKey {
@@ -214,6 +216,7 @@ fn data_keys(conn: &Connection) -> Result<Vec<WrappedKey>, StoreError> {
             master_key_id: row.get(2)?,
             wrapped: row.get(3)?,
             created_at_ms: row.get(4)?,
+            erased_at_ms: row.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -309,6 +312,8 @@ impl SqliteStore {
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn)?;
+        // What the writer deletes or overwrites (an erased data key) is zeroed in the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let personal = Arc::clone(&sealing.personal);
         sync_data_keys(&conn, &personal)?;
         let fingerprint_key = secret(&conn, "idempotency_fingerprint_key")?;
@@ -571,7 +576,7 @@ impl Store for SqliteStore {
                         row.get::<_, String>(2)?,
                         row.get::<_, String>(3)?,
                         row.get::<_, String>(4)?,
-                        review_at(row, 5, &personal)?,
+                        review_at(row, 5, Some(&personal))?,
                     ))
                 })
                 .optional()?;
@@ -614,7 +619,7 @@ impl Store for SqliteStore {
                 "SELECT {REVIEW_COLUMNS} FROM reviews r \
                  WHERE r.payment_id IN (SELECT value FROM json_each(?1))"
             ))?;
-            let rows = statement.query_map(params![ids], |row| review_at(row, 0, &personal))?;
+            let rows = statement.query_map(params![ids], |row| review_at(row, 0, Some(&personal)))?;
             let mut reviews = Vec::new();
             for row in rows {
                 if let Some(review) = row? {
@@ -667,6 +672,22 @@ impl Store for SqliteStore {
         Box::pin(self.send(Write::Expire { before_unix_ms }))
     }
 
+    fn erase_personal_data(&self, before_day: i64, retention_days: u32) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.send(Write::Erase {
+                before_day,
+                retention_days,
+            })
+            .await?;
+            // The keys erased are forgotten here too (the writer zeroed their old bytes in
+            // the file and emptied the write-ahead log of them).
+            let keys = self.read(data_keys);
+            self.personal
+                .absorb(&keys.await?)
+                .map_err(StoreError::failed)
+        })
+    }
+
     /// Queues the decision for the writer, which inserts it between live commits. Waits
     /// only while `SHADOW_PENDING_MAX` are already queued (the shadow's own thread calls
     /// it, so a writer that falls behind slows the shadow, never the live path).
@@ -689,13 +710,21 @@ impl Store for SqliteStore {
             let mut rows = statement.query(params![shadow_version])?;
             while let Some(row) = rows.next()? {
                 let id = row.get::<_, String>(0)?;
-                let live = stored_decision(&self.personal, &id, &row.get::<_, String>(1)?)?;
-                let shadow = stored_shadow_decision(
+                let live = unless_erased(stored_decision(
+                    &self.personal,
+                    &id,
+                    &row.get::<_, String>(1)?,
+                ))?;
+                let shadow = unless_erased(stored_shadow_decision(
                     &self.personal,
                     &id,
                     shadow_version,
                     &row.get::<_, String>(2)?,
-                )?;
+                ))?;
+                // A pair whose personal data was erased is past comparing.
+                let (Some(live), Some(shadow)) = (live, shadow) else {
+                    continue;
+                };
                 visit(live, shadow);
             }
             Ok(())
@@ -730,11 +759,15 @@ impl Store for SqliteStore {
             let mut payments = Vec::new();
             for row in rows {
                 let (id, payment, decision, approved_at) = row?;
+                // Erased (past its retention, which is longer than any velocity window).
+                let Some(payment) = unless_erased(stored_payment(&self.personal, &id, &payment))?
+                else {
+                    continue;
+                };
                 let at = match approved_at {
                     Some(at) => at,
                     None => stored_decision(&self.personal, &id, &decision)?.decided_at_unix_ms,
                 };
-                let payment = stored_payment(&self.personal, &id, &payment)?;
                 payments.push((id, payment, at));
             }
             Ok(Accepted {
@@ -781,11 +814,14 @@ impl Store for SqliteStore {
                 let (seq, id, payment, decision, approved_at) = row?;
                 accepted.through_seq = seq;
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
+                    let Some(payment) = unless_erased(stored_payment(&personal, &id, &payment))?
+                    else {
+                        continue;
+                    };
                     let at = match approved_at {
                         Some(at) => at,
                         None => stored_decision(&personal, &id, &decision)?.decided_at_unix_ms,
                     };
-                    let payment = stored_payment(&personal, &id, &payment)?;
                     accepted.payments.push((id, payment, at));
                 }
             }
@@ -807,10 +843,17 @@ impl Store for SqliteStore {
             let mut rows = statement.query(params![since_unix_ms, until_unix_ms])?;
             while let Some(row) = rows.next()? {
                 let id = row.get::<_, String>(0)?;
-                visit(
-                    stored_payment(&self.personal, &id, &row.get::<_, String>(1)?)?,
-                    stored_decision(&self.personal, &id, &row.get::<_, String>(2)?)?,
-                );
+                // A payment whose personal data was erased cannot be replayed.
+                let payment =
+                    unless_erased(stored_payment(&self.personal, &id, &row.get::<_, String>(1)?))?;
+                let decision = unless_erased(stored_decision(
+                    &self.personal,
+                    &id,
+                    &row.get::<_, String>(2)?,
+                ))?;
+                if let (Some(payment), Some(decision)) = (payment, decision) {
+                    visit(payment, decision);
+                }
             }
             Ok(())
         })
@@ -848,6 +891,7 @@ impl Store for SqliteStore {
                                 amount: r.get(5)?,
                                 currency: r.get(6)?,
                                 end_to_end_id: r.get(7)?,
+                                unopened: None,
                             })
                         })
                         .optional()?
@@ -857,14 +901,17 @@ impl Store for SqliteStore {
                 } else if entry.action == REVIEWED || entry.action == REVIEW_EXPIRED {
                     let found = reviewed
                         .query_row(params![entry.subject], |r| {
-                            Ok((review_at(r, 0, &self.personal)?, r.get::<_, String>(8)?))
+                            Ok((review_at(r, 0, None)?, r.get::<_, String>(8)?))
                         })
                         .optional()?;
                     match found {
-                        Some((Some(review), decision)) => Some(EntryRow::Reviewed(ReviewedRow {
-                            review: review.map_err(StoreError::failed)?,
-                            decision: opened_decision(&self.personal, &entry.subject, &decision)?,
-                        })),
+                        Some((Some(review), decision)) => {
+                            Some(EntryRow::Reviewed(opened_review_row(
+                                &self.personal,
+                                review.map_err(StoreError::failed)?,
+                                &decision,
+                            )?))
+                        }
                         _ => None,
                     }
                 } else {
@@ -1216,7 +1263,7 @@ fn reviews(
                 row.get::<_, i64>(0)?,
                 summary_at(row, 1)?,
                 row.get::<_, String>(10)?,
-                review_at(row, 11, personal)?,
+                review_at(row, 11, Some(personal))?,
             ))
         },
     )?;
@@ -1253,7 +1300,7 @@ const REVIEW_COLUMNS: &str = "r.payment_id, r.verdict, r.reason_code, r.note, r.
 fn review_at(
     row: &rusqlite::Row<'_>,
     at: usize,
-    personal: &PersonalData,
+    personal: Option<&PersonalData>,
 ) -> rusqlite::Result<Option<Result<Review, String>>> {
     let Some(payment_id) = row.get::<_, Option<String>>(at)? else {
         return Ok(None);
@@ -1264,12 +1311,14 @@ fn review_at(
             "the review of {payment_id}: unknown verdict {verdict:?}"
         ))));
     };
-    let note = match row.get::<_, Option<String>>(at + 3)? {
-        None => None,
-        Some(sealed) => match personal.open(&context::note(&payment_id), &sealed) {
-            Ok(note) => Some(note),
-            Err(e) => return Ok(Some(Err(e.to_string()))),
-        },
+    let note = match (row.get::<_, Option<String>>(at + 3)?, personal) {
+        (Some(sealed), Some(personal)) => {
+            match unless_erased(personal.open(&context::note(&payment_id), &sealed)) {
+                Ok(note) => note,
+                Err(e) => return Ok(Some(Err(e.to_string()))),
+            }
+        }
+        (note, _) => note,
     };
     Ok(Some(Ok(Review {
         payment_id,
@@ -1481,6 +1530,7 @@ mod tests {
         events_are_written_with_what_they_announce_and_delivered_in_order,
         one_host_at_a_time_holds_the_relay_lease,
         personal_data_is_sealed_at_rest,
+        erased_personal_data_reads_as_erased_and_the_chain_still_verifies,
     );
 
     #[test]

@@ -10,7 +10,8 @@ use super::super::audit::{GENESIS, entry_hash};
 use super::super::audit_keys::AuditKeys;
 use super::super::queue::{Job, ShadowRow, Write};
 use super::super::{
-    AuditSealing, CommitObserver, DECIDED, DecisionRecord, ReviewRecord, SERVICE_ACTOR, StoreError,
+    AuditSealing, CommitObserver, DECIDED, DecisionRecord, PERSONAL_DATA_ERASED, ReviewRecord,
+    SERVICE_ACTOR, StoreError, erasure_detail,
 };
 use super::{SHADOW_IDLE_WRITE, SHADOW_ROWS_PER_WRITE};
 
@@ -111,7 +112,20 @@ pub(super) fn write_loop(
             }
         }
         let started = Instant::now();
+        let erasing = batch
+            .iter()
+            .any(|job| matches!(job.write, Write::Erase { .. }));
         let outcomes = commit_batch(&mut conn, &mut chain.head, &chain.sealing.keys, &batch);
+        if erasing && outcomes.is_ok() {
+            // An erased key's old bytes: zeroed in the database file (`secure_delete`), and
+            // the write-ahead log, which still holds the page as it was, checkpointed and
+            // truncated (readers in the middle of a read can delay it to the next).
+            if let Err(error) =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            {
+                tracing::warn!("the write-ahead log was not truncated after an erasure: {error}");
+            }
+        }
         observer.committed(batch.len(), started.elapsed().as_secs_f64());
         match outcomes {
             Ok(outcomes) => {
@@ -270,6 +284,36 @@ fn insert(
             )?
             .execute(params![before_unix_ms])?;
             Ok(*head)
+        }
+        Write::Erase {
+            before_day,
+            retention_days,
+        } => {
+            let now = super::super::now_unix_ms();
+            let mut erased = conn
+                .prepare_cached(
+                    "UPDATE data_keys SET wrapped = x'', erased_at_ms = ?2 \
+                     WHERE day < ?1 AND erased_at_ms IS NULL RETURNING id, day",
+                )?
+                .query_map(params![before_day, now], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            erased.sort();
+            let mut head = *head;
+            for (id, day) in &erased {
+                head = audit(
+                    conn,
+                    &head,
+                    keys,
+                    now,
+                    SERVICE_ACTOR,
+                    PERSONAL_DATA_ERASED,
+                    id,
+                    &erasure_detail(id, *day, *retention_days),
+                )?;
+            }
+            Ok(head)
         }
         Write::Deliveries(outcomes) => {
             record_outcomes(conn, outcomes)?;
