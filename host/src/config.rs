@@ -791,8 +791,7 @@ pub struct PersonalDataConfig {
 
 /// The shortest personal-data retention: the longest velocity window (90 days) and one
 /// day to spare.
-pub const PERSONAL_DATA_RETENTION_DAYS_MIN: u32 =
-    crate::velocity::WINDOW_SECONDS_MAX / 86_400 + 1;
+pub const PERSONAL_DATA_RETENTION_DAYS_MIN: u32 = crate::velocity::WINDOW_SECONDS_MAX / 86_400 + 1;
 
 /// Where a set of keys (the audit keys, the master keys) comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1280,7 +1279,9 @@ mod tests {
     #[test]
     fn personal_data_retention_outlives_velocity_windows_and_the_review_deadline() {
         let retention = |days: u32, extra: &str| {
-            Config::parse(&format!("{extra}\n[personal_data]\nretention_days = {days}\n"))
+            Config::parse(&format!(
+                "{extra}\n[personal_data]\nretention_days = {days}\n"
+            ))
         };
         let short = retention(30, "").unwrap_err();
         assert!(
@@ -1293,10 +1294,9 @@ mod tests {
         );
         let deadline = retention(100, "[review]\ndeadline_seconds = 8640000").unwrap_err();
         assert!(deadline.contains("review.deadline_seconds"), "{deadline}");
-        let both = Config::parse(
-            "[personal_data]\nmaster_key_file = \"m.key\"\nmaster_key_env = \"M\"\n",
-        )
-        .unwrap_err();
+        let both =
+            Config::parse("[personal_data]\nmaster_key_file = \"m.key\"\nmaster_key_env = \"M\"\n")
+                .unwrap_err();
         assert!(both.contains("set one, not both"), "{both}");
     }
 

@@ -139,9 +139,15 @@ fn audit_verify_names_the_first_entry_edited_behind_the_services_back() {
     let deleted = db.execute("DELETE FROM audit_log WHERE seq = 4", []);
     assert!(deleted.is_err());
 
-    // A decision changed in the payments table: the audit entry no longer matches it.
+    // A decision changed in the payments table (it is sealed: another payment's sealed
+    // decision put in its place): it no longer opens, and verify names it.
+    let original: String = db
+        .query_row("SELECT decision FROM payments WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     db.execute(
-        "UPDATE payments SET decision = replace(decision, '\"accepted\"', '\"rejected\"') \
+        "UPDATE payments SET decision = (SELECT decision FROM payments WHERE seq = 3) \
          WHERE seq = 2",
         [],
     )
@@ -150,14 +156,18 @@ fn audit_verify_names_the_first_entry_edited_behind_the_services_back() {
     let out = String::from_utf8_lossy(&changed.stdout);
     assert_eq!(changed.status.code(), Some(1), "{out}");
     assert!(
-        out.contains("BROKEN at audit entry 3") && out.contains("decision"),
+        out.contains("BROKEN at audit entry 3") && out.contains("does not open"),
         "{out}"
     );
 
     // Someone with the file drops the guard and rewrites history.
+    db.execute(
+        "UPDATE payments SET decision = ?1 WHERE seq = 2",
+        [&original],
+    )
+    .unwrap();
     db.execute_batch(
-        "UPDATE payments SET decision = replace(decision, '\"rejected\"', '\"accepted\"') WHERE seq = 2;
-         DROP TRIGGER audit_log_is_append_only_update;
+        "DROP TRIGGER audit_log_is_append_only_update;
          UPDATE audit_log SET actor = 'mallory' WHERE seq = 2;",
     )
     .unwrap();

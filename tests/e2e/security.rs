@@ -17,7 +17,7 @@ use std::path::Path;
 use payrules::store::audit::entry_hash;
 use serde_json::Value;
 
-use crate::server::{REVIEWER, SUBMITTER, Server, audit_verify, payment};
+use crate::server::{AUDITOR, REVIEWER, SUBMITTER, Server, audit_verify, payment};
 use crate::support::RulesDir;
 
 #[test]
@@ -64,8 +64,8 @@ fn disguised_sanctioned_names_are_refused_over_http() {
     );
 }
 
-/// A stopped service's store, its audit key and checkpoints, copied so each attack starts
-/// from the same untouched files.
+/// A stopped service's store, its audit key, master key and checkpoints, copied so each
+/// attack starts from the same untouched files.
 struct Evidence {
     dir: tempfile::TempDir,
 }
@@ -78,6 +78,7 @@ impl Evidence {
             "payrules.db",
             "payrules.db-wal",
             "payrules-audit.key",
+            "payrules-master.key",
             "payrules-audit.checkpoints",
         ] {
             if from.join(name).exists() {
@@ -176,7 +177,9 @@ fn audit_verify_catches_a_history_rewritten_by_someone_with_the_database_file() 
     );
 
     // 1. Triggers dropped, an amount edited (payment, column and the entry's digest),
-    //    every later hash recomputed.
+    //    every later hash recomputed. The payment is sealed, so the attacker writes the
+    //    edited payment in clear in its place (as if written before sealing), knowing it
+    //    whole: the strongest case.
     let evidence = Evidence::copy_of(&original);
     let db = evidence.db();
     db.execute_batch(
@@ -189,8 +192,14 @@ fn audit_verify_catches_a_history_rewritten_by_someone_with_the_database_file() 
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
-    let edited = stored.replace("\"3250.75\"", "\"32.50\"");
-    assert_ne!(edited, stored);
+    assert!(stored.starts_with("pd1."), "sealed: {stored}");
+    let plain = serde_json::to_string(
+        &payrules::model::Payment::from_json(&payment("us-payroll-fednow.json", "r1").to_string())
+            .unwrap(),
+    )
+    .unwrap();
+    let edited = plain.replace("\"3250.75\"", "\"32.50\"");
+    assert_ne!(edited, plain);
     let detail: String = db
         .query_row(
             "SELECT detail FROM audit_log WHERE subject = ?1",
@@ -606,6 +615,84 @@ fn a_key_past_its_rate_is_answered_429_and_others_are_served() {
     // The bucket refills at its rate.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     assert_eq!(server.get("/v1/payments", Some(SUBMITTER)).status, 200);
+}
+
+/// Personal data at rest, against someone with the database file: the served store's
+/// file holds no name, account or remittance line in clear (the real binary, a real
+/// payment over HTTP); its data keys cannot be quietly erased or removed — `audit verify`
+/// names a key erased with no audit entry, and a payment whose key is gone; and without
+/// the right master key nothing opens (verify refuses to run, naming the key).
+#[test]
+fn sealed_personal_data_and_its_keys_cannot_be_read_or_quietly_destroyed() {
+    let mut server = Server::start();
+    for key in ["pd-1", "pd-2"] {
+        let reply = server.submit(SUBMITTER, key, &payment("us-payroll-fednow.json", key));
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let id = server.get("/v1/payments", Some(AUDITOR)).json()["payments"][0]["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let whole = server
+        .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+        .json();
+    assert_eq!(
+        whole["payment"]["creditor"]["name"], "Maria Gonzalez",
+        "{whole}"
+    );
+    assert!(server.terminate().success());
+    let original = server.store();
+    let mut files = String::new();
+    for name in ["payrules.db", "payrules.db-wal"] {
+        if let Ok(bytes) = std::fs::read(original.with_file_name(name)) {
+            files.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    for secret in [
+        "Maria Gonzalez",
+        "Harbor Coffee",
+        "Salary November",
+        "44444444444",
+    ] {
+        assert!(
+            !files.contains(secret),
+            "{secret:?} is in the database file in clear"
+        );
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(original.with_file_name("payrules-master.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // 1. A data key erased behind the service's back (no audit entry).
+    let evidence = Evidence::copy_of(&original);
+    evidence
+        .db()
+        .execute("UPDATE data_keys SET wrapped = x'', erased_at_ms = 1", [])
+        .unwrap();
+    let (code, out) = evidence.verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("erased with no audit entry"), "{out}");
+
+    // 2. The data keys deleted outright: the payments they sealed no longer open.
+    let evidence = Evidence::copy_of(&original);
+    evidence.db().execute("DELETE FROM data_keys", []).unwrap();
+    let (code, out) = evidence.verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("does not open"), "{out}");
+
+    // 3. Another master key in the file: refused, naming the key it needs.
+    let evidence = Evidence::copy_of(&original);
+    let key_file = evidence.dir.path().join("payrules-master.key");
+    std::fs::write(&key_file, format!("other {}\n", "ab".repeat(32))).unwrap();
+    let (code, out) = evidence.verify();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("not among the master keys given (other)"),
+        "{out}"
+    );
 }
 
 /// Reviews are evidence too: a verdict flipped in the database (its triggers dropped),

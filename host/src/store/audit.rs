@@ -313,7 +313,9 @@ pub fn verify(
                     )));
                 }
                 Some(Unopened::Erased(key)) => {
-                    erased_keys_used.entry(key).or_insert_with(|| entry.subject.clone());
+                    erased_keys_used
+                        .entry(key)
+                        .or_insert_with(|| entry.subject.clone());
                 }
                 None => {}
             }

@@ -1697,21 +1697,41 @@ pub async fn personal_data_is_sealed_at_rest(harness: &Harness) {
 /// readers that rebuild figures or replay history pass over it, the payments' summaries
 /// stay listed, the erasure is an audit entry (once, however often it is asked for), and
 /// the chain still verifies — checking what is left in clear.
-pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(
-    harness: &Harness,
-) {
+pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(harness: &Harness) {
     let store = (harness.open)();
     store
-        .commit(new_decision(&*store, "pay_e1", "checkout", "k-e1", Status::Accepted))
+        .commit(new_decision(
+            &*store,
+            "pay_e1",
+            "checkout",
+            "k-e1",
+            Status::Accepted,
+        ))
         .await
         .expect("commits");
     store
-        .commit(new_decision(&*store, "pay_e2", "checkout", "k-e2", Status::PendingReview))
+        .commit(new_decision(
+            &*store,
+            "pay_e2",
+            "checkout",
+            "k-e2",
+            Status::PendingReview,
+        ))
         .await
         .expect("commits");
-    let held = store.payment("pay_e2").await.expect("reads").expect("stored");
+    let held = store
+        .payment("pay_e2")
+        .await
+        .expect("reads")
+        .expect("stored");
     store
-        .review(review("pay_e2", Verdict::Approve, "ops", 1_790_000_100_000, &held.decision_sha256))
+        .review(review(
+            "pay_e2",
+            Verdict::Approve,
+            "ops",
+            1_790_000_100_000,
+            &held.decision_sha256,
+        ))
         .await
         .expect("reviewed");
     store
@@ -1722,7 +1742,13 @@ pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(
         message_id: "MSG-E".to_owned(),
         fingerprint: store.fingerprint(b"e"),
         received_at_unix_ms: 1_790_000_000_000,
-        decisions: vec![new_decision(&*store, "pay_e3", "bank", "iso20022:MSG-E", Status::Accepted)],
+        decisions: vec![new_decision(
+            &*store,
+            "pay_e3",
+            "bank",
+            "iso20022:MSG-E",
+            Status::Accepted,
+        )],
         report: "<AddtlInf>a name</AddtlInf>".to_owned(),
     };
     store.commit_message(message).await.expect("commits");
@@ -1734,8 +1760,14 @@ pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(
     // Everything above was sealed today: erase through today.
     let today = super::now_unix_ms().div_euclid(86_400_000);
     let today_key = super::personal::data_key_id(today);
-    store.erase_personal_data(today + 1, 400).await.expect("erases");
-    store.erase_personal_data(today + 1, 400).await.expect("a second time finds none");
+    store
+        .erase_personal_data(today + 1, 400)
+        .await
+        .expect("erases");
+    store
+        .erase_personal_data(today + 1, 400)
+        .await
+        .expect("a second time finds none");
 
     for id in ["pay_e1", "pay_e2", "pay_e3"] {
         match store.payment(id).await {
@@ -1755,7 +1787,10 @@ pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(
         .await
         .expect("the summaries are listed");
     assert_eq!(listed.payments.len(), 3);
-    let reviews = store.reviews_of(&["pay_e2".to_owned()]).await.expect("reads");
+    let reviews = store
+        .reviews_of(&["pay_e2".to_owned()])
+        .await
+        .expect("reads");
     assert_eq!(reviews[0].note, None, "the note went with its key");
     assert_eq!(reviews[0].verdict, Verdict::Approve);
     assert!(store.accepted_since(0).expect("reads").payments.is_empty());
@@ -1778,7 +1813,11 @@ pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(
         .collect();
     assert_eq!(erasures.len(), 1, "erased once: {erasures:?}");
     assert_eq!(erasures[0].subject, today_key);
-    assert!(erasures[0].detail.contains("\"retention_days\":400"), "{}", erasures[0].detail);
+    assert!(
+        erasures[0].detail.contains("\"retention_days\":400"),
+        "{}",
+        erasures[0].detail
+    );
     store.close();
 
     // Opened again (another host, or a restart): still erased, not made again.

@@ -548,7 +548,10 @@ pub(crate) mod tests {
     fn an_erased_key_opens_nothing_and_is_not_made_again() {
         let (sealer, mut made) = ready(master(1));
         let sealed = sealer.seal(&context::payment("p1"), "Ana", NOW).unwrap();
-        assert_eq!(sealer.held_before(NOW / DAY_MS + 1), vec![made[0].id.clone()]);
+        assert_eq!(
+            sealer.held_before(NOW / DAY_MS + 1),
+            vec![made[0].id.clone()]
+        );
         sealer.erased(&made[0].id);
         let erased = sealer.open(&context::payment("p1"), &sealed).unwrap_err();
         assert!(matches!(erased, StoreError::Erased { .. }), "{erased}");

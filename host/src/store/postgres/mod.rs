@@ -49,9 +49,9 @@ use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
     PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of,
-    keyed_fingerprint, opened_decision, opened_review_row, opened_row, parse_status, status_name,
-    stored_decision, stored_payment, stored_shadow_decision, unless_erased,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of, keyed_fingerprint,
+    opened_decision, opened_review_row, opened_row, parse_status, status_name, stored_decision,
+    stored_payment, stored_shadow_decision, unless_erased,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::write_loop;
@@ -1135,7 +1135,8 @@ impl Store for PgStore {
                 for row in &rows {
                     let id: String = get(row, 0)?;
                     // Erased (past its retention, which is longer than any velocity window).
-                    let Some(payment) = unless_erased(stored_payment(&personal, &id, get(row, 1)?))?
+                    let Some(payment) =
+                        unless_erased(stored_payment(&personal, &id, get(row, 1)?))?
                     else {
                         continue;
                     };
@@ -1190,7 +1191,8 @@ impl Store for PgStore {
                 let payment: Option<&str> = get(row, 2)?;
                 let decision: Option<&str> = get(row, 3)?;
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
-                    let Some(payment) = unless_erased(stored_payment(&self.personal, &id, payment))?
+                    let Some(payment) =
+                        unless_erased(stored_payment(&self.personal, &id, payment))?
                     else {
                         continue;
                     };
@@ -1304,17 +1306,15 @@ impl Store for PgStore {
                                         unopened: None,
                                     },
                                 )?)),
-                                None => match (
-                                    review_at(row, 18, None)?,
-                                    get::<Option<&str>>(row, 26)?,
-                                ) {
-                                    (Some(review), Some(decision)) => {
-                                        Some(EntryRow::Reviewed(opened_review_row(
-                                            &personal, review, decision,
-                                        )?))
+                                None => {
+                                    match (review_at(row, 18, None)?, get::<Option<&str>>(row, 26)?)
+                                    {
+                                        (Some(review), Some(decision)) => Some(EntryRow::Reviewed(
+                                            opened_review_row(&personal, review, decision)?,
+                                        )),
+                                        _ => None,
                                     }
-                                    _ => None,
-                                },
+                                }
                             };
                             Ok((entry.seq, (entry, decided)))
                         })

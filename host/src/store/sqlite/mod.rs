@@ -32,8 +32,8 @@ use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
     PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint,
-    now_unix_ms, opened_decision, opened_review_row, opened_row, parse_status, status_name, stored_decision,
+    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, now_unix_ms,
+    opened_decision, opened_review_row, opened_row, parse_status, status_name, stored_decision,
     stored_payment, stored_shadow_decision, unless_erased,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
@@ -619,7 +619,8 @@ impl Store for SqliteStore {
                 "SELECT {REVIEW_COLUMNS} FROM reviews r \
                  WHERE r.payment_id IN (SELECT value FROM json_each(?1))"
             ))?;
-            let rows = statement.query_map(params![ids], |row| review_at(row, 0, Some(&personal)))?;
+            let rows =
+                statement.query_map(params![ids], |row| review_at(row, 0, Some(&personal)))?;
             let mut reviews = Vec::new();
             for row in rows {
                 if let Some(review) = row? {
@@ -844,8 +845,11 @@ impl Store for SqliteStore {
             while let Some(row) = rows.next()? {
                 let id = row.get::<_, String>(0)?;
                 // A payment whose personal data was erased cannot be replayed.
-                let payment =
-                    unless_erased(stored_payment(&self.personal, &id, &row.get::<_, String>(1)?))?;
+                let payment = unless_erased(stored_payment(
+                    &self.personal,
+                    &id,
+                    &row.get::<_, String>(1)?,
+                ))?;
                 let decision = unless_erased(stored_decision(
                     &self.personal,
                     &id,

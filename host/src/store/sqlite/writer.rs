@@ -120,9 +120,7 @@ pub(super) fn write_loop(
             // An erased key's old bytes: zeroed in the database file (`secure_delete`), and
             // the write-ahead log, which still holds the page as it was, checkpointed and
             // truncated (readers in the middle of a read can delay it to the next).
-            if let Err(error) =
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            {
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
                 tracing::warn!("the write-ahead log was not truncated after an erasure: {error}");
             }
         }
