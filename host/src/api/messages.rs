@@ -92,6 +92,7 @@ pub async fn submit(
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "Not a submitter", body = ErrorBody),
         (status = 404, description = "This key sent no message with that MsgId", body = ErrorBody),
+        (status = 410, description = "The report's personal data was erased at the end of its retention", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry", body = ErrorBody),
     ),
     security(("api_key" = []))

@@ -180,7 +180,8 @@ pub(super) async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError>
         (status = 200, description = "The payment, its decision and review (whole for auditors and reviewers, the client's view for submitters) and its final status", body = PaymentView),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "Not a submitter, auditor or reviewer", body = ErrorBody),
-        (status = 404, description = "No such payment (or not this key's)", body = ErrorBody),
+        (status = 404, description = "No such payment (or not this key's; for a submitter, also one whose personal data was erased)", body = ErrorBody),
+        (status = 410, description = "Its personal data was erased at the end of its retention (auditors and reviewers)", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -194,8 +195,13 @@ pub async fn get(
     if id.len() > 64 {
         return Err(not_found());
     }
-    let stored = state.service.payment(&id).await?.ok_or_else(not_found)?;
     let sees_all = principal.has(Role::Auditor) || principal.has(Role::Reviewer);
+    let stored = match state.service.payment(&id).await {
+        Ok(stored) => stored.ok_or_else(not_found)?,
+        // Whose it was went with it: a submitter is told no more than of another's.
+        Err(ServiceError::Erased) if !sees_all => return Err(not_found()),
+        Err(error) => return Err(error.into()),
+    };
     if !sees_all && stored.submitted_by != *principal.name {
         return Err(not_found());
     }
