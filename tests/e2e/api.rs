@@ -752,6 +752,42 @@ fn velocity_figures_are_rebuilt_from_the_store_after_a_restart() {
     );
 }
 
+/// What a rule logs may quote the payment's parties (its text is the rule author's): it
+/// is kept in the decision's trace, sealed in the store, and does not reach the service's
+/// log unless the log filter names `payrules::rule` (this server logs at `debug`).
+#[test]
+fn what_a_rule_logs_stays_in_its_decisions_trace_not_in_the_service_log() {
+    let rules = crate::support::RulesDir::new();
+    crate::support::copy_dir(&crate::support::example_rules(), rules.path());
+    let rules = rules.misbehaving("chatty", "chatty", "order = 0");
+    let server = Server::with_rules_and_limits(rules.path(), "");
+    let mut body = payment("sepa-instant-supplier.json", "chatty");
+    body["end_to_end_id"] = json!("E2E-CHATTY-MARK");
+    let reply = server.submit(SUBMITTER, "chatty", &body);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.json()["payment_id"].as_str().unwrap().to_owned();
+    let whole = server
+        .get(&format!("/v1/payments/{id}"), Some(AUDITOR))
+        .json();
+    let chatty = whole["decision"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "chatty")
+        .cloned()
+        .unwrap();
+    assert!(
+        chatty["logs"].to_string().contains("about E2E-CHATTY-MARK"),
+        "the trace keeps the rule's lines: {chatty}"
+    );
+    let log = server.log();
+    assert!(log.contains("payment decided"), "{log}");
+    assert!(
+        !log.contains("about E2E-CHATTY-MARK"),
+        "a rule's line reached the log:\n{log}"
+    );
+}
+
 #[test]
 fn json_logs_are_one_object_per_line_with_request_pipeline_stage_and_rule_spans() {
     let server = Server::with_json_logs();

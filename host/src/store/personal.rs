@@ -205,6 +205,7 @@ impl PersonalData {
     /// wrongly write) what it stored.
     pub fn absorb(&self, rows: &[WrappedKey]) -> Result<(), String> {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let mut first_fault = None;
         for row in rows {
             if row.erased_at_ms.is_some() {
                 keys.insert(row.id.clone(), (row.day, DataKey::Erased));
@@ -213,34 +214,42 @@ impl PersonalData {
             if keys.contains_key(&row.id) {
                 continue;
             }
-            let master = self.master.key(&row.master_key_id).ok_or_else(|| {
-                format!(
-                    "data key {} is wrapped by master key {}, which is not among the master \
-                     keys given ({}): list it (after the new one, while rotating)",
-                    row.id,
-                    row.master_key_id,
-                    self.master.ids().join(", ")
-                )
-            })?;
-            let aad = format!("{WRAP_DOMAIN}{}", row.id);
-            let secret = open_bytes(&master, aad.as_bytes(), &row.wrapped)
-                .filter(|secret| secret.len() == 32)
-                .ok_or_else(|| {
-                    format!(
-                        "data key {} does not unwrap with master key {}: the key file has \
-                         another secret under that id, or the row was altered",
-                        row.id, row.master_key_id
-                    )
-                })?;
-            let secret: [u8; 32] = secret
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("checked to be 32 bytes"));
-            keys.insert(
-                row.id.clone(),
-                (row.day, DataKey::Held(Arc::new(aead_key(&secret)))),
-            );
+            // A key that does not unwrap leaves the others to load (a host mid-rotation
+            // keeps what it can read), and is the error.
+            match self.unwrap_key(row) {
+                Ok(secret) => {
+                    let key = Arc::new(aead_key(&secret));
+                    keys.insert(row.id.clone(), (row.day, DataKey::Held(key)));
+                }
+                Err(fault) => {
+                    first_fault.get_or_insert(fault);
+                }
+            }
         }
-        Ok(())
+        first_fault.map_or(Ok(()), Err)
+    }
+
+    /// A data key's secret, unwrapped by the master key that wrapped it.
+    fn unwrap_key(&self, row: &WrappedKey) -> Result<[u8; 32], String> {
+        let master = self.master.key(&row.master_key_id).ok_or_else(|| {
+            format!(
+                "data key {} is wrapped by master key {}, which is not among the master \
+                 keys given ({}): list it (after the new one, while rotating)",
+                row.id,
+                row.master_key_id,
+                self.master.ids().join(", ")
+            )
+        })?;
+        let aad = format!("{WRAP_DOMAIN}{}", row.id);
+        open_bytes(&master, aad.as_bytes(), &row.wrapped)
+            .and_then(|secret| <[u8; 32]>::try_from(secret).ok())
+            .ok_or_else(|| {
+                format!(
+                    "data key {} does not unwrap with master key {}: the key file has \
+                     another secret under that id, or the row was altered",
+                    row.id, row.master_key_id
+                )
+            })
     }
 
     /// New data keys for the days from `now_unix_ms`'s through [`DAYS_AHEAD`] after it
@@ -273,18 +282,10 @@ impl PersonalData {
             .iter()
             .filter(|row| row.master_key_id != *first && row.erased_at_ms.is_none())
         {
-            let Some(master) = self.master.key(&row.master_key_id) else {
-                continue;
-            };
-            let aad = format!("{WRAP_DOMAIN}{}", row.id);
-            let Some(secret) = open_bytes(&master, aad.as_bytes(), &row.wrapped) else {
-                continue;
-            };
-            let secret: [u8; 32] = match secret.try_into() {
-                Ok(secret) => secret,
-                Err(_) => continue,
-            };
-            rewrapped.push(self.wrap(&row.id, row.day, &secret, row.created_at_ms)?);
+            // One that does not unwrap is named by `absorb`; it is left as it is.
+            if let Ok(secret) = self.unwrap_key(row) {
+                rewrapped.push(self.wrap(&row.id, row.day, &secret, row.created_at_ms)?);
+            }
         }
         Ok(rewrapped)
     }
@@ -542,6 +543,21 @@ pub(crate) mod tests {
             "called the debtor"
         );
         assert!(both.to_rewrap(&rewrapped).unwrap().is_empty());
+
+        // A host still on the old file, once another made a key with the new one: it
+        // names the key it cannot unwrap and keeps every key it can.
+        let newer = PersonalData::new(master(3));
+        let mut later_key = newer.to_make(NOW + 5 * DAY_MS).unwrap();
+        later_key.truncate(1);
+        let old_file = PersonalData::new(master(1));
+        let mut mixed = later_key.clone();
+        mixed.extend(made.iter().cloned());
+        let fault = old_file.absorb(&mixed).unwrap_err();
+        assert!(fault.contains(&later_key[0].id), "{fault}");
+        assert_eq!(
+            old_file.open(&context::note("p1"), &sealed).unwrap(),
+            "called the debtor"
+        );
     }
 
     #[test]

@@ -1756,29 +1756,44 @@ pub(crate) mod tests {
         )
     }
 
-    /// Runs one statement as the admin, on a thread of its own (callers may be async).
-    fn admin_sql(admin: &PgSettings, sql: &str) {
-        let (admin, sql) = (admin.clone(), sql.to_owned());
+    /// Connects to the test server as `settings` say and runs `work` on the connection,
+    /// on a thread and runtime of its own (callers may be async).
+    fn on_test_server<T: Send + 'static>(
+        settings: &PgSettings,
+        work: impl FnOnce(tokio_postgres::Client) -> WorkFuture<T> + Send + 'static,
+    ) -> T {
+        let settings = settings.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime");
             runtime.block_on(async {
-                let mut config = tokio_postgres::Config::from_str(&admin.url).expect("the URL");
-                if let Some(password) = &admin.password {
+                let mut config = tokio_postgres::Config::from_str(&settings.url).expect("URL");
+                if let Some(password) = &settings.password {
                     config.password(password.as_bytes());
                 }
-                let (client, connection) = config.connect(NoTls).await.expect("the test server");
+                let (client, connection) = config.connect(NoTls).await.expect("connects");
                 tokio::spawn(connection);
+                work(client).await.expect("the work on the test server")
+            })
+        })
+        .join()
+        .expect("the test server's thread")
+    }
+
+    /// Runs one statement as the admin.
+    fn admin_sql(admin: &PgSettings, sql: &str) {
+        let sql = sql.to_owned();
+        on_test_server(admin, move |client| {
+            Box::pin(async move {
                 client
                     .batch_execute(&sql)
                     .await
                     .expect("the admin statement");
-            });
-        })
-        .join()
-        .expect("the admin thread");
+                Ok(())
+            })
+        });
     }
 
     pub(crate) fn harness(db: &TestDatabase, dir: &tempfile::TempDir) -> Harness {
@@ -1807,19 +1822,8 @@ pub(crate) mod tests {
 
     /// Every row of every table of the test database, as text.
     fn rows_as_text(settings: &PgSettings) -> String {
-        let settings = settings.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let mut config = tokio_postgres::Config::from_str(&settings.url).expect("URL");
-                if let Some(password) = &settings.password {
-                    config.password(password.as_bytes());
-                }
-                let (client, connection) = config.connect(NoTls).await.expect("connects");
-                tokio::spawn(connection);
+        on_test_server(settings, |client| {
+            Box::pin(async move {
                 let tables = client
                     .query(
                         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
@@ -1841,11 +1845,9 @@ pub(crate) mod tests {
                         }
                     }
                 }
-                text
+                Ok(text)
             })
         })
-        .join()
-        .expect("the SQL thread")
     }
 
     macro_rules! conformance {
@@ -1889,27 +1891,15 @@ pub(crate) mod tests {
     /// Runs statements in the test database as `settings` (its role) and returns the
     /// error text of the first that fails, if one does.
     fn sql_as(settings: &PgSettings, sql: &str) -> Option<String> {
-        let (settings, sql) = (settings.clone(), sql.to_owned());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let mut config = tokio_postgres::Config::from_str(&settings.url).expect("URL");
-                if let Some(password) = &settings.password {
-                    config.password(password.as_bytes());
-                }
-                let (client, connection) = config.connect(NoTls).await.expect("connects");
-                tokio::spawn(connection);
-                client.batch_execute(&sql).await.err().map(|e| {
+        let sql = sql.to_owned();
+        on_test_server(settings, move |client| {
+            Box::pin(async move {
+                Ok(client.batch_execute(&sql).await.err().map(|e| {
                     e.as_db_error()
                         .map_or_else(|| e.to_string(), |d| d.message().to_owned())
-                })
+                }))
             })
         })
-        .join()
-        .expect("the SQL thread")
     }
 
     /// The split docs/deployment.md recommends: an owner creates the schema, the service
