@@ -1793,6 +1793,13 @@ pub async fn erased_personal_data_reads_as_erased_and_the_chain_still_verifies(h
         .expect("reads");
     assert_eq!(reviews[0].note, None, "the note went with its key");
     assert_eq!(reviews[0].verdict, Verdict::Approve);
+    let resolved = store
+        .reviews(queue_query(ReviewState::Resolved, 10))
+        .await
+        .expect("the resolved queue still lists it");
+    assert_eq!(resolved.items.len(), 1);
+    assert!(resolved.items[0].reasons.is_empty());
+    assert_eq!(resolved.items[0].decision_sha256, held.decision_sha256);
     assert!(store.accepted_since(0).expect("reads").payments.is_empty());
     let mut replayed = 0;
     store

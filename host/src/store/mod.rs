@@ -660,6 +660,41 @@ fn unopened(error: StoreError) -> Result<Unopened, StoreError> {
     }
 }
 
+/// A held payment as the review queue shows it: its summary, its decision's reasons and
+/// digest, its review. One past its retention keeps its summary and review; its reasons
+/// went with its key (the digest is then the one its review recorded).
+pub(crate) fn review_item(
+    personal: &PersonalData,
+    summary: PaymentSummary,
+    stored_decision: &str,
+    review: Option<Review>,
+) -> Result<ReviewItem, StoreError> {
+    let opened = unless_erased(opened_decision(
+        personal,
+        &summary.payment_id,
+        stored_decision,
+    ))?;
+    let (reasons, decision_sha256) = match opened {
+        Some(decision) => (
+            decision_of(&decision)?.reasons,
+            audit::sha256_hex(&decision),
+        ),
+        None => (
+            Vec::new(),
+            review
+                .as_ref()
+                .map(|r| r.decision_sha256.clone())
+                .unwrap_or_default(),
+        ),
+    };
+    Ok(ReviewItem {
+        summary,
+        reasons,
+        decision_sha256,
+        review,
+    })
+}
+
 /// A shadow set's stored decision read back (opened, if sealed).
 pub(crate) fn stored_shadow_decision(
     personal: &PersonalData,

@@ -319,16 +319,25 @@ impl PersonalData {
         now_unix_ms: i64,
     ) -> Result<String, StoreError> {
         let today = now_unix_ms.div_euclid(DAY_MS);
+        let todays = data_key_id(today);
         let (id, key) = {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.iter()
-                .filter_map(|(id, (day, key))| match key {
-                    DataKey::Held(key) if *day <= today => Some((id, *day, key)),
-                    _ => None,
-                })
-                .max_by_key(|(_, day, _)| *day)
-                .map(|(id, _, key)| (id.clone(), Arc::clone(key)))
-                .ok_or_else(|| StoreError::failed("no data key is held to seal personal data"))?
+            // Today's key, looked up; only without it are the keys (one a day of the
+            // retention period) searched for the latest before today.
+            if let Some((_, DataKey::Held(key))) = keys.get(&todays) {
+                (todays, Arc::clone(key))
+            } else {
+                keys.iter()
+                    .filter_map(|(id, (day, key))| match key {
+                        DataKey::Held(key) if *day <= today => Some((id, *day, key)),
+                        _ => None,
+                    })
+                    .max_by_key(|(_, day, _)| *day)
+                    .map(|(id, _, key)| (id.clone(), Arc::clone(key)))
+                    .ok_or_else(|| {
+                        StoreError::failed("no data key is held to seal personal data")
+                    })?
+            }
         };
         let aad = format!("{SEAL_DOMAIN}{context}");
         let sealed = seal_bytes(&key, aad.as_bytes(), plaintext.as_bytes())?;

@@ -48,10 +48,10 @@ use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
-    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of, keyed_fingerprint,
-    opened_decision, opened_review_row, opened_row, parse_status, status_name, stored_decision,
-    stored_payment, stored_shadow_decision, unless_erased,
+    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewPage, ReviewQuery, ReviewState, Store,
+    StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of, keyed_fingerprint,
+    opened_decision, opened_review_row, opened_row, parse_status, review_item, status_name,
+    stored_decision, stored_payment, stored_shadow_decision, unless_erased,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::write_loop;
@@ -877,13 +877,8 @@ impl Store for PgStore {
             for row in &rows {
                 last_seq = Some(get::<i64>(row, 0)?);
                 let summary = summary_at(row, 1)?;
-                let decision = opened_decision(&self.personal, &summary.payment_id, get(row, 10)?)?;
-                items.push(ReviewItem {
-                    summary,
-                    reasons: decision_of(&decision)?.reasons,
-                    decision_sha256: super::audit::sha256_hex(&decision),
-                    review: review_at(row, 11, Some(&self.personal))?,
-                });
+                let review = review_at(row, 11, Some(&self.personal))?;
+                items.push(review_item(&self.personal, summary, get(row, 10)?, review)?);
             }
             let next_cursor = if items.len() == limit as usize {
                 last_seq

@@ -31,10 +31,10 @@ use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
-    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewItem, ReviewPage, ReviewQuery, ReviewState,
-    Store, StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, now_unix_ms,
-    opened_decision, opened_review_row, opened_row, parse_status, status_name, stored_decision,
-    stored_payment, stored_shadow_decision, unless_erased,
+    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewPage, ReviewQuery, ReviewState, Store,
+    StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, now_unix_ms,
+    opened_decision, opened_review_row, opened_row, parse_status, review_item, status_name,
+    stored_decision, stored_payment, stored_shadow_decision, unless_erased,
 };
 use crate::model::{Decision, Payment, Review, Verdict, final_status};
 use writer::{Chain, chain_head, write_loop};
@@ -1276,15 +1276,8 @@ fn reviews(
     for row in rows {
         let (seq, summary, decision, review) = row?;
         last_seq = Some(seq);
-        let decision = opened_decision(personal, &summary.payment_id, &decision)?;
-        items.push(ReviewItem {
-            reasons: serde_json::from_str::<Decision>(&decision)
-                .map_err(|e| StoreError::failed(format!("a stored decision: {e}")))?
-                .reasons,
-            summary,
-            decision_sha256: super::audit::sha256_hex(&decision),
-            review: review.transpose().map_err(StoreError::failed)?,
-        });
+        let review = review.transpose().map_err(StoreError::failed)?;
+        items.push(review_item(personal, summary, &decision, review)?);
     }
     let next_cursor = if items.len() == limit as usize {
         last_seq
