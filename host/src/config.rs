@@ -358,6 +358,35 @@ pub struct Config {
     /// A proxy in front terminates TLS, so plain HTTP may be served on a non-loopback
     /// address (to that proxy only: see the deployment guide).
     pub tls_terminated_by_proxy: bool,
+    /// Traces exported over OpenTelemetry's OTLP; none by default.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Where the request → pipeline → stage → rule spans go: an OpenTelemetry collector's
+/// OTLP/HTTP endpoint (JSON encoding), plain HTTP — a collector on the host or beside it
+/// (an agent, a sidecar), which forwards to the tracing backend.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; unset, nothing is
+    /// exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans carry.
+    pub service_name: String,
+    /// The share of traces exported, 0 to 1, chosen by trace id (so every span of a trace
+    /// goes, or none); a client's trace that it marks sampled in its `traceparent` is
+    /// always exported, one it marks not sampled never.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "payrules".to_owned(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// OAuth 2 / OIDC bearer tokens: JWTs an identity provider signs, checked against its
@@ -927,6 +956,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             tls: None,
             tls_terminated_by_proxy: false,
+            telemetry: TelemetryConfig::default(),
             circuit_breaker: CircuitBreakerConfig::default(),
             oauth: None,
         }
@@ -1025,6 +1055,26 @@ impl Config {
         }
         if self.audit.key_file.is_some() && self.audit.key_env.is_some() {
             return Err("audit.key_file and audit.key_env: set one, not both".to_owned());
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            let host = endpoint.strip_prefix("http://").unwrap_or_default();
+            if host.is_empty() || endpoint.len() > 2048 || endpoint.chars().any(char::is_whitespace)
+            {
+                return Err(format!(
+                    "telemetry.otlp_endpoint {endpoint:?}: give the collector's OTLP/HTTP traces \
+                     URL, http://HOST:PORT/v1/traces (plain HTTP to a collector on the host or \
+                     beside it; TLS to the collector is not built)"
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(format!(
+                "telemetry.sample_ratio is {}; give a share of traces from 0 to 1",
+                self.telemetry.sample_ratio
+            ));
+        }
+        if self.telemetry.service_name.is_empty() || self.telemetry.service_name.len() > 128 {
+            return Err("telemetry.service_name must have 1 to 128 characters".to_owned());
         }
         if self.personal_data.master_key_file.is_some()
             && self.personal_data.master_key_env.is_some()
@@ -1274,6 +1324,33 @@ mod tests {
             config.audit.key_file.is_some(),
             "several hosts share explicit audit keys"
         );
+    }
+
+    #[test]
+    fn an_otlp_endpoint_is_a_plain_http_url() {
+        let endpoint =
+            |url: &str| Config::parse(&format!("[telemetry]\notlp_endpoint = {url:?}\n"));
+        let config = endpoint("http://127.0.0.1:4318/v1/traces").unwrap();
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(config.telemetry.service_name, "payrules");
+        for refused in [
+            "https://collector:4318/v1/traces",
+            "collector:4318",
+            "http://",
+            "http://a b",
+        ] {
+            let error = endpoint(refused).unwrap_err();
+            assert!(
+                error.contains("telemetry.otlp_endpoint"),
+                "{refused}: {error}"
+            );
+        }
+        assert!(Config::parse("[telemetry]\nservice_name = \"\"\n").is_err());
+        assert!(Config::parse("[telemetry]\nsample_ratio = 1.5\n").is_err());
+        assert!(Config::parse("[telemetry]\nsample_ratio = 0.1\n").is_ok());
     }
 
     #[test]

@@ -55,5 +55,6 @@ mod security;
 mod server;
 mod service;
 mod support;
+mod telemetry;
 mod tls;
 mod webhooks;

@@ -270,6 +270,7 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         principal = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    crate::telemetry::continue_trace(&span, request.headers());
     let response = async {
         let Ok(_permit) = Arc::clone(&state.concurrency).try_acquire_owned() else {
             state.service.metrics().shed();

@@ -51,7 +51,8 @@ fn serve(
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    telemetry::init_logging(config.log.format, &config.log.level);
+    let telemetry = telemetry::init(config.log.format, &config.log.level, &config.telemetry)
+        .map_err(BadInput)?;
     // The listener's certificate and key are read before anything starts: a fault in
     // them stops the start-up here, naming the setting.
     let tls = config
@@ -230,6 +231,7 @@ fn serve(
     })?;
     service.stop();
     tracing::info!("stopped; every decision answered is on disk");
+    telemetry.shutdown();
     Ok(())
 }
 
