@@ -14,11 +14,7 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-10}
 connections=${3:-16}
-bin=target/release/payrules
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source bench/preamble.sh
 
 cp -rL plugins/velocity-risk-py "$work/project"
 "$bin" plugin build "$work/project" >/dev/null 2>"$work/build.err" \

@@ -12,11 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
 connections=${2:-16}
-bin=target/release/payrules
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source bench/preamble.sh
 cp -r examples/rules "$work/rules"
 source bench/serve.sh
 new_key submitter operator
