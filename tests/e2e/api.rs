@@ -587,6 +587,8 @@ fn the_openapi_document_matches_the_routes() {
         "GET /v1/rules",
         "POST /v1/rules/reload",
         "GET /v1/rules/history",
+        "POST /v1/rules/rollback",
+        "DELETE /v1/rules/rollback",
         "POST /v1/rules/shadow",
         "GET /v1/rules/shadow",
         "DELETE /v1/rules/shadow",

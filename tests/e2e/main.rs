@@ -22,6 +22,8 @@
 //!   from a JWKS server on loopback; every forgery refused.
 //! - `plugins`: rule projects scaffolded, built and tested; test vectors that fail.
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
+//! - `rollback`: an earlier rule set made live again under load, held until the directory
+//!   changes or it is released, across a restart.
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
 //!   slow and excess clients.
 //! - `security`: each security control against the attack it stops.
@@ -50,6 +52,7 @@ mod plugins;
 mod postgres;
 mod reload;
 mod reviews;
+mod rollback;
 mod sandbox;
 mod security;
 mod server;

@@ -477,7 +477,10 @@ fn a_broken_directory_stops_a_restart_unless_told_to_start_from_the_last_good_se
     wait_for(&server, "the new policy live", |rules| {
         rules["version"] == good.as_str()
     });
-    let kept = server.store().with_file_name("payrules-last-good-rules");
+    let kept = server
+        .store()
+        .with_file_name("payrules-rule-sets")
+        .join(&good);
     // The copy is made after the swap; wait for it rather than race it.
     let started = Instant::now();
     while !(kept.is_dir() && checked_version(&kept) == good) {

@@ -371,8 +371,8 @@ fn special_files_in_a_rules_directory_are_refused_at_once() {
 }
 
 /// A rules directory laid out as a Kubernetes ConfigMap mount (every file a symlink
-/// through `..data` to a timestamped directory) loads, and its last-good copy is made
-/// and loads as the same version.
+/// through `..data` to a timestamped directory) loads, and its kept copy is made and
+/// loads as the same version.
 #[test]
 fn a_configmap_style_rules_directory_loads_and_is_kept_as_last_good() {
     let mount = tempfile::tempdir().unwrap();
@@ -393,14 +393,19 @@ fn a_configmap_style_rules_directory_loads_and_is_kept_as_last_good() {
     assert_eq!(mounted.version, direct.version);
 
     let store = tempfile::tempdir().unwrap();
-    let last_good = store.path().join("last-good");
+    let kept = payrules::registry::kept::KeptSets::open(&store.path().join("kept")).unwrap();
     let live = payrules::registry::live::LiveRules::load(
         mount.path(),
         crate::support::runtime(),
         payrules::store::now_unix_ms(),
     )
     .expect("loads")
-    .keeping_last_good(&last_good, true);
+    .keeping(kept);
+    let last_good = live
+        .kept()
+        .unwrap()
+        .last_live()
+        .expect("kept as the last live set");
     let kept = crate::support::load(&last_good);
     assert_eq!(kept.version, live.current().version);
     assert!(

@@ -164,6 +164,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(rules::live))
         .routes(routes!(rules::reload_now))
         .routes(routes!(rules::history))
+        .routes(routes!(rules::rollback, rules::release_rollback))
         .routes(routes!(
             shadow::install_shadow,
             shadow::get_shadow,

@@ -1,8 +1,9 @@
-//! `/v1/rules`: the live rule set, reloading it, and its history.
+//! `/v1/rules`: the live rule set, reloading it, rolling it back, and its history.
 
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -14,7 +15,9 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use crate::config::Role;
 use crate::model::{FailurePolicy, RuleKind};
-use crate::registry::live::{Rejected, ReloadOutcome};
+use crate::registry::kept::KeptSets;
+use crate::registry::live::{Held, Rejected, ReloadOutcome};
+use crate::service::rollback::{ROLLBACK_RELEASED, ROLLED_BACK, RollbackError};
 use crate::service::rules::{LOADED, REJECTED};
 
 /// One rule of the live set.
@@ -76,6 +79,14 @@ pub struct RuleSetView {
     /// the `shadow/` subdirectory; it changed nothing), if any since the start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow_last_rejected: Option<Rejected>,
+    /// The rollback in force on this host, if any: the live set is a kept one, held over
+    /// the version the rules directory holds until the directory changes or it is
+    /// released (`DELETE /v1/rules/rollback`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Held>,
+    /// The versions kept on this host, which `POST /v1/rules/rollback` can make live
+    /// again: the most recently live first.
+    pub kept_versions: Vec<String>,
 }
 
 /// The live rule set: each rule's name, kind, version hash, order and limits; and the
@@ -129,7 +140,19 @@ pub async fn live(
         last_rejected: service.live_rules().last_rejected(),
         shadow: super::shadow::view(&state),
         shadow_last_rejected: service.shadow().last_rejected(),
+        rollback: service.live_rules().held(),
+        kept_versions: kept_versions(&state),
     }))
+}
+
+/// The versions this host keeps, the most recently live first.
+fn kept_versions(state: &AppState) -> Vec<String> {
+    state
+        .service
+        .live_rules()
+        .kept()
+        .map(KeptSets::versions)
+        .unwrap_or_default()
 }
 
 /// What a reload did.
@@ -167,21 +190,26 @@ pub async fn reload_now(
 ) -> Result<Json<ReloadView>, ApiError> {
     principal.require(&[Role::Operator])?;
     let trigger = format!("api:{}", principal.name);
-    match state.service.reload(&trigger).await {
-        ReloadOutcome::Unchanged { version } => Ok(Json(ReloadView {
+    reload_view(state.service.reload(&trigger).await).map(Json)
+}
+
+/// A reload's outcome as answered: a refusal is a 422.
+fn reload_view(outcome: ReloadOutcome) -> Result<ReloadView, ApiError> {
+    match outcome {
+        ReloadOutcome::Unchanged { version } => Ok(ReloadView {
             outcome: "unchanged",
             version,
             previous_version: None,
             load_ms: None,
-        })),
+        }),
         ReloadOutcome::Swapped {
             from, to, load_ms, ..
-        } => Ok(Json(ReloadView {
+        } => Ok(ReloadView {
             outcome: "swapped",
             version: to,
             previous_version: Some(from),
             load_ms: Some(load_ms),
-        })),
+        }),
         ReloadOutcome::Rejected(rejected) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "rule_set_rejected",
@@ -207,17 +235,24 @@ pub struct HistoryEntry {
     pub seq: i64,
     /// When, ms since the Unix epoch.
     pub at_unix_ms: i64,
-    /// `loaded` or `rejected`.
+    /// `loaded`, `rejected`, `rolled_back` or `rollback_released`.
     pub outcome: &'static str,
-    /// The version that went live; for a rejection, the version that stayed live.
+    /// The version that went live (made live again, for a rollback; whose rollback
+    /// ended, for a release); for a rejection, the version that stayed live.
     pub version: String,
-    /// What it records: trigger, previous version, rules, load time, or the error.
+    /// Whether this host keeps that version, so that `POST /v1/rules/rollback` can make
+    /// it live again (absent for a rejection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<bool>,
+    /// What it records: trigger, previous version, rules, load time, the host, or the
+    /// error; for a rollback, who asked and the directory version it holds over.
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
 /// The history of the rule set, newest first: every version that went live (at start,
-/// by the watcher, by an operator) and every candidate refused. Kept in the audit log.
+/// by the watcher, by an operator, on any host sharing the store), every candidate
+/// refused, every rollback and its release. Kept in the audit log.
 #[utoipa::path(
     get,
     path = "/v1/rules/history",
@@ -239,21 +274,157 @@ pub async fn history(
     principal.require(&[Role::Operator, Role::Auditor])?;
     let params = super::query::params(params)?;
     let limit = super::query::limit(params.limit, 50)?;
-    let entries = state.service.audit_of(&[LOADED, REJECTED], limit).await?;
+    let entries = state
+        .service
+        .audit_of(&[LOADED, REJECTED, ROLLED_BACK, ROLLBACK_RELEASED], limit)
+        .await?;
+    let kept = state.service.live_rules().kept();
     Ok(Json(
         entries
             .into_iter()
-            .map(|entry| HistoryEntry {
-                seq: entry.seq,
-                at_unix_ms: entry.at_unix_ms,
-                outcome: if entry.action == LOADED {
-                    "loaded"
-                } else {
-                    "rejected"
-                },
-                version: entry.subject,
-                detail: serde_json::from_str(&entry.detail).unwrap_or_default(),
+            .map(|entry| {
+                let outcome = match entry.action.as_str() {
+                    LOADED => "loaded",
+                    ROLLED_BACK => "rolled_back",
+                    ROLLBACK_RELEASED => "rollback_released",
+                    _ => "rejected",
+                };
+                HistoryEntry {
+                    seq: entry.seq,
+                    at_unix_ms: entry.at_unix_ms,
+                    outcome,
+                    kept: (outcome != "rejected")
+                        .then(|| kept.is_some_and(|k| k.path_of(&entry.subject).is_some())),
+                    version: entry.subject,
+                    detail: serde_json::from_str(&entry.detail).unwrap_or_default(),
+                }
             })
             .collect(),
     ))
+}
+
+/// What to roll back to.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The rule-set version to make live again (64 hex digits, one of `kept_versions` in
+    /// `GET /v1/rules`); absent: the version live before the live one.
+    #[schema(min_length = 64, max_length = 64, pattern = "^[0-9a-f]{64}$")]
+    pub version: Option<String>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RollbackView {
+    /// The version live now.
+    pub version: String,
+    /// The version it replaced.
+    pub previous_version: String,
+    /// The rules directory's version it holds over: the rollback holds until the
+    /// directory changes to another version, or it is released.
+    pub over_directory_version: String,
+    /// How long loading the kept copy took, ms.
+    pub load_ms: u64,
+    /// Components compiled to load it: 0 when the code cache held them all.
+    pub compiled: u64,
+}
+
+/// Make a rule set that went live before live again at once, from the copy kept beside
+/// the store (its compiled code reused), recorded in the audit log. Every host sharing the
+/// store whose rules directory holds the same version follows within a second. It holds
+/// until the rules directory changes to another version or it is released.
+#[utoipa::path(
+    post,
+    path = "/v1/rules/rollback",
+    tag = "rules",
+    request_body(content = RollbackRequest, description = "Optional: `{}` or no body rolls back to the previous version"),
+    responses(
+        (status = 200, description = "Rolled back", body = RollbackView),
+        (status = 400, description = "The body is not {\"version\": ...} (`invalid_body`), or the version is not of a version's form (`invalid_version`)", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an operator", body = ErrorBody),
+        (status = 404, description = "The version is not kept on this host (`rule_set_not_kept`)", body = ErrorBody),
+        (status = 409, description = "The version is live already (`rule_set_already_live`), or the history holds none before it (`no_earlier_rule_set`)", body = ErrorBody),
+        (status = 422, description = "The kept copy does not load (`rule_set_rejected`); nothing changed", body = ErrorBody),
+        (status = 503, description = "The audit log cannot record it; nothing changed", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn rollback(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<RollbackView>, ApiError> {
+    principal.require(&[Role::Operator])?;
+    let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
+    };
+    let actor = format!("api:{}", principal.name);
+    let done = state
+        .service
+        .rollback(request.version, &actor)
+        .await
+        .map_err(rollback_error)?;
+    Ok(Json(RollbackView {
+        version: done.to,
+        previous_version: done.from,
+        over_directory_version: done.over,
+        load_ms: done.load_ms,
+        compiled: done.compiled,
+    }))
+}
+
+/// End the rollback in force on this host and on every host following it: the rules
+/// directory's version goes live again, as a reload would make it.
+#[utoipa::path(
+    delete,
+    path = "/v1/rules/rollback",
+    tag = "rules",
+    responses(
+        (status = 200, description = "Released: the reload's outcome", body = ReloadView),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an operator", body = ErrorBody),
+        (status = 409, description = "No rollback is in force (`no_rollback`)", body = ErrorBody),
+        (status = 422, description = "Released, but the rules directory does not load: the rolled-back set stays live (`rule_set_rejected`)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn release_rollback(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<ReloadView>, ApiError> {
+    principal.require(&[Role::Operator])?;
+    let actor = format!("api:{}", principal.name);
+    let outcome = state
+        .service
+        .release_rollback(&actor)
+        .await
+        .map_err(rollback_error)?;
+    reload_view(outcome).map(Json)
+}
+
+fn rollback_error(error: RollbackError) -> ApiError {
+    let message = error.to_string();
+    match error {
+        RollbackError::NotAVersion(_) => {
+            ApiError::bad_request("invalid_version", message).field("version")
+        }
+        RollbackError::NotKept(_) => ApiError::not_found("rule_set_not_kept", message),
+        RollbackError::AlreadyLive(_) => {
+            ApiError::new(StatusCode::CONFLICT, "rule_set_already_live", message)
+        }
+        RollbackError::NoEarlier => {
+            ApiError::new(StatusCode::CONFLICT, "no_earlier_rule_set", message)
+        }
+        RollbackError::NotHeld => ApiError::new(StatusCode::CONFLICT, "no_rollback", message),
+        RollbackError::DoesNotLoad(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rule_set_rejected",
+            message,
+        ),
+        RollbackError::Service(error) => error.into(),
+    }
 }

@@ -119,6 +119,7 @@ fn serve(
         // Several hosts: the others' accepted payments enter this host's velocity figures,
         // and this host is on the fleet's list.
         service.follow_other_hosts();
+        service.follow_rollbacks();
         service.expire_unreviewed();
         service.record_circuit_transitions();
         service.relay_events(std::sync::Arc::clone(service.webhooks()));

@@ -7,6 +7,10 @@
 //! pointer swap: a payment takes the live set once when it starts and decides with it to
 //! the end, so no payment ever sees two versions. A candidate that fails changes nothing
 //! live; it is kept as the last rejected one, with its error, for operators to see.
+//!
+//! Every set that goes live from the directory is kept by version ([`KeptSets`]), so an
+//! operator can make an earlier one live again (a rollback): it then holds — the watcher
+//! finds the directory unchanged — until the directory changes to another version.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,6 +18,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::kept::KeptSets;
 use super::{LoadError, RuleSet};
 use crate::runtime::Runtime;
 
@@ -51,6 +56,25 @@ pub enum ReloadOutcome {
     Rejected(Rejected),
 }
 
+/// A rollback in force on this host: a kept set made live again over the version its
+/// rules directory holds. It holds while the directory holds that version; a change of
+/// the directory to any other version goes live as usual and ends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Held {
+    /// The version made live again.
+    pub version: String,
+    /// The rules directory's version it holds over.
+    pub over: String,
+}
+
+/// Where a set going live comes from.
+pub enum Source {
+    /// The rules directory: a copy is kept, and a rollback in force ends.
+    Directory,
+    /// A kept set made live again by a rollback.
+    Kept(Held),
+}
+
 /// The live rule set and its directory.
 pub struct LiveRules {
     dir: PathBuf,
@@ -58,8 +82,13 @@ pub struct LiveRules {
     current: RwLock<Arc<RuleSet>>,
     loaded_at_unix_ms: Mutex<i64>,
     last_rejected: Mutex<Option<Rejected>>,
-    /// Where a copy of the last set that went live is kept, if anywhere.
-    last_good: Option<PathBuf>,
+    /// Where the sets that went live are kept, if anywhere.
+    kept: Option<KeptSets>,
+    /// The version the rules directory held when it last loaded whole (none: it has not
+    /// since the start).
+    directory_version: Mutex<Option<String>>,
+    /// The rollback in force, if any.
+    held: Mutex<Option<Held>>,
 }
 
 impl LiveRules {
@@ -70,10 +99,14 @@ impl LiveRules {
         now_unix_ms: i64,
     ) -> Result<LiveRules, LoadError> {
         let set = RuleSet::load(dir, &runtime)?;
-        Ok(LiveRules::with(dir, runtime, set, now_unix_ms))
+        let version = set.version.clone();
+        let live = LiveRules::with(dir, runtime, set, now_unix_ms);
+        *lock(&live.directory_version) = Some(version);
+        Ok(live)
     }
 
-    /// A live set that starts with `set`, loaded from `dir`.
+    /// A live set that starts with `set` (not loaded from `dir`: the directory's version is
+    /// unknown until it loads).
     pub fn with(dir: &Path, runtime: Arc<Runtime>, set: RuleSet, now_unix_ms: i64) -> LiveRules {
         LiveRules {
             dir: dir.to_owned(),
@@ -81,59 +114,47 @@ impl LiveRules {
             current: RwLock::new(Arc::new(set)),
             loaded_at_unix_ms: Mutex::new(now_unix_ms),
             last_rejected: Mutex::new(None),
-            last_good: None,
+            kept: None,
+            directory_version: Mutex::new(None),
+            held: Mutex::new(None),
         }
     }
 
-    /// From now on, keep a copy of every set that goes live in `last_good`, for
-    /// `payrules serve --from-last-good` after a restart; and of this one now if
-    /// `keep_now` (not when this one was started from that copy).
-    pub fn keeping_last_good(mut self, last_good: &Path, keep_now: bool) -> LiveRules {
-        self.last_good = Some(last_good.to_owned());
-        if keep_now {
-            self.keep_last_good();
+    /// From now on, keep a copy of every set that goes live from the directory in `kept`
+    /// (for rollbacks, and `payrules serve --from-last-good` after a restart); and of this
+    /// one now if it was loaded from the directory. A set started from a kept copy is
+    /// marked as the last live one.
+    pub fn keeping(mut self, kept: KeptSets) -> LiveRules {
+        self.kept = Some(kept);
+        let live = self.current();
+        if lock(&self.directory_version).as_deref() == Some(live.version.as_str()) {
+            self.keep(&live);
+        } else if let Some(kept) = &self.kept
+            && let Err(error) = kept.mark_live(&live.version)
+        {
+            tracing::warn!(version = %live.version, "cannot mark the kept rule set live: {error}");
         }
         self
     }
 
-    /// Copies the rules directory beside the store and checks that the copy loads as the
-    /// live version (a change landing during the copy makes it differ: then the copy is
-    /// dropped, and the reload that change triggers keeps a new one). The copy replaces
-    /// the previous one only once it is whole.
-    fn keep_last_good(&self) {
-        let Some(target) = &self.last_good else {
+    /// Keeps a copy of the directory, which holds `live` (see [`KeptSets::keep`]).
+    fn keep(&self, live: &RuleSet) {
+        let Some(kept) = &self.kept else {
             return;
         };
-        let live = self.current();
-        let staging = target.with_extension("new");
-        let kept = (|| -> Result<(), String> {
-            let _ = std::fs::remove_dir_all(&staging);
-            copy_dir(&self.dir, &staging).map_err(|e| format!("copying: {e}"))?;
-            // The same content as the live set, whose vectors passed: the version says so.
-            let copy = RuleSet::load_untested(&staging, &self.runtime, Some(&live))
-                .map_err(|e| e.to_string())?;
-            if copy.version != live.version {
-                return Err("the directory changed while it was copied".to_owned());
-            }
-            let old = target.with_extension("old");
-            let _ = std::fs::remove_dir_all(&old);
-            if target.exists() {
-                std::fs::rename(target, &old).map_err(|e| e.to_string())?;
-            }
-            std::fs::rename(&staging, target).map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_dir_all(&old);
-            Ok(())
-        })();
-        match kept {
-            Ok(()) => tracing::debug!(version = %live.version, "kept as the last good rule set"),
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                tracing::warn!(
-                    "cannot keep the last good rule set in {}: {error}",
-                    target.display()
-                );
-            }
+        match kept.keep(&self.dir, live, &self.runtime) {
+            Ok(()) => tracing::debug!(version = %live.version, "rule set kept"),
+            Err(error) => tracing::warn!(
+                version = %live.version,
+                "cannot keep the rule set in {}: {error}",
+                kept.dir().display()
+            ),
         }
+    }
+
+    /// The kept sets, if sets are kept.
+    pub fn kept(&self) -> Option<&KeptSets> {
+        self.kept.as_ref()
     }
 
     /// The live set. Take it once per payment.
@@ -143,18 +164,22 @@ impl LiveRules {
 
     /// When the live set went live, ms since the Unix epoch.
     pub fn loaded_at_unix_ms(&self) -> i64 {
-        *self
-            .loaded_at_unix_ms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        *lock(&self.loaded_at_unix_ms)
     }
 
     /// The last candidate refused, if any.
     pub fn last_rejected(&self) -> Option<Rejected> {
-        self.last_rejected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.last_rejected).clone()
+    }
+
+    /// The rollback in force, if any.
+    pub fn held(&self) -> Option<Held> {
+        lock(&self.held).clone()
+    }
+
+    /// The version the rules directory held when it last loaded whole.
+    pub fn directory_version(&self) -> Option<String> {
+        lock(&self.directory_version).clone()
     }
 
     /// Loads another directory (a shadow set) exactly as the live loader would, reusing
@@ -166,6 +191,43 @@ impl LiveRules {
         }
     }
 
+    /// Loads the kept set `version` as the live loader would (vectors run), reusing the
+    /// live set's compiled code and the code cache. Blocks while it loads.
+    pub fn load_kept(&self, version: &str) -> Result<RuleSet, LoadError> {
+        let path = self
+            .kept
+            .as_ref()
+            .and_then(|kept| kept.path_of(version))
+            .ok_or_else(|| {
+                LoadError::new(
+                    &self.dir,
+                    format!("the rule set {version} is not kept on this host"),
+                )
+            })?;
+        let set = RuleSet::load_reusing(&path, &self.runtime, Some(&self.current()))?;
+        if set.version != version {
+            return Err(LoadError::new(
+                &path,
+                format!(
+                    "the kept copy loads as {}, not as {version}: it was altered",
+                    set.version
+                ),
+            ));
+        }
+        Ok(set)
+    }
+
+    /// The runtime the sets are loaded with.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Ends the rollback in force, if any (the next reload makes the directory's version
+    /// live); returns it.
+    pub fn release(&self) -> Option<Held> {
+        lock(&self.held).take()
+    }
+
     /// The rules directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -174,6 +236,7 @@ impl LiveRules {
     /// Loads the directory as a candidate (blocks while it compiles: call it off the
     /// request path). The live set is not touched: [`LiveRules::make_live`] swaps a
     /// candidate in, once its going live is recorded; a refusal is kept as the last one.
+    /// While a rollback holds over the version the directory holds, it is unchanged.
     pub fn prepare(&self, trigger: &str, now_unix_ms: i64) -> Prepared {
         let live = self.current();
         let started = Instant::now();
@@ -189,39 +252,71 @@ impl LiveRules {
                 }
                 Ok(candidate)
             });
-        match loaded {
-            Ok(candidate) if candidate.version == live.version => Prepared::Unchanged {
+        let candidate = match loaded {
+            Ok(candidate) => candidate,
+            Err(error) => {
+                return Prepared::Rejected(self.refuse(Rejected {
+                    at_unix_ms: now_unix_ms,
+                    trigger: trigger.to_owned(),
+                    error: error.to_string(),
+                }));
+            }
+        };
+        *lock(&self.directory_version) = Some(candidate.version.clone());
+        let mut held = lock(&self.held);
+        if held.as_ref().is_some_and(|h| h.over == candidate.version) {
+            return Prepared::Unchanged {
                 version: live.version.clone(),
-            },
-            Ok(candidate) => Prepared::Candidate {
-                from: live.version.clone(),
-                load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                set: candidate,
-            },
-            Err(error) => Prepared::Rejected(self.refuse(Rejected {
-                at_unix_ms: now_unix_ms,
-                trigger: trigger.to_owned(),
-                error: error.to_string(),
-            })),
+            };
+        }
+        if candidate.version == live.version {
+            // The directory now holds what was made live again: the rollback is over.
+            *held = None;
+            return Prepared::Unchanged {
+                version: live.version.clone(),
+            };
+        }
+        Prepared::Candidate {
+            from: live.version.clone(),
+            load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            set: candidate,
         }
     }
 
-    /// Makes a prepared candidate the live set (requests already deciding finish on the
-    /// set they took), and keeps a copy of it as the last good set.
-    pub fn make_live(&self, set: RuleSet, now_unix_ms: i64) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-        *self
-            .loaded_at_unix_ms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = now_unix_ms;
-        self.keep_last_good();
+    /// Makes a prepared set the live set (requests already deciding finish on the set
+    /// they took). From the directory, it is kept and ends any rollback; from a kept copy,
+    /// it is marked as the last live one and holds as `held` says.
+    pub fn make_live(&self, set: RuleSet, source: Source, now_unix_ms: i64) {
+        let set = Arc::new(set);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&set);
+        *lock(&self.loaded_at_unix_ms) = now_unix_ms;
+        match source {
+            Source::Directory => {
+                *lock(&self.held) = None;
+                self.keep(&set);
+            }
+            Source::Kept(held) => {
+                *lock(&self.held) = Some(held);
+                if let Some(kept) = &self.kept
+                    && let Err(error) = kept.mark_live(&set.version)
+                {
+                    tracing::warn!(version = %set.version, "cannot mark the kept rule set live: {error}");
+                }
+            }
+        }
     }
 
     /// Keeps `rejected` as the last candidate refused; returns it.
     pub fn refuse(&self, rejected: Rejected) -> Rejected {
-        *self.last_rejected.lock().unwrap_or_else(|p| p.into_inner()) = Some(rejected.clone());
+        *lock(&self.last_rejected) = Some(rejected.clone());
         rejected
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A candidate loaded from the rules directory, not yet live.
@@ -242,37 +337,4 @@ pub enum Prepared {
     },
     /// The candidate was refused.
     Rejected(Rejected),
-}
-
-/// Copies the rules directory `from` into `to` (created), as the loader sees it:
-/// symlinks followed (a Kubernetes ConfigMap mount is `x.toml -> ..data/x.toml`), only
-/// regular files and directories that resolve inside `from`, hidden entries (`..data`,
-/// `..2026_11_26_...`) left out since what they hold is copied through the links.
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    let root = from.canonicalize()?;
-    copy_within(&root, from, to)
-}
-
-fn copy_within(root: &Path, from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let Ok(resolved) = entry.path().canonicalize() else {
-            continue;
-        };
-        if !resolved.starts_with(root) {
-            continue;
-        }
-        let kind = std::fs::metadata(&resolved)?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_within(root, &resolved, &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(&resolved, target)?;
-        }
-    }
-    Ok(())
 }

@@ -10,6 +10,7 @@
 //! why.
 
 pub mod breaker;
+pub mod kept;
 pub mod live;
 pub mod manifest;
 pub mod vectors;

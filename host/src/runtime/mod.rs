@@ -125,6 +125,8 @@ pub struct Runtime {
     ticker: Option<JoinHandle<()>>,
     compile_time_per_mib: Duration,
     code_cache: Option<code_cache::CodeCache>,
+    /// Components compiled (not found in the code cache) since the start.
+    compiled: std::sync::atomic::AtomicU64,
 }
 
 impl Runtime {
@@ -177,7 +179,14 @@ impl Runtime {
             ticker: Some(ticker),
             compile_time_per_mib: COMPILE_TIME_PER_MIB,
             code_cache: None,
+            compiled: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many components were compiled since the start (those loaded from the code
+    /// cache or reused from a loaded set are not).
+    pub fn compiled_total(&self) -> u64 {
+        self.compiled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How long compiling a component of `bytes` may take before the load gives up on
@@ -223,6 +232,8 @@ impl Runtime {
     /// component that takes longer is refused. Cranelift cannot be interrupted, so the thread runs
     /// to its end (bounded by the component's size) and its result is dropped.
     fn compile_bounded(&self, wasm: &[u8]) -> Result<Component, CompileError> {
+        self.compiled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let engine = self.engine.clone();
         let bytes = wasm.to_vec();

@@ -5,7 +5,7 @@
 //! velocity book, the shadow runner, the metrics, the idempotency keys in flight — and
 //! offers the operations: submit a payment ([`payments`]), submit a message
 //! ([`messages`]), review a held payment ([`reviews`]), reload the rules and run a shadow
-//! set ([`rules`]), and the queries.
+//! set ([`rules`]), roll the rules back ([`rollback`]), and the queries.
 //! The HTTP layer (`api`) authenticates, reads and bounds requests, calls these, and maps
 //! [`ServiceError`] to its answers; it holds no flow of its own.
 //!
@@ -21,6 +21,7 @@ pub mod messages;
 pub mod payments;
 pub mod relay;
 pub mod reviews;
+pub mod rollback;
 pub mod rules;
 pub mod start;
 
@@ -48,8 +49,10 @@ pub struct Service {
     deciders: Deciders,
     shadow: ShadowRunner,
     in_flight: InFlight,
-    /// One reload at a time, from loading the candidate to its swap.
+    /// One reload (or rollback) at a time, from loading the candidate to its swap.
     reloading: tokio::sync::Mutex<()>,
+    /// The newest rollback entry of the audit log this host has acted on.
+    rollback_followed: std::sync::atomic::AtomicI64,
     /// Where an operator may name a shadow set (canonical).
     shadow_roots: Vec<std::path::PathBuf>,
     /// How long a request's claim on its idempotency key lasts at most.
@@ -170,6 +173,7 @@ impl Service {
             shadow,
             in_flight: InFlight::default(),
             reloading: tokio::sync::Mutex::new(()),
+            rollback_followed: std::sync::atomic::AtomicI64::new(0),
             shadow_roots: Vec::new(),
             claim_lease_ms: crate::config::IDEMPOTENCY_LEASE_MS_DEFAULT,
             following: follow::Following::default(),

@@ -11,7 +11,7 @@ use super::{Service, ServiceError};
 use crate::compare::Comparison;
 use crate::pipeline::shadow::{DirectoryState, Installed, ShadowSource};
 use crate::registry::RuleSet;
-use crate::registry::live::{Prepared, Rejected, ReloadOutcome};
+use crate::registry::live::{Prepared, Rejected, ReloadOutcome, Source};
 use crate::store::now_unix_ms;
 
 /// The audit action of a rule set going live.
@@ -129,14 +129,10 @@ impl Service {
     }
 
     /// Records the rule set the service started with in the audit log (the history's
-    /// first line), then starts following the rules directory's `shadow/`.
+    /// first line), makes live the rollback in force over it if there is one, then starts
+    /// following the rules directory's `shadow/`.
     pub async fn announce_start(&self, trigger: &str) -> Result<(), ServiceError> {
         let rules = self.rule_set();
-        let loaded: Vec<_> = rules
-            .rules()
-            .iter()
-            .map(|r| serde_json::json!({ "name": r.manifest.name, "version": r.version }))
-            .collect();
         self.store
             .audit_event(
                 LOADED,
@@ -144,10 +140,12 @@ impl Service {
                 &serde_json::json!({
                     "trigger": trigger,
                     "rules_dir": self.rules.dir().display().to_string(),
-                    "rules": loaded,
+                    "rules": listed(&rules),
+                    "host": self.host_id,
                 }),
             )
             .await?;
+        self.follow_rollback(trigger).await;
         self.follow_shadow_directory(trigger).await;
         Ok(())
     }
@@ -175,6 +173,11 @@ impl Service {
     /// reload at a time, so the history's order is the swaps' order.
     async fn reload_recorded(&self, trigger: &str) -> ReloadOutcome {
         let _one_at_a_time = self.reloading.lock().await;
+        self.reload_locked(trigger).await
+    }
+
+    /// [`Service::reload`]'s work, the reload lock held by the caller.
+    pub(super) async fn reload_locked(&self, trigger: &str) -> ReloadOutcome {
         let live = Arc::clone(&self.rules);
         let who = trigger.to_owned();
         let prepared = tokio::task::spawn_blocking(move || live.prepare(&who, now_unix_ms())).await;
@@ -216,16 +219,13 @@ impl Service {
             .iter()
             .map(|rule| (rule.manifest.name.clone(), rule.version.clone()))
             .collect();
-        let listed: Vec<_> = rules
-            .iter()
-            .map(|(name, version)| serde_json::json!({ "name": name, "version": version }))
-            .collect();
         let detail = serde_json::json!({
             "trigger": trigger,
             "previous_version": from,
             "load_ms": load_ms,
             "rules_dir": self.rules.dir().display().to_string(),
-            "rules": listed,
+            "rules": listed(&set),
+            "host": self.host_id,
         });
         if let Err(error) = self.store.audit_event(LOADED, &to, &detail).await {
             tracing::error!(trigger, to = %to, "cannot record the new rule set in the audit log, so it does not go live: {error}");
@@ -236,12 +236,7 @@ impl Service {
             });
             return ReloadOutcome::Rejected(rejected);
         }
-        let live = Arc::clone(&self.rules);
-        let swapped = tokio::task::spawn_blocking(move || live.make_live(set, now_unix_ms())).await;
-        if let Err(error) = swapped {
-            tracing::error!("the swap task failed: {error}");
-        }
-        self.metrics.rule_set(&self.rule_set().version);
+        self.swap(set, Source::Directory).await;
         tracing::info!(trigger, from = %from, to = %to, load_ms, "new rule set live");
         ReloadOutcome::Swapped {
             from,
@@ -251,8 +246,19 @@ impl Service {
         }
     }
 
+    /// Makes `set` live (off the async threads: keeping a copy reads and writes files).
+    pub(super) async fn swap(&self, set: RuleSet, source: Source) {
+        let live = Arc::clone(&self.rules);
+        let swapped =
+            tokio::task::spawn_blocking(move || live.make_live(set, source, now_unix_ms())).await;
+        if let Err(error) = swapped {
+            tracing::error!("the swap task failed: {error}");
+        }
+        self.metrics.rule_set(&self.rule_set().version);
+    }
+
     /// Records a refused candidate (the live set is unchanged).
-    async fn refused(&self, trigger: &str, rejected: Rejected) -> ReloadOutcome {
+    pub(super) async fn refused(&self, trigger: &str, rejected: Rejected) -> ReloadOutcome {
         tracing::warn!(trigger, error = %rejected.error, "rule set candidate rejected; the live set is unchanged");
         let detail = serde_json::json!({ "trigger": trigger, "error": rejected.error });
         if let Err(error) = self
@@ -454,6 +460,14 @@ impl Service {
         .map_err(|e| ServiceError::internal(format!("the report failed: {e}")))?
         .map_err(ServiceError::from)
     }
+}
+
+/// The rules of `set` as an audit entry lists them: name and component sha256 of each.
+pub(super) fn listed(set: &RuleSet) -> Vec<serde_json::Value> {
+    set.rules()
+        .iter()
+        .map(|rule| serde_json::json!({ "name": rule.manifest.name, "version": rule.version }))
+        .collect()
 }
 
 fn holds_rules(dir: &Path) -> bool {

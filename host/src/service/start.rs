@@ -10,6 +10,7 @@ use crate::config::{AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT, Config};
 use crate::pipeline::shadow::ShadowRunner;
 use crate::pipeline::{Deciders, Pipeline};
 use crate::registry::RuleSet;
+use crate::registry::kept::KeptSets;
 use crate::registry::live::LiveRules;
 use crate::runtime::Runtime;
 use crate::store::audit_keys::{AuditKeys, CheckpointLog};
@@ -20,8 +21,9 @@ use crate::velocity::{VelocityBook, WINDOW_SECONDS_MAX};
 
 /// The directory, beside the store, that keeps compiled rule components by content hash.
 pub const CODE_CACHE_DIR: &str = "payrules-compiled";
-/// The directory, beside the store, that holds a copy of the last rule set that went live.
-pub const LAST_GOOD_DIR: &str = "payrules-last-good-rules";
+/// The directory, beside the store, that keeps the rule sets that went live by version
+/// (for rollbacks and `--from-last-good`).
+pub const RULE_SETS_DIR: &str = "payrules-rule-sets";
 
 /// Why the service did not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +56,12 @@ pub fn start(
     from_last_good: bool,
 ) -> Result<Started, StartError> {
     let store_dir = config.store_dir();
-    let last_good = store_dir.join(LAST_GOOD_DIR);
+    let kept = KeptSets::open(&store_dir.join(RULE_SETS_DIR)).map_err(|e| {
+        StartError::Failed(format!(
+            "making the kept rule sets' directory {}: {e}",
+            store_dir.join(RULE_SETS_DIR).display()
+        ))
+    })?;
     let code_cache = store_dir.join(CODE_CACHE_DIR);
     let failed =
         |what: &str, error: &dyn std::fmt::Display| StartError::Failed(format!("{what}: {error}"));
@@ -73,6 +80,13 @@ pub fn start(
     let (live, trigger) = match LiveRules::load(&config.rules_dir, Arc::clone(&runtime), now) {
         Ok(live) => (live, "start"),
         Err(error) if from_last_good => {
+            let last_good = kept.last_live().ok_or_else(|| {
+                StartError::BadInput(format!(
+                    "the rules directory does not load ({error}), and no rule set that went \
+                     live is kept in {}",
+                    kept.dir().display()
+                ))
+            })?;
             let set = RuleSet::load(&last_good, &runtime).map_err(|e| {
                 StartError::BadInput(format!(
                     "the rules directory does not load ({error}), nor does the last good rule set: {e}"
@@ -99,8 +113,7 @@ pub fn start(
             )));
         }
     };
-    // A set started from the copy is not copied onto itself.
-    let live = Arc::new(live.keeping_last_good(&last_good, trigger == "start"));
+    let live = Arc::new(live.keeping(kept));
     let metrics = Arc::new(Metrics::new());
     let host_id = host_id();
     let store = open_store(config, audit_keys.clone(), master_keys, &metrics, &host_id)?;
