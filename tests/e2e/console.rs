@@ -664,6 +664,53 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         "{history}"
     );
     browser.screenshot("rules.png");
+
+    // A new version goes live; the operator makes the start's version live again from the
+    // history, then releases the rollback.
+    std::fs::copy(
+        crate::support::example_rules().join("limits.toml"),
+        rules.path().join("limits.toml"),
+    )
+    .unwrap();
+    let policy = std::fs::read_to_string(rules.path().join("pipeline.toml")).unwrap();
+    std::fs::write(
+        rules.path().join("pipeline.toml"),
+        policy.replace("review-at = 600", "review-at = 500"),
+    )
+    .unwrap();
+    let start_version = live["version"].as_str().unwrap().to_owned();
+    let newer = server.wait_for("/v1/rules", "the new policy live", |status, rules| {
+        status == 200 && rules["version"] != start_version.as_str()
+    })["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser.goto(&format!("{}/console/rules", server.base));
+    let offered = browser.run(
+        "return [...document.querySelectorAll('#history input[name=version]')].map(i => i.value)",
+    );
+    assert_eq!(
+        offered,
+        json!([start_version]),
+        "only the kept, not live version"
+    );
+    browser.click("#history button.rollback");
+    let notice = browser.text(".notice");
+    assert!(
+        notice.starts_with(&format!("Rolled back: {newer} → {start_version}")),
+        "{notice}"
+    );
+    assert_eq!(browser.text("#live-version"), start_version);
+    assert!(browser.text("#rollback").contains(&newer));
+    browser.click("#release");
+    assert!(
+        browser
+            .text(".notice")
+            .starts_with("Released: the directory's"),
+        "{}",
+        browser.text(".notice")
+    );
+    assert_eq!(browser.text("#live-version"), newer);
     let errors = browser.severe_console_entries();
     assert!(errors.is_empty(), "{errors:?}");
 }

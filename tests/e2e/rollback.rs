@@ -234,11 +234,36 @@ fn a_rollback_under_load_is_live_at_once_without_a_failed_request_or_a_compile()
         "a refusal changes nothing"
     );
 
-    // A new version in the directory goes live and ends the rollback.
+    // A new version in the directory goes live: the rollback is not in force over it.
     let third = review_at(&server, rules.path(), 400);
     let rules_now = live(&server);
     assert_eq!(rules_now["version"], third.as_str());
     assert!(rules_now.get("rollback").is_none(), "{rules_now}");
+    // The directory back at the version rolled back from: the rollback, not released,
+    // is in force again (as a restart would find it).
+    std::fs::copy(
+        example_rules().join("pipeline.toml"),
+        rules.path().join("pipeline.toml"),
+    )
+    .unwrap();
+    let rules_now = server.wait_for(
+        "/v1/rules",
+        "the rollback in force again",
+        |status, rules| status == 200 && rules["version"] == first.as_str(),
+    );
+    assert_eq!(
+        rules_now["rollback"]["over"],
+        second.as_str(),
+        "{rules_now}"
+    );
+    // Released: the directory's version, for good.
+    let released = release(&server, OPERATOR);
+    assert_eq!(
+        released.json()["version"],
+        second.as_str(),
+        "{}",
+        released.body
+    );
     assert_eq!(release(&server, OPERATOR).code(), "no_rollback");
 
     let mut server = server;

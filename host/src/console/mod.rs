@@ -5,7 +5,8 @@
 //! Built so far: login with an API key (exchanged for a session cookie), the review queue,
 //! decisions searched by status and time, a payment's decision with each rule's trace,
 //! approve / reject, the rules (the live set, the last refused candidate with the file at
-//! fault, a reload), and the audit log with a check of the whole chain. Every page works
+//! fault, a reload, the history with a rollback to a kept version and its release), and
+//! the audit log with a check of the whole chain. Every page works
 //! without JavaScript — links, GET pages, forms that POST and redirect (POST-redirect-GET)
 //! — and none has any script: the Content-Security-Policy forbids it
 //! (`default-src 'none'`), with styles only from the console's own stylesheet. Every POST
@@ -55,6 +56,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/payments/{id}", get(payment))
         .route("/console/rules", get(rules))
         .route("/console/rules/reload", post(reload))
+        .route("/console/rules/rollback", post(rollback))
+        .route("/console/rules/release", post(release_rollback))
         .route("/console/audit", get(audit))
         .route("/console/audit/verify", post(verify_audit))
         .route("/console/payments/{id}/review", post(review))
@@ -916,6 +919,8 @@ struct RulesPage {
     dir: String,
     can_reload: bool,
     last_refused: Option<String>,
+    /// The rollback in force: what it holds over.
+    rollback: Option<String>,
     rules: Vec<RuleLine>,
     history: Vec<HistoryLine>,
     shadow: Option<String>,
@@ -927,10 +932,13 @@ const HISTORY_LINES: u32 = 20;
 /// One line of the rule-set history.
 struct HistoryLine {
     at: String,
-    /// `loaded` or `refused`.
+    /// `loaded`, `refused`, `rolled back` or `released`.
     outcome: &'static str,
     /// The version that went live (or, refused, the one that stayed), first 12 digits.
     version: String,
+    /// The whole version, when an operator may make it live again from here (kept on
+    /// this host, not live).
+    rollback_to: Option<String>,
     trigger: String,
     /// How many rules and after which version; or, refused, why (bounded).
     what: String,
@@ -1001,12 +1009,11 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         .collect();
     // The history: the last versions that went live and candidates refused, newest first
     // (from the audit log, as `GET /v1/rules/history`).
+    use crate::service::rollback::{ROLLBACK_RELEASED, ROLLED_BACK};
+    use crate::service::rules::{LOADED, REJECTED};
     let history = match service
         .audit_of(
-            &[
-                crate::service::rules::LOADED,
-                crate::service::rules::REJECTED,
-            ],
+            &[LOADED, REJECTED, ROLLED_BACK, ROLLBACK_RELEASED],
             HISTORY_LINES,
         )
         .await
@@ -1014,18 +1021,51 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         Ok(entries) => entries,
         Err(error) => return unavailable(&error),
     };
+    let can_reload = session.principal.has(Role::Operator);
     let history = history
         .into_iter()
         .map(|entry| {
             let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
             let text = |key: &str| detail[key].as_str().unwrap_or_default().to_owned();
-            let loaded = entry.action == crate::service::rules::LOADED;
+            let short = |version: &str| version.chars().take(12).collect::<String>();
+            let outcome = match entry.action.as_str() {
+                LOADED => "loaded",
+                ROLLED_BACK => "rolled back",
+                ROLLBACK_RELEASED => "released",
+                _ => "refused",
+            };
+            let loaded = matches!(outcome, "loaded" | "rolled back");
+            let rollback_to = (can_reload
+                && loaded
+                && entry.subject != set.version
+                && live
+                    .kept()
+                    .is_some_and(|k| k.path_of(&entry.subject).is_some()))
+            .then(|| entry.subject.clone());
+            let what = match outcome {
+                "rolled back" => format!(
+                    "from {}, held over the directory's {}",
+                    short(&text("previous_version")),
+                    short(&text("over_directory_version"))
+                ),
+                "released" => format!(
+                    "the directory's {} again",
+                    short(&text("over_directory_version"))
+                ),
+                _ => String::new(),
+            };
             HistoryLine {
                 at: instant(entry.at_unix_ms),
-                outcome: if loaded { "loaded" } else { "refused" },
-                version: entry.subject.chars().take(12).collect(),
-                trigger: text("trigger"),
-                what: if loaded {
+                outcome,
+                version: short(&entry.subject),
+                rollback_to,
+                trigger: match outcome {
+                    "rolled back" | "released" => text("by"),
+                    _ => text("trigger"),
+                },
+                what: if !what.is_empty() {
+                    what
+                } else if loaded {
                     let previous = text("previous_version");
                     let rules = detail["rules"].as_array().map_or(0, Vec::len);
                     if previous.is_empty() {
@@ -1059,7 +1099,14 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         version: set.version.clone(),
         loaded_at: instant(live.loaded_at_unix_ms()),
         dir: live.dir().display().to_string(),
-        can_reload: session.principal.has(Role::Operator),
+        can_reload,
+        rollback: live.held().map(|held| {
+            format!(
+                "Rolled back: {} is live, held over the directory's {} until the directory \
+                 changes or the rollback is released.",
+                held.version, held.over
+            )
+        }),
         last_refused: live.last_rejected().map(|r| {
             format!(
                 "{} ({}, {}): {}",
@@ -1103,6 +1150,79 @@ async fn reload(
         ReloadOutcome::Rejected(rejected) => {
             format!("Refused, nothing changed live: {}", rejected.error)
         }
+    };
+    state.console_sessions.flash(&session_id, notice);
+    Redirect::to("/console/rules").into_response()
+}
+
+/// The form of a rollback: the version to make live again.
+#[derive(Deserialize)]
+struct RollbackForm {
+    csrf: String,
+    version: String,
+}
+
+/// Makes a kept version live again, as `POST /v1/rules/rollback` would; the outcome shows
+/// on the rules page.
+async fn rollback(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<RollbackForm>,
+) -> Response {
+    let (session_id, session) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Operator],
+        "Rules",
+        "rolling the rules back",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let actor = format!("console:{}", session.principal.name);
+    let notice = match state.service.rollback(Some(form.version), &actor).await {
+        Ok(done) => format!(
+            "Rolled back: {} → {} ({} ms, {} compiled).",
+            done.from, done.to, done.load_ms, done.compiled
+        ),
+        Err(error) => format!("Not rolled back, nothing changed live: {error}"),
+    };
+    state.console_sessions.flash(&session_id, notice);
+    Redirect::to("/console/rules").into_response()
+}
+
+/// Ends the rollback in force, as `DELETE /v1/rules/rollback` would.
+async fn release_rollback(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (session_id, session) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Operator],
+        "Rules",
+        "releasing the rollback",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    use crate::registry::live::ReloadOutcome;
+    let actor = format!("console:{}", session.principal.name);
+    let notice = match state.service.release_rollback(&actor).await {
+        Ok(ReloadOutcome::Swapped { from, to, .. }) => {
+            format!("Released: the directory's {to} is live again (was {from}).")
+        }
+        Ok(ReloadOutcome::Unchanged { version }) => {
+            format!("Released: {version} stays live (the directory holds it).")
+        }
+        Ok(ReloadOutcome::Rejected(rejected)) => format!(
+            "Released, but the directory does not load, so the live set stays: {}",
+            rejected.error
+        ),
+        Err(error) => format!("Not released: {error}"),
     };
     state.console_sessions.flash(&session_id, notice);
     Redirect::to("/console/rules").into_response()

@@ -9,8 +9,9 @@
 //! live; it is kept as the last rejected one, with its error, for operators to see.
 //!
 //! Every set that goes live from the directory is kept by version ([`KeptSets`]), so an
-//! operator can make an earlier one live again (a rollback): it then holds — the watcher
-//! finds the directory unchanged — until the directory changes to another version.
+//! operator can make an earlier one live again (a rollback) over the version the directory
+//! holds: while the directory holds that version, a reload finds it unchanged; another
+//! version goes live as usual; until the rollback is released.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -56,9 +57,9 @@ pub enum ReloadOutcome {
     Rejected(Rejected),
 }
 
-/// A rollback in force on this host: a kept set made live again over the version its
-/// rules directory holds. It holds while the directory holds that version; a change of
-/// the directory to any other version goes live as usual and ends it.
+/// A rollback: a kept set made live again over a version of the rules directory. It is in
+/// force on a host while that host's directory holds that version (another version there
+/// goes live as usual; the same version again brings the rollback back), until released.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Held {
     /// The version made live again.
@@ -69,7 +70,7 @@ pub struct Held {
 
 /// Where a set going live comes from.
 pub enum Source {
-    /// The rules directory: a copy is kept, and a rollback in force ends.
+    /// The rules directory: a copy is kept.
     Directory,
     /// A kept set made live again by a rollback.
     Kept(Held),
@@ -87,8 +88,8 @@ pub struct LiveRules {
     /// The version the rules directory held when it last loaded whole (none: it has not
     /// since the start).
     directory_version: Mutex<Option<String>>,
-    /// The rollback in force, if any.
-    held: Mutex<Option<Held>>,
+    /// The rollback not released, if any (in force while the directory holds its `over`).
+    rollback: Mutex<Option<Held>>,
 }
 
 impl LiveRules {
@@ -116,7 +117,7 @@ impl LiveRules {
             last_rejected: Mutex::new(None),
             kept: None,
             directory_version: Mutex::new(None),
-            held: Mutex::new(None),
+            rollback: Mutex::new(None),
         }
     }
 
@@ -172,9 +173,23 @@ impl LiveRules {
         lock(&self.last_rejected).clone()
     }
 
-    /// The rollback in force, if any.
+    /// The rollback in force on this host, if any: one not released, over the version the
+    /// rules directory holds.
     pub fn held(&self) -> Option<Held> {
-        lock(&self.held).clone()
+        let directory = self.directory_version();
+        lock(&self.rollback)
+            .clone()
+            .filter(|held| directory.as_deref() == Some(held.over.as_str()))
+    }
+
+    /// The rollback not released, in force here or not.
+    pub fn rollback(&self) -> Option<Held> {
+        lock(&self.rollback).clone()
+    }
+
+    /// Takes note of a rollback recorded by another host (without making anything live).
+    pub fn note_rollback(&self, held: Held) {
+        *lock(&self.rollback) = Some(held);
     }
 
     /// The version the rules directory held when it last loaded whole.
@@ -222,10 +237,10 @@ impl LiveRules {
         &self.runtime
     }
 
-    /// Ends the rollback in force, if any (the next reload makes the directory's version
-    /// live); returns it.
+    /// Ends the rollback, if any (the next reload makes the directory's version live);
+    /// returns it.
     pub fn release(&self) -> Option<Held> {
-        lock(&self.held).take()
+        lock(&self.rollback).take()
     }
 
     /// The rules directory.
@@ -236,7 +251,8 @@ impl LiveRules {
     /// Loads the directory as a candidate (blocks while it compiles: call it off the
     /// request path). The live set is not touched: [`LiveRules::make_live`] swaps a
     /// candidate in, once its going live is recorded; a refusal is kept as the last one.
-    /// While a rollback holds over the version the directory holds, it is unchanged.
+    /// While a rollback holds over the version the directory holds, the candidate is the
+    /// rollback's kept set (unchanged if live).
     pub fn prepare(&self, trigger: &str, now_unix_ms: i64) -> Prepared {
         let live = self.current();
         let started = Instant::now();
@@ -263,40 +279,52 @@ impl LiveRules {
             }
         };
         *lock(&self.directory_version) = Some(candidate.version.clone());
-        let mut held = lock(&self.held);
-        if held.as_ref().is_some_and(|h| h.over == candidate.version) {
-            return Prepared::Unchanged {
+        let load_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match self.rollback() {
+            // The directory holds what a rollback was made over: the rollback's set.
+            Some(held) if held.over == candidate.version => {
+                if held.version == live.version {
+                    return Prepared::Unchanged {
+                        version: live.version.clone(),
+                    };
+                }
+                match self.load_kept(&held.version) {
+                    Ok(set) => Prepared::Candidate {
+                        from: live.version.clone(),
+                        load_ms: load_ms(),
+                        set,
+                        source: Source::Kept(held),
+                    },
+                    Err(error) => Prepared::Rejected(self.refuse(Rejected {
+                        at_unix_ms: now_unix_ms,
+                        trigger: trigger.to_owned(),
+                        error: format!("the rollback in force cannot be made live: {error}"),
+                    })),
+                }
+            }
+            _ if candidate.version == live.version => Prepared::Unchanged {
                 version: live.version.clone(),
-            };
-        }
-        if candidate.version == live.version {
-            // The directory now holds what was made live again: the rollback is over.
-            *held = None;
-            return Prepared::Unchanged {
-                version: live.version.clone(),
-            };
-        }
-        Prepared::Candidate {
-            from: live.version.clone(),
-            load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            set: candidate,
+            },
+            _ => Prepared::Candidate {
+                from: live.version.clone(),
+                load_ms: load_ms(),
+                set: candidate,
+                source: Source::Directory,
+            },
         }
     }
 
     /// Makes a prepared set the live set (requests already deciding finish on the set
-    /// they took). From the directory, it is kept and ends any rollback; from a kept copy,
-    /// it is marked as the last live one and holds as `held` says.
+    /// they took). From the directory, it is kept; from a kept copy, it is marked as the
+    /// last live one and its rollback is noted.
     pub fn make_live(&self, set: RuleSet, source: Source, now_unix_ms: i64) {
         let set = Arc::new(set);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&set);
         *lock(&self.loaded_at_unix_ms) = now_unix_ms;
         match source {
-            Source::Directory => {
-                *lock(&self.held) = None;
-                self.keep(&set);
-            }
+            Source::Directory => self.keep(&set),
             Source::Kept(held) => {
-                *lock(&self.held) = Some(held);
+                self.note_rollback(held);
                 if let Some(kept) = &self.kept
                     && let Err(error) = kept.mark_live(&set.version)
                 {
@@ -326,7 +354,8 @@ pub enum Prepared {
         /// The live version.
         version: String,
     },
-    /// A different set that loads whole.
+    /// A different set that loads whole: the directory's, or the kept set of the
+    /// rollback made over the version the directory holds.
     Candidate {
         /// The live version it would replace.
         from: String,
@@ -334,6 +363,8 @@ pub enum Prepared {
         load_ms: u64,
         /// The set.
         set: RuleSet,
+        /// Where it comes from.
+        source: Source,
     },
     /// The candidate was refused.
     Rejected(Rejected),

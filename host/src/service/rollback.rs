@@ -3,13 +3,14 @@
 //! the code cache, so nothing compiles on the way back.
 //!
 //! The rollback is an audit entry ([`ROLLED_BACK`]: the version made live, and the
-//! version of the rules directory it holds over), and the newest such entry (or its
-//! release, [`ROLLBACK_RELEASED`]) is the fleet's state. Every host follows it: at start,
-//! and every [`ROLLBACK_FOLLOW_INTERVAL`] when other hosts share the store, a host whose
-//! rules directory holds the version rolled back from makes the same set live from its
-//! own kept copy, and says so in the audit log. A rollback holds on a host until its rules
-//! directory changes to another version (which goes live as usual), or an operator
-//! releases it (every host then goes back to its directory).
+//! version of the rules directory it was made over), and the newest such entry (or its
+//! release, [`ROLLBACK_RELEASED`]) is the fleet's state. It is in force on every host whose
+//! rules directory holds the version it was made over: there a reload finds the directory
+//! unchanged and a restart starts with the set rolled back to. A directory changed to any
+//! other version goes live as usual (the fix deployed); changed back, the rollback is in
+//! force again, until an operator releases it. Every host reads the newest entry at start
+//! and, when other hosts share the store, every [`ROLLBACK_FOLLOW_INTERVAL`], and makes the
+//! set live from its own kept copy where it is in force, recording it in the audit log.
 //!
 //! [`KeptSets`]: crate::registry::kept::KeptSets
 
@@ -20,10 +21,10 @@ use std::time::{Duration, Instant};
 use super::rules::{LOADED, listed};
 use super::{Service, ServiceError};
 use crate::registry::kept::{KEPT_SETS_MAX, is_version};
-use crate::registry::live::{Held, Rejected, ReloadOutcome, Source};
+use crate::registry::live::{Held, ReloadOutcome, Source};
 use crate::registry::{LoadError, RuleSet};
+use crate::store::StoreError;
 use crate::store::audit::AuditEntry;
-use crate::store::{StoreError, now_unix_ms};
 
 /// The audit action of a rollback: its subject the version made live again.
 pub const ROLLED_BACK: &str = "rules.rolled_back";
@@ -54,8 +55,8 @@ pub enum RollbackError {
     /// The kept copy does not load (its vectors fail, it was altered, ...).
     #[error("{0}")]
     DoesNotLoad(String),
-    /// A release was asked for, and no rollback is in force.
-    #[error("no rollback is in force on this host")]
+    /// A release was asked for, and there is no rollback to release.
+    #[error("no rollback is in force")]
     NotHeld,
     /// The store could not record it (nothing changed).
     #[error(transparent)]
@@ -156,11 +157,11 @@ impl Service {
         })
     }
 
-    /// Ends the rollback in force on this host (recorded first, so every host following
-    /// it ends it too), and makes the rules directory's version live again.
+    /// Ends the rollback (recorded first, so every host following it ends it too), and
+    /// makes the rules directory's version live again.
     pub async fn release_rollback(&self, actor: &str) -> Result<ReloadOutcome, RollbackError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let held = self.rules.held().ok_or(RollbackError::NotHeld)?;
+        let held = self.rules.rollback().ok_or(RollbackError::NotHeld)?;
         let detail = serde_json::json!({
             "over_directory_version": held.over,
             "by": actor,
@@ -264,8 +265,9 @@ impl Service {
         true
     }
 
-    /// Makes live here the rollback `entry` records, if this host's directory holds the
-    /// version it holds over.
+    /// Takes note of the rollback `entry` records, and makes it live here if this host's
+    /// directory holds the version it was made over (the reload records it, or its
+    /// refusal when the kept copy is missing).
     async fn follow_rolled_back(&self, entry: &AuditEntry, trigger: &str) {
         let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
         let Some(over) = detail["over_directory_version"].as_str() else {
@@ -275,47 +277,13 @@ impl Service {
             );
             return;
         };
-        let live = self.rule_set();
-        if self.rules.directory_version().as_deref() != Some(over) || live.version == entry.subject
-        {
-            // This host's directory has moved on (or it runs that set already).
-            return;
-        }
-        match self.load_kept(&entry.subject).await {
-            Ok((set, load_ms, compiled)) => {
-                let detail = serde_json::json!({
-                    "trigger": trigger,
-                    "previous_version": live.version,
-                    "load_ms": load_ms,
-                    "compiled": compiled,
-                    "rules": listed(&set),
-                    "host": self.host_id,
-                });
-                if let Err(error) = self
-                    .store
-                    .audit_event(LOADED, &entry.subject, &detail)
-                    .await
-                {
-                    tracing::error!(
-                        "cannot record following the rollback, so it is not followed: {error}"
-                    );
-                    return;
-                }
-                let held = Held {
-                    version: entry.subject.clone(),
-                    over: over.to_owned(),
-                };
-                self.swap(set, Source::Kept(held)).await;
-                tracing::warn!(to = %entry.subject, trigger, "rolled back with the fleet");
-            }
-            Err(error) => {
-                let rejected = self.rules.refuse(Rejected {
-                    at_unix_ms: now_unix_ms(),
-                    trigger: trigger.to_owned(),
-                    error: format!("the rollback cannot be followed here: {error}"),
-                });
-                self.metrics.reload(&self.refused(trigger, rejected).await);
-            }
+        self.rules.note_rollback(Held {
+            version: entry.subject.clone(),
+            over: over.to_owned(),
+        });
+        if self.rules.held().is_some() {
+            let outcome = self.reload_locked(trigger).await;
+            self.metrics.reload(&outcome);
         }
     }
 }

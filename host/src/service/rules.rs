@@ -186,9 +186,12 @@ impl Service {
                 tracing::debug!(trigger, version = %version, "rules directory unchanged");
                 ReloadOutcome::Unchanged { version }
             }
-            Ok(Prepared::Candidate { from, load_ms, set }) => {
-                self.go_live(trigger, from, load_ms, set).await
-            }
+            Ok(Prepared::Candidate {
+                from,
+                load_ms,
+                set,
+                source,
+            }) => self.go_live(trigger, from, load_ms, set, source).await,
             Ok(Prepared::Rejected(rejected)) => self.refused(trigger, rejected).await,
             Err(error) => {
                 let rejected = self.rules.refuse(Rejected {
@@ -212,6 +215,7 @@ impl Service {
         from: String,
         load_ms: u64,
         set: RuleSet,
+        source: Source,
     ) -> ReloadOutcome {
         let to = set.version.clone();
         let rules: Vec<(String, String)> = set
@@ -226,6 +230,10 @@ impl Service {
             "rules_dir": self.rules.dir().display().to_string(),
             "rules": listed(&set),
             "host": self.host_id,
+            "rollback_over_directory_version": match &source {
+                Source::Kept(held) => Some(&held.over),
+                Source::Directory => None,
+            },
         });
         if let Err(error) = self.store.audit_event(LOADED, &to, &detail).await {
             tracing::error!(trigger, to = %to, "cannot record the new rule set in the audit log, so it does not go live: {error}");
@@ -236,7 +244,7 @@ impl Service {
             });
             return ReloadOutcome::Rejected(rejected);
         }
-        self.swap(set, Source::Directory).await;
+        self.swap(set, source).await;
         tracing::info!(trigger, from = %from, to = %to, load_ms, "new rule set live");
         ReloadOutcome::Swapped {
             from,

@@ -201,6 +201,11 @@ UPDATE payments SET rules_fired = ' ' || COALESCE((
                AND json_extract(run.value, '$.score') = 0)
 ) || ' ', '');
 "#,
+    // 10: the audit log by action, as PostgreSQL has it: the rule-set history and the
+    // rollback in force (read at every start) without a scan of every decision's entry.
+    r#"
+CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+"#,
 ];
 
 /// The data keys the store holds, wrapped.
