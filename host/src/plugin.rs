@@ -15,6 +15,7 @@ use std::process::Command;
 use crate::model::{RuleKind, RuleOutcome};
 use crate::registry::vectors::FILE_SUFFIX;
 use crate::registry::{Manifest, VectorsReport};
+use crate::runtime::CONTRACT_VERSION;
 
 /// The target rule components are built for.
 pub const TARGET: &str = "wasm32-wasip2";
@@ -23,15 +24,15 @@ pub const DIST: &str = "dist";
 /// The flags rule components are built with unless the user sets their own: a small
 /// shadow stack keeps the initial memory, and so each instantiation, small.
 const WASM_RUSTFLAGS: &str = "-C link-arg=-zstack-size=131072";
-/// The SDK of the checkout this binary was built from, the default `--sdk`.
+/// The SDK of the checkout this binary was built from, the default `--sdk` while it exists.
 const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
 /// The module a Python rule project keeps its rule in.
 pub const PYTHON_SOURCE: &str = "rule.py";
 /// The componentize-py release Python rules are built and tested with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The contract's WIT files, as built into this binary: a Python build hands them to
-/// componentize-py.
-const WIT_FILES: [(&str, &str); 3] = [
+/// componentize-py, and `payrules wit export` writes them for rule teams.
+pub const WIT_FILES: [(&str, &str); 3] = [
     ("types.wit", include_str!("../../wit/types.wit")),
     (
         "capabilities.wit",
@@ -39,8 +40,6 @@ const WIT_FILES: [(&str, &str); 3] = [
     ),
     ("worlds.wit", include_str!("../../wit/worlds.wit")),
 ];
-/// The contract's package, as the WIT files declare it.
-const WIT_PACKAGE: &str = "payrules:rules@0.1.0";
 
 /// The language a rule project is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +128,7 @@ pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectErro
         )));
     }
     let sdk = match project.language {
-        Language::Rust => Some(sdk_dir(project.sdk)?),
+        Language::Rust => sdk_dir(project.sdk)?,
         Language::Python if project.sdk.is_some() => {
             return Err(error(
                 "--sdk names the Rust SDK crate; a Python project needs none \
@@ -147,12 +146,8 @@ pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectErro
         template
             .replace("{{name}}", name)
             .replace("{{kind}}", kind)
-            .replace(
-                "{{sdk}}",
-                &sdk.as_deref()
-                    .map(|sdk| sdk.display().to_string())
-                    .unwrap_or_default(),
-            )
+            .replace("{{sdk_version}}", CONTRACT_VERSION)
+            .replace("{{sdk_override}}", &sdk_override(sdk.as_deref()))
             .replace("{{source}}", source_path)
     };
     let (manifest, cases) = match project.kind {
@@ -225,9 +220,30 @@ pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectErro
     Ok(written)
 }
 
-/// The Rust SDK crate: `--sdk`, or the checkout this binary was built from.
-fn sdk_dir(given: Option<&Path>) -> Result<PathBuf, ProjectError> {
-    let sdk = given.map_or_else(|| PathBuf::from(BUILT_SDK), Path::to_owned);
+/// The `[patch.crates-io]` lines that build a project against the SDK crate in `sdk` (a
+/// payrules checkout's) in place of the published one; none without.
+fn sdk_override(sdk: Option<&Path>) -> String {
+    let Some(sdk) = sdk else {
+        return String::new();
+    };
+    format!(
+        "\n# The SDK of a payrules checkout in place of the published crate (`payrules plugin new\n\
+         # --sdk`, or the checkout payrules was built from): delete these two lines to build\n\
+         # against the published payrules-sdk.\n\
+         [patch.crates-io]\npayrules-sdk = {{ path = {:?} }}\n",
+        sdk.display().to_string()
+    )
+}
+
+/// The Rust SDK crate to build against in place of the published one: `--sdk`, or the
+/// checkout this binary was built from if it is still there; none (the published crate,
+/// by version) otherwise.
+fn sdk_dir(given: Option<&Path>) -> Result<Option<PathBuf>, ProjectError> {
+    let sdk = match given {
+        Some(given) => given.to_owned(),
+        None if Path::new(BUILT_SDK).join("Cargo.toml").is_file() => PathBuf::from(BUILT_SDK),
+        None => return Ok(None),
+    };
     let sdk = sdk.canonicalize().map_err(|e| {
         error(format!(
             "the payrules SDK is not at {} ({e}): pass --sdk with the path of \
@@ -241,7 +257,7 @@ fn sdk_dir(given: Option<&Path>) -> Result<PathBuf, ProjectError> {
             sdk.display()
         )));
     }
-    Ok(sdk)
+    Ok(Some(sdk))
 }
 
 /// Whether `dir` is a rule project (Rust or Python) rather than a rules directory.
@@ -359,7 +375,7 @@ const PYTHON_BUILD: &str = "build";
 /// given, and the loader refuses an import the manifest does not grant, so the world is
 /// made from the manifest rather than taken from `worlds.wit`.
 pub fn python_world(manifest: &Manifest) -> String {
-    let (package, version) = WIT_PACKAGE.split_once('@').unwrap_or((WIT_PACKAGE, ""));
+    let (package, version) = ("payrules:rules", CONTRACT_VERSION);
     let mut world = String::from(
         "// Written by `payrules plugin build` from the rule's manifest: do not edit.\n\
          package local:rule;\n\nworld payrules-rule {\n",
@@ -638,7 +654,24 @@ mod tests {
         );
         let bare = Manifest::parse("x", "kind = \"routing\"\n").unwrap();
         assert!(!python_world(&bare).contains("import"));
-        // The package the world names is the one the WIT files declare.
-        assert!(WIT_FILES[0].1.contains(&format!("package {WIT_PACKAGE};")));
+    }
+
+    /// The version the host checks components against, the WIT files' package and the
+    /// SDK crate's version are one.
+    #[test]
+    fn the_contract_the_wit_files_declare_and_the_sdk_version_are_the_hosts() {
+        assert!(
+            WIT_FILES[0]
+                .1
+                .contains(&format!("package payrules:rules@{CONTRACT_VERSION};")),
+            "wit/types.wit"
+        );
+        let sdk: toml::Table =
+            toml::from_str(include_str!("../../plugins/sdk/Cargo.toml")).unwrap();
+        assert_eq!(
+            sdk["package"]["version"].as_str(),
+            Some(CONTRACT_VERSION),
+            "plugins/sdk/Cargo.toml"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `payrules evaluate` as a user runs it: the real binary, the example rules.
+//! `payrules evaluate` and `wit export` as a user runs them: the real binary, the example
+//! rules.
 
 use std::process::{Command, Output};
 
@@ -194,4 +195,26 @@ fn the_readme_run_command_serves_the_example_rules_on_its_defaults() {
         dir.path().join("payrules.db").is_file(),
         "the store is made where it runs"
     );
+}
+
+/// `payrules wit export DIR` writes the contract this payrules speaks, byte for byte the
+/// WIT the host and the SDK are built from, for rule teams in other languages.
+#[test]
+fn wit_export_writes_the_contract_the_host_speaks() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("payrules-wit");
+    let output = payrules(&["wit", "export", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.starts_with("payrules:rules@0.1.0 in "), "{said}");
+    for file in ["types.wit", "capabilities.wit", "worlds.wit"] {
+        assert_eq!(
+            std::fs::read(dir.join(file)).unwrap(),
+            std::fs::read(workspace().join("wit").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let refused = payrules(&["wit", "export", "/proc/payrules-cannot-write-here"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("/proc/payrules-cannot-write-here"));
 }

@@ -39,6 +39,40 @@ fn a_component_of_another_world_is_refused() {
     );
 }
 
+/// A rule built against another version of the contract (here the limits component with
+/// every `payrules:rules/...@0.1.0` name made `@0.2.0`, the same length) is refused with
+/// both versions and the SDK to rebuild with, not with a linker's message.
+#[test]
+fn a_component_built_against_another_contract_version_is_refused_naming_both() {
+    let mut wasm = std::fs::read(LIMITS).unwrap();
+    let mut renamed = 0;
+    let prefix = b"payrules:rules/";
+    let mut at = 0;
+    while let Some(found) = wasm[at..].windows(prefix.len()).position(|w| w == prefix) {
+        let start = at + found + prefix.len();
+        let name_end = start + wasm[start..].iter().position(|b| *b == b'@').unwrap();
+        assert_eq!(&wasm[name_end..name_end + 6], b"@0.1.0");
+        wasm[name_end + 3] = b'2';
+        renamed += 1;
+        at = name_end;
+    }
+    assert!(renamed >= 3, "the component names the contract");
+    let error = RulesDir::new()
+        .file(
+            "limits.toml",
+            b"kind = \"compliance\"\ncapabilities = [\"config\"]\n",
+        )
+        .file("limits.wasm", &wasm)
+        .load_error();
+    assert!(
+        error.contains("limits.wasm")
+            && error.contains("@0.2.0")
+            && error.contains("speaks payrules:rules@0.1.0")
+            && error.contains("rebuild it with payrules-sdk 0.1.0"),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_corrupt_component_is_refused() {
     let dir = RulesDir::new()

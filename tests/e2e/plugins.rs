@@ -391,6 +391,21 @@ fn the_next_step_plugin_new_prints_works_exactly_as_printed() {
     };
     let made = run(&["plugin", "new", "big-amount", "--kind", "fraud"]);
     assert!(made.status.success(), "{}", text(&made.stderr));
+    // Outside the repository, the SDK by version, as a published crate would be, with the
+    // checkout's SDK as a path override in its place.
+    let manifest = std::fs::read_to_string(work.path().join("big-amount/Cargo.toml")).unwrap();
+    let sdk = crate::support::workspace()
+        .join("plugins/sdk")
+        .canonicalize()
+        .unwrap();
+    assert!(
+        manifest.contains("\npayrules-sdk = \"0.1.0\"\n")
+            && manifest.contains(&format!(
+                "[patch.crates-io]\npayrules-sdk = {{ path = {:?} }}",
+                sdk.display().to_string()
+            )),
+        "{manifest}"
+    );
     let printed = text(&made.stdout);
     let next = printed
         .lines()

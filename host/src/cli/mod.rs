@@ -12,6 +12,7 @@
 //! - `payrules rules check DIR` loads a rules directory as the live loader would ([`rules`]).
 //! - `payrules plugin new|build|test` scaffolds, builds and tests a rule project ([`plugin`]).
 //! - `payrules backtest` replays payments through a candidate rule set ([`backtest`]).
+//! - `payrules wit export DIR` writes the rule contract's WIT files ([`wit`]).
 //!
 //! Exit status: 0 done, 1 a check that failed (a broken audit chain, a failing vector) or
 //! an operational failure, 2 bad input (arguments, files, config).
@@ -24,6 +25,7 @@ mod parse;
 mod plugin;
 mod rules;
 mod serve;
+mod wit;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -100,6 +102,11 @@ enum Command {
     },
     /// Decide payments with the rules of a directory and print each decision and its trace.
     Evaluate(evaluate::Args),
+    /// The rule contract's WIT files.
+    Wit {
+        #[command(subcommand)]
+        command: wit::WitCommand,
+    },
 }
 
 /// A failure that is the input's fault: exit status 2.
@@ -130,6 +137,7 @@ pub fn run() -> ExitCode {
         Command::Backtest(args) => done(backtest::backtest(&args)),
         Command::Parse { file } => Ok(parse::parse(&file)),
         Command::Evaluate(args) => done(evaluate::run(&args)),
+        Command::Wit { command } => done(wit::run(&command)),
     };
     match result {
         Ok(code) => code,

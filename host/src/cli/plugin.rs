@@ -31,8 +31,10 @@ pub enum PluginCommand {
         /// componentize-py).
         #[arg(long, value_parser = parse_language, default_value = "rust")]
         lang: Language,
-        /// For Rust, the payrules-sdk crate to depend on (default: plugins/sdk of the
-        /// checkout this binary was built from).
+        /// For Rust, a payrules-sdk crate to build against in place of the published
+        /// one (a `[patch.crates-io]` path override; default: plugins/sdk of the checkout
+        /// this binary was built from, if it is still there). The project depends on
+        /// payrules-sdk by version either way.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

@@ -108,8 +108,19 @@ pub enum CompileError {
         /// The bound, in milliseconds.
         limit_ms: u128,
     },
+    /// It was built against another version of the contract.
+    #[error(
+        "it was built against {found}, and this payrules speaks payrules:rules@{CONTRACT_VERSION}: \
+         rebuild it with payrules-sdk {CONTRACT_VERSION} (the SDK's version is the contract's)"
+    )]
+    ContractVersion {
+        /// The contract interface it imports or exports, with its version.
+        found: String,
+    },
     /// It does not export the interface of its kind.
-    #[error("it does not export the {kind} interface of payrules:rules@0.1.0 ({detail})")]
+    #[error(
+        "it does not export the {kind} interface of payrules:rules@{CONTRACT_VERSION} ({detail})"
+    )]
     WrongWorld {
         /// The kind its manifest says.
         kind: &'static str,
@@ -117,6 +128,12 @@ pub enum CompileError {
         detail: String,
     },
 }
+
+/// The version of the contract (the WIT package `payrules:rules`) this host speaks, and
+/// the version of the `payrules-sdk` that binds it.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+/// How the contract's interfaces are named: `payrules:rules/NAME@VERSION`.
+const CONTRACT_PACKAGE: &str = "payrules:rules/";
 
 /// The process-wide engine.
 pub struct Runtime {
@@ -261,6 +278,19 @@ impl Runtime {
         granted: &[Capability],
     ) -> Result<CompiledRule, CompileError> {
         let component = self.compile_component(wasm)?;
+        let component_type = component.component_type();
+        let contract_names = component_type
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .chain(component_type.exports(&self.engine).map(|(name, _)| name))
+            .filter(|name| name.starts_with(CONTRACT_PACKAGE));
+        for name in contract_names {
+            if name.split_once('@').map(|(_, version)| version) != Some(CONTRACT_VERSION) {
+                return Err(CompileError::ContractVersion {
+                    found: name.to_owned(),
+                });
+            }
+        }
         let mut linker: Linker<EvalState> = Linker::new(&self.engine);
         let mut std_wasi = Vec::new();
         for (name, item) in component.component_type().imports(&self.engine) {

@@ -44,7 +44,7 @@ extern crate self as payrules_sdk;
 #[allow(missing_docs, unsafe_code)]
 pub mod compliance {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "payrules:rules/compliance-rule",
         pub_export_macro: true,
         export_macro_name: "export_compliance_rule",
@@ -58,7 +58,7 @@ pub mod compliance {
 #[allow(missing_docs, unsafe_code)]
 pub mod fraud {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "payrules:rules/fraud-rule",
         pub_export_macro: true,
         export_macro_name: "export_fraud_rule",
@@ -79,7 +79,7 @@ pub mod fraud {
 #[allow(missing_docs, unsafe_code)]
 pub mod routing {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "payrules:rules/routing-rule",
         pub_export_macro: true,
         export_macro_name: "export_routing_rule",
