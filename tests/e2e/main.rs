@@ -24,6 +24,8 @@
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
 //! - `rollback`: an earlier rule set made live again under load, held until the directory
 //!   changes or it is released, across a restart.
+//! - `canary`: a candidate deciding a share of traffic by debtor account, its report
+//!   against a hand count, aborted by a failing rule, promoted by the API or a deployment.
 //! - `durability`: kill -9 mid-burst, a tampered store, SIGTERM with requests in flight,
 //!   slow and excess clients.
 //! - `security`: each security control against the attack it stops.
@@ -37,6 +39,7 @@
 //!   up; after a kill -9; dead letters sent again.
 
 mod api;
+mod canary;
 mod cli;
 mod compare;
 mod console;

@@ -11,6 +11,7 @@
 //! is applied where bodies are read.
 
 pub mod auth;
+pub mod canary;
 pub mod error;
 mod hosts;
 mod idempotency;
@@ -165,6 +166,13 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(rules::reload_now))
         .routes(routes!(rules::history))
         .routes(routes!(rules::rollback, rules::release_rollback))
+        .routes(routes!(
+            canary::get_canary,
+            canary::start_canary,
+            canary::remove_canary
+        ))
+        .routes(routes!(canary::set_percent))
+        .routes(routes!(canary::promote))
         .routes(routes!(
             shadow::install_shadow,
             shadow::get_shadow,

@@ -17,6 +17,7 @@ use crate::config::Role;
 use crate::model::{FailurePolicy, RuleKind};
 use crate::registry::kept::KeptSets;
 use crate::registry::live::{Held, Rejected, ReloadOutcome};
+use crate::service::canary;
 use crate::service::rollback::{ROLLBACK_RELEASED, ROLLED_BACK, RollbackError};
 use crate::service::rules::{LOADED, REJECTED};
 
@@ -218,6 +219,19 @@ fn reload_view(outcome: ReloadOutcome) -> Result<ReloadView, ApiError> {
     }
 }
 
+/// The audit actions the rule-set history is made of.
+pub const HISTORY_ACTIONS: [&str; 9] = [
+    LOADED,
+    REJECTED,
+    ROLLED_BACK,
+    ROLLBACK_RELEASED,
+    canary::CANARY_STARTED,
+    canary::CANARY_PERCENT,
+    canary::CANARY_ABORTED,
+    canary::CANARY_REMOVED,
+    canary::CANARY_PROMOTED,
+];
+
 /// The query of the history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -235,13 +249,15 @@ pub struct HistoryEntry {
     pub seq: i64,
     /// When, ms since the Unix epoch.
     pub at_unix_ms: i64,
-    /// `loaded`, `rejected`, `rolled_back` or `rollback_released`.
-    pub outcome: &'static str,
+    /// `loaded`, `rejected`, `rolled_back`, `rollback_released`, or a canary's step:
+    /// `canary_started`, `canary_percent`, `canary_aborted`, `canary_removed`,
+    /// `canary_promoted`.
+    pub outcome: String,
     /// The version that went live (made live again, for a rollback; whose rollback
     /// ended, for a release); for a rejection, the version that stayed live.
     pub version: String,
     /// Whether this host keeps that version, so that `POST /v1/rules/rollback` can make
-    /// it live again (absent for a rejection).
+    /// it live again (for a version that went live; absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept: Option<bool>,
     /// What it records: trigger, previous version, rules, load time, the host, or the
@@ -252,7 +268,7 @@ pub struct HistoryEntry {
 
 /// The history of the rule set, newest first: every version that went live (at start,
 /// by the watcher, by an operator, on any host sharing the store), every candidate
-/// refused, every rollback and its release. Kept in the audit log.
+/// refused, every rollback and its release, every canary's steps. Kept in the audit log.
 #[utoipa::path(
     get,
     path = "/v1/rules/history",
@@ -274,26 +290,19 @@ pub async fn history(
     principal.require(&[Role::Operator, Role::Auditor])?;
     let params = super::query::params(params)?;
     let limit = super::query::limit(params.limit, 50)?;
-    let entries = state
-        .service
-        .audit_of(&[LOADED, REJECTED, ROLLED_BACK, ROLLBACK_RELEASED], limit)
-        .await?;
+    let entries = state.service.audit_of(&HISTORY_ACTIONS, limit).await?;
     let kept = state.service.live_rules().kept();
     Ok(Json(
         entries
             .into_iter()
             .map(|entry| {
-                let outcome = match entry.action.as_str() {
-                    LOADED => "loaded",
-                    ROLLED_BACK => "rolled_back",
-                    ROLLBACK_RELEASED => "rollback_released",
-                    _ => "rejected",
-                };
+                let outcome = entry.action.trim_start_matches("rules.").to_owned();
+                let went_live = entry.action == LOADED || entry.action == ROLLED_BACK;
                 HistoryEntry {
                     seq: entry.seq,
                     at_unix_ms: entry.at_unix_ms,
                     outcome,
-                    kept: (outcome != "rejected")
+                    kept: went_live
                         .then(|| kept.is_some_and(|k| k.path_of(&entry.subject).is_some())),
                     version: entry.subject,
                     detail: serde_json::from_str(&entry.detail).unwrap_or_default(),

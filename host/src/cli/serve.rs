@@ -120,6 +120,7 @@ fn serve(
         // and this host is on the fleet's list.
         service.follow_other_hosts();
         service.follow_rollbacks();
+        service.judge_canaries();
         service.expire_unreviewed();
         service.record_circuit_transitions();
         service.relay_events(std::sync::Arc::clone(service.webhooks()));

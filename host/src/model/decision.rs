@@ -329,6 +329,10 @@ pub struct Decision {
     pub route: Option<ChosenRoute>,
     /// The version of the rule set that decided (sha256 over its rules, manifests and lists).
     pub rule_set_version: String,
+    /// Whether a canary rule set decided it (present only then): a candidate deciding a
+    /// share of live traffic beside the live set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
     /// When, in milliseconds since the Unix epoch (the instant every rule saw).
     pub decided_at_unix_ms: i64,
     /// Every rule that ran, in order.

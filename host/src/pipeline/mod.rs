@@ -148,6 +148,7 @@ impl Pipeline {
             risk_score: combined.risk_score,
             route: combined.route,
             rule_set_version: rules.version.clone(),
+            canary: false,
             decided_at_unix_ms: now_unix_ms,
             rules: runs,
         }

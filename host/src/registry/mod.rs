@@ -4,12 +4,14 @@
 //! A rules directory holds, for each rule, a manifest `NAME.toml` ([`manifest`]) beside its
 //! component (`NAME.wasm` unless the manifest says otherwise) and the list files it names;
 //! and optionally `pipeline.toml`, the policy that combines the rules' answers
-//! ([`PipelinePolicy`]); and, for any rule, its test vectors `NAME.vectors.toml`
-//! ([`vectors`]), which must pass before the set can be used. Loading is all or nothing:
+//! ([`PipelinePolicy`]); for a canary, `canary.toml`, its policy ([`canary`]); and, for
+//! any rule, its test vectors `NAME.vectors.toml` ([`vectors`]), which must pass before
+//! the set can be used. Loading is all or nothing:
 //! one bad file or one failing vector and the whole set is refused, naming the file and
 //! why.
 
 pub mod breaker;
+pub mod canary;
 pub mod kept;
 pub mod live;
 pub mod manifest;
@@ -56,6 +58,15 @@ impl LoadError {
             message: message.into(),
         }
     }
+}
+
+/// Whether a file of a rules directory named `name` is a rule's manifest: a `.toml` that
+/// is not the pipeline policy, a canary's policy or test vectors.
+pub fn is_manifest_name(name: &str) -> bool {
+    name.ends_with(".toml")
+        && name != POLICY_FILE
+        && name != canary::CANARY_FILE
+        && !name.ends_with(vectors::FILE_SUFFIX)
 }
 
 /// How fraud scores combine into one.
@@ -226,13 +237,10 @@ impl RuleSet {
             let path = entry
                 .map_err(|e| LoadError::new(dir, e.to_string()))?
                 .path();
-            let is_manifest = path.extension().is_some_and(|ext| ext == "toml")
-                && path
-                    .file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| {
-                        name != POLICY_FILE && !name.ends_with(vectors::FILE_SUFFIX)
-                    })
+            let is_manifest = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(is_manifest_name)
                 && path.is_file();
             if is_manifest {
                 manifests.push(path);

@@ -141,7 +141,6 @@ impl Service {
         transactions: &[RawPayment],
         received_at: i64,
     ) -> Result<(Vec<TxReport>, Vec<(Payment, Decision)>), ServiceError> {
-        let rules = self.rule_set();
         let mut pending = Vec::with_capacity(transactions.len());
         for raw in transactions {
             let line = TxReport {
@@ -159,11 +158,12 @@ impl Service {
             match canonical_payment(raw) {
                 Ok(payment) => {
                     let payment_id = new_payment_id()?;
+                    let (rules, canary) = self.rules_for(&payment);
                     let answer = self
                         .deciders
-                        .enqueue(Arc::clone(&rules), payment, payment_id.clone(), received_at)
+                        .enqueue(rules, payment, payment_id.clone(), received_at)
                         .map_err(ServiceError::internal)?;
-                    pending.push((line, Some((payment_id, answer))));
+                    pending.push((line, Some((payment_id, canary, answer))));
                 }
                 Err(reason) => {
                     let mut line = line;
@@ -175,8 +175,9 @@ impl Service {
         let mut lines = Vec::with_capacity(pending.len());
         let mut decided = Vec::new();
         for (mut line, queued) in pending {
-            if let Some((payment_id, answer)) = queued {
-                let (payment, decision) = answer.await.map_err(ServiceError::internal)?;
+            if let Some((payment_id, canary, answer)) = queued {
+                let (payment, mut decision) = answer.await.map_err(ServiceError::internal)?;
+                decision.canary = canary;
                 line.payment_id = Some(payment_id);
                 line.status = match decision.status {
                     Status::Accepted => TxStatus::AcceptedSettlementInProcess,

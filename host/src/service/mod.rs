@@ -5,7 +5,8 @@
 //! velocity book, the shadow runner, the metrics, the idempotency keys in flight — and
 //! offers the operations: submit a payment ([`payments`]), submit a message
 //! ([`messages`]), review a held payment ([`reviews`]), reload the rules and run a shadow
-//! set ([`rules`]), roll the rules back ([`rollback`]), and the queries.
+//! set ([`rules`]), roll the rules back ([`rollback`]), run a canary ([`canary`]), and the
+//! queries.
 //! The HTTP layer (`api`) authenticates, reads and bounds requests, calls these, and maps
 //! [`ServiceError`] to its answers; it holds no flow of its own.
 //!
@@ -15,6 +16,7 @@
 //! velocity figures, the metrics and the shadow set. A decision that is not stored counts
 //! nowhere.
 
+pub mod canary;
 pub mod follow;
 pub mod hosts;
 pub mod messages;
@@ -53,6 +55,8 @@ pub struct Service {
     reloading: tokio::sync::Mutex<()>,
     /// The newest rollback entry of the audit log this host has acted on.
     rollback_followed: std::sync::atomic::AtomicI64,
+    /// The canary deciding a share of traffic, if any, and the last one that ended.
+    canary: canary::CanarySlot,
     /// Where an operator may name a shadow set (canonical).
     shadow_roots: Vec<std::path::PathBuf>,
     /// How long a request's claim on its idempotency key lasts at most.
@@ -174,6 +178,7 @@ impl Service {
             in_flight: InFlight::default(),
             reloading: tokio::sync::Mutex::new(()),
             rollback_followed: std::sync::atomic::AtomicI64::new(0),
+            canary: canary::CanarySlot::default(),
             shadow_roots: Vec::new(),
             claim_lease_ms: crate::config::IDEMPOTENCY_LEASE_MS_DEFAULT,
             following: follow::Following::default(),
@@ -367,14 +372,19 @@ impl Service {
     }
 
     /// Counts stored decisions where they count: velocity (accepted payments), metrics,
-    /// and the shadow set (which decides them too, off the live path).
+    /// the canary's figures, and the shadow set (which decides them too, off the live
+    /// path).
     fn stored(&self, decided: Vec<(Payment, Decision)>) {
         let shadowing = self.shadow.is_installed();
+        let canary = self.canary.running();
         for (payment, decision) in decided {
             if decision.status == Status::Accepted {
                 self.velocity.record(&payment, decision.decided_at_unix_ms);
             }
             self.metrics.decision(&decision);
+            if let Some(canary) = &canary {
+                canary.stats.record(&decision);
+            }
             if shadowing {
                 self.shadow.after(payment, &decision);
             }

@@ -64,14 +64,18 @@ impl Service {
         let mut held = Held::new(&self.store, principal, key, token);
         let payment_id = new_payment_id()?;
         let received_at = now_unix_ms();
-        let (payment, decision) = self
+        let (rules, canary) = self.rules_for(&payment);
+        let (payment, mut decision) = self
             .deciders
-            .decide(self.rule_set(), payment, payment_id.clone(), received_at)
+            .decide(rules, payment, payment_id.clone(), received_at)
             .await
             .map_err(ServiceError::internal)?;
+        decision.canary = canary;
         // Kept for what counts the payment once it is stored.
-        let kept = (decision.status == Status::Accepted || self.shadow.is_installed())
-            .then(|| payment.clone());
+        let kept = (decision.status == Status::Accepted
+            || self.shadow.is_installed()
+            || self.canary.running().is_some())
+        .then(|| payment.clone());
         let record = NewDecision {
             payment_id: payment_id.clone(),
             received_at_unix_ms: received_at,

@@ -147,6 +147,7 @@ impl Service {
             .await?;
         self.follow_rollback(trigger).await;
         self.follow_shadow_directory(trigger).await;
+        self.follow_canary_directory(trigger).await;
         Ok(())
     }
 
@@ -204,6 +205,7 @@ impl Service {
         };
         self.metrics.reload(&outcome);
         self.follow_shadow_directory(trigger).await;
+        self.follow_canary_directory(trigger).await;
         outcome
     }
 
@@ -263,6 +265,7 @@ impl Service {
             tracing::error!("the swap task failed: {error}");
         }
         self.metrics.rule_set(&self.rule_set().version);
+        self.canary_promoted_if_live("the rules directory").await;
     }
 
     /// Records a refused candidate (the live set is unchanged).
@@ -280,11 +283,13 @@ impl Service {
     }
 
     /// Loads `dir` (reusing the compiled code of the live set and of `reuse`) as the live
-    /// loader would, off the async threads.
-    async fn load_shadow(
+    /// loader would, off the async threads: a candidate `what` set (`shadow`, `canary`),
+    /// which must hold rules.
+    pub(super) async fn load_candidate(
         &self,
         dir: &Path,
         reuse: Option<Arc<RuleSet>>,
+        what: &str,
     ) -> Result<RuleSet, String> {
         let live = Arc::clone(&self.rules);
         let load_dir = dir.to_owned();
@@ -295,7 +300,7 @@ impl Service {
                 .map_err(|e| bounded(&e.to_string()))?;
         if set.rules().is_empty() {
             return Err(format!(
-                "{}: no rules in the directory: an empty shadow set is refused",
+                "{}: no rules in the directory: an empty {what} set is refused",
                 dir.display()
             ));
         }
@@ -306,11 +311,23 @@ impl Service {
     /// under one of the configured shadow roots (after resolving symlinks), so the API
     /// cannot be made to read other paths of the host.
     pub async fn install_shadow_from(&self, dir: &str, actor: &str) -> Result<(), ShadowError> {
+        let resolved = self
+            .under_shadow_roots(dir)
+            .map_err(ShadowError::NotAllowed)?;
+        self.install_shadow(resolved, ShadowSource::Api, actor)
+            .await
+            .map_err(ShadowError::DoesNotLoad)
+    }
+
+    /// `dir` resolved (symlinks followed), if it is a directory under one of the
+    /// configured shadow roots, where operators may name candidate rule sets (a shadow
+    /// set, a canary); else why not, saying the same of a path that does not exist.
+    pub(super) fn under_shadow_roots(&self, dir: &str) -> Result<PathBuf, String> {
         let not_allowed = || {
-            ShadowError::NotAllowed(format!(
+            format!(
                 "{:?} is not a directory under a configured shadow root (shadow_roots)",
                 dir.chars().take(256).collect::<String>()
-            ))
+            )
         };
         if dir.is_empty() || dir.len() > SHADOW_DIR_BYTES_MAX || dir.contains('\0') {
             return Err(not_allowed());
@@ -324,9 +341,7 @@ impl Service {
         if !allowed {
             return Err(not_allowed());
         }
-        self.install_shadow(resolved, ShadowSource::Api, actor)
-            .await
-            .map_err(ShadowError::DoesNotLoad)
+        Ok(resolved)
     }
 
     /// Loads `dir` (reusing the live set's compiled code) and installs it as the shadow set,
@@ -337,7 +352,7 @@ impl Service {
         source: ShadowSource,
         actor: &str,
     ) -> Result<(), String> {
-        match self.load_shadow(&dir, None).await {
+        match self.load_candidate(&dir, None, "shadow").await {
             Ok(loaded) => {
                 self.install_shadow_set(loaded, dir, source, actor).await;
                 Ok(())
@@ -433,7 +448,10 @@ impl Service {
         }
         // Compare by content: load it, reusing the shadow set's compiled code (or the live
         // set's), so an unchanged shadow/ costs no compile.
-        match self.load_shadow(&dir, installed.map(|i| i.rules)).await {
+        match self
+            .load_candidate(&dir, installed.map(|i| i.rules), "shadow")
+            .await
+        {
             Ok(set) => {
                 if self
                     .shadow
@@ -478,14 +496,10 @@ pub(super) fn listed(set: &RuleSet) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn holds_rules(dir: &Path) -> bool {
+pub(super) fn holds_rules(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.filter_map(Result::ok).any(|entry| {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            name.ends_with(".toml")
-                && name != crate::registry::POLICY_FILE
-                && !name.ends_with(crate::registry::vectors::FILE_SUFFIX)
-        })
+        entries
+            .filter_map(Result::ok)
+            .any(|entry| crate::registry::is_manifest_name(&entry.file_name().to_string_lossy()))
     })
 }
