@@ -391,6 +391,7 @@ impl NativeRules {
             risk_score: combined.risk_score,
             route: combined.route,
             rule_set_version: String::new(),
+            canary: false,
             decided_at_unix_ms: NOW_UNIX_MS,
             rules: runs,
         }

@@ -298,6 +298,14 @@ fn a_canary_whose_rule_fails_is_aborted_and_a_deployment_promotes_another() {
         canary_version.as_str(),
         "the live set decides again"
     );
+    // Aborted for good: a restart with the same canary/ does not bring it back.
+    let server = server.crash_and_restart();
+    assert_eq!(
+        server.get("/v1/rules/canary", Some(OPERATOR)).code(),
+        "no_canary"
+    );
+    let live = server.submit(SUBMITTER, "restarted", &from_account("A0", "restarted"));
+    assert_ne!(live.json()["rule_set_version"], canary_version.as_str());
     let history = server.get("/v1/rules/history", Some(AUDITOR)).json();
     let entry = history
         .as_array()
@@ -331,4 +339,74 @@ fn a_canary_whose_rule_fails_is_aborted_and_a_deployment_promotes_another() {
         server.get("/v1/rules", Some(OPERATOR)).json()["version"],
         second_version.as_str()
     );
+}
+
+#[test]
+fn a_canary_runs_alike_on_every_host_sharing_the_store() {
+    let Some(db) = crate::postgres::Database::make() else {
+        return;
+    };
+    let rules_a = rules_with_canary("percent = 20\n[abort]\ndecisions_min = 1000000\n");
+    let rules_b = rules_with_canary("percent = 20\n[abort]\ndecisions_min = 1000000\n");
+    let mut a = Server::on_postgres_with_rules(&db, rules_a.path(), "", "");
+    let mut b = Server::on_postgres_with_rules(&db, rules_b.path(), "", "");
+    let on_a = a.wait_for("/v1/rules/canary", "a runs the canary", |status, _| {
+        status == 200
+    });
+    let on_b = b.wait_for("/v1/rules/canary", "b runs the canary", |status, _| {
+        status == 200
+    });
+    assert_eq!(on_a["version"], on_b["version"]);
+    let started = b.get("/v1/rules/history", Some(AUDITOR)).json();
+    let starts = started
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "canary_started")
+        .count();
+    assert!((1..=2).contains(&starts), "{started}");
+
+    // The share raised on one host is the share on the other; the same account goes to
+    // the same set on both.
+    let raised = post(&a, "/v1/rules/canary/percent", &json!({ "percent": 60 }));
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    b.wait_for("/v1/rules/canary", "b follows the new share", |_, c| {
+        c["percent"] == 60
+    });
+    for n in 0..40 {
+        let account = format!("FLEET{n:04}");
+        let on = |host: &Server, tag: String| {
+            host.submit(SUBMITTER, &tag, &from_account(&account, &tag))
+                .json()["rule_set_version"]
+                .clone()
+        };
+        assert_eq!(
+            on(&a, format!("a-{n}")),
+            on(&b, format!("b-{n}")),
+            "{account}"
+        );
+    }
+
+    // Removed on the other host: gone from both.
+    let removed = b.request(
+        "DELETE",
+        "/v1/rules/canary",
+        &[("Authorization", &format!("Bearer {OPERATOR}"))],
+        None,
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    let ended = a.wait_for("/v1/rules/canary", "a removes it too", |_, c| {
+        c["state"] == "removed"
+    });
+    assert!(
+        ended["ended"]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("the fleet"),
+        "{ended}"
+    );
+    for host in [&mut a, &mut b] {
+        let status = host.terminate();
+        assert!(status.success(), "{status}\n{}", host.log());
+    }
 }

@@ -121,6 +121,7 @@ fn serve(
         service.follow_other_hosts();
         service.follow_rollbacks();
         service.judge_canaries();
+        service.follow_fleet_canary();
         service.expire_unreviewed();
         service.record_circuit_transitions();
         service.relay_events(std::sync::Arc::clone(service.webhooks()));

@@ -27,6 +27,7 @@ use crate::pipeline::shadow::DirectoryState;
 use crate::registry::RuleSet;
 use crate::registry::canary::{ArmFigures, CANARY_FILE, CanaryPolicy, CanaryStats, in_canary};
 use crate::registry::live::{Rejected, ReloadOutcome};
+use crate::store::audit::AuditEntry;
 use crate::store::now_unix_ms;
 
 /// The subdirectory of the rules directory whose rules run as the canary.
@@ -201,18 +202,20 @@ impl Service {
             .under_shadow_roots(dir)
             .map_err(CanaryError::NotAllowed)?;
         let percent = percent.map(checked_percent).transpose()?;
-        self.start_canary(resolved, CanarySource::Api, percent, actor)
+        self.start_canary(resolved, CanarySource::Api, percent, actor, false)
             .await
     }
 
     /// Loads `dir` as the canary (its vectors run; compiled code reused) with its
-    /// `canary.toml`, and starts it, replacing any canary; recorded in the audit log.
+    /// `canary.toml`, and starts it, replacing any canary; recorded in the audit log unless
+    /// it joins a canary the fleet runs already (`joining`).
     async fn start_canary(
         &self,
         dir: PathBuf,
         source: CanarySource,
         percent: Option<u8>,
         actor: &str,
+        joining: bool,
     ) -> Result<(), CanaryError> {
         let loaded = self
             .load_candidate(&dir, None, "canary")
@@ -240,20 +243,22 @@ impl Service {
             }
         };
         let percent = percent.unwrap_or(policy.percent);
-        let detail = serde_json::json!({
-            "dir": dir.display().to_string(),
-            "source": source,
-            "percent": percent,
-            "policy": policy,
-            "by": actor,
-            "host": self.host_id,
-            "rules": listed(&set),
-        });
-        self.store
-            .audit_event(CANARY_STARTED, &set.version, &detail)
-            .await
-            .map_err(ServiceError::from)?;
-        tracing::warn!(version = %set.version, percent, by = actor, "canary started");
+        if !joining {
+            let detail = serde_json::json!({
+                "dir": dir.display().to_string(),
+                "source": source,
+                "percent": percent,
+                "policy": policy,
+                "by": actor,
+                "host": self.host_id,
+                "rules": listed(&set),
+            });
+            self.store
+                .audit_event(CANARY_STARTED, &set.version, &detail)
+                .await
+                .map_err(ServiceError::from)?;
+        }
+        tracing::warn!(version = %set.version, percent, by = actor, joining, "canary started");
         if let Some(previous) = self.canary.running() {
             self.canary.end(Ended {
                 outcome: "removed",
@@ -294,15 +299,20 @@ impl Service {
         Ok(())
     }
 
-    /// Ends the canary running, recorded in the audit log with its figures.
+    /// Ends the canary running (if it is still `expected`, when given), recorded in the
+    /// audit log with its figures.
     async fn end_canary(
         &self,
+        expected: Option<&Arc<Canary>>,
         action: &str,
         outcome: &'static str,
         why: String,
         by: &str,
     ) -> Result<(), CanaryError> {
         let canary = self.canary.running().ok_or(CanaryError::NoCanary)?;
+        if expected.is_some_and(|expected| !Arc::ptr_eq(expected, &canary)) {
+            return Ok(());
+        }
         let (live, candidate) = canary.stats.figures();
         let detail = serde_json::json!({
             "why": why,
@@ -329,6 +339,7 @@ impl Service {
     /// Removes the canary (an operator's step): the live set decides every payment again.
     pub async fn remove_canary(&self, actor: &str) -> Result<(), CanaryError> {
         self.end_canary(
+            None,
             CANARY_REMOVED,
             "removed",
             "removed by an operator".to_owned(),
@@ -375,7 +386,7 @@ impl Service {
         }
         let why = "its version is live".to_owned();
         if let Err(error) = self
-            .end_canary(CANARY_PROMOTED, "promoted", why, trigger)
+            .end_canary(Some(&canary), CANARY_PROMOTED, "promoted", why, trigger)
             .await
         {
             tracing::error!("the canary's promotion was not recorded: {error}");
@@ -394,13 +405,14 @@ impl Service {
                     continue;
                 };
                 let (live, candidate) = canary.stats.figures();
-                if let Some(why) = canary.policy.abort.breached(&live, &candidate) {
-                    if let Err(error) = service
-                        .end_canary(CANARY_ABORTED, "aborted", why, "payrules")
-                        .await
-                    {
-                        tracing::error!("the canary's abort was not recorded: {error}");
-                    }
+                let Some(why) = canary.policy.abort.breached(&live, &candidate) else {
+                    continue;
+                };
+                if let Err(error) = service
+                    .end_canary(Some(&canary), CANARY_ABORTED, "aborted", why, "payrules")
+                    .await
+                {
+                    tracing::error!("the canary's abort was not recorded: {error}");
                 }
             }
         });
@@ -416,9 +428,10 @@ impl Service {
         let running = self.canary.running();
         if !holds_rules(&dir) {
             self.canary.directory_seen(DirectoryState::Empty);
-            if running.is_some_and(|c| c.source == CanarySource::Directory) {
+            if let Some(canary) = running.filter(|c| c.source == CanarySource::Directory) {
                 let _ = self
                     .end_canary(
+                        Some(&canary),
                         CANARY_REMOVED,
                         "removed",
                         format!("{} no longer holds rules", dir.display()),
@@ -434,11 +447,30 @@ impl Service {
                 let changed = self
                     .canary
                     .directory_seen(DirectoryState::Loads(set.version.clone()));
-                if changed && set.version != self.rule_set().version {
-                    let _ = self
-                        .start_canary(dir, CanarySource::Directory, None, trigger)
-                        .await;
+                if !changed || set.version == self.rule_set().version {
+                    return;
                 }
+                // What the fleet did with this version comes first: a canary it ended stays
+                // ended (a restart does not bring it back), one it runs is joined.
+                let joined = match self.fleet_canary().await {
+                    Some(entry) if entry.subject == set.version => {
+                        if ENDINGS.contains(&entry.action.as_str()) {
+                            tracing::info!(version = %set.version, "the canary in {} ended before: it stays ended", dir.display());
+                            return;
+                        }
+                        Some(percent_of(&entry))
+                    }
+                    _ => None,
+                };
+                let _ = self
+                    .start_canary(
+                        dir,
+                        CanarySource::Directory,
+                        joined.flatten(),
+                        trigger,
+                        joined.is_some(),
+                    )
+                    .await;
             }
             Err(error) => {
                 if self
@@ -456,6 +488,122 @@ impl Service {
         }
     }
 
+    /// The fleet's newest canary entry: the state of the canary every host follows.
+    async fn fleet_canary(&self) -> Option<AuditEntry> {
+        match self.store.audit_entries_of(&CANARY_ACTIONS, 1).await {
+            Ok(mut entries) => entries.pop(),
+            Err(error) => {
+                tracing::warn!("cannot read the fleet's canary: {error}");
+                None
+            }
+        }
+    }
+
+    /// Follows, from now on, the canary steps the other hosts sharing the store record
+    /// (a tokio task: call it on the runtime that serves): a canary started elsewhere is
+    /// started here from this host's own copy, and its share, abort, removal and promotion
+    /// apply here, within [`CANARY_JUDGE_INTERVAL`]. Nothing to do on a store no other
+    /// host writes.
+    pub fn follow_fleet_canary(self: &Arc<Self>) {
+        if !self.store.shared() {
+            return;
+        }
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(CANARY_JUDGE_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(entry) = service.fleet_canary().await else {
+                    continue;
+                };
+                if service
+                    .canary_followed
+                    .fetch_max(entry.seq, Ordering::SeqCst)
+                    >= entry.seq
+                {
+                    continue;
+                }
+                service.follow_canary_entry(&entry).await;
+            }
+        });
+    }
+
+    /// Applies a canary step another host recorded (this host's own steps find it done).
+    async fn follow_canary_entry(&self, entry: &AuditEntry) {
+        let running = self.canary.running();
+        let here = running
+            .as_ref()
+            .filter(|c| c.rules.version == entry.subject);
+        let by = format!("the fleet (audit entry {})", entry.seq);
+        let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
+        match (entry.action.as_str(), here) {
+            (CANARY_STARTED | CANARY_PERCENT, Some(canary)) => {
+                if let Some(percent) = percent_of(entry) {
+                    canary.percent.store(percent, Ordering::Relaxed);
+                }
+            }
+            (CANARY_STARTED, None) => {
+                let (source, dir) = match detail["source"].as_str() {
+                    Some("directory") => (
+                        CanarySource::Directory,
+                        Ok(self.rules.dir().join(CANARY_SUBDIR)),
+                    ),
+                    _ => (
+                        CanarySource::Api,
+                        self.under_shadow_roots(detail["dir"].as_str().unwrap_or_default()),
+                    ),
+                };
+                let started = match dir {
+                    Ok(dir) => self
+                        .start_canary(dir, source, percent_of(entry), &by, true)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(error) => Err(error),
+                };
+                let running = self.canary.running();
+                let wrong = running.filter(|c| c.rules.version != entry.subject);
+                if let Err(error) = started.and_then(|()| match wrong {
+                    Some(c) => Err(format!("this host's copy is {}", c.rules.version)),
+                    None => Ok(()),
+                }) {
+                    tracing::warn!(version = %entry.subject, "cannot follow the fleet's canary: {error}");
+                    if let Some(c) = self.canary.running() {
+                        self.canary.end(Ended {
+                            outcome: "removed",
+                            at_unix_ms: now_unix_ms(),
+                            by: by.clone(),
+                            why: format!("not the fleet's canary {}", entry.subject),
+                        });
+                        tracing::info!(version = %c.rules.version, "canary removed");
+                    }
+                    *lock(&self.canary.last_rejected) = Some(Rejected {
+                        at_unix_ms: now_unix_ms(),
+                        trigger: by,
+                        error: format!(
+                            "the fleet's canary {} cannot run here: {error}",
+                            entry.subject
+                        ),
+                    });
+                }
+            }
+            (action, Some(_)) if ENDINGS.contains(&action) => {
+                self.canary.end(Ended {
+                    outcome: match action {
+                        CANARY_ABORTED => "aborted",
+                        CANARY_PROMOTED => "promoted",
+                        _ => "removed",
+                    },
+                    at_unix_ms: now_unix_ms(),
+                    by,
+                    why: detail["why"].as_str().unwrap_or_default().to_owned(),
+                });
+                tracing::warn!(version = %entry.subject, action, "canary ended with the fleet");
+            }
+            _ => {}
+        }
+    }
+
     /// The live set's figures and the canary's, of the canary running or else the last
     /// one that ended.
     pub fn canary_figures(&self) -> Option<(Arc<Canary>, Option<Ended>, ArmFigures, ArmFigures)> {
@@ -469,6 +617,23 @@ impl Service {
         let (live, candidate) = canary.stats.figures();
         Some((canary, ended, live, candidate))
     }
+}
+
+/// Every canary step, as the audit log names them.
+const CANARY_ACTIONS: [&str; 5] = [
+    CANARY_STARTED,
+    CANARY_PERCENT,
+    CANARY_ABORTED,
+    CANARY_REMOVED,
+    CANARY_PROMOTED,
+];
+/// The steps that end a canary.
+const ENDINGS: [&str; 3] = [CANARY_ABORTED, CANARY_REMOVED, CANARY_PROMOTED];
+
+/// The share a canary step records.
+fn percent_of(entry: &AuditEntry) -> Option<u8> {
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail).ok()?;
+    u8::try_from(detail["percent"].as_u64()?).ok()
 }
 
 /// `percent` if it is a share of traffic.

@@ -57,6 +57,8 @@ pub struct Service {
     rollback_followed: std::sync::atomic::AtomicI64,
     /// The canary deciding a share of traffic, if any, and the last one that ended.
     canary: canary::CanarySlot,
+    /// The newest canary entry of the audit log this host has acted on.
+    canary_followed: std::sync::atomic::AtomicI64,
     /// Where an operator may name a shadow set (canonical).
     shadow_roots: Vec<std::path::PathBuf>,
     /// How long a request's claim on its idempotency key lasts at most.
@@ -179,6 +181,7 @@ impl Service {
             reloading: tokio::sync::Mutex::new(()),
             rollback_followed: std::sync::atomic::AtomicI64::new(0),
             canary: canary::CanarySlot::default(),
+            canary_followed: std::sync::atomic::AtomicI64::new(0),
             shadow_roots: Vec::new(),
             claim_lease_ms: crate::config::IDEMPOTENCY_LEASE_MS_DEFAULT,
             following: follow::Following::default(),
