@@ -387,6 +387,22 @@ fn a_canary_runs_alike_on_every_host_sharing_the_store() {
         );
     }
 
+    // Each host says which canary it runs, at which share.
+    a.wait_for(
+        "/v1/hosts",
+        "both hosts report the canary",
+        |status, fleet| {
+            status == 200
+                && fleet["hosts"].as_array().is_some_and(|hosts| {
+                    hosts.len() == 2
+                        && hosts.iter().all(|h| {
+                            h["canary"]["version"] == on_a["version"]
+                                && h["canary"]["percent"] == 60
+                        })
+                })
+        },
+    );
+
     // Removed on the other host: gone from both.
     let removed = b.request(
         "DELETE",

@@ -25,6 +25,9 @@ pub struct HostView {
     pub version: String,
     /// Its live rule set's version (as of its last beat, every 5 s).
     pub rule_set_version: String,
+    /// The canary it runs beside it, if any (as of its last beat).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<HostCanary>,
     /// When it started, ms since the Unix epoch.
     pub started_at_unix_ms: i64,
     /// When it last beat, ms since the Unix epoch.
@@ -35,6 +38,15 @@ pub struct HostView {
     pub live: bool,
     /// Whether it is the host answering.
     pub this_host: bool,
+}
+
+/// A canary a host runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostCanary {
+    /// Its version.
+    pub version: String,
+    /// Its share of live traffic, percent.
+    pub percent: u8,
 }
 
 /// The fleet.
@@ -78,6 +90,10 @@ pub async fn list(
             address: row.beat.address,
             version: row.beat.version,
             rule_set_version: row.beat.rule_set_version,
+            canary: row
+                .beat
+                .canary
+                .map(|(version, percent)| HostCanary { version, percent }),
             started_at_unix_ms: row.beat.started_at_unix_ms,
             heartbeat_unix_ms: row.heartbeat_unix_ms,
             heartbeat_age_ms: row.heartbeat_age_ms,

@@ -1,5 +1,5 @@
-//! The fleet: each host says every [`HEARTBEAT_INTERVAL`] who it is and which rule set it
-//! runs (into the store, so every host can list every other), and leaves the list when it
+//! The fleet: each host says every [`HEARTBEAT_INTERVAL`] who it is and which rule set
+//! (and canary) it runs (into the store, so every host can list every other), and leaves the list when it
 //! stops. `GET /v1/hosts` shows an operator at once a host still running an old rule set,
 //! or one that stopped beating.
 
@@ -22,6 +22,10 @@ impl Service {
             address: address.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             rule_set_version: self.rule_set().version.clone(),
+            canary: self
+                .canary()
+                .running()
+                .map(|canary| (canary.rules.version.clone(), canary.percent())),
             started_at_unix_ms: self.started_at_unix_ms,
         }
     }

@@ -972,10 +972,12 @@ pub async fn hosts_beat_and_leave(harness: &Harness) {
         address: "10.0.0.1:8080".to_owned(),
         version: "0.1.0".to_owned(),
         rule_set_version: "rules-v1".to_owned(),
+        canary: None,
         started_at_unix_ms: 1_790_000_000_000,
     };
     store.heartbeat(&beat).await.expect("beats");
     beat.rule_set_version = "rules-v2".to_owned();
+    beat.canary = Some(("rules-v3".to_owned(), 20));
     store.heartbeat(&beat).await.expect("beats again");
     let hosts = store.hosts().await.expect("lists");
     assert_eq!(hosts.len(), 1, "{hosts:?}");

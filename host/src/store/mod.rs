@@ -288,6 +288,8 @@ pub struct HostBeat {
     pub version: String,
     /// Its live rule set's version.
     pub rule_set_version: String,
+    /// The canary it runs, if any: its version and its share of traffic, percent.
+    pub canary: Option<(String, u8)>,
     /// When it started, ms since the Unix epoch.
     pub started_at_unix_ms: i64,
 }

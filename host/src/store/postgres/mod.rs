@@ -1572,16 +1572,21 @@ impl Store for PgStore {
 
     fn heartbeat<'a>(&'a self, host: &'a HostBeat) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let canary_version = host.canary.as_ref().map(|(version, _)| version.as_str());
+            let canary_percent = host.canary.as_ref().map(|(_, percent)| i16::from(*percent));
             self.inner
                 .query(
                     "WITH beat AS (\
                          INSERT INTO hosts (id, address, version, rule_set_version, \
-                                            started_at_ms, heartbeat) \
-                         VALUES ($1, $2, $3, $4, $5, clock_timestamp()) \
+                                            started_at_ms, heartbeat, canary_version, \
+                                            canary_percent) \
+                         VALUES ($1, $2, $3, $4, $5, clock_timestamp(), $6, $7) \
                          ON CONFLICT (id) DO UPDATE SET address = excluded.address, \
                              version = excluded.version, \
                              rule_set_version = excluded.rule_set_version, \
-                             heartbeat = excluded.heartbeat \
+                             heartbeat = excluded.heartbeat, \
+                             canary_version = excluded.canary_version, \
+                             canary_percent = excluded.canary_percent \
                          RETURNING 1) \
                      DELETE FROM hosts WHERE heartbeat < clock_timestamp() - interval '1 day'",
                     &[
@@ -1590,6 +1595,8 @@ impl Store for PgStore {
                         (&host.version, Type::TEXT),
                         (&host.rule_set_version, Type::TEXT),
                         (&host.started_at_unix_ms, Type::INT8),
+                        (&canary_version, Type::TEXT),
+                        (&canary_percent, Type::INT2),
                     ],
                 )
                 .await?;
@@ -1604,7 +1611,8 @@ impl Store for PgStore {
                 .query(
                     "SELECT id, address, version, rule_set_version, started_at_ms, \
                             (extract(epoch FROM heartbeat) * 1000)::int8, \
-                            (extract(epoch FROM clock_timestamp() - heartbeat) * 1000)::int8 \
+                            (extract(epoch FROM clock_timestamp() - heartbeat) * 1000)::int8, \
+                            canary_version, canary_percent \
                      FROM hosts ORDER BY heartbeat DESC, id",
                     &[],
                 )
@@ -1617,6 +1625,11 @@ impl Store for PgStore {
                             address: get(row, 1)?,
                             version: get(row, 2)?,
                             rule_set_version: get(row, 3)?,
+                            canary: get::<Option<String>>(row, 7)?
+                                .zip(get::<Option<i16>>(row, 8)?)
+                                .map(|(version, percent)| {
+                                    (version, u8::try_from(percent).unwrap_or(0))
+                                }),
                             started_at_unix_ms: get(row, 4)?,
                         },
                         heartbeat_unix_ms: get(row, 5)?,
@@ -1964,6 +1977,7 @@ pub(crate) mod tests {
             address: "127.0.0.1:1".to_owned(),
             version: "0".to_owned(),
             rule_set_version: "v1".to_owned(),
+            canary: Some(("v2".to_owned(), 5)),
             started_at_unix_ms: 0,
         };
         store.heartbeat(&beat).await.expect("beats");

@@ -200,6 +200,10 @@ UPDATE payments SET rules_fired = ' ' || COALESCE((
       AND NOT (run ->> 'outcome' = 'score' AND (run ->> 'score')::int = 0)
 ) || ' ', '');
 ",
+    // 7: the canary each host runs, in its heartbeat (GET /v1/hosts).
+    "
+ALTER TABLE hosts ADD COLUMN canary_version TEXT, ADD COLUMN canary_percent SMALLINT;
+",
 ];
 
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:
