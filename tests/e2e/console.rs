@@ -711,6 +711,70 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         browser.text(".notice")
     );
     assert_eq!(browser.text("#live-version"), newer);
+
+    // A canary in canary/: its figures, its share changed, then promoted, from the page.
+    let canary = rules.path().join("canary");
+    crate::support::copy_dir(&crate::support::example_rules(), &canary);
+    std::fs::write(
+        canary.join("pipeline.toml"),
+        policy.replace("review-at = 600", "review-at = 100"),
+    )
+    .unwrap();
+    std::fs::write(canary.join("canary.toml"), "percent = 50\n").unwrap();
+    let reload = server.request(
+        "POST",
+        "/v1/rules/reload",
+        &[(
+            "Authorization",
+            &format!("Bearer {}", crate::server::OPERATOR),
+        )],
+        None,
+    );
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    let started = server.wait_for("/v1/rules/canary", "the canary started", |status, _| {
+        status == 200
+    });
+    for n in 0..20 {
+        let key = format!("c-{n}");
+        let mut body = payment("us-payroll-fednow.json", &key);
+        body["debtor"]["account"] = json!({ "id": format!("C{n}") });
+        assert_eq!(server.submit(SUBMITTER, &key, &body).status, 201);
+    }
+    browser.goto(&format!("{}/console/rules", server.base));
+    assert_eq!(browser.text("#canary-state"), "running");
+    assert_eq!(
+        browser.text("#canary-version"),
+        started["version"].as_str().unwrap()
+    );
+    let report = server
+        .get("/v1/rules/canary", Some(crate::server::OPERATOR))
+        .json();
+    let shown = browser.run(
+        "return [...document.querySelectorAll('#canary-figures tbody tr')].map(r => \
+         r.querySelectorAll('td')[1].textContent.trim())",
+    );
+    assert_eq!(
+        shown,
+        json!([
+            report["live"]["decisions"].to_string(),
+            report["canary"]["decisions"].to_string()
+        ])
+    );
+    browser.screenshot("canary.png");
+    browser.run("document.getElementById('percent').value = '30'; return null");
+    browser.click("#canary-set-percent");
+    assert_eq!(browser.text("#canary-percent"), "30%");
+    browser.click("#canary-promote");
+    assert!(
+        browser.text(".notice").starts_with("Promoted:"),
+        "{}",
+        browser.text(".notice")
+    );
+    assert_eq!(browser.text("#canary-state"), "promoted");
+    assert_eq!(
+        browser.text("#live-version"),
+        started["version"].as_str().unwrap()
+    );
     let errors = browser.severe_console_entries();
     assert!(errors.is_empty(), "{errors:?}");
 }

@@ -5,8 +5,8 @@
 //! Built so far: login with an API key (exchanged for a session cookie), the review queue,
 //! decisions searched by status and time, a payment's decision with each rule's trace,
 //! approve / reject, the rules (the live set, the last refused candidate with the file at
-//! fault, a reload, the history with a rollback to a kept version and its release), and
-//! the audit log with a check of the whole chain. Every page works
+//! fault, a reload, the history with a rollback to a kept version and its release, the
+//! canary with its figures, share, promotion and removal), and the audit log with a check of the whole chain. Every page works
 //! without JavaScript — links, GET pages, forms that POST and redirect (POST-redirect-GET)
 //! — and none has any script: the Content-Security-Policy forbids it
 //! (`default-src 'none'`), with styles only from the console's own stylesheet. Every POST
@@ -58,6 +58,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/rules/reload", post(reload))
         .route("/console/rules/rollback", post(rollback))
         .route("/console/rules/release", post(release_rollback))
+        .route("/console/rules/canary/percent", post(canary_percent))
+        .route("/console/rules/canary/promote", post(canary_promote))
+        .route("/console/rules/canary/remove", post(canary_remove))
         .route("/console/audit", get(audit))
         .route("/console/audit/verify", post(verify_audit))
         .route("/console/payments/{id}/review", post(review))
@@ -924,6 +927,48 @@ struct RulesPage {
     rules: Vec<RuleLine>,
     history: Vec<HistoryLine>,
     shadow: Option<String>,
+    canary: Option<CanaryBlock>,
+}
+
+/// The canary running (or the last one that ended) on the rules page.
+struct CanaryBlock {
+    /// `running`, `aborted`, `removed` or `promoted`.
+    state: &'static str,
+    version: String,
+    percent: u8,
+    /// Where it came from and since when.
+    origin: String,
+    /// How it ended, if it did.
+    ended: Option<String>,
+    /// Each set's figures: live first, then the canary.
+    sides: [CanarySide; 2],
+}
+
+/// One set's figures while the canary ran.
+struct CanarySide {
+    name: &'static str,
+    decisions: u64,
+    accepted: u64,
+    rejected: u64,
+    pending_review: u64,
+    with_rule_failure: u64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+impl CanarySide {
+    fn of(name: &'static str, figures: crate::registry::canary::ArmFigures) -> CanarySide {
+        CanarySide {
+            name,
+            decisions: figures.decisions,
+            accepted: figures.accepted,
+            rejected: figures.rejected,
+            pending_review: figures.pending_review,
+            with_rule_failure: figures.with_rule_failure,
+            p50_us: figures.rules_p50_us,
+            p99_us: figures.rules_p99_us,
+        }
+    }
 }
 
 /// How many lines of the rule-set history the rules page shows.
@@ -1009,13 +1054,11 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         .collect();
     // The history: the last versions that went live and candidates refused, newest first
     // (from the audit log, as `GET /v1/rules/history`).
+    use crate::service::canary;
     use crate::service::rollback::{ROLLBACK_RELEASED, ROLLED_BACK};
     use crate::service::rules::{LOADED, REJECTED};
     let history = match service
-        .audit_of(
-            &[LOADED, REJECTED, ROLLED_BACK, ROLLBACK_RELEASED],
-            HISTORY_LINES,
-        )
+        .audit_of(&crate::api::rules::HISTORY_ACTIONS, HISTORY_LINES)
         .await
     {
         Ok(entries) => entries,
@@ -1032,7 +1075,12 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
                 LOADED => "loaded",
                 ROLLED_BACK => "rolled back",
                 ROLLBACK_RELEASED => "released",
-                _ => "refused",
+                REJECTED => "refused",
+                canary::CANARY_STARTED => "canary started",
+                canary::CANARY_PERCENT => "canary share",
+                canary::CANARY_ABORTED => "canary aborted",
+                canary::CANARY_REMOVED => "canary removed",
+                _ => "canary promoted",
             };
             let loaded = matches!(outcome, "loaded" | "rolled back");
             let rollback_to = (can_reload
@@ -1052,6 +1100,10 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
                     "the directory's {} again",
                     short(&text("over_directory_version"))
                 ),
+                "canary started" | "canary share" => {
+                    format!("{}% of traffic", detail["percent"].as_u64().unwrap_or(0))
+                }
+                "canary aborted" | "canary removed" | "canary promoted" => text("why"),
                 _ => String::new(),
             };
             HistoryLine {
@@ -1060,8 +1112,8 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
                 version: short(&entry.subject),
                 rollback_to,
                 trigger: match outcome {
-                    "rolled back" | "released" => text("by"),
-                    _ => text("trigger"),
+                    "loaded" | "refused" => text("trigger"),
+                    _ => text("by"),
                 },
                 what: if !what.is_empty() {
                     what
@@ -1119,7 +1171,131 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         rules,
         history,
         shadow,
+        canary: canary_block(service),
     })
+}
+
+/// The canary block of the rules page, if a canary ran since the start.
+fn canary_block(service: &crate::service::Service) -> Option<CanaryBlock> {
+    let (canary, ended, live, candidate) = service.canary_figures()?;
+    Some(CanaryBlock {
+        state: ended.as_ref().map_or("running", |e| e.outcome),
+        version: canary.rules.version.clone(),
+        percent: canary.percent(),
+        origin: format!(
+            "from {} ({}), since {}",
+            canary.dir.display(),
+            match canary.source {
+                crate::service::canary::CanarySource::Directory => "the rules directory's canary/",
+                crate::service::canary::CanarySource::Api => "an operator",
+            },
+            instant(canary.started_at_unix_ms)
+        ),
+        ended: ended.map(|e| {
+            format!(
+                "{} {} by {}: {}",
+                e.outcome,
+                instant(e.at_unix_ms),
+                e.by,
+                e.why
+            )
+        }),
+        sides: [
+            CanarySide::of("live set", live),
+            CanarySide::of("canary", candidate),
+        ],
+    })
+}
+
+/// The form that changes the canary's share.
+#[derive(Deserialize)]
+struct PercentForm {
+    csrf: String,
+    percent: u16,
+}
+
+/// Changes the canary's share, as `POST /v1/rules/canary/percent` would.
+async fn canary_percent(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<PercentForm>,
+) -> Response {
+    let (session_id, session) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Operator],
+        "Rules",
+        "changing the canary's share",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let actor = format!("console:{}", session.principal.name);
+    let notice = match state.service.set_canary_percent(form.percent, &actor).await {
+        Ok(()) => format!("The canary now decides {}% of traffic.", form.percent),
+        Err(error) => format!("Not changed: {error}"),
+    };
+    state.console_sessions.flash(&session_id, notice);
+    Redirect::to("/console/rules").into_response()
+}
+
+/// Promotes the canary, as `POST /v1/rules/canary/promote` would.
+async fn canary_promote(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (session_id, session) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Operator],
+        "Rules",
+        "promoting the canary",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    use crate::registry::live::ReloadOutcome;
+    let actor = format!("console:{}", session.principal.name);
+    let notice = match state.service.promote_canary(&actor).await {
+        Ok(ReloadOutcome::Swapped { to, .. }) => format!("Promoted: {to} is live."),
+        Ok(ReloadOutcome::Unchanged { version }) => format!("Unchanged: {version} stays live."),
+        Ok(ReloadOutcome::Rejected(rejected)) => format!(
+            "Written, but the rules directory does not load, so the live set stays: {}",
+            rejected.error
+        ),
+        Err(error) => format!("Not promoted: {error}"),
+    };
+    state.console_sessions.flash(&session_id, notice);
+    Redirect::to("/console/rules").into_response()
+}
+
+/// Removes the canary, as `DELETE /v1/rules/canary` would.
+async fn canary_remove(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (session_id, session) = match posted(
+        &state,
+        &headers,
+        &form.csrf,
+        &[Role::Operator],
+        "Rules",
+        "removing the canary",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let actor = format!("console:{}", session.principal.name);
+    let notice = match state.service.remove_canary(&actor).await {
+        Ok(()) => "Removed: the live set decides every payment.".to_owned(),
+        Err(error) => format!("Not removed: {error}"),
+    };
+    state.console_sessions.flash(&session_id, notice);
+    Redirect::to("/console/rules").into_response()
 }
 
 /// Rescans the rules directory now, as the watcher would; the outcome shows on the rules
