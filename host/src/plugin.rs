@@ -115,6 +115,12 @@ pub fn new_project(project: &NewProject<'_>) -> Result<Vec<PathBuf>, ProjectErro
              with a letter (it names the manifest, the component and the crate)"
         )));
     }
+    if ["pipeline", "canary"].contains(&name) {
+        return Err(error(format!(
+            "{name:?}: {name}.toml in a rules directory is not a rule's manifest but the \
+             {name} policy: choose another name"
+        )));
+    }
     let dir = project.dir;
     if dir.exists()
         && std::fs::read_dir(dir)

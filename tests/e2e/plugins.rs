@@ -175,6 +175,11 @@ fn broken_vectors_files_and_projects_get_a_specific_error() {
         "a rule name is",
     );
     assert_refused(
+        &["plugin", "new", "canary", "--kind", "fraud"],
+        work.path(),
+        "not a rule's manifest but the canary policy",
+    );
+    assert_refused(
         &["plugin", "new", "x", "--kind", "fraud", "--dir", "."],
         work.path(),
         "exists and is not empty",
