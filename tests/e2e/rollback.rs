@@ -326,6 +326,25 @@ fn a_rollback_holds_across_a_restart_until_released() {
     // Released for good: the next restart starts with the directory's version.
     let server = server.crash_and_restart();
     assert_eq!(live(&server)["version"], second.as_str());
+
+    // A kept copy altered on disk does not go live: it no longer loads as its version.
+    let kept = server
+        .store()
+        .with_file_name("payrules-rule-sets")
+        .join(&first);
+    let policy = std::fs::read_to_string(kept.join("pipeline.toml")).unwrap();
+    let altered = policy.replace("review-at = 600", "review-at = 650");
+    assert_ne!(altered, policy);
+    std::fs::write(kept.join("pipeline.toml"), altered).unwrap();
+    let altered = post(
+        &server,
+        "/v1/rules/rollback",
+        OPERATOR,
+        &json!({ "version": first }),
+    );
+    assert_eq!(altered.status, 422, "{}", altered.body);
+    assert!(altered.body.contains("it was altered"), "{}", altered.body);
+    assert_eq!(live(&server)["version"], second.as_str(), "nothing changed");
 }
 
 #[test]
