@@ -39,7 +39,8 @@ import json, sys
 c = json.load(sys.stdin)
 for side in ("live", "canary"):
     f = c[side]
-    print(f"{side}: {f[\"decisions\"]} decided, p50 {f[\"rules_p50_us\"]} µs, p99 {f[\"rules_p99_us\"]} µs in rules")'
+    print("%s: %d decided, p50 %d µs, p99 %d µs in rules"
+          % (side, f["decisions"], f["rules_p50_us"], f["rules_p99_us"]))'
 api -X DELETE -o /dev/null "$url/v1/rules/canary"
 rm -rf "$work/rules/canary"
 load "no canary again"
