@@ -80,6 +80,77 @@ pub fn backtest_payments(
     comparison
 }
 
+/// What differs between a recorded decision and the same payment decided again by the
+/// same rule set (`GET /v1/payments/{id}/reproduction`): the answer (status, reasons,
+/// score, route) and each rule's part — its version, its answer, the fuel it burned and
+/// what it logged; not the times, which no two runs share. Empty when they agree.
+pub fn differences(recorded: &Decision, reproduced: &Decision) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut differ = |what: &str, a: String, b: String| {
+        if a != b {
+            found.push(format!("{what}: recorded {a}, reproduced {b}"));
+        }
+    };
+    differ(
+        "status",
+        recorded.status.name().to_owned(),
+        reproduced.status.name().to_owned(),
+    );
+    let reasons = |d: &Decision| {
+        d.reasons
+            .iter()
+            .map(|r| format!("{} ({})", r.code, r.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    differ("reasons", reasons(recorded), reasons(reproduced));
+    differ(
+        "risk score",
+        format!("{:?}", recorded.risk_score),
+        format!("{:?}", reproduced.risk_score),
+    );
+    let route = |d: &Decision| {
+        d.route.as_ref().map_or_else(
+            || "none".to_owned(),
+            |r| format!("{} by {}", r.rail.name(), r.rule),
+        )
+    };
+    differ("route", route(recorded), route(reproduced));
+    let count = recorded.rules.len().max(reproduced.rules.len());
+    for index in 0..count {
+        match (recorded.rules.get(index), reproduced.rules.get(index)) {
+            (Some(a), Some(b)) if a.name == b.name => {
+                let rule = &a.name;
+                differ(
+                    &format!("{rule} version"),
+                    a.version.clone(),
+                    b.version.clone(),
+                );
+                differ(rule, a.outcome.summary(), b.outcome.summary());
+                differ(
+                    &format!("{rule} fuel"),
+                    a.fuel_used.to_string(),
+                    b.fuel_used.to_string(),
+                );
+                let logs = |run: &RuleRun| {
+                    run.logs
+                        .iter()
+                        .map(|l| format!("{}: {}", l.level, l.message))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                };
+                differ(&format!("{rule} logs"), logs(a), logs(b));
+            }
+            (a, b) => differ(
+                &format!("rule #{}", index + 1),
+                a.map_or_else(|| "none".to_owned(), |r| r.name.clone()),
+                b.map_or_else(|| "none".to_owned(), |r| r.name.clone()),
+            ),
+        }
+    }
+    found
+}
+
 /// How many changed payments a comparison keeps as examples.
 pub const EXAMPLES_MAX: usize = 20;
 
@@ -300,4 +371,40 @@ fn rule_changes(recorded: &[RuleRun], candidate: &[RuleRun]) -> Vec<RuleChange> 
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(status: &str, fuel: u64) -> Decision {
+        serde_json::from_value(serde_json::json!({
+            "payment_id": "pay_1",
+            "end_to_end_id": "E2E-1",
+            "status": status,
+            "reasons": [],
+            "rule_set_version": "v1",
+            "decided_at_unix_ms": 1,
+            "rules": [{
+                "name": "limits", "kind": "compliance", "version": "c7", "outcome": "pass",
+                "duration_us": fuel, "instantiation_us": 1, "fuel_used": fuel,
+            }],
+        }))
+        .expect("a decision")
+    }
+
+    #[test]
+    fn a_reproduction_differs_by_its_answer_and_each_rules_part_not_by_its_times() {
+        assert!(differences(&decision("accepted", 10), &decision("accepted", 10)).is_empty());
+        let mut timed = decision("accepted", 10);
+        timed.rules[0].duration_us = 99;
+        assert!(differences(&decision("accepted", 10), &timed).is_empty());
+        assert_eq!(
+            differences(&decision("accepted", 10), &decision("rejected", 11)),
+            [
+                "status: recorded accepted, reproduced rejected",
+                "limits fuel: recorded 10, reproduced 11",
+            ]
+        );
+    }
 }

@@ -578,6 +578,7 @@ fn the_openapi_document_matches_the_routes() {
         "POST /v1/payments",
         "GET /v1/payments",
         "GET /v1/payments/{id}",
+        "GET /v1/payments/{id}/reproduction",
         "POST /v1/payments/{id}/review",
         "GET /v1/reviews",
         "GET /v1/messages/{msg_id}/status",

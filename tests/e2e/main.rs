@@ -22,6 +22,7 @@
 //!   from a JWKS server on loopback; every forgery refused.
 //! - `plugins`: rule projects scaffolded, built and tested; test vectors that fail.
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
+//! - `reproduce`: a past decision decided again by the kept rule set that made it.
 //! - `rollback`: an earlier rule set made live again under load, held until the directory
 //!   changes or it is released, across a restart.
 //! - `canary`: a candidate deciding a share of traffic by debtor account, its report
@@ -54,6 +55,7 @@ mod oauth;
 mod plugins;
 mod postgres;
 mod reload;
+mod reproduce;
 mod reviews;
 mod rollback;
 mod sandbox;

@@ -156,6 +156,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(payments::submit, payments::list))
         .routes(routes!(payments::get))
+        .routes(routes!(payments::reproduction))
         .routes(routes!(reviews::review))
         .routes(routes!(reviews::queue))
         .routes(routes!(messages::status))

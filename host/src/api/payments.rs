@@ -219,6 +219,57 @@ pub async fn get(
     }))
 }
 
+/// Decide a stored payment again with the exact rule set that decided it (its kept copy,
+/// by version), at its recorded instant, with the velocity figures of that instant, and
+/// say whether the decision is the same — answer, and each rule's version, answer, fuel
+/// and logs — or what differs.
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}/reproduction",
+    tag = "payments",
+    params(("id" = String, Path, max_length = 64, pattern = "^pay_[0-9a-f]+$",
+        description = "The payment id from the submission")),
+    responses(
+        (status = 200, description = "Reproduced: the same decision, or the differences", body = crate::service::reproduce::Reproduction),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Neither an auditor nor a reviewer", body = ErrorBody),
+        (status = 404, description = "No such payment (`payment_not_found`), or the rule set that decided it is not kept on this host (`rule_set_not_kept`)", body = ErrorBody),
+        (status = 410, description = "Its personal data was erased at the end of its retention", body = ErrorBody),
+        (status = 422, description = "The kept rule set does not load (`rule_set_rejected`)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn reproduction(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<crate::service::reproduce::Reproduction>, ApiError> {
+    use crate::service::reproduce::ReproduceError;
+    principal.require(&[Role::Auditor, Role::Reviewer])?;
+    if id.len() > 64 {
+        return Err(ApiError::not_found(
+            "payment_not_found",
+            format!("no payment {id}"),
+        ));
+    }
+    match state.service.reproduce(&id).await {
+        Ok(reproduction) => Ok(Json(reproduction)),
+        Err(ReproduceError::Service(ServiceError::NotFound)) => Err(ApiError::not_found(
+            "payment_not_found",
+            format!("no payment {id}"),
+        )),
+        Err(ReproduceError::Service(error)) => Err(error.into()),
+        Err(error @ ReproduceError::NotKept(_)) => {
+            Err(ApiError::not_found("rule_set_not_kept", error.to_string()))
+        }
+        Err(error @ ReproduceError::DoesNotLoad(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rule_set_rejected",
+            error.to_string(),
+        )),
+    }
+}
+
 /// A stored payment with its decision, as the key reading it may see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {

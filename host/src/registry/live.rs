@@ -233,7 +233,7 @@ impl LiveRules {
     }
 
     /// The runtime the sets are loaded with.
-    pub fn runtime(&self) -> &Runtime {
+    pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
     }
 

@@ -5,8 +5,8 @@
 //! velocity book, the shadow runner, the metrics, the idempotency keys in flight — and
 //! offers the operations: submit a payment ([`payments`]), submit a message
 //! ([`messages`]), review a held payment ([`reviews`]), reload the rules and run a shadow
-//! set ([`rules`]), roll the rules back ([`rollback`]), run a canary ([`canary`]), and the
-//! queries.
+//! set ([`rules`]), roll the rules back ([`rollback`]), run a canary ([`canary`]),
+//! reproduce a past decision ([`reproduce`]), and the queries.
 //! The HTTP layer (`api`) authenticates, reads and bounds requests, calls these, and maps
 //! [`ServiceError`] to its answers; it holds no flow of its own.
 //!
@@ -22,6 +22,7 @@ pub mod hosts;
 pub mod messages;
 pub mod payments;
 pub mod relay;
+pub mod reproduce;
 pub mod reviews;
 pub mod rollback;
 pub mod rules;
