@@ -393,6 +393,17 @@ fn a_reviewer_resolves_a_held_payment_in_the_browser_and_a_submitter_key_gets_no
     }
     browser.screenshot("payment.png");
 
+    // Reproduced by the rule set that made it: the same decision, rule by rule.
+    browser.click("#reproduce");
+    assert!(
+        browser.text("#verdict").starts_with("Same decision"),
+        "{}",
+        browser.text("main")
+    );
+    let rows = browser.run("return document.querySelectorAll('#reproduced tbody tr').length");
+    assert_eq!(rows, json!(api_names.len()));
+    browser.click(&format!("h1 a[href='/console/payments/{id}']"));
+
     // A reject with no reason is refused in the API's words; then an approval stands.
     browser.click("#reject");
     assert!(

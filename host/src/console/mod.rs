@@ -3,8 +3,8 @@
 //! keys and roles as the API, over the same service operations.
 //!
 //! Built so far: login with an API key (exchanged for a session cookie), the review queue,
-//! decisions searched by status and time, a payment's decision with each rule's trace,
-//! approve / reject, the rules (the live set, the last refused candidate with the file at
+//! decisions searched by status and time, a payment's decision with each rule's trace and
+//! its reproduction by the rule set that made it, approve / reject, the rules (the live set, the last refused candidate with the file at
 //! fault, a reload, the history with a rollback to a kept version and its release, the
 //! canary with its figures, share, promotion and removal), and the audit log with a check of the whole chain. Every page works
 //! without JavaScript — links, GET pages, forms that POST and redirect (POST-redirect-GET)
@@ -54,6 +54,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/reviews", get(reviews))
         .route("/console/payments", get(payments))
         .route("/console/payments/{id}", get(payment))
+        .route("/console/payments/{id}/reproduction", get(reproduction))
         .route("/console/rules", get(rules))
         .route("/console/rules/reload", post(reload))
         .route("/console/rules/rollback", post(rollback))
@@ -1402,6 +1403,100 @@ async fn release_rollback(
     };
     state.console_sessions.flash(&session_id, notice);
     Redirect::to("/console/rules").into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/reproduction.html")]
+struct ReproductionPage {
+    frame: Frame,
+    payment_id: String,
+    rule_set_version: String,
+    /// `Same decision` or what differs.
+    verdict: String,
+    differences: Vec<String>,
+    velocity_payments: usize,
+    rules: Vec<ReproducedRule>,
+}
+
+/// One rule's part, recorded and reproduced.
+struct ReproducedRule {
+    name: String,
+    recorded: String,
+    reproduced: String,
+    recorded_fuel: u64,
+    reproduced_fuel: u64,
+}
+
+/// A past decision decided again by the rule set that made it, as
+/// `GET /v1/payments/{id}/reproduction` does.
+async fn reproduction(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    use crate::service::reproduce::ReproduceError;
+    let (session_id, session) = match viewer(
+        &state,
+        &headers,
+        &[Role::Reviewer, Role::Auditor],
+        "Reproduction",
+        "reproducing decisions",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    if !is_payment_id(&id) {
+        return (StatusCode::NOT_FOUND, "no such payment").into_response();
+    }
+    let done = match state.service.reproduce(&id).await {
+        Ok(done) => done,
+        Err(ReproduceError::Service(ServiceError::NotFound)) => {
+            return (StatusCode::NOT_FOUND, "no such payment").into_response();
+        }
+        Err(ReproduceError::Service(error)) => return unavailable(&error),
+        Err(error) => {
+            state
+                .console_sessions
+                .flash(&session_id, format!("Not reproduced: {error}"));
+            return Redirect::to(&format!("/console/payments/{id}")).into_response();
+        }
+    };
+    let outcome = |run: Option<&crate::model::RuleRun>| {
+        run.map_or_else(|| "did not run".to_owned(), |r| r.outcome.summary())
+    };
+    let count = done.recorded.rules.len().max(done.reproduced.rules.len());
+    let rules = (0..count)
+        .map(|index| {
+            let (a, b) = (
+                done.recorded.rules.get(index),
+                done.reproduced.rules.get(index),
+            );
+            ReproducedRule {
+                name: a.or(b).map(|r| r.name.clone()).unwrap_or_default(),
+                recorded: outcome(a),
+                reproduced: outcome(b),
+                recorded_fuel: a.map_or(0, |r| r.fuel_used),
+                reproduced_fuel: b.map_or(0, |r| r.fuel_used),
+            }
+        })
+        .collect();
+    page(&ReproductionPage {
+        frame: Frame::of(
+            &session,
+            "Reproduction",
+            state.console_sessions.take_flash(&session_id),
+        ),
+        verdict: if done.same {
+            "Same decision: the rule set that made it decides it again as recorded.".to_owned()
+        } else {
+            format!("Differs in {} ways.", done.differences.len())
+        },
+        payment_id: done.payment_id,
+        rule_set_version: done.rule_set_version,
+        differences: done.differences,
+        velocity_payments: done.velocity_payments,
+        rules,
+    })
 }
 
 #[derive(Template)]
