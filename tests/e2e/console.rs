@@ -435,6 +435,76 @@ fn a_reviewer_resolves_a_held_payment_in_the_browser_and_a_submitter_key_gets_no
     assert!(errors.is_empty(), "{errors:?}");
 }
 
+/// The shadow report page says what `GET /v1/rules/shadow/report` says: how many payments
+/// were compared and would change, each transition and cause, the examples.
+#[test]
+fn the_shadow_report_page_shows_the_apis_report() {
+    let rules = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(&crate::support::example_rules(), rules.path());
+    let shadow = rules.path().join("shadow");
+    crate::support::copy_dir(&crate::support::example_rules(), &shadow);
+    let policy = std::fs::read_to_string(shadow.join("pipeline.toml")).unwrap();
+    std::fs::write(
+        shadow.join("pipeline.toml"),
+        policy.replace("review-at = 600", "review-at = 100"),
+    )
+    .unwrap();
+    let server = Server::with_rules(rules.path());
+    server.wait_for(
+        "/v1/rules/shadow",
+        "the shadow set installed",
+        |status, _| status == 200,
+    );
+    for n in 0..6 {
+        let key = format!("s-{n}");
+        assert_eq!(
+            server
+                .submit(SUBMITTER, &key, &payment("us-payroll-fednow.json", &key))
+                .status,
+            201
+        );
+    }
+    let report = server.wait_for("/v1/rules/shadow/report", "six compared", |_, r| {
+        r["compared"] == 6
+    });
+    let login = server.request(
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(format!("key={}", crate::server::OPERATOR).as_bytes()),
+    );
+    let cookie = login.header("set-cookie").expect("a session").to_owned();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = server.request(
+        "GET",
+        "/console/rules/shadow",
+        &[("Cookie", &session)],
+        None,
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    let changed = report["changed"].as_u64().unwrap();
+    assert!(changed > 0, "{report}");
+    assert!(
+        page.body.contains(&format!("{changed} of 6 would change")),
+        "{}",
+        page.body
+    );
+    for transition in report["transitions"].as_array().unwrap() {
+        let row = format!(
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            transition["from"].as_str().unwrap(),
+            transition["to"].as_str().unwrap(),
+            transition["count"]
+        );
+        assert!(page.body.contains(&row), "{row} in {}", page.body);
+    }
+    for example in report["examples"].as_array().unwrap() {
+        assert!(page.body.contains(example["payment_id"].as_str().unwrap()));
+    }
+    let rules_page = server.request("GET", "/console/rules", &[("Cookie", &session)], None);
+    assert!(rules_page.body.contains("href=\"/console/rules/shadow\""));
+}
+
 /// Outside the browser: every console answer carries the CSP; a form POSTed without the
 /// session's CSRF token is refused and records nothing; without a session, the pages send
 /// to the login.

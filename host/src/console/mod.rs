@@ -6,7 +6,8 @@
 //! decisions searched by status and time, a payment's decision with each rule's trace and
 //! its reproduction by the rule set that made it, approve / reject, the rules (the live set, the last refused candidate with the file at
 //! fault, a reload, the history with a rollback to a kept version and its release, the
-//! canary with its figures, share, promotion and removal), and the audit log with a check of the whole chain. Every page works
+//! canary with its figures, share, promotion and removal, the shadow set's report), and
+//! the audit log with a check of the whole chain. Every page works
 //! without JavaScript — links, GET pages, forms that POST and redirect (POST-redirect-GET)
 //! — and none has any script: the Content-Security-Policy forbids it
 //! (`default-src 'none'`), with styles only from the console's own stylesheet. Every POST
@@ -57,6 +58,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/payments/{id}/reproduction", get(reproduction))
         .route("/console/rules", get(rules))
         .route("/console/rules/reload", post(reload))
+        .route("/console/rules/shadow", get(shadow_report))
         .route("/console/rules/rollback", post(rollback))
         .route("/console/rules/release", post(release_rollback))
         .route("/console/rules/canary/percent", post(canary_percent))
@@ -1403,6 +1405,69 @@ async fn release_rollback(
     };
     state.console_sessions.flash(&session_id, notice);
     Redirect::to("/console/rules").into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/shadow.html")]
+struct ShadowPage {
+    frame: Frame,
+    /// The shadow set: version, directory, rules.
+    about: String,
+    report: crate::compare::Comparison,
+    /// The share of compared payments that would change, in words.
+    changed_share: String,
+}
+
+/// The shadow set's decisions beside the live ones, as `GET /v1/rules/shadow/report`.
+async fn shadow_report(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let (session_id, session) = match viewer(
+        &state,
+        &headers,
+        &[Role::Operator, Role::Auditor],
+        "Shadow report",
+        "reading the shadow report",
+    ) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let Some(installed) = state.service.shadow().installed() else {
+        state
+            .console_sessions
+            .flash(&session_id, "No shadow set runs.".to_owned());
+        return Redirect::to("/console/rules").into_response();
+    };
+    let report = match state
+        .service
+        .shadow_report(installed.rules.version.clone())
+        .await
+    {
+        Ok(report) => report,
+        Err(error) => return unavailable(&error),
+    };
+    let changed_share = match report.compared {
+        0 => "nothing compared yet".to_owned(),
+        compared => format!(
+            "{} of {compared} would change ({}.{}%)",
+            report.changed,
+            report.changed * 100 / compared,
+            report.changed * 1000 / compared % 10
+        ),
+    };
+    page(&ShadowPage {
+        frame: Frame::of(
+            &session,
+            "Shadow report",
+            state.console_sessions.take_flash(&session_id),
+        ),
+        about: format!(
+            "{} from {}, {} rules",
+            installed.rules.version,
+            installed.dir.display(),
+            installed.rules.rules().len()
+        ),
+        report,
+        changed_share,
+    })
 }
 
 #[derive(Template)]
