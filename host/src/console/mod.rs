@@ -1223,24 +1223,21 @@ async fn canary_percent(
     headers: HeaderMap,
     Form(form): Form<PercentForm>,
 ) -> Response {
-    let (session_id, session) = match posted(
+    let service = &state.service;
+    let percent = form.percent;
+    rules_action(
         &state,
         &headers,
         &form.csrf,
-        &[Role::Operator],
-        "Rules",
         "changing the canary's share",
-    ) {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    let actor = format!("console:{}", session.principal.name);
-    let notice = match state.service.set_canary_percent(form.percent, &actor).await {
-        Ok(()) => format!("The canary now decides {}% of traffic.", form.percent),
-        Err(error) => format!("Not changed: {error}"),
-    };
-    state.console_sessions.flash(&session_id, notice);
-    Redirect::to("/console/rules").into_response()
+        |actor| async move {
+            match service.set_canary_percent(percent, &actor).await {
+                Ok(()) => format!("The canary now decides {percent}% of traffic."),
+                Err(error) => format!("Not changed: {error}"),
+            }
+        },
+    )
+    .await
 }
 
 /// Promotes the canary, as `POST /v1/rules/canary/promote` would.
@@ -1249,30 +1246,28 @@ async fn canary_promote(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (session_id, session) = match posted(
+    use crate::registry::live::ReloadOutcome;
+    let service = &state.service;
+    rules_action(
         &state,
         &headers,
         &form.csrf,
-        &[Role::Operator],
-        "Rules",
         "promoting the canary",
-    ) {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    use crate::registry::live::ReloadOutcome;
-    let actor = format!("console:{}", session.principal.name);
-    let notice = match state.service.promote_canary(&actor).await {
-        Ok(ReloadOutcome::Swapped { to, .. }) => format!("Promoted: {to} is live."),
-        Ok(ReloadOutcome::Unchanged { version }) => format!("Unchanged: {version} stays live."),
-        Ok(ReloadOutcome::Rejected(rejected)) => format!(
-            "Written, but the rules directory does not load, so the live set stays: {}",
-            rejected.error
-        ),
-        Err(error) => format!("Not promoted: {error}"),
-    };
-    state.console_sessions.flash(&session_id, notice);
-    Redirect::to("/console/rules").into_response()
+        |actor| async move {
+            match service.promote_canary(&actor).await {
+                Ok(ReloadOutcome::Swapped { to, .. }) => format!("Promoted: {to} is live."),
+                Ok(ReloadOutcome::Unchanged { version }) => {
+                    format!("Unchanged: {version} stays live.")
+                }
+                Ok(ReloadOutcome::Rejected(rejected)) => format!(
+                    "Written, but the rules directory does not load, so the live set stays: {}",
+                    rejected.error
+                ),
+                Err(error) => format!("Not promoted: {error}"),
+            }
+        },
+    )
+    .await
 }
 
 /// Removes the canary, as `DELETE /v1/rules/canary` would.
@@ -1281,22 +1276,41 @@ async fn canary_remove(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (session_id, session) = match posted(
+    let service = &state.service;
+    rules_action(
         &state,
         &headers,
         &form.csrf,
-        &[Role::Operator],
-        "Rules",
         "removing the canary",
-    ) {
+        |actor| async move {
+            match service.remove_canary(&actor).await {
+                Ok(()) => "Removed: the live set decides every payment.".to_owned(),
+                Err(error) => format!("Not removed: {error}"),
+            }
+        },
+    )
+    .await
+}
+
+/// An operator's action on the rules page: the session, its CSRF token and the operator
+/// role checked as for any post, then `act` with the actor's name (`console:KEY-NAME`),
+/// and what it says shown on the rules page (POST-redirect-GET).
+async fn rules_action<F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    what: &str,
+    act: impl FnOnce(String) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = String>,
+{
+    let (session_id, session) = match posted(state, headers, csrf, &[Role::Operator], "Rules", what)
+    {
         Ok(session) => session,
         Err(refused) => return refused,
     };
-    let actor = format!("console:{}", session.principal.name);
-    let notice = match state.service.remove_canary(&actor).await {
-        Ok(()) => "Removed: the live set decides every payment.".to_owned(),
-        Err(error) => format!("Not removed: {error}"),
-    };
+    let notice = act(format!("console:{}", session.principal.name)).await;
     state.console_sessions.flash(&session_id, notice);
     Redirect::to("/console/rules").into_response()
 }
@@ -1308,30 +1322,26 @@ async fn reload(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (session_id, session) = match posted(
+    use crate::registry::live::ReloadOutcome;
+    let service = &state.service;
+    rules_action(
         &state,
         &headers,
         &form.csrf,
-        &[Role::Operator],
-        "Rules",
         "reloading the rules",
-    ) {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    use crate::registry::live::ReloadOutcome;
-    let trigger = format!("console:{}", session.principal.name);
-    let notice = match state.service.reload(&trigger).await {
-        ReloadOutcome::Unchanged { version } => {
-            format!("Unchanged: the directory holds the live set ({version}).")
-        }
-        ReloadOutcome::Swapped { from, to, .. } => format!("Swapped: {from} → {to}."),
-        ReloadOutcome::Rejected(rejected) => {
-            format!("Refused, nothing changed live: {}", rejected.error)
-        }
-    };
-    state.console_sessions.flash(&session_id, notice);
-    Redirect::to("/console/rules").into_response()
+        |trigger| async move {
+            match service.reload(&trigger).await {
+                ReloadOutcome::Unchanged { version } => {
+                    format!("Unchanged: the directory holds the live set ({version}).")
+                }
+                ReloadOutcome::Swapped { from, to, .. } => format!("Swapped: {from} → {to}."),
+                ReloadOutcome::Rejected(rejected) => {
+                    format!("Refused, nothing changed live: {}", rejected.error)
+                }
+            }
+        },
+    )
+    .await
 }
 
 /// The form of a rollback: the version to make live again.
@@ -1348,27 +1358,24 @@ async fn rollback(
     headers: HeaderMap,
     Form(form): Form<RollbackForm>,
 ) -> Response {
-    let (session_id, session) = match posted(
+    let service = &state.service;
+    let version = form.version;
+    rules_action(
         &state,
         &headers,
         &form.csrf,
-        &[Role::Operator],
-        "Rules",
         "rolling the rules back",
-    ) {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    let actor = format!("console:{}", session.principal.name);
-    let notice = match state.service.rollback(Some(form.version), &actor).await {
-        Ok(done) => format!(
-            "Rolled back: {} → {} ({} ms, {} compiled).",
-            done.from, done.to, done.load_ms, done.compiled
-        ),
-        Err(error) => format!("Not rolled back, nothing changed live: {error}"),
-    };
-    state.console_sessions.flash(&session_id, notice);
-    Redirect::to("/console/rules").into_response()
+        |actor| async move {
+            match service.rollback(Some(version), &actor).await {
+                Ok(done) => format!(
+                    "Rolled back: {} → {} ({} ms, {} compiled).",
+                    done.from, done.to, done.load_ms, done.compiled
+                ),
+                Err(error) => format!("Not rolled back, nothing changed live: {error}"),
+            }
+        },
+    )
+    .await
 }
 
 /// Ends the rollback in force, as `DELETE /v1/rules/rollback` would.
@@ -1377,34 +1384,30 @@ async fn release_rollback(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (session_id, session) = match posted(
+    use crate::registry::live::ReloadOutcome;
+    let service = &state.service;
+    rules_action(
         &state,
         &headers,
         &form.csrf,
-        &[Role::Operator],
-        "Rules",
         "releasing the rollback",
-    ) {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    use crate::registry::live::ReloadOutcome;
-    let actor = format!("console:{}", session.principal.name);
-    let notice = match state.service.release_rollback(&actor).await {
-        Ok(ReloadOutcome::Swapped { from, to, .. }) => {
-            format!("Released: the directory's {to} is live again (was {from}).")
-        }
-        Ok(ReloadOutcome::Unchanged { version }) => {
-            format!("Released: {version} stays live (the directory holds it).")
-        }
-        Ok(ReloadOutcome::Rejected(rejected)) => format!(
-            "Released, but the directory does not load, so the live set stays: {}",
-            rejected.error
-        ),
-        Err(error) => format!("Not released: {error}"),
-    };
-    state.console_sessions.flash(&session_id, notice);
-    Redirect::to("/console/rules").into_response()
+        |actor| async move {
+            match service.release_rollback(&actor).await {
+                Ok(ReloadOutcome::Swapped { from, to, .. }) => {
+                    format!("Released: the directory's {to} is live again (was {from}).")
+                }
+                Ok(ReloadOutcome::Unchanged { version }) => {
+                    format!("Released: {version} stays live (the directory holds it).")
+                }
+                Ok(ReloadOutcome::Rejected(rejected)) => format!(
+                    "Released, but the directory does not load, so the live set stays: {}",
+                    rejected.error
+                ),
+                Err(error) => format!("Not released: {error}"),
+            }
+        },
+    )
+    .await
 }
 
 #[derive(Template)]
