@@ -193,6 +193,16 @@ fn a_canary_at_20_percent_decides_a_fifth_by_account_and_reports_what_a_hand_cou
         "{report}"
     );
 
+    // The canary's set is kept: what it decided can be reproduced by the same rules.
+    let reproduced = server
+        .get(
+            &format!("/v1/payments/{}/reproduction", sides[&true][0]),
+            Some(AUDITOR),
+        )
+        .json();
+    assert_eq!(reproduced["same"], true, "{reproduced}");
+    assert_eq!(reproduced["rule_set_version"], canary_version.as_str());
+
     // An operator raises its share, then promotes it.
     let raised = post(
         &server,

@@ -85,8 +85,8 @@ pub struct RuleSetView {
     /// released (`DELETE /v1/rules/rollback`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Held>,
-    /// The versions kept on this host, which `POST /v1/rules/rollback` can make live
-    /// again: the most recently live first.
+    /// The versions kept on this host (that went live here, or ran as a canary), which
+    /// `POST /v1/rules/rollback` can make live again: the most recently live first.
     pub kept_versions: Vec<String>,
 }
 

@@ -8,7 +8,8 @@
 //! went live. A copy is written aside (`VERSION.new`), loaded, and renamed into place only
 //! if it loads as that version: a change landing in the rules directory during the copy
 //! makes it differ, and the copy is dropped (the reload that change triggers keeps its
-//! own). The [`KEPT_SETS_MAX`] sets most recently live are kept; a directory's
+//! own). A canary's set is kept too, without being marked live ([`KeptSets::store`]). The
+//! [`KEPT_SETS_MAX`] sets most recently live (or kept) stay; a directory's
 //! modification time says when its set was last live.
 
 use std::path::{Path, PathBuf};
@@ -84,10 +85,19 @@ impl KeptSets {
         kept.into_iter().map(|(_, version)| version).collect()
     }
 
-    /// Keeps `set`, loaded from `from`, as the last set that went live: copied (once per
-    /// version) and checked to load as `set`'s version. Older sets beyond
-    /// [`KEPT_SETS_MAX`] are removed.
+    /// Keeps `set`, loaded from `from`, as the last set that went live (see
+    /// [`KeptSets::store`]).
     pub fn keep(&self, from: &Path, set: &RuleSet, runtime: &Runtime) -> Result<(), String> {
+        self.store(from, set, runtime)?;
+        self.mark_live(&set.version).map_err(|e| e.to_string())?;
+        self.prune();
+        Ok(())
+    }
+
+    /// Keeps `set`, loaded from `from`, without marking it live (a canary's set, so that
+    /// its decisions can be reproduced): copied (once per version) and checked to load as
+    /// `set`'s version. Older sets beyond [`KEPT_SETS_MAX`] are removed.
+    pub fn store(&self, from: &Path, set: &RuleSet, runtime: &Runtime) -> Result<(), String> {
         let version = &set.version;
         if self.path_of(version).is_none() {
             let target = self.dir.join(version);
@@ -108,7 +118,6 @@ impl KeptSets {
                 return Err(error);
             }
         }
-        self.mark_live(version).map_err(|e| e.to_string())?;
         self.prune();
         Ok(())
     }

@@ -268,8 +268,10 @@ impl Service {
             });
             tracing::info!(version = %previous.rules.version, "canary replaced");
         }
+        let rules = Arc::new(set);
+        self.keep_canary(&dir, &rules).await;
         self.canary.install(Canary {
-            rules: Arc::new(set),
+            rules,
             dir,
             source,
             policy,
@@ -278,6 +280,22 @@ impl Service {
             stats: CanaryStats::default(),
         });
         Ok(())
+    }
+
+    /// Keeps the canary's set beside the store (not as a live one), so that what it decides
+    /// can be reproduced by the same rules later; off the async threads.
+    async fn keep_canary(&self, dir: &Path, set: &Arc<RuleSet>) {
+        let (live, dir, set) = (Arc::clone(&self.rules), dir.to_owned(), Arc::clone(set));
+        let kept = tokio::task::spawn_blocking(move || match live.kept() {
+            Some(kept) => kept.store(&dir, &set, live.runtime()),
+            None => Ok(()),
+        })
+        .await;
+        if let Ok(Err(error)) | Err(error) = kept.map_err(|e| e.to_string()) {
+            tracing::warn!(
+                "the canary's rule set is not kept (its decisions cannot be reproduced): {error}"
+            );
+        }
     }
 
     /// Changes the canary's share of traffic (an operator's step), audited.

@@ -42,8 +42,8 @@ pub enum ReproduceError {
     /// The rule set that decided it is not kept on this host.
     #[error(
         "the rule set {0} that decided it is not kept on this host (the {KEPT_SETS_MAX} sets \
-         most recently live are; a canary's set is not kept), so it cannot be decided again \
-         by the same rules"
+         most recently live or tried as a canary are), so it cannot be decided again by the \
+         same rules"
     )]
     NotKept(String),
     /// The kept set does not load (altered, or its vectors fail now).

@@ -49,7 +49,7 @@ pub enum RollbackError {
     AlreadyLive(String),
     /// The version is not kept on this host.
     #[error(
-        "the rule set {0} is not kept on this host (the {KEPT_SETS_MAX} sets most recently live are)"
+        "the rule set {0} is not kept on this host (the {KEPT_SETS_MAX} sets most recently live or started as a canary are)"
     )]
     NotKept(String),
     /// The kept copy does not load (its vectors fail, it was altered, ...).
