@@ -684,12 +684,55 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         browser.url()
     );
 
+    // An operator lands on the overview: the API's figures, as charts and a table.
     log_in(&browser, &server, crate::server::OPERATOR);
     assert!(
-        browser.url().ends_with("/console/rules"),
+        browser.url().ends_with("/console/overview"),
         "{}",
         browser.url()
     );
+    let figures = server
+        .get("/v1/overview?window=15m", Some(crate::server::OPERATOR))
+        .json();
+    let total = &figures["total"];
+    assert_eq!(
+        browser.text("#total-accepted"),
+        total["decisions"]["accepted"].to_string()
+    );
+    assert_eq!(
+        browser.text("#total-pending"),
+        total["decisions"]["pending_review"].to_string()
+    );
+    assert_eq!(browser.text("#total-decisions"), "2");
+    // Five charts; the decisions chart draws one line (or dot) per status.
+    let charts = browser.run("return document.querySelectorAll('figure.chart svg').length");
+    assert_eq!(charts, json!(5), "{}", browser.text("main"));
+    let drawn = browser.run(
+        "return [...document.querySelectorAll('figure.chart')][0]\
+         .querySelectorAll('polyline, circle').length",
+    );
+    assert!(drawn.as_u64().unwrap() >= 3, "{drawn}");
+    let table = browser.run(
+        "return [...document.querySelectorAll('#rules tbody tr')]\
+         .map(r => [r.cells[0].textContent, Number(r.cells[1].textContent)])",
+    );
+    let expected: Vec<Value> = total["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!([r["name"], r["calls"]]))
+        .collect();
+    assert_eq!(table, json!(expected));
+    browser.screenshot("overview.png");
+    browser.click("nav.windows a[href='/console/overview?window=24h']");
+    assert!(
+        browser
+            .text("#source")
+            .starts_with("Every host sharing the store"),
+        "{}",
+        browser.text("#source")
+    );
+    browser.goto(&format!("{}/console/rules", server.base));
     let live = server
         .get("/v1/rules", Some(crate::server::OPERATOR))
         .json();

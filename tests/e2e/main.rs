@@ -22,6 +22,8 @@
 //!   from a JWKS server on loopback; every forgery refused.
 //! - `plugins`: rule projects scaffolded, built and tested; test vectors that fail.
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
+//! - `overview`: the overview's figures against a hand count, from memory and from the
+//!   store, across a restart.
 //! - `reproduce`: a past decision decided again by the kept rule set that made it.
 //! - `rollback`: an earlier rule set made live again under load, held until the directory
 //!   changes or it is released, across a restart.
@@ -52,6 +54,7 @@ mod iso20022;
 mod loading;
 mod messages;
 mod oauth;
+mod overview;
 mod plugins;
 mod postgres;
 mod reload;

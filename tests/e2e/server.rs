@@ -228,6 +228,18 @@ impl Server {
         Server::launch(dir, limits, "text", rules_dir, store)
     }
 
+    /// Stops the process as a deployment does (SIGTERM, waiting for it to end) and starts
+    /// a new one on the same store.
+    pub fn stop_and_restart(mut self) -> Server {
+        assert!(self.terminate().success(), "{}", self.log());
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a directory"));
+        let limits = std::mem::take(&mut self.limits);
+        let rules_dir = std::mem::take(&mut self.rules_dir);
+        let store = std::mem::take(&mut self.store);
+        drop(self);
+        Server::launch(dir, limits, "text", rules_dir, store)
+    }
+
     /// SIGKILL, as a power cut would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -17,6 +17,7 @@ mod hosts;
 mod idempotency;
 mod messages;
 pub mod oauth;
+pub mod overview;
 mod payments;
 pub(crate) mod query;
 pub mod rate;
@@ -182,6 +183,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(shadow::report))
         .routes(routes!(service::audit))
         .routes(routes!(hosts::list))
+        .routes(routes!(overview::overview))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
         .routes(routes!(service::metrics))

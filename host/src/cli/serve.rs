@@ -125,6 +125,7 @@ fn serve(
         service.expire_unreviewed();
         service.record_circuit_transitions();
         service.relay_events(std::sync::Arc::clone(service.webhooks()));
+        service.sample_overview();
         service.beat(address.to_string()).await;
         // Hot reload: a burst of changes in the rules directory becomes one reload.
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
@@ -229,6 +230,12 @@ fn serve(
             ),
         )
         .await;
+        if let Err(error) = service
+            .record_overview(payrules::store::now_unix_ms())
+            .await
+        {
+            tracing::warn!("the overview's last figures were not recorded: {error}");
+        }
         service.leave().await;
         anyhow::Ok(())
     })?;

@@ -2,7 +2,8 @@
 //! at compile time, every value escaped as HTML), served by the same binary, with the same
 //! keys and roles as the API, over the same service operations.
 //!
-//! Built so far: login with an API key (exchanged for a session cookie), the review queue,
+//! Built so far: login with an API key (exchanged for a session cookie), the overview's
+//! charts (decisions by status, latency, each rule's time, fuel and failures), the review queue,
 //! decisions searched by status and time, a payment's decision with each rule's trace and
 //! its reproduction by the rule set that made it, approve / reject, the rules (the live set, the last refused candidate with the file at
 //! fault, a reload, the history with a rollback to a kept version and its release, the
@@ -13,6 +14,8 @@
 //! (`default-src 'none'`), with styles only from the console's own stylesheet. Every POST
 //! carries the session's CSRF token, and the cookie is `HttpOnly; SameSite=Strict`.
 
+mod chart;
+mod overview;
 pub mod session;
 
 use std::sync::Arc;
@@ -52,6 +55,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console", get(home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/overview", get(overview::overview))
         .route("/console/reviews", get(reviews))
         .route("/console/payments", get(payments))
         .route("/console/payments/{id}", get(payment))
@@ -247,7 +251,7 @@ async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respons
         {
             Redirect::to("/console/reviews").into_response()
         }
-        Some(_) => Redirect::to("/console/rules").into_response(),
+        Some(_) => Redirect::to("/console/overview").into_response(),
         None => Redirect::to("/console/login").into_response(),
     }
 }

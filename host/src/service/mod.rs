@@ -20,6 +20,7 @@ pub mod canary;
 pub mod follow;
 pub mod hosts;
 pub mod messages;
+pub mod overview;
 pub mod payments;
 pub mod relay;
 pub mod reproduce;

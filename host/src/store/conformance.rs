@@ -992,6 +992,96 @@ pub async fn hosts_beat_and_leave(harness: &Harness) {
     store.close();
 }
 
+/// Overview rollups: one per host and span, replaced in place, read by span, time and host,
+/// pruned by age, kept across a reopen, outside the audit chain.
+pub async fn rollups_are_kept_per_host_and_span(harness: &Harness) {
+    let store = (harness.open)();
+    let rollup = |host: &str, span_ms: i64, start: i64, tally: &str| super::Rollup {
+        host_id: host.to_owned(),
+        span_ms,
+        start_unix_ms: start,
+        tally: tally.to_owned(),
+    };
+    const MINUTE: i64 = 60_000;
+    let t0 = 1_790_000_040_000 - 1_790_000_040_000 % MINUTE;
+    for (host, start, tally) in [
+        ("host-b", t0, r#"{"b":0}"#),
+        ("host-a", t0, r#"{"a":0}"#),
+        ("host-a", t0 + MINUTE, r#"{"a":1}"#),
+        ("host-a", t0 + 2 * MINUTE, r#"{"a":2}"#),
+    ] {
+        store
+            .record_rollup(rollup(host, MINUTE, start, tally))
+            .await
+            .expect("recorded");
+    }
+    store
+        .record_rollup(rollup("host-a", 3_600_000, t0, r#"{"hour":0}"#))
+        .await
+        .expect("an hour recorded");
+    // The same host and span again: in place of the first.
+    store
+        .record_rollup(rollup("host-a", MINUTE, t0 + MINUTE, r#"{"a":"1 again"}"#))
+        .await
+        .expect("replaced");
+    let all = store
+        .rollups(MINUTE, t0, t0 + 3 * MINUTE, None)
+        .await
+        .expect("read");
+    assert_eq!(
+        all,
+        vec![
+            rollup("host-a", MINUTE, t0, r#"{"a":0}"#),
+            rollup("host-b", MINUTE, t0, r#"{"b":0}"#),
+            rollup("host-a", MINUTE, t0 + MINUTE, r#"{"a":"1 again"}"#),
+            rollup("host-a", MINUTE, t0 + 2 * MINUTE, r#"{"a":2}"#),
+        ],
+        "by start then host, one per host and span"
+    );
+    let window = store
+        .rollups(MINUTE, t0 + MINUTE, t0 + 2 * MINUTE, Some("host-a"))
+        .await
+        .expect("read");
+    assert_eq!(
+        window,
+        vec![rollup("host-a", MINUTE, t0 + MINUTE, r#"{"a":"1 again"}"#)],
+        "from inclusive, to exclusive"
+    );
+    assert!(
+        store
+            .rollups(MINUTE, t0, t0 + MINUTE, Some("host-c"))
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    store
+        .prune_rollups(MINUTE, t0 + MINUTE)
+        .await
+        .expect("pruned");
+    store.close();
+    let store = (harness.open)();
+    let left = store
+        .rollups(MINUTE, 0, i64::MAX, None)
+        .await
+        .expect("read");
+    assert_eq!(
+        left.iter().map(|r| r.start_unix_ms).collect::<Vec<_>>(),
+        vec![t0 + MINUTE, t0 + 2 * MINUTE],
+        "the minutes before the cut are gone, the rest kept across a reopen"
+    );
+    assert_eq!(
+        store
+            .rollups(3_600_000, 0, i64::MAX, None)
+            .await
+            .expect("read")
+            .len(),
+        1,
+        "pruning minutes leaves the hours"
+    );
+    assert_eq!(harness.verify(&*store).entries, 0, "outside the chain");
+    store.close();
+}
+
 /// A review of `id` by `reviewer`, made at `at`, of the decision whose sha256 is `sha`.
 fn review(id: &str, verdict: Verdict, reviewer: &str, at: i64, sha: &str) -> Review {
     Review {

@@ -270,6 +270,23 @@ pub trait Store: Send + Sync {
     /// `lease_ms`: one host of those sharing a store delivers.
     fn relay_lease<'a>(&'a self, holder: &'a str, lease_ms: u64) -> StoreFuture<'a, bool>;
 
+    /// Records a host's overview tally for a span ([`Rollup`]), in place of the one it
+    /// recorded for the same span (outside the chain: figures, not a record of decisions).
+    fn record_rollup(&self, rollup: Rollup) -> StoreFuture<'_, ()>;
+
+    /// The rollups of spans of `span_ms` starting in `[from_unix_ms, to_unix_ms)`, of one
+    /// host or of every host, by start then host.
+    fn rollups<'a>(
+        &'a self,
+        span_ms: i64,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+        host_id: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<Rollup>>;
+
+    /// Forgets the rollups of spans of `span_ms` that started before `before_unix_ms`.
+    fn prune_rollups(&self, span_ms: i64, before_unix_ms: i64) -> StoreFuture<'_, ()>;
+
     /// Stops taking writes, makes those queued durable, and waits until they are.
     fn close(&self);
 
@@ -292,6 +309,20 @@ pub struct HostBeat {
     pub canary: Option<(String, u8)>,
     /// When it started, ms since the Unix epoch.
     pub started_at_unix_ms: i64,
+}
+
+/// One host's overview tally ([`crate::telemetry::overview::Tally`], JSON) for a span of
+/// time: a minute or an hour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollup {
+    /// The host.
+    pub host_id: String,
+    /// The span's length, ms.
+    pub span_ms: i64,
+    /// When it starts, ms since the Unix epoch.
+    pub start_unix_ms: i64,
+    /// The tally, JSON.
+    pub tally: String,
 }
 
 /// A host as the store last heard of it.

@@ -38,6 +38,13 @@ pub(crate) enum Write {
         endpoint: String,
         event_id: Option<String>,
     },
+    /// A host's overview tally for a span, in place of the last (outside the chain).
+    Rollup(super::Rollup),
+    /// The rollups of a span length older than an instant forgotten (outside the chain).
+    PruneRollups {
+        span_ms: i64,
+        before_unix_ms: i64,
+    },
 }
 
 impl Write {

@@ -69,6 +69,8 @@ pub struct Metrics {
     reviews: Family<ReviewLabels, Counter>,
     webhook_deliveries: Family<DeliveryLabels, Counter>,
     circuit_transitions: Family<CircuitLabels, Counter>,
+    /// What the console's overview charts, tallied beside the registry.
+    overview: super::overview::Overview,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -206,6 +208,7 @@ impl Metrics {
         );
         Metrics {
             circuit_transitions,
+            overview: super::overview::Overview::default(),
             webhook_deliveries,
             reviews,
             follow_delay,
@@ -250,8 +253,17 @@ impl Metrics {
             .inc();
     }
 
+    /// The overview's tally in progress and its samples.
+    pub fn overview(&self) -> &super::overview::Overview {
+        &self.overview
+    }
+
     /// A request answered.
     pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        if route == "/v1/payments" && method == "POST" && (200..300).contains(&status) {
+            self.overview
+                .answered(std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default());
+        }
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
@@ -273,6 +285,7 @@ impl Metrics {
 
     /// A decision made and stored, with its rules' figures.
     pub fn decision(&self, decision: &Decision) {
+        self.overview.decision(decision);
         let status = match decision.status {
             Status::Accepted => "accepted",
             Status::Rejected => "rejected",

@@ -6,6 +6,7 @@
 //! served as text by `GET /metrics`.
 
 mod metrics;
+pub mod overview;
 
 pub use metrics::Metrics;
 

@@ -48,7 +48,7 @@ use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
-    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewPage, ReviewQuery, ReviewState, Store,
+    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewPage, ReviewQuery, ReviewState, Rollup, Store,
     StoreError, StoreFuture, StoredMessage, StoredPayment, decision_of, keyed_fingerprint,
     opened_decision, opened_review_row, opened_row, parse_status, review_item, status_name,
     stored_decision, stored_payment, stored_shadow_decision, unless_erased,
@@ -1548,6 +1548,72 @@ impl Store for PgStore {
         })
     }
 
+    fn record_rollup(&self, rollup: Rollup) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.inner
+                .query(
+                    "INSERT INTO rollups (span_ms, start_ms, host_id, tally) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (span_ms, start_ms, host_id) DO UPDATE SET tally = excluded.tally",
+                    &[
+                        (&rollup.span_ms, Type::INT8),
+                        (&rollup.start_unix_ms, Type::INT8),
+                        (&rollup.host_id, Type::TEXT),
+                        (&rollup.tally, Type::TEXT),
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn rollups<'a>(
+        &'a self,
+        span_ms: i64,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+        host_id: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<Rollup>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT host_id, start_ms, tally FROM rollups \
+                     WHERE span_ms = $1 AND start_ms >= $2 AND start_ms < $3 \
+                       AND ($4::text IS NULL OR host_id = $4) \
+                     ORDER BY start_ms, host_id",
+                    &[
+                        (&span_ms, Type::INT8),
+                        (&from_unix_ms, Type::INT8),
+                        (&to_unix_ms, Type::INT8),
+                        (&host_id, Type::TEXT),
+                    ],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| Rollup {
+                    host_id: row.get(0),
+                    span_ms,
+                    start_unix_ms: row.get(1),
+                    tally: row.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn prune_rollups(&self, span_ms: i64, before_unix_ms: i64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.inner
+                .query(
+                    "DELETE FROM rollups WHERE span_ms = $1 AND start_ms < $2",
+                    &[(&span_ms, Type::INT8), (&before_unix_ms, Type::INT8)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
     /// The one row of `relay_lease`: taken if free or expired (on the database's clock),
     /// renewed by its holder.
     fn relay_lease<'a>(&'a self, holder: &'a str, lease_ms: u64) -> StoreFuture<'a, bool> {
@@ -1894,6 +1960,7 @@ pub(crate) mod tests {
         one_host_at_a_time_holds_the_relay_lease,
         personal_data_is_sealed_at_rest,
         erased_personal_data_reads_as_erased_and_the_chain_still_verifies,
+        rollups_are_kept_per_host_and_span,
     );
 
     /// Runs statements in the test database as `settings` (its role) and returns the

@@ -204,6 +204,17 @@ UPDATE payments SET rules_fired = ' ' || COALESCE((
     "
 ALTER TABLE hosts ADD COLUMN canary_version TEXT, ADD COLUMN canary_percent SMALLINT;
 ",
+    // 8: the overview's figures, per host and minute or hour (the console's 24-hour and
+    // 7-day charts).
+    "
+CREATE TABLE rollups (
+    span_ms BIGINT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    host_id TEXT NOT NULL,
+    tally TEXT NOT NULL,
+    PRIMARY KEY (span_ms, start_ms, host_id)
+);
+",
 ];
 
 /// Brings the schema up to date, one host at a time (a transaction-scoped advisory lock:

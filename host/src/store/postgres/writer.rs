@@ -588,9 +588,12 @@ async fn commit_locked(
                 outcomes.push(Ok(()));
             }
             // The store writes these on a connection of their own, never through here.
-            Write::Deliveries(_) | Write::Redeliver { .. } => outcomes.push(Err(
-                StoreError::failed("deliveries are not written by the writer"),
-            )),
+            Write::Deliveries(_)
+            | Write::Redeliver { .. }
+            | Write::Rollup(_)
+            | Write::PruneRollups { .. } => outcomes.push(Err(StoreError::failed(
+                "deliveries and rollups are not written by the writer",
+            ))),
         }
     }
 

@@ -31,7 +31,7 @@ use super::queue::{Job, ShadowRow, Write};
 use super::{
     Accepted, AuditSealing, Claim, CommitObserver, DECIDED, DecidedRow, EntryRow, HostBeat,
     HostRow, IdempotencyRecord, LIST_LIMIT_MAX, ListQuery, NewDecision, NewMessage, Page,
-    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewPage, ReviewQuery, ReviewState, Store,
+    PaymentSummary, REVIEW_EXPIRED, REVIEWED, ReviewPage, ReviewQuery, ReviewState, Rollup, Store,
     StoreError, StoreFuture, StoredMessage, StoredPayment, keyed_fingerprint, now_unix_ms,
     opened_decision, opened_review_row, opened_row, parse_status, review_item, status_name,
     stored_decision, stored_payment, stored_shadow_decision, unless_erased,
@@ -205,6 +205,17 @@ UPDATE payments SET rules_fired = ' ' || COALESCE((
     // rollback in force (read at every start) without a scan of every decision's entry.
     r#"
 CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+"#,
+    // 11: the overview's figures, per host and minute or hour (the console's 24-hour and
+    // 7-day charts).
+    r#"
+CREATE TABLE rollups (
+    span_ms INTEGER NOT NULL,
+    start_ms INTEGER NOT NULL,
+    host_id TEXT NOT NULL,
+    tally TEXT NOT NULL,
+    PRIMARY KEY (span_ms, start_ms, host_id)
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -1095,6 +1106,47 @@ impl Store for SqliteStore {
         Box::pin(async { Ok(true) })
     }
 
+    fn record_rollup(&self, rollup: Rollup) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(Write::Rollup(rollup)))
+    }
+
+    fn rollups<'a>(
+        &'a self,
+        span_ms: i64,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+        host_id: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<Rollup>> {
+        let host_id = host_id.map(str::to_owned);
+        Box::pin(self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT host_id, start_ms, tally FROM rollups \
+                 WHERE span_ms = ?1 AND start_ms >= ?2 AND start_ms < ?3 \
+                   AND (?4 IS NULL OR host_id = ?4) \
+                 ORDER BY start_ms, host_id",
+            )?;
+            let rows = statement.query_map(
+                params![span_ms, from_unix_ms, to_unix_ms, host_id],
+                |row| {
+                    Ok(Rollup {
+                        host_id: row.get(0)?,
+                        span_ms,
+                        start_unix_ms: row.get(1)?,
+                        tally: row.get(2)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        }))
+    }
+
+    fn prune_rollups(&self, span_ms: i64, before_unix_ms: i64) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(Write::PruneRollups {
+            span_ms,
+            before_unix_ms,
+        }))
+    }
+
     /// Stops taking decisions, commits those queued, and waits for the writer to finish.
     fn close(&self) {
         drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
@@ -1533,6 +1585,7 @@ mod tests {
         one_host_at_a_time_holds_the_relay_lease,
         personal_data_is_sealed_at_rest,
         erased_personal_data_reads_as_erased_and_the_chain_still_verifies,
+        rollups_are_kept_per_host_and_span,
     );
 
     #[test]

@@ -326,6 +326,27 @@ fn insert(
             .execute(params![endpoint, event_id])?;
             Ok(*head)
         }
+        Write::Rollup(rollup) => {
+            conn.prepare_cached(
+                "INSERT INTO rollups (span_ms, start_ms, host_id, tally) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (span_ms, start_ms, host_id) DO UPDATE SET tally = excluded.tally",
+            )?
+            .execute(params![
+                rollup.span_ms,
+                rollup.start_unix_ms,
+                rollup.host_id,
+                rollup.tally
+            ])?;
+            Ok(*head)
+        }
+        Write::PruneRollups {
+            span_ms,
+            before_unix_ms,
+        } => {
+            conn.prepare_cached("DELETE FROM rollups WHERE span_ms = ?1 AND start_ms < ?2")?
+                .execute(params![span_ms, before_unix_ms])?;
+            Ok(*head)
+        }
         Write::Event(e) => audit(
             conn,
             head,
