@@ -732,6 +732,26 @@ fn decisions_are_searched_and_a_refused_reload_is_shown_with_its_file() {
         "{}",
         browser.text("#source")
     );
+    // From the overview's table to a rule's page: its vectors as the API has them.
+    browser.goto(&format!("{}/console/overview", server.base));
+    browser.click("#rules a[href='/console/rules/by-name/limits']");
+    let api = server
+        .get("/v1/rules/by-name/limits", Some(crate::server::OPERATOR))
+        .json();
+    let cases = browser.run(
+        "return [...document.querySelectorAll('#vectors tbody tr')].map(r => r.cells[0].textContent)",
+    );
+    let expected: Vec<Value> = api["vectors"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(cases, json!(expected));
+    assert_eq!(
+        browser.text("#component"),
+        api["rule"]["version"].as_str().unwrap()
+    );
     browser.goto(&format!("{}/console/rules", server.base));
     let live = server
         .get("/v1/rules", Some(crate::server::OPERATOR))

@@ -25,6 +25,7 @@
 //! - `overview`: the overview's figures against a hand count, from memory and from the
 //!   store, across a restart.
 //! - `reproduce`: a past decision decided again by the kept rule set that made it.
+//! - `rule_page`: a rule's vectors, measured figures and changes since the last set.
 //! - `rollback`: an earlier rule set made live again under load, held until the directory
 //!   changes or it is released, across a restart.
 //! - `canary`: a candidate deciding a share of traffic by debtor account, its report
@@ -61,6 +62,7 @@ mod reload;
 mod reproduce;
 mod reviews;
 mod rollback;
+mod rule_page;
 mod sandbox;
 mod security;
 mod server;

@@ -22,6 +22,7 @@ mod payments;
 pub(crate) mod query;
 pub mod rate;
 mod reviews;
+pub mod rule_page;
 pub mod rules;
 mod service;
 pub mod shadow;
@@ -167,6 +168,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(rules::live))
         .routes(routes!(rules::reload_now))
         .routes(routes!(rules::history))
+        .routes(routes!(rule_page::rule))
         .routes(routes!(rules::rollback, rules::release_rollback))
         .routes(routes!(
             canary::get_canary,

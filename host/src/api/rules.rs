@@ -44,6 +44,29 @@ pub struct RuleView {
     pub circuit: Option<crate::registry::breaker::CircuitSnapshot>,
 }
 
+impl RuleView {
+    /// What the live rule `rule` is.
+    pub fn of(rule: &crate::registry::Rule, service: &crate::service::Service) -> RuleView {
+        let m = &rule.manifest;
+        RuleView {
+            name: m.name.clone(),
+            kind: m.kind,
+            version: rule.version.clone(),
+            order: m.order,
+            failure_policy: m.failure_policy,
+            capabilities: m.capabilities.iter().map(|c| c.name().to_owned()).collect(),
+            limits: LimitsView {
+                fuel: m.limits.fuel,
+                memory_bytes_max: m.limits.memory_bytes_max,
+                timeout_ms: m.limits.timeout_ms,
+                output_bytes_max: m.limits.output_bytes_max,
+                host_calls_max: m.limits.host_calls_max,
+            },
+            circuit: service.breaker_policy().map(|_| rule.breaker.snapshot()),
+        }
+    }
+}
+
 /// A rule's bounds.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LimitsView {
@@ -113,25 +136,7 @@ pub async fn live(
     let rules = set
         .rules()
         .iter()
-        .map(|rule| {
-            let m = &rule.manifest;
-            RuleView {
-                name: m.name.clone(),
-                kind: m.kind,
-                version: rule.version.clone(),
-                order: m.order,
-                failure_policy: m.failure_policy,
-                capabilities: m.capabilities.iter().map(|c| c.name().to_owned()).collect(),
-                limits: LimitsView {
-                    fuel: m.limits.fuel,
-                    memory_bytes_max: m.limits.memory_bytes_max,
-                    timeout_ms: m.limits.timeout_ms,
-                    output_bytes_max: m.limits.output_bytes_max,
-                    host_calls_max: m.limits.host_calls_max,
-                },
-                circuit: service.breaker_policy().map(|_| rule.breaker.snapshot()),
-            }
-        })
+        .map(|rule| RuleView::of(rule, service))
         .collect();
     Ok(Json(RuleSetView {
         version: set.version.clone(),

@@ -3,7 +3,9 @@
 //! keys and roles as the API, over the same service operations.
 //!
 //! Built so far: login with an API key (exchanged for a session cookie), the overview's
-//! charts (decisions by status, latency, each rule's time, fuel and failures), the review queue,
+//! charts (decisions by status, latency, each rule's time, fuel and failures), each rule's
+//! page (vector results, measured figures by version, the change from another kept set),
+//! the review queue,
 //! decisions searched by status and time, a payment's decision with each rule's trace and
 //! its reproduction by the rule set that made it, approve / reject, the rules (the live set, the last refused candidate with the file at
 //! fault, a reload, the history with a rollback to a kept version and its release, the
@@ -16,6 +18,7 @@
 
 mod chart;
 mod overview;
+mod rule;
 pub mod session;
 
 use std::sync::Arc;
@@ -63,6 +66,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/rules", get(rules))
         .route("/console/rules/reload", post(reload))
         .route("/console/rules/shadow", get(shadow_report))
+        .route("/console/rules/by-name/{name}", get(rule::rule))
         .route("/console/rules/rollback", post(rollback))
         .route("/console/rules/release", post(release_rollback))
         .route("/console/rules/canary/percent", post(canary_percent))

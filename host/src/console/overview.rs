@@ -15,12 +15,13 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::chart::{self, Chart, Series};
+use super::rule::pair;
 use super::{Frame, instant, page, unavailable, viewer};
 use crate::api::AppState;
 use crate::api::overview::Percentiles;
 use crate::config::Role;
 use crate::service::overview::{OverviewFigures, Window};
-use crate::telemetry::overview::{Histogram, Tally};
+use crate::telemetry::overview::Tally;
 
 /// Colours for rules' lines, in turn.
 const RULE_CLASSES: usize = 8;
@@ -251,14 +252,6 @@ fn whole(value: f64) -> String {
 /// Microseconds as milliseconds, to a tenth.
 fn ms(us: u64) -> String {
     format!("{}.{}", us / 1000, us % 1000 / 100)
-}
-
-/// Two percentiles of a histogram, `a / b`, or a dash when it is empty.
-fn pair(histogram: &Histogram, a: u64, b: u64) -> String {
-    match (histogram.percentile(a), histogram.percentile(b)) {
-        (Some(a), Some(b)) => format!("{a} / {b}"),
-        _ => "–".to_owned(),
-    }
 }
 
 fn span_name(ms: i64) -> &'static str {

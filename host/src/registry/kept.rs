@@ -15,7 +15,9 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::RuleSet;
+use sha2::{Digest, Sha256};
+
+use super::{LoadError, RuleSet};
 use crate::runtime::Runtime;
 
 /// How many rule sets are kept (the most recently live; the live one always).
@@ -58,6 +60,36 @@ impl KeptSets {
     pub fn path_of(&self, version: &str) -> Option<PathBuf> {
         let path = self.dir.join(version);
         (is_version(version) && path.is_dir()).then_some(path)
+    }
+
+    /// The rule `name` of the kept set `version`, as its files say: its manifest and the
+    /// sha256 of its component; `Ok(None)` when that set has no such rule (or is not
+    /// kept). What a rule's page compares the live rule with.
+    pub fn rule(
+        &self,
+        version: &str,
+        name: &str,
+    ) -> Result<Option<(super::manifest::Manifest, String)>, LoadError> {
+        let Some(dir) = self.path_of(version) else {
+            return Ok(None);
+        };
+        let root = dir
+            .canonicalize()
+            .map_err(|e| LoadError::new(&dir, format!("cannot read it: {e}")))?;
+        let manifest_path = dir.join(format!("{name}.toml"));
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if name.is_empty() || !name.bytes().all(plain) || !manifest_path.is_file() {
+            return Ok(None);
+        }
+        let text = super::read_bytes(&root, &manifest_path, super::TEXT_FILE_BYTES_MAX)?;
+        let text =
+            String::from_utf8(text).map_err(|_| LoadError::new(&manifest_path, "not UTF-8"))?;
+        let manifest = super::manifest::Manifest::parse(name, &text)
+            .map_err(|e| LoadError::new(&manifest_path, e))?;
+        let component_path = dir.join(&manifest.component);
+        let component = super::read_bytes(&root, &component_path, super::COMPONENT_BYTES_MAX)?;
+        let version = super::hex(&Sha256::digest(&component));
+        Ok(Some((manifest, version)))
     }
 
     /// The last set that went live, if one is kept.

@@ -172,6 +172,21 @@ pub struct VectorsReport {
     pub cases: Vec<vectors::CaseReport>,
 }
 
+/// One case of a rule's test vectors as it ran when its set was loaded.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    /// The case's name.
+    pub name: String,
+    /// What the rule answered.
+    pub outcome: crate::model::RuleOutcome,
+    /// What did not hold; empty when it passed (a set loads only when all pass).
+    pub mismatches: Vec<String>,
+    /// The fuel it used.
+    pub fuel_used: u64,
+    /// Its wall time, µs.
+    pub duration_us: u64,
+}
+
 /// Every rule of a directory, in pipeline order.
 pub struct RuleSet {
     /// sha256 over every rule's name, component, manifest and lists, and the policy.
@@ -179,6 +194,9 @@ pub struct RuleSet {
     /// How answers combine.
     pub policy: PipelinePolicy,
     rules: Vec<Rule>,
+    /// Each rule's test vectors as they ran when the set was loaded (by rule name; none
+    /// for a rule without vectors, or a set loaded untested).
+    vector_results: BTreeMap<String, (PathBuf, Vec<CaseResult>)>,
 }
 
 impl RuleSet {
@@ -196,7 +214,7 @@ impl RuleSet {
         runtime: &Runtime,
         previous: Option<&RuleSet>,
     ) -> Result<RuleSet, LoadError> {
-        let set = RuleSet::load_untested(dir, runtime, previous)?;
+        let mut set = RuleSet::load_untested(dir, runtime, previous)?;
         for report in set.run_vectors(runtime) {
             let failed: Vec<_> = report.cases.iter().filter(|case| !case.passed()).collect();
             if let Some(first) = failed.first() {
@@ -214,8 +232,28 @@ impl RuleSet {
                     ),
                 ));
             }
+            let cases = report
+                .cases
+                .into_iter()
+                .map(|case| CaseResult {
+                    name: case.name,
+                    outcome: case.outcome,
+                    mismatches: case.mismatches,
+                    fuel_used: case.fuel_used,
+                    duration_us: u64::try_from(case.duration.as_micros()).unwrap_or(u64::MAX),
+                })
+                .collect();
+            set.vector_results.insert(report.rule, (report.path, cases));
         }
         Ok(set)
+    }
+
+    /// The rule `name`'s test vectors as they ran when the set was loaded: the file and
+    /// each case, or `None` when it has none (or the set was loaded untested).
+    pub fn vector_results(&self, name: &str) -> Option<(&Path, &[CaseResult])> {
+        self.vector_results
+            .get(name)
+            .map(|(path, cases)| (path.as_path(), cases.as_slice()))
     }
 
     /// Loads `dir` like [`RuleSet::load_reusing`] without running the test vectors (they
@@ -349,6 +387,7 @@ impl RuleSet {
             version: hex(&set_hash.finalize()),
             policy,
             rules,
+            vector_results: BTreeMap::new(),
         })
     }
 

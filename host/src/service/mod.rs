@@ -26,6 +26,7 @@ pub mod relay;
 pub mod reproduce;
 pub mod reviews;
 pub mod rollback;
+pub mod rule_page;
 pub mod rules;
 pub mod start;
 
