@@ -24,6 +24,7 @@
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
 //! - `overview`: the overview's figures against a hand count, from memory and from the
 //!   store, across a restart.
+//! - `pin`: a shadow divergence pinned as a test vector, checked on both versions.
 //! - `reproduce`: a past decision decided again by the kept rule set that made it.
 //! - `rule_page`: a rule's vectors, measured figures and changes since the last set.
 //! - `rollback`: an earlier rule set made live again under load, held until the directory
@@ -56,6 +57,7 @@ mod loading;
 mod messages;
 mod oauth;
 mod overview;
+mod pin;
 mod plugins;
 mod postgres;
 mod reload;

@@ -19,6 +19,7 @@ mod messages;
 pub mod oauth;
 pub mod overview;
 mod payments;
+pub mod pin;
 pub(crate) mod query;
 pub mod rate;
 mod reviews;
@@ -183,6 +184,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
             shadow::remove_shadow
         ))
         .routes(routes!(shadow::report))
+        .routes(routes!(pin::pin))
         .routes(routes!(service::audit))
         .routes(routes!(hosts::list))
         .routes(routes!(overview::overview))

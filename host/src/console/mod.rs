@@ -18,6 +18,7 @@
 
 mod chart;
 mod overview;
+mod pin;
 mod rule;
 pub mod session;
 
@@ -67,6 +68,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/rules/reload", post(reload))
         .route("/console/rules/shadow", get(shadow_report))
         .route("/console/rules/by-name/{name}", get(rule::rule))
+        .route("/console/rules/shadow/pin", post(pin::pin))
         .route("/console/rules/rollback", post(rollback))
         .route("/console/rules/release", post(release_rollback))
         .route("/console/rules/canary/percent", post(canary_percent))

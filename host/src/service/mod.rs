@@ -22,6 +22,7 @@ pub mod hosts;
 pub mod messages;
 pub mod overview;
 pub mod payments;
+pub mod pin;
 pub mod relay;
 pub mod reproduce;
 pub mod reviews;

@@ -562,6 +562,30 @@ pub async fn shadow_decisions_are_read_beside_live_ones(harness: &Harness) {
         pairs,
         [("pay_s1".to_owned(), Status::Accepted, Status::Rejected)]
     );
+    // One payment's shadow decision, by payment and version.
+    let one = store
+        .shadowed("pay_s1", "shadow-v1")
+        .await
+        .expect("reads")
+        .expect("recorded");
+    assert_eq!(
+        (one.payment_id.as_str(), one.status),
+        ("pay_s1", Status::Rejected)
+    );
+    assert!(
+        store
+            .shadowed("pay_s1", "shadow-v2")
+            .await
+            .expect("reads")
+            .is_none()
+    );
+    assert!(
+        store
+            .shadowed("pay_s9", "shadow-v1")
+            .await
+            .expect("reads")
+            .is_none()
+    );
     store.close();
     assert_eq!(
         harness.verify(&*store).entries,

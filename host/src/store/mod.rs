@@ -179,6 +179,14 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(Decision, Decision),
     ) -> Result<(), StoreError>;
 
+    /// The decision the shadow set `shadow_version` made for payment `payment_id`, if it
+    /// recorded one (and its personal data is not erased).
+    fn shadowed<'a>(
+        &'a self,
+        payment_id: &'a str,
+        shadow_version: &'a str,
+    ) -> StoreFuture<'a, Option<Decision>>;
+
     /// Accepted payments received at or after `since_unix_ms`, oldest first, with the
     /// instant they were decided, and the held payments approved at or after it, with the
     /// instant of their approval: what velocity figures are rebuilt from; read in one

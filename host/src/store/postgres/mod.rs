@@ -1041,6 +1041,32 @@ impl Store for PgStore {
         self.shadow_writes.send(row).map_err(|_| StoreError::Closed)
     }
 
+    fn shadowed<'a>(
+        &'a self,
+        payment_id: &'a str,
+        shadow_version: &'a str,
+    ) -> StoreFuture<'a, Option<Decision>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .query(
+                    "SELECT decision FROM shadow_decisions \
+                     WHERE payment_id = $1 AND shadow_version = $2",
+                    &[(&payment_id, Type::TEXT), (&shadow_version, Type::TEXT)],
+                )
+                .await?;
+            match rows.first() {
+                None => Ok(None),
+                Some(row) => unless_erased(stored_shadow_decision(
+                    &self.personal,
+                    payment_id,
+                    shadow_version,
+                    get(row, 0)?,
+                )),
+            }
+        })
+    }
+
     fn for_each_shadowed(
         &self,
         shadow_version: &str,

@@ -748,6 +748,30 @@ impl Store for SqliteStore {
         })
     }
 
+    fn shadowed<'a>(
+        &'a self,
+        payment_id: &'a str,
+        shadow_version: &'a str,
+    ) -> StoreFuture<'a, Option<Decision>> {
+        let (id, version) = (payment_id.to_owned(), shadow_version.to_owned());
+        let personal = Arc::clone(&self.personal);
+        Box::pin(self.read(move |conn| {
+            let stored: Option<String> = conn
+                .prepare_cached(
+                    "SELECT decision FROM shadow_decisions \
+                     WHERE payment_id = ?1 AND shadow_version = ?2",
+                )?
+                .query_row(params![id, version], |row| row.get(0))
+                .optional()?;
+            match stored {
+                None => Ok(None),
+                Some(stored) => {
+                    unless_erased(stored_shadow_decision(&personal, &id, &version, &stored))
+                }
+            }
+        }))
+    }
+
     fn accepted_since(&self, since_unix_ms: i64) -> Result<Accepted, StoreError> {
         self.read_here(|conn| {
             // One read transaction: the head and the payments of one snapshot.
