@@ -209,6 +209,12 @@ pub struct StoreConfig {
     /// Set, every connection is TLS 1.2+ with the certificate verified (chain and host
     /// name or address); unset, connections are plain (a Unix socket, a private network).
     pub tls_ca_file: Option<PathBuf>,
+    /// Mutual TLS to the database: this host's certificate (PEM, its chain), presented
+    /// when the server asks (PostgreSQL's `cert` authentication, or `clientcert=verify-full`
+    /// in `pg_hba.conf`). Needs `tls_ca_file` and `tls_client_key`.
+    pub tls_client_certificate: Option<PathBuf>,
+    /// Its private key (PEM), readable by the service's user only.
+    pub tls_client_key: Option<PathBuf>,
     /// This host's own files — compiled rule code, the last good rule set, and by default
     /// the audit key and checkpoints. By default the directory of `path`.
     pub local_dir: Option<PathBuf>,
@@ -234,6 +240,8 @@ impl Default for StoreConfig {
             password_file: None,
             password_env: None,
             tls_ca_file: None,
+            tls_client_certificate: None,
+            tls_client_key: None,
             local_dir: None,
             idempotency_lease_ms: IDEMPOTENCY_LEASE_MS_DEFAULT,
             commit_batch_max: COMMIT_BATCH_MAX_DEFAULT,
@@ -1038,6 +1046,26 @@ impl Config {
                     .to_owned(),
             );
         }
+        match (
+            &self.store.tls_client_certificate,
+            &self.store.tls_client_key,
+        ) {
+            (None, None) => {}
+            (Some(_), Some(_)) if self.store.tls_ca_file.is_some() => {}
+            (Some(_), Some(_)) => {
+                return Err(
+                    "store.tls_client_certificate needs store.tls_ca_file: a client \
+                     certificate is only presented over TLS that verifies the server"
+                        .to_owned(),
+                );
+            }
+            _ => {
+                return Err(
+                    "store.tls_client_certificate and store.tls_client_key: set both or neither"
+                        .to_owned(),
+                );
+            }
+        }
         if !crate::model::reason_code::is_status_reason_code(&self.review.expiry_reason_code) {
             return Err(format!(
                 "review.expiry_reason_code: {:?} is not an ISO 20022 external status reason code \
@@ -1375,6 +1403,31 @@ mod tests {
             Config::parse("[personal_data]\nmaster_key_file = \"m.key\"\nmaster_key_env = \"M\"\n")
                 .unwrap_err();
         assert!(both.contains("set one, not both"), "{both}");
+    }
+
+    #[test]
+    fn a_client_certificate_to_the_database_needs_its_key_and_a_verified_server() {
+        let url = "[store]\nurl = \"postgres://payrules@db:5432/payrules\"\n";
+        let only_cert =
+            Config::parse(&format!("{url}tls_client_certificate = \"c.pem\"\n")).unwrap_err();
+        assert!(only_cert.contains("set both or neither"), "{only_cert}");
+        let without_ca = Config::parse(&format!(
+            "{url}tls_client_certificate = \"c.pem\"\ntls_client_key = \"c.key\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            without_ca.contains("needs store.tls_ca_file"),
+            "{without_ca}"
+        );
+        let config = Config::parse(&format!(
+            "{url}tls_ca_file = \"ca.pem\"\ntls_client_certificate = \"c.pem\"\n\
+             tls_client_key = \"c.key\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.store.tls_client_key.as_deref(),
+            Some(std::path::Path::new("c.key"))
+        );
     }
 
     #[test]

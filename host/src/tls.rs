@@ -112,32 +112,87 @@ impl ResolvesServerCert for CertificateFiles {
     }
 }
 
+/// The chain of `certificate` and the key of `private_key` (a file only its owner may
+/// read), from PEM; errors name `settings` (the certificate's, the key's) and the file.
+fn read_pair(
+    certificate: &Path,
+    private_key: &Path,
+    settings: (&str, &str),
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let at = |setting: &str, path: &Path, e: &dyn std::fmt::Display| {
+        format!("{setting} {}: {e}", path.display())
+    };
+    let chain = CertificateDer::pem_file_iter(certificate)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| at(settings.0, certificate, &e))?;
+    if chain.is_empty() {
+        return Err(at(settings.0, certificate, &"no certificate in it"));
+    }
+    crate::config::owner_only(private_key, settings.1, "the TLS private key")?;
+    let key =
+        PrivateKeyDer::from_pem_file(private_key).map_err(|e| at(settings.1, private_key, &e))?;
+    Ok((chain, key))
+}
+
 /// The chain of `certificate` and the key of `private_key`, checked to belong together.
 fn load(
     certificate: &Path,
     private_key: &Path,
     provider: &rustls::crypto::CryptoProvider,
 ) -> Result<CertifiedKey, String> {
-    let at = |setting: &str, path: &Path, e: &dyn std::fmt::Display| {
-        format!("{setting} {}: {e}", path.display())
-    };
-    let chain = CertificateDer::pem_file_iter(certificate)
-        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| at("tls.certificate", certificate, &e))?;
-    if chain.is_empty() {
-        return Err(at("tls.certificate", certificate, &"no certificate in it"));
-    }
-    crate::config::owner_only(private_key, "tls.private_key", "the TLS private key")?;
-    let key = PrivateKeyDer::from_pem_file(private_key)
-        .map_err(|e| at("tls.private_key", private_key, &e))?;
-    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => at(
-            "tls.private_key",
-            private_key,
-            &format_args!("is not the key of {}", certificate.display()),
-        ),
-        e => at("tls.private_key", private_key, &e),
+    let settings = ("tls.certificate", "tls.private_key");
+    let (chain, key) = read_pair(certificate, private_key, settings)?;
+    certified(chain, key, provider, private_key, certificate, settings.1)
+}
+
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &rustls::crypto::CryptoProvider,
+    private_key: &Path,
+    certificate: &Path,
+    key_setting: &str,
+) -> Result<CertifiedKey, String> {
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        let why = match e {
+            rustls::Error::InconsistentKeys(_) => {
+                format!("is not the key of {}", certificate.display())
+            }
+            e => e.to_string(),
+        };
+        format!("{key_setting} {}: {why}", private_key.display())
     })
+}
+
+/// A client that trusts only the CA certificates in `ca_file` and, when asked for one,
+/// presents the certificate `identity` names (its chain and its key's files, with the
+/// settings that name them): mutual TLS to a server that verifies its clients.
+pub fn client_trusting_as(
+    ca_file: &Path,
+    setting: &str,
+    identity: Option<(&Path, &Path, (&str, &str))>,
+) -> Result<rustls::ClientConfig, String> {
+    let Some((certificate, private_key, settings)) = identity else {
+        return client_trusting(ca_file, setting);
+    };
+    let roots = roots(ca_file, setting)?;
+    let (chain, key) = read_pair(certificate, private_key, settings)?;
+    // The key must be the certificate's: checked here, at start, not at the first
+    // handshake the server refuses.
+    let provider = rustls::crypto::ring::default_provider();
+    certified(
+        chain.clone(),
+        key.clone_key(),
+        &provider,
+        private_key,
+        certificate,
+        settings.1,
+    )?;
+    builder()
+        .map_err(|e| format!("{setting}: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("{} {}: {e}", settings.1, private_key.display()))
 }
 
 /// The sha256 of a certificate (DER): how the config names a client's certificate.

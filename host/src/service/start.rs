@@ -241,6 +241,11 @@ pub fn postgres_settings(config: &Config) -> Result<Option<PgSettings>, String> 
         commit_batch_max: config.store.commit_batch_max,
         holder: host_id(),
         tls_ca_file: config.store.tls_ca_file.clone(),
+        tls_client: config
+            .store
+            .tls_client_certificate
+            .clone()
+            .zip(config.store.tls_client_key.clone()),
     }))
 }
 

@@ -84,6 +84,9 @@ pub struct PgSettings {
     /// TLS to the database, verified against the CA certificates in this PEM file (and
     /// the server's name or address): set, every connection is TLS or none is made.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// This host's certificate and key files (PEM), presented when the server asks for a
+    /// client certificate (mutual TLS); only with `tls_ca_file`.
+    pub tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// What the store's tasks share.
@@ -194,10 +197,20 @@ where
 /// The TLS connector for a CA file: TLS 1.2 or 1.3 (rustls' safe defaults, the ring
 /// provider), the server's certificate verified up to one of these CAs and for the host
 /// name or address connected to.
+/// With `client` (certificate and key files), this host's certificate is presented when
+/// the server asks for one.
 fn tls_for(
     ca_file: &std::path::Path,
+    client: Option<&(std::path::PathBuf, std::path::PathBuf)>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    crate::tls::client_trusting(ca_file, "store.tls_ca_file")
+    let identity = client.map(|(certificate, key)| {
+        (
+            certificate.as_path(),
+            key.as_path(),
+            ("store.tls_client_certificate", "store.tls_client_key"),
+        )
+    });
+    crate::tls::client_trusting_as(ca_file, "store.tls_ca_file", identity)
         .map(tokio_postgres_rustls::MakeRustlsConnect::new)
         .map_err(StoreError::failed)
 }
@@ -420,7 +433,16 @@ fn start(
              store.password_env instead (a URL ends up in logs and shell histories)"
         )));
     }
-    let tls = settings.tls_ca_file.as_deref().map(tls_for).transpose()?;
+    if settings.tls_client.is_some() && settings.tls_ca_file.is_none() {
+        return Err(StoreError::failed(
+            "store.tls_client_certificate needs store.tls_ca_file",
+        ));
+    }
+    let tls = settings
+        .tls_ca_file
+        .as_deref()
+        .map(|ca| tls_for(ca, settings.tls_client.as_ref()))
+        .transpose()?;
     if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require && tls.is_none() {
         return Err(StoreError::failed(format!(
             "store.url for {location} asks for sslmode=require: set store.tls_ca_file to the \
@@ -1814,6 +1836,7 @@ pub(crate) mod tests {
                 commit_batch_max: 64,
                 holder: "test".to_owned(),
                 tls_ca_file: None,
+                tls_client: None,
             };
             let mut random = [0u8; 8];
             getrandom::fill(&mut random).expect("randomness");
@@ -2116,6 +2139,106 @@ pub(crate) mod tests {
         }
     }
 
+    /// A client certificate the test server's `ssl_ca_file` trusts and one of another CA,
+    /// each as (certificate, key) (`PAYRULES_TEST_POSTGRES_CLIENT`, `…_OTHER_CLIENT`: a
+    /// directory path prefix `P` with `P.pem` and `P.key`; CI makes them).
+    fn test_clients() -> Option<(
+        (std::path::PathBuf, std::path::PathBuf),
+        (std::path::PathBuf, std::path::PathBuf),
+    )> {
+        let pair = |name: &str| {
+            std::env::var_os(name).map(|prefix| {
+                let prefix = std::path::PathBuf::from(prefix);
+                (prefix.with_extension("pem"), prefix.with_extension("key"))
+            })
+        };
+        match (
+            pair("PAYRULES_TEST_POSTGRES_CLIENT"),
+            pair("PAYRULES_TEST_POSTGRES_OTHER_CLIENT"),
+        ) {
+            (Some(client), Some(other)) => Some((client, other)),
+            _ => {
+                assert!(
+                    std::env::var_os("PAYRULES_REQUIRE_POSTGRES").is_none(),
+                    "PAYRULES_REQUIRE_POSTGRES is set, but not the test clients' certificates"
+                );
+                eprintln!("PAYRULES_TEST_POSTGRES_CLIENT is not set: the mTLS test is skipped");
+                None
+            }
+        }
+    }
+
+    /// With `tls_client`, the host presents its certificate and the server verifies it:
+    /// the server names the certificate's subject for the session. A certificate of a CA
+    /// the server does not trust gets no connection; a key file others may read, or the
+    /// key of another certificate, is refused before any connection, naming the setting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_certificate_is_presented_and_verified_by_the_database() {
+        let Some(db) = TestDatabase::make() else {
+            return;
+        };
+        let (Some((ca, _)), Some((client, other_client))) = (test_cas(), test_clients()) else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("a directory");
+        let sealing = || AuditSealing {
+            keys: test_keys(),
+            checkpoints: CheckpointLog::open(&dir.path().join("checkpoints"), 1_000)
+                .expect("checkpoints"),
+            personal: PersonalData::new(test_master()),
+        };
+        let mut settings = db.settings.clone();
+        settings.tls_ca_file = Some(ca);
+        settings.tls_client = Some(client.clone());
+        let store = PgStore::open(&settings, Arc::new(()), sealing()).expect("opens with mTLS");
+        let rows = store
+            .inner
+            .query(
+                "SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("reads");
+        let ssl: bool = get(&rows[0], 0).unwrap();
+        let client_dn: Option<String> = rows[0].get(1);
+        assert!(ssl);
+        assert_eq!(
+            client_dn.as_deref(),
+            Some("/CN=payrules-host"),
+            "the server verified the host's certificate"
+        );
+        store.close();
+
+        // A certificate the server's CA did not sign: no connection.
+        settings.tls_client = Some(other_client.clone());
+        match PgStore::open(&settings, Arc::new(()), sealing()) {
+            Err(StoreError::Unavailable { .. } | StoreError::Failed { .. }) => {}
+            Err(other) => panic!("refused, but how: {other}"),
+            Ok(_) => panic!("the server took a certificate its CA did not sign"),
+        }
+
+        // A key others may read, and the key of another certificate: refused at once.
+        let loose = dir.path().join("loose.key");
+        std::fs::copy(&client.1, &loose).expect("copied");
+        std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod");
+        settings.tls_client = Some((client.0.clone(), loose));
+        let error = PgStore::open(&settings, Arc::new(()), sealing())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            error.contains("store.tls_client_key") && error.contains("chmod 600"),
+            "{error}"
+        );
+        settings.tls_client = Some((client.0.clone(), other_client.1.clone()));
+        let error = PgStore::open(&settings, Arc::new(()), sealing())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("is not the key of"), "{error}");
+    }
+
     /// With `tls_ca_file`, every connection is TLS with the server's certificate verified:
     /// the server says the session is encrypted; a CA that did not sign the server's
     /// certificate gets no connection at all (never a plain one), and says why.
@@ -2209,6 +2332,7 @@ pub(crate) mod tests {
             commit_batch_max: 1,
             holder: "test".to_owned(),
             tls_ca_file: None,
+            tls_client: None,
         };
         let error = PgStore::open_existing(&settings, test_master())
             .err()
@@ -2225,6 +2349,7 @@ pub(crate) mod tests {
             commit_batch_max: 1,
             holder: "test".to_owned(),
             tls_ca_file: None,
+            tls_client: None,
         };
         let error = PgStore::open_existing(&settings, test_master())
             .err()
@@ -2252,6 +2377,7 @@ pub(crate) mod tests {
             commit_batch_max: 1,
             holder: "test".to_owned(),
             tls_ca_file: None,
+            tls_client: None,
         };
         match PgStore::open_existing(&settings, test_master()) {
             Err(StoreError::Unavailable { reason }) => assert!(reason.contains("127.0.0.1")),
