@@ -588,6 +588,7 @@ fn the_openapi_document_matches_the_routes() {
         "GET /v1/rules",
         "POST /v1/rules/reload",
         "GET /v1/rules/history",
+        "GET /v1/rules/by-name/{name}",
         "POST /v1/rules/rollback",
         "DELETE /v1/rules/rollback",
         "GET /v1/rules/canary",
@@ -599,8 +600,10 @@ fn the_openapi_document_matches_the_routes() {
         "GET /v1/rules/shadow",
         "DELETE /v1/rules/shadow",
         "GET /v1/rules/shadow/report",
+        "POST /v1/rules/shadow/pins",
         "GET /v1/audit",
         "GET /v1/hosts",
+        "GET /v1/overview",
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
@@ -617,7 +620,8 @@ fn the_openapi_document_matches_the_routes() {
         };
         let path = path
             .replace("{id}", "pay_missing")
-            .replace("{msg_id}", "MSG-MISSING");
+            .replace("{msg_id}", "MSG-MISSING")
+            .replace("{name}", "limits");
         let reply = server.get(&path, Some(AUDITOR));
         assert!(
             reply.status != 404 || reply.code() != "route_not_found",
