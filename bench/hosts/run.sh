@@ -16,7 +16,10 @@
 #   3. two hosts, one PostgreSQL database, each driven by its own wrk with half the
 #      connections.
 # After each, the hosts stop and `payrules audit verify` checks that the chain is intact
-# and holds a decision for every 201 counted.
+# and holds a decision for every 201 counted. During 2 and 3, one psql session samples
+# the database's sessions every 20 ms (`pg_stat_activity`): how often a host's writer
+# waits for the chain's head row (locked by another transaction), holds it, or neither —
+# what the single head costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
@@ -37,6 +40,7 @@ trap cleanup EXIT
 source bench/serve.sh
 new_key submitter
 "$bin" audit new-key --key-file "$work/audit.key" >/dev/null
+"$bin" keys new-master-key --key-file "$work/master.key" >/dev/null
 
 # A host of a PostgreSQL database (bench/serve.sh's `serve`), its own files in $work/NAME.
 serve_pg() { # NAME DATABASE
@@ -44,7 +48,34 @@ serve_pg() { # NAME DATABASE
   serve examples/rules "$1" \
     "$(printf 'url = "%s"\nlocal_dir = "%s"\n%s' "${admin%/*}/$2" "$work/$1" \
         "${PGPASSWORD:+password_env = \"PGPASSWORD\"}")" \
-    "$(printf '[audit]\nkey_file = "%s"' "$work/audit.key")"
+    "$(printf '[audit]\nkey_file = "%s"\n[personal_data]\nmaster_key_file = "%s"' \
+        "$work/audit.key" "$work/master.key")"
+}
+
+# Samples DATABASE's writers (application_name `payrules writer`, one per host) every
+# 20 ms until killed -> $work/NAME.waits: per sample, the writers waiting for the head
+# row's lock, and those in a transaction past it (holding the head: running their
+# statements, or idle in transaction between round trips).
+sample_head() { # NAME DATABASE
+  psql -qAt "${admin%/*}/$2" >"$work/$1.waits" 2>/dev/null <<'SQL' &
+SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND query LIKE '%audit_head%'),
+       count(*) FILTER (WHERE state <> 'idle'
+                        AND NOT (wait_event_type = 'Lock' AND query LIKE '%audit_head%'))
+FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = 'payrules writer'
+\watch 0.02
+SQL
+  sampler=$!
+}
+
+head_report() { # NAME
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  awk -F'|' -v name="$1" 'NF == 2 {
+      n++; if ($1 > 0) waiting++; if ($2 > 0) held++; w += $1
+    } END {
+      if (n) printf "  [%s] head row: %d samples; a writer waited for it in %.1f%% (mean %.2f waiting), it was held in %.1f%%\n",
+        name, n, 100 * waiting / n, w / n, 100 * held / n
+    }' "$work/$1.waits"
 }
 
 drive() { # NAME URL CONNECTIONS -> $work/NAME.wrk
@@ -80,7 +111,9 @@ echo "== 2. one host, PostgreSQL"
 db="payrules_bench_$$_one"; databases+=("$db")
 psql -q "$admin" -c "CREATE DATABASE $db"
 serve_pg pg-one "$db"
+sample_head pg-one "$db"
 drive pg-one "$url" "$connections"
+head_report pg-one
 report pg-one
 kill -TERM "$pid"; wait "$pid" || true
 check "$("$bin" audit verify --config "$work/pg-one.toml")" "$(answered pg-one)" 1
@@ -90,9 +123,11 @@ db="payrules_bench_$$_two"; databases+=("$db")
 psql -q "$admin" -c "CREATE DATABASE $db"
 serve_pg pg-a "$db"; pid_a=$pid; url_a=$url
 serve_pg pg-b "$db"; pid_b=$pid; url_b=$url
+sample_head pg-two "$db"
 drive pg-a "$url_a" $(( connections / 2 )) & wrk_a=$!
 drive pg-b "$url_b" $(( connections / 2 )) & wrk_b=$!
 wait "$wrk_a" "$wrk_b"
+head_report pg-two
 report pg-a
 report pg-b
 kill -TERM "$pid_a" "$pid_b"; wait "$pid_a" || true; wait "$pid_b" || true

@@ -194,12 +194,19 @@ impl Tally {
             Status::PendingReview => self.decisions.pending_review += 1,
         }
         for run in &decision.rules {
-            let tally = self
-                .rules
-                .entry(run.name.clone())
-                .or_default()
-                .entry(run.version.clone())
-                .or_default();
+            // Looked up before inserting: no key is allocated once a rule version is known.
+            if !self.rules.contains_key(&run.name) {
+                self.rules.insert(run.name.clone(), BTreeMap::new());
+            }
+            let Some(versions) = self.rules.get_mut(&run.name) else {
+                continue;
+            };
+            if !versions.contains_key(&run.version) {
+                versions.insert(run.version.clone(), RuleTally::default());
+            }
+            let Some(tally) = versions.get_mut(&run.version) else {
+                continue;
+            };
             tally.calls += 1;
             match &run.outcome {
                 RuleOutcome::Failed {

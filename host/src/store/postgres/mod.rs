@@ -463,7 +463,10 @@ fn start(
         } else {
             tokio_postgres::config::SslMode::Disable
         });
-    let writer_config = config.clone();
+    // The writer names itself, so that an operator (and `bench/hosts/run.sh`) can tell
+    // in `pg_stat_activity` the connection that holds the chain's head from the readers.
+    let mut writer_config = config.clone();
+    writer_config.application_name("payrules writer");
     // Readers also take and release claims and beat: none of it need survive a crash of
     // the database (a claim frees a key whose request fails then anyway, and whose commit
     // would be fenced off), so none of it waits for a WAL flush.
