@@ -467,14 +467,7 @@ fn the_shadow_report_page_shows_the_apis_report() {
     let report = server.wait_for("/v1/rules/shadow/report", "six compared", |_, r| {
         r["compared"] == 6
     });
-    let login = server.request(
-        "POST",
-        "/console/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(format!("key={}", crate::server::OPERATOR).as_bytes()),
-    );
-    let cookie = login.header("set-cookie").expect("a session").to_owned();
-    let session = cookie.split(';').next().unwrap().to_owned();
+    let session = server.console_session(crate::server::OPERATOR);
     let page = server.request(
         "GET",
         "/console/rules/shadow",

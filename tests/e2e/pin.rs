@@ -197,14 +197,7 @@ fn a_shadow_divergence_is_pinned_as_a_vector_that_tells_the_two_versions_apart()
 
     // The console: the shadow report offers a pin per differing rule; posted, the page
     // shows the case (pseudonymised), checked on both versions.
-    let login = server.request(
-        "POST",
-        "/console/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(format!("key={OPERATOR}").as_bytes()),
-    );
-    let cookie = login.header("set-cookie").expect("a session").to_owned();
-    let session = cookie.split(';').next().unwrap().to_owned();
+    let session = server.console_session(OPERATOR);
     let report = server
         .request(
             "GET",

@@ -142,14 +142,7 @@ fn a_rules_page_shows_its_vectors_its_measured_fuel_and_what_changed_since_the_l
     );
 
     // The console's page says the same.
-    let login = server.request(
-        "POST",
-        "/console/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(format!("key={OPERATOR}").as_bytes()),
-    );
-    let cookie = login.header("set-cookie").expect("a session").to_owned();
-    let session = cookie.split(';').next().unwrap().to_owned();
+    let session = server.console_session(OPERATOR);
     let html = server
         .request(
             "GET",

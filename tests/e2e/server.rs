@@ -220,6 +220,18 @@ impl Server {
     /// Stops the process at once (SIGKILL) and starts a new one on the same store.
     pub fn crash_and_restart(mut self) -> Server {
         self.kill();
+        self.relaunch()
+    }
+
+    /// Stops the process as a deployment does (SIGTERM, waiting for it to end) and starts
+    /// a new one on the same store.
+    pub fn stop_and_restart(mut self) -> Server {
+        assert!(self.terminate().success(), "{}", self.log());
+        self.relaunch()
+    }
+
+    /// A new process on this one's directory, config and store (this one has ended).
+    fn relaunch(mut self) -> Server {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a directory"));
         let limits = std::mem::take(&mut self.limits);
         let rules_dir = std::mem::take(&mut self.rules_dir);
@@ -228,16 +240,17 @@ impl Server {
         Server::launch(dir, limits, "text", rules_dir, store)
     }
 
-    /// Stops the process as a deployment does (SIGTERM, waiting for it to end) and starts
-    /// a new one on the same store.
-    pub fn stop_and_restart(mut self) -> Server {
-        assert!(self.terminate().success(), "{}", self.log());
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a directory"));
-        let limits = std::mem::take(&mut self.limits);
-        let rules_dir = std::mem::take(&mut self.rules_dir);
-        let store = std::mem::take(&mut self.store);
-        drop(self);
-        Server::launch(dir, limits, "text", rules_dir, store)
+    /// A console session for `key`, logged in through the login form: the `Cookie`
+    /// header's value.
+    pub fn console_session(&self, key: &str) -> String {
+        let login = self.request(
+            "POST",
+            "/console/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(format!("key={key}").as_bytes()),
+        );
+        let cookie = login.header("set-cookie").expect("a session").to_owned();
+        cookie.split(';').next().unwrap_or_default().to_owned()
     }
 
     /// SIGKILL, as a power cut would.
