@@ -158,12 +158,17 @@ impl Service {
             .store
             .rollups(MINUTE_MS, first, last + HOUR_MS, None)
             .await?;
-        let mut hours: BTreeMap<(i64, String), Tally> = BTreeMap::new();
-        for row in minutes {
-            let Some(tally) = parsed(&row) else { continue };
-            let hour = row.start_unix_ms.div_euclid(HOUR_MS) * HOUR_MS;
-            hours.entry((hour, row.host_id)).or_default().merge(&tally);
-        }
+        let hours = tokio::task::spawn_blocking(move || {
+            let mut hours: BTreeMap<(i64, String), Tally> = BTreeMap::new();
+            for row in minutes {
+                let Some(tally) = parsed(&row) else { continue };
+                let hour = row.start_unix_ms.div_euclid(HOUR_MS) * HOUR_MS;
+                hours.entry((hour, row.host_id)).or_default().merge(&tally);
+            }
+            hours
+        })
+        .await
+        .map_err(|e| StoreError::failed(format!("summing the overview's hours failed: {e}")))?;
         for ((hour, host_id), tally) in hours {
             self.store
                 .record_rollup(Rollup {
@@ -187,45 +192,49 @@ impl Service {
         let count = window.length_ms() / point;
         let last_start = now.div_euclid(point) * point;
         let from = last_start - (count - 1) * point;
-        let mut points = vec![Tally::default(); usize::try_from(count).unwrap_or(0)];
-        let mut hosts = std::collections::BTreeSet::new();
-        let mut place = |at: i64, tally: &Tally| {
-            if at < from {
-                return;
-            }
-            if let Ok(index) = usize::try_from((at - from) / point)
-                && let Some(slot) = points.get_mut(index)
-            {
-                slot.merge(tally);
-            }
-        };
-        if window.from_store() {
+        let slots = usize::try_from(count).unwrap_or(0);
+        let (points, hosts) = if window.from_store() {
             // Whole hours from the hour rows, the hour not summed yet from the minute rows.
             let cut = (now - HOUR_SETTLES_MS).div_euclid(HOUR_MS) * HOUR_MS;
-            let (hour_rows, minute_rows) = if window == Window::Week {
-                (
-                    self.store.rollups(HOUR_MS, from, cut, None).await?,
-                    self.store.rollups(MINUTE_MS, cut, now + 1, None).await?,
-                )
+            let mut rows = if window == Window::Week {
+                self.store.rollups(HOUR_MS, from, cut, None).await?
             } else {
-                (
-                    Vec::new(),
-                    self.store.rollups(MINUTE_MS, from, now + 1, None).await?,
-                )
+                Vec::new()
             };
-            for row in hour_rows.iter().chain(&minute_rows) {
-                if let Some(tally) = parsed(row) {
-                    place(row.start_unix_ms, &tally);
-                    hosts.insert(row.host_id.clone());
+            let minutes_from = if window == Window::Week { cut } else { from };
+            rows.extend(
+                self.store
+                    .rollups(MINUTE_MS, minutes_from, now + 1, None)
+                    .await?,
+            );
+            // A fleet's day is thousands of rows of JSON: parsed off the async threads.
+            tokio::task::spawn_blocking(move || {
+                let mut points = vec![Tally::default(); slots];
+                let mut hosts = std::collections::BTreeSet::new();
+                for row in &rows {
+                    if let Some(tally) = parsed(row) {
+                        place(&mut points, from, point, row.start_unix_ms, &tally);
+                        hosts.insert(row.host_id.clone());
+                    }
                 }
-            }
+                (points, hosts)
+            })
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("reading the overview failed: {e}")))?
         } else {
+            let mut points = vec![Tally::default(); slots];
             for sample in self.metrics.overview().since(from, now) {
                 // A sample belongs to the point its last instant is in.
-                place(sample.to_unix_ms - 1, &sample.tally);
+                place(
+                    &mut points,
+                    from,
+                    point,
+                    sample.to_unix_ms - 1,
+                    &sample.tally,
+                );
             }
-            hosts.insert(self.host_id.clone());
-        }
+            (points, std::iter::once(self.host_id.clone()).collect())
+        };
         let mut total = Tally::default();
         for tally in &points {
             total.merge(tally);
@@ -238,6 +247,19 @@ impl Service {
             total,
             hosts: hosts.into_iter().collect(),
         })
+    }
+}
+
+/// Adds `tally`, of the instant `at`, to its point (points of `point` ms from `from`);
+/// an instant outside them is left out.
+fn place(points: &mut [Tally], from: i64, point: i64, at: i64, tally: &Tally) {
+    if at < from {
+        return;
+    }
+    if let Ok(index) = usize::try_from((at - from) / point)
+        && let Some(slot) = points.get_mut(index)
+    {
+        slot.merge(tally);
     }
 }
 
@@ -276,6 +298,19 @@ mod tests {
             assert!(window.length_ms() / window.point_ms() <= 168, "{window:?}");
         }
         assert_eq!(Window::parse("2h"), None);
+    }
+
+    #[test]
+    fn a_tally_goes_to_the_point_its_instant_is_in_and_nowhere_outside() {
+        let mut one = Tally::default();
+        one.decisions.accepted = 1;
+        let mut points = vec![Tally::default(); 3];
+        // Points of 10 s from 1,000 ms: [1000, 11000), [11000, 21000), [21000, 31000).
+        for at in [999, 1_000, 10_999, 11_000, 30_999, 31_000] {
+            place(&mut points, 1_000, 10_000, at, &one);
+        }
+        let counts: Vec<u64> = points.iter().map(|p| p.decisions.accepted).collect();
+        assert_eq!(counts, [2, 1, 1]);
     }
 
     #[test]
