@@ -194,8 +194,10 @@ impl Service {
         let from = last_start - (count - 1) * point;
         let slots = usize::try_from(count).unwrap_or(0);
         let (points, hosts) = if window.from_store() {
-            // Whole hours from the hour rows, the hour not summed yet from the minute rows.
-            let cut = (now - HOUR_SETTLES_MS).div_euclid(HOUR_MS) * HOUR_MS;
+            // Whole hours from the hour rows up to the hour before this one; that hour and
+            // this one from the minute rows (the hour before is summed only half a minute
+            // into this one, at the sampler's next tick: until then it has no hour row).
+            let cut = now.div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS;
             let mut rows = if window == Window::Week {
                 self.store.rollups(HOUR_MS, from, cut, None).await?
             } else {
