@@ -220,14 +220,10 @@ impl Service {
             }
             let pseudonyms = pseudonymised(&payment)?;
             let (text, (live, shadow)) = run(&pseudonyms)?;
-            let pins = |live: &CaseCheck, shadow: &CaseCheck| match request_in.expect {
-                Side::Live => live.holds && !shadow.holds,
-                Side::Shadow => shadow.holds && !live.holds,
-            };
-            if !pins(&live, &shadow) && live.answer == shadow.answer {
+            if !pins(request_in.expect, &live, &shadow) && live.answer == shadow.answer {
                 // Does it hold with the payment's own data?
                 let (_, (own_live, own_shadow)) = run(&payment)?;
-                if pins(&own_live, &own_shadow) {
+                if pins(request_in.expect, &own_live, &own_shadow) {
                     return Err(PinError::NeedsPersonalData {
                         answer: live.answer.clone(),
                     });
@@ -237,11 +233,7 @@ impl Service {
         })
         .await
         .map_err(|e| PinError::Failed(format!("the case's run failed: {e}")))??;
-        let holds = match request.expect {
-            Side::Live => live.holds && !shadow.holds,
-            Side::Shadow => shadow.holds && !live.holds,
-        };
-        if !holds {
+        if !pins(request.expect, &live, &shadow) {
             return Err(PinError::DoesNotReproduce {
                 expected: chosen_summary(&request, &live, &shadow),
                 live: live.answer,
@@ -279,6 +271,15 @@ impl Service {
             shadow,
             shadow_version,
         })
+    }
+}
+
+/// Whether a case's runs pin the divergence: it holds on the side expected and fails on
+/// the other.
+fn pins(expect: Side, live: &CaseCheck, shadow: &CaseCheck) -> bool {
+    match expect {
+        Side::Live => live.holds && !shadow.holds,
+        Side::Shadow => shadow.holds && !live.holds,
     }
 }
 
