@@ -11,9 +11,17 @@
 //!   ignored.
 //! - anything else: one id per line; blank lines and lines starting with `#` are skipped.
 
-use std::collections::{HashMap, HashSet};
+mod index;
+/// The SDN-sized list the screening benchmark generates, for the index's tests.
+#[cfg(test)]
+#[path = "../../benches/fixtures/sdn_like.rs"]
+mod sdn_like;
 
-use payrules_names::{compact, normalize, similarity, word_similarity};
+use std::collections::HashSet;
+
+use payrules_names::{Name, normalize};
+
+use index::NameIndex;
 
 /// The largest list file payrules reads.
 pub const LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -25,11 +33,6 @@ pub const FUZZY_RESULTS_MAX: usize = 16;
 /// most 140 (ISO 20022 `Max140Text`); the bound keeps a rule from making the host do
 /// unbounded work outside the rule's own deadline with a made-up name.
 pub const FUZZY_NAME_CHARS_MAX: usize = 1_024;
-
-/// A word of a query must be at least this similar (0..=1000) to a word of a listed name
-/// for that name to be scored at all. Looser than any useful match threshold, so it only
-/// saves work and never hides a match a rule would accept.
-const CANDIDATE_WORD_SIMILARITY_MIN: u16 = 750;
 
 /// Why a list file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -69,12 +72,11 @@ pub struct Entry {
     pub program: String,
 }
 
-/// A name or alias of an entry, normalised for matching.
+/// A name or alias of an entry, as written and prepared for matching.
 #[derive(Debug)]
 struct IndexedName {
     entry: usize,
     text: String,
-    normalized: String,
 }
 
 /// One fuzzy-match result.
@@ -94,10 +96,10 @@ pub struct NamedList {
     entries: Vec<Entry>,
     ids: HashSet<String>,
     names: Vec<IndexedName>,
-    /// Normalised word → the names (indices into `names`) that contain it.
-    names_by_word: HashMap<String, Vec<usize>>,
-    /// First character → the distinct words that start with it (blocking for fuzzy look-up).
-    words_by_initial: HashMap<char, Vec<String>>,
+    /// `names`, normalised and prepared for scoring (same positions).
+    prepared: Vec<Name>,
+    /// Finds the names that may reach a threshold (positions in `names`).
+    index: NameIndex,
 }
 
 impl NamedList {
@@ -118,6 +120,7 @@ impl NamedList {
                 list.push(line.to_owned(), line.to_owned(), String::new(), &[]);
             }
         }
+        list.index = NameIndex::build(&list.prepared);
         Ok(list)
     }
 
@@ -173,31 +176,11 @@ impl NamedList {
             if normalized.is_empty() {
                 continue;
             }
-            let index = self.names.len();
-            // The name's letters without spaces are indexed as one more word, so a query
-            // written as one word ("KimJongUn", "K.i.m") finds the name.
-            let joined = compact(&normalized);
-            for word in normalized
-                .split(' ')
-                .chain(std::iter::once(joined.as_str()))
-            {
-                let names = self.names_by_word.entry(word.to_owned()).or_default();
-                if names.last() != Some(&index) {
-                    names.push(index);
-                }
-                if names.len() == 1 {
-                    let initial = word.chars().next().unwrap_or(' ');
-                    self.words_by_initial
-                        .entry(initial)
-                        .or_default()
-                        .push(word.to_owned());
-                }
-            }
             self.names.push(IndexedName {
                 entry,
                 text: text.to_owned(),
-                normalized,
             });
+            self.prepared.push(Name::new(&normalized));
         }
         self.entries.push(Entry { id, name, program });
     }
@@ -231,39 +214,29 @@ impl NamedList {
         if chars > FUZZY_NAME_CHARS_MAX {
             return Err(NameTooLong(chars));
         }
-        let query = normalize(name);
+        let query = Name::new(&normalize(name));
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let joined = compact(&query);
-        let mut candidates: Vec<usize> = Vec::new();
-        for word in query.split(' ').chain(std::iter::once(joined.as_str())) {
-            let initial = word.chars().next().unwrap_or(' ');
-            for listed in self.words_by_initial.get(&initial).into_iter().flatten() {
-                if word_similarity(word, listed) >= CANDIDATE_WORD_SIMILARITY_MIN {
-                    candidates.extend(self.names_by_word.get(listed).into_iter().flatten());
-                }
-            }
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
-        // Best similarity per entry.
-        let mut best: HashMap<usize, (u16, usize)> = HashMap::new();
-        for index in candidates {
-            let indexed = &self.names[index];
-            let score = similarity(&query, &indexed.normalized);
+        // Best similarity per entry: (entry, similarity, name). Candidates come in the
+        // order of the names, so an entry's names are consecutive; the first best wins.
+        let mut ranked: Vec<(usize, u16, usize)> = Vec::new();
+        for index in self.index.candidates(&query, min_similarity) {
+            let index = index as usize;
+            let score = query.similarity(&self.prepared[index]);
             if score < min_similarity {
                 continue;
             }
-            let slot = best.entry(indexed.entry).or_insert((score, index));
-            if score > slot.0 {
-                *slot = (score, index);
+            let entry = self.names[index].entry;
+            match ranked.last_mut() {
+                Some(best) if best.0 == entry => {
+                    if score > best.1 {
+                        *best = (entry, score, index);
+                    }
+                }
+                _ => ranked.push((entry, score, index)),
             }
         }
-        let mut ranked: Vec<(usize, u16, usize)> = best
-            .into_iter()
-            .map(|(entry, (score, index))| (entry, score, index))
-            .collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         Ok(ranked
             .into_iter()
@@ -352,7 +325,7 @@ mod tests {
 
     /// The example rules' sanctions list, as shipped.
     fn example_list() -> NamedList {
-        let csv = include_str!("../../examples/rules/lists/sdn-sample.csv");
+        let csv = include_str!("../../../examples/rules/lists/sdn-sample.csv");
         NamedList::parse(csv.as_bytes(), true).expect("the example list parses")
     }
 
@@ -441,6 +414,116 @@ mod tests {
         for name in ordinary {
             let found = list.fuzzy_match(name, 850, 1).expect("screened");
             assert!(found.is_empty(), "{name:?} matched {found:?}");
+        }
+    }
+
+    use super::sdn_like;
+
+    /// What `fuzzy_match` must answer, by scoring every name on the list.
+    fn every_name_scored(list: &NamedList, name: &str, min: u16, max: usize) -> Vec<ListMatch> {
+        let query = Name::new(&normalize(name));
+        let mut best: Vec<Option<(u16, usize)>> = vec![None; list.entries.len()];
+        for (index, prepared) in list.prepared.iter().enumerate() {
+            let score = query.similarity(prepared);
+            let slot = &mut best[list.names[index].entry];
+            if !query.is_empty() && score >= min && slot.is_none_or(|(best, _)| score > best) {
+                *slot = Some((score, index));
+            }
+        }
+        let mut ranked: Vec<(usize, u16, usize)> = best
+            .into_iter()
+            .enumerate()
+            .filter_map(|(entry, found)| found.map(|(score, index)| (entry, score, index)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+            .into_iter()
+            .take(max)
+            .map(|(entry, similarity, index)| ListMatch {
+                entry: list.entries[entry].clone(),
+                matched_name: list.names[index].text.clone(),
+                similarity,
+            })
+            .collect()
+    }
+
+    /// Queries near the listed names the way payments get them wrong or disguise them.
+    fn variants(name: &str, seed: usize) -> Vec<String> {
+        let chars: Vec<char> = name.chars().collect();
+        let at = 1 + seed % (chars.len() - 2);
+        let mut dropped = chars.clone();
+        dropped.remove(at);
+        let mut swapped = chars.clone();
+        swapped.swap(at, at + 1);
+        let mut first_changed = chars.clone();
+        first_changed[0] = if chars[0] == 'O' { 'U' } else { 'O' };
+        let words: Vec<&str> = name.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+        let mut reversed = words.clone();
+        reversed.reverse();
+        vec![
+            name.to_owned(),
+            dropped.into_iter().collect(),
+            swapped.into_iter().collect(),
+            first_changed.into_iter().collect(),
+            reversed.join(" "),
+            words.concat(),
+            format!("{name} Holding"),
+            words.first().copied().unwrap_or(name).to_owned(),
+        ]
+    }
+
+    /// The index answers exactly what scoring every name answers, on a list the size of
+    /// OFAC's SDN list, for listed names written wrongly, unlisted names, and at the
+    /// thresholds rules use.
+    #[test]
+    fn the_index_finds_what_scoring_every_name_finds() {
+        let (csv, entries) = sdn_like::generate(sdn_like::ENTRIES);
+        let list = NamedList::parse(csv.as_bytes(), true).expect("the generated list parses");
+        let mut queries: Vec<String> = vec![
+            "Muster Maschinenbau GmbH".into(),
+            "Van Dijk Onderdelen B.V.".into(),
+            "Maria Gonzalez Lopez".into(),
+            "Mohammad Ali".into(),
+            "Trading".into(),
+        ];
+        for (seed, (name, aliases)) in entries.iter().enumerate().step_by(997) {
+            queries.extend(variants(name, seed));
+            queries.extend(aliases.first().map(|alias| variants(alias, seed + 1)).into_iter().flatten());
+        }
+        let mut matched = 0;
+        for query in &queries {
+            // Every name at the lowest threshold, ranked; each threshold's answer is a prefix
+            // of those above it.
+            let every = every_name_scored(&list, query, 700, usize::MAX);
+            for min in [700, 850, 930] {
+                let found = list.fuzzy_match(query, min, FUZZY_RESULTS_MAX).expect("short");
+                let expected: Vec<ListMatch> = every
+                    .iter()
+                    .filter(|m| m.similarity >= min)
+                    .take(FUZZY_RESULTS_MAX)
+                    .cloned()
+                    .collect();
+                assert_eq!(found, expected, "{query:?} at {min}");
+                matched += usize::from(!found.is_empty());
+            }
+        }
+        // The comparison is about names that match, not only about empty answers.
+        assert!(matched > queries.len(), "{matched} of {} answers had a match", queries.len() * 3);
+    }
+
+    /// The index also answers the shipped list's evasions and ordinary names as scoring
+    /// every name does, at the example rule's thresholds.
+    #[test]
+    fn the_index_finds_what_scoring_every_name_finds_on_the_example_list() {
+        let list = example_list();
+        for name in ["Kim Jong-Un", "K.i.m J.o.n.g-U.n", "KimJongUn", "Usama Bin Ladin", "Al Qaidah", "Bank of Ireland", "Ramzan Kadyrov", "Heinz Mueller"] {
+            for min in [2, 500, 850, 930] {
+                assert_eq!(
+                    list.fuzzy_match(name, min, FUZZY_RESULTS_MAX).expect("short"),
+                    every_name_scored(&list, name, min, FUZZY_RESULTS_MAX),
+                    "{name:?} at {min}"
+                );
+            }
         }
     }
 

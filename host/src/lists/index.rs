@@ -1,0 +1,509 @@
+//! The look-up behind `fuzzy-match`: every listed name whose similarity to a query reaches
+//! the rule's threshold, found without scoring the names that cannot reach it.
+//!
+//! A name's similarity ([`Name::similarity`]) is the higher of two scores, and each has a
+//! condition it cannot reach the threshold `t` without:
+//!
+//! - **the word score** is a length-weighted mean of each word's best Jaro-Winkler against
+//!   the other name's words, so it reaches `t` only if some pair of words does;
+//! - **the space-less score** is `1 − distance / longer length`, so it reaches `t` only if
+//!   the two names' letters without spaces share at least `t × longer length` characters.
+//!
+//! Jaro-Winkler is at most `0.6 J + 0.4` (a prefix bonus of at most four tenths of the
+//! gap), and Jaro at most `(m/a + m/b + 1) / 3` with `m` the characters matched, never more
+//! than the characters two words have in common. So both conditions come down to "shares
+//! at least `m` characters" with an `m` known from the lengths and the threshold, and that
+//! is what the index answers without looking at every word: each word is a set of tokens
+//! (a character with its occurrence: the second "a" of a word is another token than the
+//! first), and a word sharing `m` tokens with the query shares one of the query's
+//! `len − m + 1` rarest (prefix filtering, as in set-similarity joins). Words and
+//! space-less names are numbered by length, so each token's postings for the lengths that
+//! can still reach the threshold are one slice. The candidates are then measured exactly.
+//!
+//! The result is exact: the same names as scoring every listed name (a test compares the
+//! two on an SDN-sized list). Before this index a name was scored only if one of its words
+//! began with the same letter as a query word and was Jaro-Winkler-similar to it at 0.75:
+//! a loose filter that scored thousands of names per query on a list the size of OFAC's
+//! (4.8 ms for a payment's two names) and still missed a name whose only similar word
+//! began differently ("Usama" for "Osama").
+
+use payrules_names::{Name, SIMILARITY_MAX, word_score};
+use rustc_hash::FxHashMap;
+
+/// A token: an item (a character, or a pair of adjacent ones) and which occurrence of it
+/// in the string it is (1 for the first), so that a string's tokens are a set whose
+/// overlap with another's counts repeated items as often as both have them.
+type Token = (u64, u32);
+
+/// How strings are cut into tokens.
+#[derive(Clone, Copy, Debug, Default)]
+enum Cut {
+    /// Characters: what Jaro counts as matched, at most the characters two words share.
+    #[default]
+    Letters,
+    /// Adjacent pairs: an edit changes at most two of them, so two strings within edit
+    /// distance `k` share at least `longer − 1 − 2k` of them (and pairs are far rarer than
+    /// letters, which makes the filter sharp).
+    Pairs,
+}
+
+impl Cut {
+    fn tokens(self, chars: &[char]) -> Vec<Token> {
+        let code = |c: &char| u64::from(u32::from(*c));
+        match self {
+            Cut::Letters => numbered(chars.iter().map(code)),
+            Cut::Pairs => numbered(
+                chars
+                    .windows(2)
+                    .map(|pair| (code(&pair[0]) << 21) | code(&pair[1])),
+            ),
+        }
+    }
+}
+
+/// The items, each numbered with its occurrence.
+fn numbered(items: impl ExactSizeIterator<Item = u64>) -> Vec<Token> {
+    let mut tokens: Vec<Token> = Vec::with_capacity(items.len());
+    if items.len() <= 32 {
+        // A name's word: counting by looking back is quicker than hashing.
+        for item in items {
+            let count = tokens.iter().filter(|(seen, _)| *seen == item).count();
+            tokens.push((item, u32::try_from(count).unwrap_or(u32::MAX - 1) + 1));
+        }
+    } else {
+        let mut counts: FxHashMap<u64, u32> = FxHashMap::default();
+        for item in items {
+            let count = counts.entry(item).or_insert(0);
+            *count += 1;
+            tokens.push((item, *count));
+        }
+    }
+    tokens
+}
+
+/// Which of 64 buckets a character counts in: one per ASCII letter and digit, the rest
+/// spread over the remaining 28. Two strings share at most, per bucket, the fewer of
+/// their characters in it.
+fn bucket(c: char) -> u32 {
+    match c {
+        'a'..='z' => u32::from(c) - u32::from('a'),
+        '0'..='9' => 26 + u32::from(c) - u32::from('0'),
+        _ => 36 + u32::from(c) % 28,
+    }
+}
+
+fn buckets(chars: &[char]) -> u64 {
+    chars.iter().fold(0, |mask, c| mask | 1 << bucket(*c))
+}
+
+/// A query's characters by bucket, to bound how many it shares with a string.
+struct Counted {
+    mask: u64,
+    counts: [u16; 64],
+}
+
+impl Counted {
+    fn new(chars: &[char]) -> Counted {
+        let mut counts = [0_u16; 64];
+        for c in chars {
+            let count = &mut counts[bucket(*c) as usize];
+            *count = count.saturating_add(1);
+        }
+        Counted {
+            mask: buckets(chars),
+            counts,
+        }
+    }
+
+    /// At most how many characters the query shares with `other` (whose buckets are
+    /// `mask`): in the buckets both use, the fewer of the query's and the other's.
+    fn shared_at_most(&self, other: &[char], mask: u64) -> usize {
+        let common = self.mask & mask;
+        let mut ours = 0_usize;
+        let mut rest = common;
+        while rest != 0 {
+            ours += usize::from(self.counts[rest.trailing_zeros() as usize]);
+            rest &= rest - 1;
+        }
+        let theirs = other
+            .iter()
+            .filter(|c| common & (1 << bucket(**c)) != 0)
+            .count();
+        ours.min(theirs)
+    }
+}
+
+/// Which strings a look-up has already seen.
+struct Seen(Vec<u64>);
+
+impl Seen {
+    fn new(strings: usize) -> Seen {
+        Seen(vec![0; strings.div_ceil(64)])
+    }
+
+    /// Whether `id` is new, marking it seen.
+    fn first(&mut self, id: u32) -> bool {
+        let (word, bit) = ((id / 64) as usize, 1 << (id % 64));
+        let new = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        new
+    }
+}
+
+/// Token → the strings holding it, ascending (so by length).
+type Postings<K> = FxHashMap<K, Vec<u32>>;
+
+/// How many tokens a string of each length must share with the query to be a candidate:
+/// `None` if no string of that length can reach the threshold, `Some(0)` if every one may.
+type Needed = Vec<Option<usize>>;
+
+/// Strings (words, or names' letters) numbered in order of length, with the names each
+/// belongs to, and for each token the strings holding it.
+#[derive(Debug, Default)]
+struct Strings {
+    cut: Cut,
+    chars: Vec<Box<[char]>>,
+    /// Each string's character buckets.
+    masks: Vec<u64>,
+    /// For each string, the indexed names it is in (ascending, once each).
+    names: Vec<Vec<u32>>,
+    postings: Postings<Token>,
+    /// `ends[len]`: how many strings are at most `len` characters long.
+    ends: Vec<u32>,
+}
+
+impl Strings {
+    /// Indexes `(string, name)` pairs.
+    fn build(cut: Cut, mut pairs: Vec<(Vec<char>, u32)>) -> Strings {
+        pairs.sort_unstable_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.cmp(b)));
+        let mut strings = Strings {
+            cut,
+            ..Strings::default()
+        };
+        for (chars, name) in pairs {
+            if strings.chars.last().map(|last| &**last) != Some(&chars[..]) {
+                strings.masks.push(buckets(&chars));
+                strings.chars.push(chars.into_boxed_slice());
+                strings.names.push(Vec::new());
+            }
+            let names = strings.names.last_mut().expect("pushed");
+            if names.last() != Some(&name) {
+                names.push(name);
+            }
+        }
+        let mut ends = vec![0_u32; strings.chars.last().map_or(0, |last| last.len()) + 1];
+        for (id, chars) in strings.chars.iter().enumerate() {
+            let id = u32::try_from(id).expect("fewer strings than a list has bytes");
+            for token in cut.tokens(chars) {
+                strings.postings.entry(token).or_default().push(id);
+            }
+            ends[chars.len()] = id + 1;
+        }
+        // A length no string has ends where the shorter ones do.
+        for len in 1..ends.len() {
+            ends[len] = ends[len].max(ends[len - 1]);
+        }
+        strings.ends = ends;
+        strings
+    }
+
+    fn longest(&self) -> usize {
+        self.ends.len().saturating_sub(1)
+    }
+
+    /// The ids of strings `shortest..=longest` characters long.
+    fn ids_of_lengths(&self, shortest: usize, longest: usize) -> std::ops::Range<u32> {
+        let start = if shortest == 0 { 0 } else { self.ends[shortest - 1] };
+        start..self.ends[longest.min(self.longest())]
+    }
+
+    /// Calls `visit` once for every string not yet `seen` among `postings` that could
+    /// share `needed[len]` tokens with `query`: those holding one of the query's rarest
+    /// tokens, as many as the length needs (prefix filtering: a string sharing `n` of the
+    /// query's `q` tokens holds one of any `q − n + 1` of them). `key` makes a token a key
+    /// of `postings`.
+    fn probe<K: std::hash::Hash + Eq>(
+        &self,
+        query: &[char],
+        postings: &Postings<K>,
+        key: impl Fn(Token) -> K,
+        needed: &Needed,
+        seen: &mut Seen,
+        visit: &mut impl FnMut(u32),
+    ) {
+        let tokens = self.cut.tokens(query);
+        let mut probes = vec![0_usize; needed.len()];
+        for (len, needed) in needed.iter().enumerate() {
+            match *needed {
+                // Nothing to filter by: every string of the length.
+                Some(0) => {
+                    for id in self.ids_of_lengths(len, len) {
+                        if seen.first(id) {
+                            visit(id);
+                        }
+                    }
+                }
+                Some(needed) if needed <= tokens.len() => {
+                    probes[len] = tokens.len() - needed + 1;
+                }
+                _ => {}
+            }
+        }
+        let most = probes.iter().copied().max().unwrap_or(0);
+        if most == 0 {
+            return;
+        }
+        let mut ranked: Vec<&[u32]> = tokens
+            .into_iter()
+            .map(|token| postings.get(&key(token)).map_or(&[][..], Vec::as_slice))
+            .collect();
+        ranked.sort_unstable_by_key(|strings| strings.len());
+        for (rank, strings) in ranked.iter().take(most).enumerate() {
+            // The lengths to look for under this token: contiguous, since what a string
+            // must share grows with its length (a wider range would only cost time).
+            let mut wanted = (0..probes.len()).filter(|len| probes[*len] > rank);
+            let Some(shortest) = wanted.next() else {
+                break;
+            };
+            let longest = wanted.last().unwrap_or(shortest);
+            let range = self.ids_of_lengths(shortest, longest);
+            let from = strings.partition_point(|id| *id < range.start);
+            let to = strings.partition_point(|id| *id < range.end);
+            for &id in &strings[from..to] {
+                if seen.first(id) {
+                    visit(id);
+                }
+            }
+        }
+    }
+}
+
+/// The smallest integer at least `x`, less a hair so that rounding in the bound never
+/// drops a string that reaches the threshold exactly.
+#[allow(clippy::float_arithmetic, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn at_least(x: f64) -> usize {
+    let x = x - 1e-9;
+    if x <= 0.0 { 0 } else { x.ceil() as usize }
+}
+
+/// The largest integer at most `x`, plus a hair (see [`at_least`]).
+#[allow(clippy::float_arithmetic, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn at_most(x: f64) -> usize {
+    let x = x + 1e-9;
+    if x <= 0.0 { 0 } else { x.floor() as usize }
+}
+
+/// The characters two words of `a` and `b` characters sharing a prefix of `prefix` must
+/// have in common for Jaro-Winkler to reach `ratio`: the prefix bonus raises Jaro by
+/// `prefix / 10` of its gap to 1, so Jaro must reach `(ratio − prefix/10) / (1 − prefix/10)`,
+/// and Jaro is at most `(m/a + m/b + 1) / 3`.
+#[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+fn letters_needed(ratio: f64, prefix: usize, a: usize, b: usize) -> usize {
+    let bonus = prefix as f64 / 10.0;
+    let jaro_min = (ratio - bonus) / (1.0 - bonus);
+    let (a, b) = (a as f64, b as f64);
+    at_least((3.0 * jaro_min - 1.0) * a * b / (a + b)).max(1)
+}
+
+/// The distinct words of a list's names, indexed by token, by initial and token, and in
+/// alphabetical order (for a common prefix).
+#[derive(Debug, Default)]
+struct Words {
+    strings: Strings,
+    by_initial: Postings<(char, Token)>,
+    alphabetical: Vec<u32>,
+}
+
+impl Words {
+    fn build(pairs: Vec<(Vec<char>, u32)>) -> Words {
+        let strings = Strings::build(Cut::Letters, pairs);
+        let mut by_initial: Postings<(char, Token)> = Postings::default();
+        for (id, chars) in strings.chars.iter().enumerate() {
+            let id = u32::try_from(id).expect("fewer strings than bytes");
+            for token in Cut::Letters.tokens(chars) {
+                by_initial.entry((chars[0], token)).or_default().push(id);
+            }
+        }
+        let mut alphabetical: Vec<u32> = (0..strings.chars.len())
+            .map(|id| u32::try_from(id).expect("fewer strings than bytes"))
+            .collect();
+        alphabetical
+            .sort_unstable_by(|a, b| strings.chars[*a as usize].cmp(&strings.chars[*b as usize]));
+        Words {
+            strings,
+            by_initial,
+            alphabetical,
+        }
+    }
+
+    /// Calls `found` with every word whose Jaro-Winkler similarity to `query` reaches
+    /// `word_min` (0..=1000; `ratio` is its lowest unrounded value).
+    ///
+    /// The prefix bonus is what makes Jaro-Winkler lenient (a short word that begins a
+    /// long one scores high), and only words beginning like the query get it. So the
+    /// words sharing its first four characters are all looked at; those sharing only the
+    /// first are looked for with the bound for a bonus of one character fewer; the rest
+    /// with no bonus at all. Each one found is checked against the bound for the prefix
+    /// it does share and the characters it can share before it is measured.
+    fn matching(&self, query: &[char], word_min: u16, ratio: f64, found: &mut impl FnMut(u32)) {
+        let strings = &self.strings;
+        let counted = Counted::new(query);
+        let a = query.len();
+        // What a word of each length must share, by the prefix it shares (0..=4).
+        let needed: Vec<[usize; 5]> = (0..=strings.longest())
+            .map(|b| std::array::from_fn(|prefix| letters_needed(ratio, prefix, a, b.max(1))))
+            .collect();
+        let mut check = |id: u32| {
+            let word = &strings.chars[id as usize];
+            let prefix = query
+                .iter()
+                .zip(word.iter())
+                .take(4)
+                .take_while(|(x, y)| x == y)
+                .count();
+            if counted.shared_at_most(word, strings.masks[id as usize]) >= needed[word.len()][prefix]
+                && word_score(query, word) >= word_min
+            {
+                found(id);
+            }
+        };
+        let mut seen = Seen::new(strings.chars.len());
+        let prefix = &query[..a.min(4)];
+        let start = self
+            .alphabetical
+            .partition_point(|id| &strings.chars[*id as usize][..] < prefix);
+        for &id in self.alphabetical[start..]
+            .iter()
+            .take_while(|id| strings.chars[**id as usize].starts_with(prefix))
+        {
+            if seen.first(id) {
+                check(id);
+            }
+        }
+        let needed = |prefix: usize| -> Needed {
+            (0..needed.len())
+                .map(|b| (b > 0).then(|| needed[b][prefix]))
+                .collect()
+        };
+        let initial = query[0];
+        strings.probe(
+            query,
+            &self.by_initial,
+            |token| (initial, token),
+            &needed(prefix.len() - 1),
+            &mut seen,
+            &mut check,
+        );
+        strings.probe(
+            query,
+            &strings.postings,
+            |token| token,
+            &needed(0),
+            &mut seen,
+            &mut check,
+        );
+    }
+}
+
+/// The word and space-less indexes of a list's names.
+#[derive(Debug, Default)]
+pub(super) struct NameIndex {
+    words: Words,
+    compacts: Strings,
+    names: usize,
+}
+
+impl NameIndex {
+    /// Indexes the names, numbered by their position in `names`.
+    pub(super) fn build(names: &[Name]) -> NameIndex {
+        let mut words = Vec::new();
+        let mut compacts = Vec::new();
+        for (index, name) in names.iter().enumerate() {
+            let index = u32::try_from(index).expect("fewer names than a list has bytes");
+            words.extend(name.words().map(|word| (word.to_vec(), index)));
+            compacts.push((name.letters().to_vec(), index));
+        }
+        NameIndex {
+            words: Words::build(words),
+            compacts: Strings::build(Cut::Pairs, compacts),
+            names: names.len(),
+        }
+    }
+
+    /// The names (positions) whose similarity to `query` may reach `min_similarity`: every
+    /// one that does, and few that do not.
+    pub(super) fn candidates(&self, query: &Name, min_similarity: u16) -> Vec<u32> {
+        if min_similarity <= 1 {
+            let all = u32::try_from(self.names).expect("fewer names than bytes");
+            return (0..all).collect();
+        }
+        // A score rounds to at least `min_similarity` from `min_similarity − 0.5`
+        // thousandths; a pair of words is looked for one thousandth lower still, so
+        // that the mean of floating-point figures is never above its largest term.
+        let word_min = min_similarity - 1;
+        #[allow(clippy::float_arithmetic)]
+        let ratio = (f64::from(word_min) - 0.5) / f64::from(SIMILARITY_MAX);
+        let mut names = Vec::new();
+        for (index, word) in query.words().enumerate() {
+            if query.words().take(index).any(|earlier| earlier == word) {
+                continue;
+            }
+            let words = &self.words.strings;
+            self.words.matching(word, word_min, ratio, &mut |id| {
+                names.extend_from_slice(&words.names[id as usize]);
+            });
+        }
+
+        // Letters without spaces: 1 − distance / longer ≥ ratio needs a distance of at
+        // most k = (1 − ratio) × longer, so lengths within k, at least longer − k
+        // characters shared and longer − 1 − 2k adjacent pairs.
+        let letters = query.letters();
+        let a = letters.len();
+        let compacts = &self.compacts;
+        #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+        let distance_max = |b: usize| at_most((1.0 - ratio) * a.max(b) as f64);
+        let needed: Needed = (0..=compacts.longest())
+            .map(|b| {
+                let k = distance_max(b);
+                (b > 0 && a.abs_diff(b) <= k).then(|| (a.max(b) - 1).saturating_sub(2 * k))
+            })
+            .collect();
+        let counted = Counted::new(letters);
+        let mut seen = Seen::new(compacts.chars.len());
+        compacts.probe(
+            letters,
+            &compacts.postings,
+            |token| token,
+            &needed,
+            &mut seen,
+            &mut |id| {
+                let other = &compacts.chars[id as usize];
+                let longer = a.max(other.len());
+                if counted.shared_at_most(other, compacts.masks[id as usize])
+                    >= longer - distance_max(other.len())
+                {
+                    names.extend_from_slice(&compacts.names[id as usize]);
+                }
+            },
+        );
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+#[cfg(test)]
+mod scratch {
+    #[test]
+    fn counts() {
+        let (csv, _) = super::super::sdn_like::generate(18_000);
+        let list = super::super::NamedList::parse(csv.as_bytes(), true).unwrap();
+        let idx = &list.index;
+        for q in ["Muster Maschinenbau GmbH", "Van Dijk Onderdelen B.V."] {
+            let query = payrules_names::Name::new(&payrules_names::normalize(q));
+            let t = std::time::Instant::now();
+            let c = idx.candidates(&query, 850);
+            eprintln!("{q}: {} candidate names in {:?}", c.len(), t.elapsed());
+        }
+    }
+}
