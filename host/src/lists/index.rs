@@ -494,16 +494,33 @@ impl NameIndex {
 
 #[cfg(test)]
 mod scratch {
+    use std::hint::black_box;
     #[test]
     fn counts() {
-        let (csv, _) = super::super::sdn_like::generate(18_000);
-        let list = super::super::NamedList::parse(csv.as_bytes(), true).unwrap();
+        let list = super::super::NamedList::parse(include_bytes!("../../../examples/rules/lists/sdn-sample.csv"), true).unwrap();
         let idx = &list.index;
+        eprintln!("words {} compacts {} longest {} {}", idx.words.strings.chars.len(), idx.compacts.chars.len(), idx.words.strings.longest(), idx.compacts.longest());
+        let n = 200_000;
         for q in ["Muster Maschinenbau GmbH", "Van Dijk Onderdelen B.V."] {
-            let query = payrules_names::Name::new(&payrules_names::normalize(q));
             let t = std::time::Instant::now();
-            let c = idx.candidates(&query, 850);
-            eprintln!("{q}: {} candidate names in {:?}", c.len(), t.elapsed());
+            for _ in 0..n { black_box(payrules_names::normalize(black_box(q))); }
+            eprintln!("normalize {:?}", t.elapsed() / n);
+            let norm = payrules_names::normalize(q);
+            let t = std::time::Instant::now();
+            for _ in 0..n { black_box(payrules_names::Name::new(black_box(&norm))); }
+            eprintln!("Name::new {:?}", t.elapsed() / n);
+            let query = payrules_names::Name::new(&norm);
+            for word in query.words() {
+                let t = std::time::Instant::now();
+                for _ in 0..n { let mut c = 0; idx.words.matching(black_box(word), 849, 0.8485, &mut |_| c += 1); black_box(c); }
+                eprintln!("word {:?} {:?}", word.iter().collect::<String>(), t.elapsed() / n);
+            }
+            let t = std::time::Instant::now();
+            for _ in 0..n { black_box(idx.candidates(black_box(&query), 850)); }
+            eprintln!("candidates {:?} -> {}", t.elapsed() / n, idx.candidates(&query, 850).len());
+            let t = std::time::Instant::now();
+            for _ in 0..n { black_box(list.fuzzy_match(black_box(q), 850, 3).unwrap()); }
+            eprintln!("fuzzy_match {:?}", t.elapsed() / n);
         }
     }
 }

@@ -18,6 +18,7 @@ mod index;
 mod sdn_like;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use payrules_names::{Name, normalize};
 
@@ -33,6 +34,10 @@ pub const FUZZY_RESULTS_MAX: usize = 16;
 /// most 140 (ISO 20022 `Max140Text`); the bound keeps a rule from making the host do
 /// unbounded work outside the rule's own deadline with a made-up name.
 pub const FUZZY_NAME_CHARS_MAX: usize = 1_024;
+
+/// How much the answers one list remembers may weigh, in bytes (the names asked about and
+/// the matches found): about 8 MiB per list, replaced with the list.
+pub const MEMO_BYTES_MAX: u64 = 8 * 1024 * 1024;
 
 /// Why a list file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +65,15 @@ pub enum ListError {
 #[derive(Debug, thiserror::Error)]
 #[error("a name of {0} characters was screened; the host screens at most {FUZZY_NAME_CHARS_MAX}")]
 pub struct NameTooLong(pub usize);
+
+/// Refuses a name over [`FUZZY_NAME_CHARS_MAX`] characters.
+fn screenable(name: &str) -> Result<(), NameTooLong> {
+    let chars = name.chars().count();
+    if chars > FUZZY_NAME_CHARS_MAX {
+        return Err(NameTooLong(chars));
+    }
+    Ok(())
+}
 
 /// One entry of a list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +114,72 @@ pub struct NamedList {
     prepared: Vec<Name>,
     /// Finds the names that may reach a threshold (positions in `names`).
     index: NameIndex,
+    /// Answers already given.
+    memo: Memo,
+}
+
+/// What a rule asked `fuzzy-match`, as remembered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Asked {
+    name: Box<str>,
+    min_similarity: u16,
+    max_results: usize,
+}
+
+/// What a rule asks, borrowed: hashes as [`Asked`] does, so a look-up allocates nothing.
+#[derive(Hash)]
+struct Asking<'a> {
+    name: &'a str,
+    min_similarity: u16,
+    max_results: usize,
+}
+
+impl quick_cache::Equivalent<Asked> for Asking<'_> {
+    fn equivalent(&self, asked: &Asked) -> bool {
+        *self.name == *asked.name
+            && self.min_similarity == asked.min_similarity
+            && self.max_results == asked.max_results
+    }
+}
+
+/// An answer's weight: its bytes, and a little for the bookkeeping.
+#[derive(Clone, Debug)]
+struct Bytes;
+
+impl quick_cache::Weighter<Asked, Arc<[ListMatch]>> for Bytes {
+    fn weight(&self, asked: &Asked, matches: &Arc<[ListMatch]>) -> u64 {
+        let matched: usize = matches
+            .iter()
+            .map(|m| m.entry.id.len() + m.entry.name.len() + m.entry.program.len() + m.matched_name.len() + 96)
+            .sum();
+        u64::try_from(asked.name.len() + matched + 64).unwrap_or(u64::MAX)
+    }
+}
+
+/// A list's answers to `fuzzy-match`, by what was asked. The same counterparties come back
+/// payment after payment (a supplier paid each month, a payroll's employees), and a list
+/// never changes once loaded (a new version is a new list, with an empty memo), so an
+/// answer stays true. Bounded by [`MEMO_BYTES_MAX`]; the eviction (S3-FIFO) keeps the
+/// names asked about again over a stream of names asked once.
+struct Memo(quick_cache::sync::Cache<Asked, Arc<[ListMatch]>, Bytes>);
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo(quick_cache::sync::Cache::with_weighter(
+            32_768,
+            MEMO_BYTES_MAX,
+            Bytes,
+        ))
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("answers", &self.0.len())
+            .field("bytes", &self.0.weight())
+            .finish()
+    }
 }
 
 impl NamedList {
@@ -203,17 +283,44 @@ impl NamedList {
     /// The entries whose name or an alias resembles `name` at least `min_similarity`
     /// (0..=1000), best first, one result per entry, at most `max_results`
     /// (capped at [`FUZZY_RESULTS_MAX`]). Ties go to the entry listed first. A name over
-    /// [`FUZZY_NAME_CHARS_MAX`] characters is refused.
+    /// [`FUZZY_NAME_CHARS_MAX`] characters is refused. Every entry that reaches the
+    /// threshold is considered (the index only skips names that cannot), and the answer
+    /// is remembered for the next time the same name is asked about in the same way.
     pub fn fuzzy_match(
         &self,
         name: &str,
         min_similarity: u16,
         max_results: usize,
     ) -> Result<Vec<ListMatch>, NameTooLong> {
-        let chars = name.chars().count();
-        if chars > FUZZY_NAME_CHARS_MAX {
-            return Err(NameTooLong(chars));
+        screenable(name)?;
+        let max_results = max_results.min(FUZZY_RESULTS_MAX);
+        let asking = Asking {
+            name,
+            min_similarity,
+            max_results,
+        };
+        if let Some(answer) = self.memo.0.get(&asking) {
+            return Ok(answer.to_vec());
         }
+        let answer = self.fuzzy_match_unremembered(name, min_similarity, max_results)?;
+        let asked = Asked {
+            name: name.into(),
+            min_similarity,
+            max_results,
+        };
+        self.memo.0.insert(asked, Arc::from(answer.as_slice()));
+        Ok(answer)
+    }
+
+    /// [`NamedList::fuzzy_match`] without the answers it remembers: what a name asked
+    /// about for the first time costs (benchmarks, tests).
+    pub fn fuzzy_match_unremembered(
+        &self,
+        name: &str,
+        min_similarity: u16,
+        max_results: usize,
+    ) -> Result<Vec<ListMatch>, NameTooLong> {
+        screenable(name)?;
         let query = Name::new(&normalize(name));
         if query.is_empty() {
             return Ok(Vec::new());
@@ -525,6 +632,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An answer remembered is the answer: the same as working it out, for the same name
+    /// asked the same way, and a different one when the threshold or the number of results
+    /// asked for differ.
+    #[test]
+    fn a_remembered_answer_is_the_answer_to_the_same_question() {
+        let list = example_list();
+        let asked = [("Kim Jong Eum", 850, 3), ("Kim Jong Eum", 1000, 3), ("Iran Bank", 600, 16), ("Iran Bank", 600, 1), ("Muster Maschinenbau GmbH", 850, 3)];
+        for (name, min, max) in asked {
+            let worked_out = list.fuzzy_match_unremembered(name, min, max).expect("short");
+            assert_eq!(list.fuzzy_match(name, min, max).expect("short"), worked_out);
+            assert_eq!(list.fuzzy_match(name, min, max).expect("short"), worked_out, "remembered");
+        }
+        assert_eq!(list.memo.0.len(), asked.len(), "each question remembered once");
+        assert!(list.fuzzy_match("Iran Bank", 600, 16).expect("short").len() > 1);
+        assert_eq!(list.fuzzy_match("Iran Bank", 600, 1).expect("short").len(), 1);
+        assert_eq!(list.fuzzy_match("Kim Jong Eum", 850, 3).expect("short").len(), 1);
+        assert!(list.fuzzy_match("Kim Jong Eum", 1000, 3).expect("short").is_empty());
+        // A name past the bound is refused before it is looked up or remembered.
+        let long = "x".repeat(FUZZY_NAME_CHARS_MAX + 1);
+        assert!(list.fuzzy_match(&long, 850, 3).is_err());
+        assert_eq!(list.memo.0.len(), asked.len());
+    }
+
+    /// A stream of names each asked about once (a flood of made-up names) does not grow
+    /// what a list remembers past its bound.
+    #[test]
+    fn what_a_list_remembers_is_bounded() {
+        let list = example_list();
+        let filler = "Made Up Trading ".repeat(60);
+        for index in 0..10_000 {
+            list.fuzzy_match(&format!("{index} {filler}"), 850, 3).expect("screened");
+        }
+        let remembered = list.memo.0.weight();
+        assert!(remembered <= MEMO_BYTES_MAX, "{remembered} bytes remembered");
+        assert!(remembered > MEMO_BYTES_MAX / 2, "{remembered} bytes: the memo was used");
     }
 
     #[test]
