@@ -63,9 +63,20 @@ fn screening(c: &mut Criterion) {
         family.remove(family.len() / 2);
         format!("{given} {family}")
     };
-    assert_eq!(screen(&shipped, &PAYMENT_NAMES), 0, "the payment matches nothing");
-    assert_eq!(screen(&large, &PAYMENT_NAMES), 0, "the payment matches nothing");
-    assert!(screen(&large, &[listed_hit.as_str()]) > 0, "{listed_hit:?} is a hit");
+    assert_eq!(
+        screen(&shipped, &PAYMENT_NAMES),
+        0,
+        "the payment matches nothing"
+    );
+    assert_eq!(
+        screen(&large, &PAYMENT_NAMES),
+        0,
+        "the payment matches nothing"
+    );
+    assert!(
+        screen(&large, &[listed_hit.as_str()]) > 0,
+        "{listed_hit:?} is a hit"
+    );
 
     let mut group = c.benchmark_group("screening");
     group.bench_function("normalise the payment's 2 names (floor)", |b| {
@@ -85,9 +96,10 @@ fn screening(c: &mut Criterion) {
     group.bench_function("a listed name, shipped list", |b| {
         b.iter(|| screen(&shipped, &["Kim Jong Eun"]))
     });
-    group.bench_function("the payment's 2 names, SDN-sized list (18,000 entries)", |b| {
-        b.iter(|| screen(&large, &PAYMENT_NAMES))
-    });
+    group.bench_function(
+        "the payment's 2 names, SDN-sized list (18,000 entries)",
+        |b| b.iter(|| screen(&large, &PAYMENT_NAMES)),
+    );
     group.bench_function("the payment's 2 names asked again, SDN-sized list", |b| {
         b.iter(|| screen_again(&large, &PAYMENT_NAMES))
     });

@@ -5,27 +5,36 @@
 //! condition it cannot reach the threshold `t` without:
 //!
 //! - **the word score** is a length-weighted mean of each word's best Jaro-Winkler against
-//!   the other name's words, so it reaches `t` only if some pair of words does;
-//! - **the space-less score** is `1 − distance / longer length`, so it reaches `t` only if
-//!   the two names' letters without spaces share at least `t × longer length` characters.
+//!   the other name's words, so it reaches `t` only if some pair of words does. Jaro is at
+//!   most `(m/a + m/b + 1) / 3` with `m` the characters matched (never more than two words
+//!   have in common), and Winkler's bonus adds a tenth of the gap to 1 per character of
+//!   common prefix, up to four: so a pair reaches `t` only if the words share at least an
+//!   `m` known from their lengths, `t` and the prefix they share.
+//! - **the space-less score** is `1 − distance / longer length`, so it reaches `t` only
+//!   within `k = (1 − t) × longer` edits: lengths within `k`, at least `longer − k`
+//!   characters and `longer − 1 − 2k` adjacent pairs in common (an edit changes at most
+//!   two pairs).
 //!
-//! Jaro-Winkler is at most `0.6 J + 0.4` (a prefix bonus of at most four tenths of the
-//! gap), and Jaro at most `(m/a + m/b + 1) / 3` with `m` the characters matched, never more
-//! than the characters two words have in common. So both conditions come down to "shares
-//! at least `m` characters" with an `m` known from the lengths and the threshold, and that
-//! is what the index answers without looking at every word: each word is a set of tokens
-//! (a character with its occurrence: the second "a" of a word is another token than the
-//! first), and a word sharing `m` tokens with the query shares one of the query's
-//! `len − m + 1` rarest (prefix filtering, as in set-similarity joins). Words and
-//! space-less names are numbered by length, so each token's postings for the lengths that
-//! can still reach the threshold are one slice. The candidates are then measured exactly.
+//! "Shares at least `n` tokens" is what the index answers without looking at every string:
+//! a string is a set of tokens (a character, or an adjacent pair, with its occurrence: the
+//! second "a" is another token than the first), all tokens in one order (rarest first),
+//! and two sets sharing `n` tokens share one among the first `q − n + 1` of a `q`-token set
+//! and the first `s − n + 1` of an `s`-token one (prefix filtering, as in set-similarity
+//! joins). Strings are numbered by length, so a token's postings for the lengths that can
+//! still reach `t` are one slice, and each posting carries where the token comes in its
+//! string. Words are looked up three ways, because the prefix bonus is what makes
+//! Jaro-Winkler lenient: those sharing the query's first four characters are all taken;
+//! those sharing its initial are looked for with the bound for a bonus one character
+//! smaller; all words with no bonus. What a candidate can share is then bounded from
+//! character counts before it is measured exactly.
 //!
-//! The result is exact: the same names as scoring every listed name (a test compares the
-//! two on an SDN-sized list). Before this index a name was scored only if one of its words
-//! began with the same letter as a query word and was Jaro-Winkler-similar to it at 0.75:
-//! a loose filter that scored thousands of names per query on a list the size of OFAC's
-//! (4.8 ms for a payment's two names) and still missed a name whose only similar word
-//! began differently ("Usama" for "Osama").
+//! The result is exact: the same names as scoring every listed name (tests compare the
+//! two on an SDN-sized list and on the example list). Before this index a name was scored
+//! only if one of its words began with the same letter as a query word and was
+//! Jaro-Winkler-similar to it at 0.75: that scored thousands of names per query on a list
+//! the size of OFAC's (4.8 ms for a payment's two names), and it let a name through whose
+//! first letter was changed ("Xizballah" for "HIZBALLAH" scores 926, over the example
+//! rule's review threshold, and was never scored).
 
 use payrules_names::{Name, SIMILARITY_MAX, word_score};
 use rustc_hash::FxHashMap;
@@ -48,6 +57,14 @@ enum Cut {
 }
 
 impl Cut {
+    /// How many fewer tokens than characters a string has.
+    fn lost(self) -> usize {
+        match self {
+            Cut::Letters => 0,
+            Cut::Pairs => 1,
+        }
+    }
+
     fn tokens(self, chars: &[char]) -> Vec<Token> {
         let code = |c: &char| u64::from(u32::from(*c));
         match self {
@@ -115,21 +132,27 @@ impl Counted {
         }
     }
 
-    /// At most how many characters the query shares with `other` (whose buckets are
-    /// `mask`): in the buckets both use, the fewer of the query's and the other's.
-    fn shared_at_most(&self, other: &[char], mask: u64) -> usize {
-        let common = self.mask & mask;
+    /// At most how many characters the query shares with a string whose buckets are
+    /// `mask`, from the query's side alone: its characters in the buckets both use.
+    fn ours(&self, mask: u64) -> usize {
         let mut ours = 0_usize;
-        let mut rest = common;
+        let mut rest = self.mask & mask;
         while rest != 0 {
             ours += usize::from(self.counts[rest.trailing_zeros() as usize]);
             rest &= rest - 1;
         }
+        ours
+    }
+
+    /// At most how many characters the query shares with `other` (whose buckets are
+    /// `mask`): in the buckets both use, the fewer of the query's and the other's.
+    fn shared_at_most(&self, other: &[char], mask: u64) -> usize {
+        let common = self.mask & mask;
         let theirs = other
             .iter()
             .filter(|c| common & (1 << bucket(**c)) != 0)
             .count();
-        ours.min(theirs)
+        self.ours(mask).min(theirs)
     }
 }
 
@@ -150,8 +173,17 @@ impl Seen {
     }
 }
 
+/// A string holding a token: which, and where the token comes among the string's tokens
+/// in the index's order (rarest first).
+#[derive(Clone, Copy, Debug)]
+struct Posting {
+    id: u32,
+    position: u32,
+    len: u32,
+}
+
 /// Token → the strings holding it, ascending (so by length).
-type Postings<K> = FxHashMap<K, Vec<u32>>;
+type Postings<K> = FxHashMap<K, Vec<Posting>>;
 
 /// How many tokens a string of each length must share with the query to be a candidate:
 /// `None` if no string of that length can reach the threshold, `Some(0)` if every one may.
@@ -168,6 +200,8 @@ struct Strings {
     /// For each string, the indexed names it is in (ascending, once each).
     names: Vec<Vec<u32>>,
     postings: Postings<Token>,
+    /// How many strings hold each token: the index's order of tokens is rarest first.
+    frequency: FxHashMap<Token, u32>,
     /// `ends[len]`: how many strings are at most `len` characters long.
     ends: Vec<u32>,
 }
@@ -192,12 +226,27 @@ impl Strings {
             }
         }
         let mut ends = vec![0_u32; strings.chars.last().map_or(0, |last| last.len()) + 1];
-        for (id, chars) in strings.chars.iter().enumerate() {
+        let tokenised: Vec<Vec<Token>> = strings
+            .chars
+            .iter()
+            .map(|chars| cut.tokens(chars))
+            .collect();
+        for (id, tokens) in tokenised.iter().enumerate() {
             let id = u32::try_from(id).expect("fewer strings than a list has bytes");
-            for token in cut.tokens(chars) {
-                strings.postings.entry(token).or_default().push(id);
+            for token in tokens {
+                strings
+                    .frequency
+                    .entry(*token)
+                    .and_modify(|n| *n += 1)
+                    .or_insert(1);
             }
-            ends[chars.len()] = id + 1;
+            ends[strings.chars[id as usize].len()] = id + 1;
+        }
+        for (id, tokens) in tokenised.into_iter().enumerate() {
+            let id = u32::try_from(id).expect("fewer strings than a list has bytes");
+            for (token, posting) in strings.ordered(id, tokens) {
+                strings.postings.entry(token).or_default().push(posting);
+            }
         }
         // A length no string has ends where the shorter ones do.
         for len in 1..ends.len() {
@@ -211,17 +260,49 @@ impl Strings {
         self.ends.len().saturating_sub(1)
     }
 
+    /// The tokens in the index's order: rarest first (a token no string holds, first of
+    /// all), ties by value.
+    fn order(&self, tokens: &mut [Token]) {
+        tokens.sort_unstable_by_key(|token| {
+            (self.frequency.get(token).copied().unwrap_or(0), *token)
+        });
+    }
+
+    /// The string's tokens in order, each with its posting.
+    fn ordered(
+        &self,
+        id: u32,
+        mut tokens: Vec<Token>,
+    ) -> impl Iterator<Item = (Token, Posting)> + use<> {
+        self.order(&mut tokens);
+        let len =
+            u32::try_from(self.chars[id as usize].len()).expect("fewer characters than bytes");
+        tokens
+            .into_iter()
+            .enumerate()
+            .map(move |(position, token)| {
+                let position = u32::try_from(position).expect("fewer tokens than bytes");
+                (token, Posting { id, position, len })
+            })
+    }
+
     /// The ids of strings `shortest..=longest` characters long.
     fn ids_of_lengths(&self, shortest: usize, longest: usize) -> std::ops::Range<u32> {
-        let start = if shortest == 0 { 0 } else { self.ends[shortest - 1] };
+        let start = if shortest == 0 {
+            0
+        } else {
+            self.ends[shortest - 1]
+        };
         start..self.ends[longest.min(self.longest())]
     }
 
     /// Calls `visit` once for every string not yet `seen` among `postings` that could
-    /// share `needed[len]` tokens with `query`: those holding one of the query's rarest
-    /// tokens, as many as the length needs (prefix filtering: a string sharing `n` of the
-    /// query's `q` tokens holds one of any `q − n + 1` of them). `key` makes a token a key
-    /// of `postings`.
+    /// share `needed[len]` tokens with `query`. Prefix filtering, as in set-similarity
+    /// joins: with tokens in one order, the first token two sets share comes among the
+    /// first `q − n + 1` of a `q`-token query and the first `s − n + 1` of an `s`-token
+    /// string when they share `n`; so only those of the query are looked up, and of their
+    /// postings only those that come early enough in their string. `key` makes a token a
+    /// key of `postings`.
     fn probe<K: std::hash::Hash + Eq>(
         &self,
         query: &[char],
@@ -229,9 +310,11 @@ impl Strings {
         key: impl Fn(Token) -> K,
         needed: &Needed,
         seen: &mut Seen,
-        visit: &mut impl FnMut(u32),
+        visit: &mut impl FnMut(u32, usize),
     ) {
-        let tokens = self.cut.tokens(query);
+        let mut tokens = self.cut.tokens(query);
+        self.order(&mut tokens);
+        // How many of the query's tokens to look up for strings of each length.
         let mut probes = vec![0_usize; needed.len()];
         for (len, needed) in needed.iter().enumerate() {
             match *needed {
@@ -239,7 +322,7 @@ impl Strings {
                 Some(0) => {
                     for id in self.ids_of_lengths(len, len) {
                         if seen.first(id) {
-                            visit(id);
+                            visit(id, len);
                         }
                     }
                 }
@@ -249,29 +332,31 @@ impl Strings {
                 _ => {}
             }
         }
-        let most = probes.iter().copied().max().unwrap_or(0);
-        if most == 0 {
-            return;
-        }
-        let mut ranked: Vec<&[u32]> = tokens
-            .into_iter()
-            .map(|token| postings.get(&key(token)).map_or(&[][..], Vec::as_slice))
-            .collect();
-        ranked.sort_unstable_by_key(|strings| strings.len());
-        for (rank, strings) in ranked.iter().take(most).enumerate() {
+        // How early in its string a shared token must come, by the string's tokens.
+        let room = |posting: &Posting| match needed.get(posting.len as usize) {
+            Some(Some(needed)) => {
+                let tokens = (posting.len as usize).saturating_sub(self.cut.lost());
+                posting.position as usize + needed <= tokens
+            }
+            _ => false,
+        };
+        for (rank, token) in tokens.iter().enumerate() {
             // The lengths to look for under this token: contiguous, since what a string
             // must share grows with its length (a wider range would only cost time).
             let mut wanted = (0..probes.len()).filter(|len| probes[*len] > rank);
             let Some(shortest) = wanted.next() else {
                 break;
             };
-            let longest = wanted.last().unwrap_or(shortest);
+            let longest = wanted.next_back().unwrap_or(shortest);
+            let Some(strings) = postings.get(&key(*token)) else {
+                continue;
+            };
             let range = self.ids_of_lengths(shortest, longest);
-            let from = strings.partition_point(|id| *id < range.start);
-            let to = strings.partition_point(|id| *id < range.end);
-            for &id in &strings[from..to] {
-                if seen.first(id) {
-                    visit(id);
+            let from = strings.partition_point(|posting| posting.id < range.start);
+            let to = strings.partition_point(|posting| posting.id < range.end);
+            for posting in &strings[from..to] {
+                if room(posting) && seen.first(posting.id) {
+                    visit(posting.id, posting.len as usize);
                 }
             }
         }
@@ -280,14 +365,22 @@ impl Strings {
 
 /// The smallest integer at least `x`, less a hair so that rounding in the bound never
 /// drops a string that reaches the threshold exactly.
-#[allow(clippy::float_arithmetic, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+#[allow(
+    clippy::float_arithmetic,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 fn at_least(x: f64) -> usize {
     let x = x - 1e-9;
     if x <= 0.0 { 0 } else { x.ceil() as usize }
 }
 
 /// The largest integer at most `x`, plus a hair (see [`at_least`]).
-#[allow(clippy::float_arithmetic, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+#[allow(
+    clippy::float_arithmetic,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 fn at_most(x: f64) -> usize {
     let x = x + 1e-9;
     if x <= 0.0 { 0 } else { x.floor() as usize }
@@ -320,8 +413,11 @@ impl Words {
         let mut by_initial: Postings<(char, Token)> = Postings::default();
         for (id, chars) in strings.chars.iter().enumerate() {
             let id = u32::try_from(id).expect("fewer strings than bytes");
-            for token in Cut::Letters.tokens(chars) {
-                by_initial.entry((chars[0], token)).or_default().push(id);
+            for (token, posting) in strings.ordered(id, Cut::Letters.tokens(chars)) {
+                by_initial
+                    .entry((chars[0], token))
+                    .or_default()
+                    .push(posting);
             }
         }
         let mut alphabetical: Vec<u32> = (0..strings.chars.len())
@@ -353,7 +449,13 @@ impl Words {
         let needed: Vec<[usize; 5]> = (0..=strings.longest())
             .map(|b| std::array::from_fn(|prefix| letters_needed(ratio, prefix, a, b.max(1))))
             .collect();
-        let mut check = |id: u32| {
+        let mut check = |id: u32, len: usize| {
+            // First what the query alone says about a word of the length and buckets,
+            // with the largest prefix bonus; then the word itself.
+            let mask = strings.masks[id as usize];
+            if counted.ours(mask).min(len) < needed[len][4] {
+                return;
+            }
             let word = &strings.chars[id as usize];
             let prefix = query
                 .iter()
@@ -361,7 +463,8 @@ impl Words {
                 .take(4)
                 .take_while(|(x, y)| x == y)
                 .count();
-            if counted.shared_at_most(word, strings.masks[id as usize]) >= needed[word.len()][prefix]
+            if counted.shared_at_most(word, strings.masks[id as usize])
+                >= needed[word.len()][prefix]
                 && word_score(query, word) >= word_min
             {
                 found(id);
@@ -377,7 +480,7 @@ impl Words {
             .take_while(|id| strings.chars[**id as usize].starts_with(prefix))
         {
             if seen.first(id) {
-                check(id);
+                check(id, strings.chars[id as usize].len());
             }
         }
         let needed = |prefix: usize| -> Needed {
@@ -476,11 +579,11 @@ impl NameIndex {
             |token| token,
             &needed,
             &mut seen,
-            &mut |id| {
-                let other = &compacts.chars[id as usize];
-                let longer = a.max(other.len());
-                if counted.shared_at_most(other, compacts.masks[id as usize])
-                    >= longer - distance_max(other.len())
+            &mut |id, len| {
+                let mask = compacts.masks[id as usize];
+                let shared = a.max(len) - distance_max(len);
+                if counted.ours(mask).min(len) >= shared
+                    && counted.shared_at_most(&compacts.chars[id as usize], mask) >= shared
                 {
                     names.extend_from_slice(&compacts.names[id as usize]);
                 }
@@ -489,38 +592,5 @@ impl NameIndex {
         names.sort_unstable();
         names.dedup();
         names
-    }
-}
-
-#[cfg(test)]
-mod scratch {
-    use std::hint::black_box;
-    #[test]
-    fn counts() {
-        let list = super::super::NamedList::parse(include_bytes!("../../../examples/rules/lists/sdn-sample.csv"), true).unwrap();
-        let idx = &list.index;
-        eprintln!("words {} compacts {} longest {} {}", idx.words.strings.chars.len(), idx.compacts.chars.len(), idx.words.strings.longest(), idx.compacts.longest());
-        let n = 200_000;
-        for q in ["Muster Maschinenbau GmbH", "Van Dijk Onderdelen B.V."] {
-            let t = std::time::Instant::now();
-            for _ in 0..n { black_box(payrules_names::normalize(black_box(q))); }
-            eprintln!("normalize {:?}", t.elapsed() / n);
-            let norm = payrules_names::normalize(q);
-            let t = std::time::Instant::now();
-            for _ in 0..n { black_box(payrules_names::Name::new(black_box(&norm))); }
-            eprintln!("Name::new {:?}", t.elapsed() / n);
-            let query = payrules_names::Name::new(&norm);
-            for word in query.words() {
-                let t = std::time::Instant::now();
-                for _ in 0..n { let mut c = 0; idx.words.matching(black_box(word), 849, 0.8485, &mut |_| c += 1); black_box(c); }
-                eprintln!("word {:?} {:?}", word.iter().collect::<String>(), t.elapsed() / n);
-            }
-            let t = std::time::Instant::now();
-            for _ in 0..n { black_box(idx.candidates(black_box(&query), 850)); }
-            eprintln!("candidates {:?} -> {}", t.elapsed() / n, idx.candidates(&query, 850).len());
-            let t = std::time::Instant::now();
-            for _ in 0..n { black_box(list.fuzzy_match(black_box(q), 850, 3).unwrap()); }
-            eprintln!("fuzzy_match {:?}", t.elapsed() / n);
-        }
     }
 }

@@ -150,7 +150,13 @@ impl quick_cache::Weighter<Asked, Arc<[ListMatch]>> for Bytes {
     fn weight(&self, asked: &Asked, matches: &Arc<[ListMatch]>) -> u64 {
         let matched: usize = matches
             .iter()
-            .map(|m| m.entry.id.len() + m.entry.name.len() + m.entry.program.len() + m.matched_name.len() + 96)
+            .map(|m| {
+                m.entry.id.len()
+                    + m.entry.name.len()
+                    + m.entry.program.len()
+                    + m.matched_name.len()
+                    + 96
+            })
             .sum();
         u64::try_from(asked.name.len() + matched + 64).unwrap_or(u64::MAX)
     }
@@ -499,6 +505,26 @@ mod tests {
         }
     }
 
+    /// A listed name with its first letter changed (issue 15: the look-up before the index
+    /// only scored names with a word of the same initial as the query's, so these were
+    /// never scored) is found at the example rule's review threshold.
+    #[test]
+    fn a_listed_name_with_its_first_letter_changed_is_found() {
+        let list = example_list();
+        for (id, name) in [
+            ("1008", "Xizballah"),
+            ("1009", "Gamas"),
+            ("1020", "Kosoboronexport"),
+        ] {
+            let found = list.fuzzy_match(name, 850, 3).expect("screened");
+            assert_eq!(
+                found.first().map(|m| m.entry.id.as_str()),
+                Some(id),
+                "{name:?} should be held for review against entry {id}, found {found:?}"
+            );
+        }
+    }
+
     /// Names that must not match anything on the example list at the review threshold
     /// (850): the fixes above must not make ordinary names look listed.
     #[test]
@@ -595,7 +621,13 @@ mod tests {
         ];
         for (seed, (name, aliases)) in entries.iter().enumerate().step_by(997) {
             queries.extend(variants(name, seed));
-            queries.extend(aliases.first().map(|alias| variants(alias, seed + 1)).into_iter().flatten());
+            queries.extend(
+                aliases
+                    .first()
+                    .map(|alias| variants(alias, seed + 1))
+                    .into_iter()
+                    .flatten(),
+            );
         }
         let mut matched = 0;
         for query in &queries {
@@ -603,7 +635,9 @@ mod tests {
             // of those above it.
             let every = every_name_scored(&list, query, 700, usize::MAX);
             for min in [700, 850, 930] {
-                let found = list.fuzzy_match(query, min, FUZZY_RESULTS_MAX).expect("short");
+                let found = list
+                    .fuzzy_match(query, min, FUZZY_RESULTS_MAX)
+                    .expect("short");
                 let expected: Vec<ListMatch> = every
                     .iter()
                     .filter(|m| m.similarity >= min)
@@ -615,7 +649,11 @@ mod tests {
             }
         }
         // The comparison is about names that match, not only about empty answers.
-        assert!(matched > queries.len(), "{matched} of {} answers had a match", queries.len() * 3);
+        assert!(
+            matched > queries.len(),
+            "{matched} of {} answers had a match",
+            queries.len() * 3
+        );
     }
 
     /// The index also answers the shipped list's evasions and ordinary names as scoring
@@ -623,10 +661,20 @@ mod tests {
     #[test]
     fn the_index_finds_what_scoring_every_name_finds_on_the_example_list() {
         let list = example_list();
-        for name in ["Kim Jong-Un", "K.i.m J.o.n.g-U.n", "KimJongUn", "Usama Bin Ladin", "Al Qaidah", "Bank of Ireland", "Ramzan Kadyrov", "Heinz Mueller"] {
+        for name in [
+            "Kim Jong-Un",
+            "K.i.m J.o.n.g-U.n",
+            "KimJongUn",
+            "Usama Bin Ladin",
+            "Al Qaidah",
+            "Bank of Ireland",
+            "Ramzan Kadyrov",
+            "Heinz Mueller",
+        ] {
             for min in [2, 500, 850, 930] {
                 assert_eq!(
-                    list.fuzzy_match(name, min, FUZZY_RESULTS_MAX).expect("short"),
+                    list.fuzzy_match(name, min, FUZZY_RESULTS_MAX)
+                        .expect("short"),
                     every_name_scored(&list, name, min, FUZZY_RESULTS_MAX),
                     "{name:?} at {min}"
                 );
@@ -640,17 +688,45 @@ mod tests {
     #[test]
     fn a_remembered_answer_is_the_answer_to_the_same_question() {
         let list = example_list();
-        let asked = [("Kim Jong Eum", 850, 3), ("Kim Jong Eum", 1000, 3), ("Iran Bank", 600, 16), ("Iran Bank", 600, 1), ("Muster Maschinenbau GmbH", 850, 3)];
+        let asked = [
+            ("Kim Jong Eum", 850, 3),
+            ("Kim Jong Eum", 1000, 3),
+            ("Iran Bank", 600, 16),
+            ("Iran Bank", 600, 1),
+            ("Muster Maschinenbau GmbH", 850, 3),
+        ];
         for (name, min, max) in asked {
-            let worked_out = list.fuzzy_match_unremembered(name, min, max).expect("short");
+            let worked_out = list
+                .fuzzy_match_unremembered(name, min, max)
+                .expect("short");
             assert_eq!(list.fuzzy_match(name, min, max).expect("short"), worked_out);
-            assert_eq!(list.fuzzy_match(name, min, max).expect("short"), worked_out, "remembered");
+            assert_eq!(
+                list.fuzzy_match(name, min, max).expect("short"),
+                worked_out,
+                "remembered"
+            );
         }
-        assert_eq!(list.memo.0.len(), asked.len(), "each question remembered once");
+        assert_eq!(
+            list.memo.0.len(),
+            asked.len(),
+            "each question remembered once"
+        );
         assert!(list.fuzzy_match("Iran Bank", 600, 16).expect("short").len() > 1);
-        assert_eq!(list.fuzzy_match("Iran Bank", 600, 1).expect("short").len(), 1);
-        assert_eq!(list.fuzzy_match("Kim Jong Eum", 850, 3).expect("short").len(), 1);
-        assert!(list.fuzzy_match("Kim Jong Eum", 1000, 3).expect("short").is_empty());
+        assert_eq!(
+            list.fuzzy_match("Iran Bank", 600, 1).expect("short").len(),
+            1
+        );
+        assert_eq!(
+            list.fuzzy_match("Kim Jong Eum", 850, 3)
+                .expect("short")
+                .len(),
+            1
+        );
+        assert!(
+            list.fuzzy_match("Kim Jong Eum", 1000, 3)
+                .expect("short")
+                .is_empty()
+        );
         // A name past the bound is refused before it is looked up or remembered.
         let long = "x".repeat(FUZZY_NAME_CHARS_MAX + 1);
         assert!(list.fuzzy_match(&long, 850, 3).is_err());
@@ -664,11 +740,18 @@ mod tests {
         let list = example_list();
         let filler = "Made Up Trading ".repeat(60);
         for index in 0..10_000 {
-            list.fuzzy_match(&format!("{index} {filler}"), 850, 3).expect("screened");
+            list.fuzzy_match(&format!("{index} {filler}"), 850, 3)
+                .expect("screened");
         }
         let remembered = list.memo.0.weight();
-        assert!(remembered <= MEMO_BYTES_MAX, "{remembered} bytes remembered");
-        assert!(remembered > MEMO_BYTES_MAX / 2, "{remembered} bytes: the memo was used");
+        assert!(
+            remembered <= MEMO_BYTES_MAX,
+            "{remembered} bytes remembered"
+        );
+        assert!(
+            remembered > MEMO_BYTES_MAX / 2,
+            "{remembered} bytes: the memo was used"
+        );
     }
 
     #[test]

@@ -525,13 +525,10 @@ fn jaro_with(a: &[char], b: &[char], mut a_flags: impl Flags, mut b_flags: impl 
     for (i, x) in a.iter().enumerate() {
         let low = i.saturating_sub(range);
         let high = b.len().min(i + range + 1);
-        for j in low..high {
-            if *x == b[j] && !b_flags.get(j) {
-                a_flags.set(i);
-                b_flags.set(j);
-                matches += 1;
-                break;
-            }
+        if let Some(j) = (low..high).find(|&j| *x == b[j] && !b_flags.get(j)) {
+            a_flags.set(i);
+            b_flags.set(j);
+            matches += 1;
         }
     }
     if matches == 0 {
@@ -705,7 +702,11 @@ mod tests {
             words.max(compact_similarity(a, b))
         }
 
-        #[allow(clippy::float_arithmetic, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::float_arithmetic,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         pub fn compact_similarity(a: &str, b: &str) -> u16 {
             let (a, b) = (compact(a), compact(b));
             if a.is_empty() || b.is_empty() {
@@ -768,8 +769,14 @@ mod tests {
                 let words = 1 + next(4);
                 (0..words)
                     .map(|_| {
-                        let len = if next(20) == 0 { 60 + next(20) } else { 2 + next(10) };
-                        (0..len).map(|_| letters[next(letters.len() as u64)]).collect::<String>()
+                        let len = if next(20) == 0 {
+                            60 + next(20)
+                        } else {
+                            2 + next(10)
+                        };
+                        (0..len)
+                            .map(|_| letters[next(letters.len() as u64)])
+                            .collect::<String>()
                     })
                     .collect::<Vec<_>>()
                     .join(" ")
@@ -782,14 +789,19 @@ mod tests {
         let names = random_names(400);
         for a in &names {
             for b in names.iter().take(60) {
-                assert_eq!(similarity(a, b), reference::similarity(a, b), "{a:?} / {b:?}");
+                assert_eq!(
+                    similarity(a, b),
+                    reference::similarity(a, b),
+                    "{a:?} / {b:?}"
+                );
                 assert_eq!(
                     compact_similarity(a, b),
                     reference::compact_similarity(a, b),
                     "{a:?} / {b:?}"
                 );
                 for (x, y) in a.split(' ').zip(b.split(' ')) {
-                    let (xs, ys): (Vec<char>, Vec<char>) = (x.chars().collect(), y.chars().collect());
+                    let (xs, ys): (Vec<char>, Vec<char>) =
+                        (x.chars().collect(), y.chars().collect());
                     assert_eq!(
                         jaro_winkler(&xs, &ys).to_bits(),
                         strsim::jaro_winkler(x, y).to_bits(),
@@ -799,10 +811,21 @@ mod tests {
             }
         }
         // The names of the tests above, normalised, against each other.
-        let listed = ["kim jong un", "kimjongun", "al qaida", "al qaeda", "muller sohne", "jong un kim"];
+        let listed = [
+            "kim jong un",
+            "kimjongun",
+            "al qaida",
+            "al qaeda",
+            "muller sohne",
+            "jong un kim",
+        ];
         for a in listed {
             for b in listed {
-                assert_eq!(similarity(a, b), reference::similarity(a, b), "{a:?} / {b:?}");
+                assert_eq!(
+                    similarity(a, b),
+                    reference::similarity(a, b),
+                    "{a:?} / {b:?}"
+                );
             }
         }
     }
