@@ -386,17 +386,58 @@ fn at_most(x: f64) -> usize {
     if x <= 0.0 { 0 } else { x.floor() as usize }
 }
 
-/// The characters two words of `a` and `b` characters sharing a prefix of `prefix` must
-/// have in common for Jaro-Winkler to reach `ratio`: the prefix bonus raises Jaro by
-/// `prefix / 10` of its gap to 1, so Jaro must reach `(ratio − prefix/10) / (1 − prefix/10)`,
-/// and Jaro is at most `(m/a + m/b + 1) / 3`.
-#[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
-fn letters_needed(ratio: f64, prefix: usize, a: usize, b: usize) -> usize {
-    let bonus = prefix as f64 / 10.0;
-    let jaro_min = (ratio - bonus) / (1.0 - bonus);
-    let (a, b) = (a as f64, b as f64);
-    at_least((3.0 * jaro_min - 1.0) * a * b / (a + b)).max(1)
+/// The characters two words must have in common for Jaro-Winkler to reach a ratio, by
+/// their lengths and the prefix they share: the prefix bonus raises Jaro by `prefix / 10`
+/// of its gap to 1, so Jaro must reach `(ratio − prefix/10) / (1 − prefix/10)`, and Jaro is
+/// at most `(m/a + m/b + 1) / 3`.
+struct LettersNeeded {
+    /// The query's length.
+    a: f64,
+    /// `3 × Jaro's minimum − 1`, by the prefix shared (0..=4).
+    factor: [f64; 5],
+    /// The figures by length, worked out once for a look-up that visits thousands of
+    /// words; empty for one that visits few.
+    table: Vec<[usize; 5]>,
 }
+
+impl LettersNeeded {
+    /// For a query of `a` characters; with a table up to `longest` characters if given.
+    #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+    fn new(ratio: f64, a: usize, longest: Option<usize>) -> LettersNeeded {
+        let mut needed = LettersNeeded {
+            a: a as f64,
+            factor: std::array::from_fn(|prefix| {
+                let bonus = prefix as f64 / 10.0;
+                3.0 * (ratio - bonus) / (1.0 - bonus) - 1.0
+            }),
+            table: Vec::new(),
+        };
+        if let Some(longest) = longest {
+            needed.table = (0..=longest)
+                .map(|b| std::array::from_fn(|prefix| needed.work_out(b, prefix)))
+                .collect();
+        }
+        needed
+    }
+
+    /// For a word of `b` characters sharing `prefix` (0..=4) with the query.
+    fn of(&self, b: usize, prefix: usize) -> usize {
+        match self.table.get(b) {
+            Some(by_prefix) => by_prefix[prefix],
+            None => self.work_out(b, prefix),
+        }
+    }
+
+    #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+    fn work_out(&self, b: usize, prefix: usize) -> usize {
+        let b = b as f64;
+        at_least(self.factor[prefix] * self.a * b / (self.a + b)).max(1)
+    }
+}
+
+/// Lists with at most this many distinct words (or names) are looked through whole for a
+/// query: cheaper than probing the index (the example list has 93 words).
+const LOOK_THROUGH_MAX: usize = 256;
 
 /// The distinct words of a list's names, indexed by token, by initial and token, and in
 /// alphabetical order (for a common prefix).
@@ -445,15 +486,13 @@ impl Words {
         let strings = &self.strings;
         let counted = Counted::new(query);
         let a = query.len();
-        // What a word of each length must share, by the prefix it shares (0..=4).
-        let needed: Vec<[usize; 5]> = (0..=strings.longest())
-            .map(|b| std::array::from_fn(|prefix| letters_needed(ratio, prefix, a, b.max(1))))
-            .collect();
+        let look_through = strings.chars.len() <= LOOK_THROUGH_MAX;
+        let needed = LettersNeeded::new(ratio, a, (!look_through).then(|| strings.longest()));
         let mut check = |id: u32, len: usize| {
             // First what the query alone says about a word of the length and buckets,
             // with the largest prefix bonus; then the word itself.
             let mask = strings.masks[id as usize];
-            if counted.ours(mask).min(len) < needed[len][4] {
+            if counted.ours(mask).min(len) < needed.of(len, 4) {
                 return;
             }
             let word = &strings.chars[id as usize];
@@ -463,13 +502,20 @@ impl Words {
                 .take(4)
                 .take_while(|(x, y)| x == y)
                 .count();
-            if counted.shared_at_most(word, strings.masks[id as usize])
-                >= needed[word.len()][prefix]
+            if counted.shared_at_most(word, mask) >= needed.of(len, prefix)
                 && word_score(query, word) >= word_min
             {
                 found(id);
             }
         };
+        if look_through {
+            for len in 1..=strings.longest() {
+                for id in strings.ids_of_lengths(len, len) {
+                    check(id, len);
+                }
+            }
+            return;
+        }
         let mut seen = Seen::new(strings.chars.len());
         let prefix = &query[..a.min(4)];
         let start = self
@@ -484,8 +530,8 @@ impl Words {
             }
         }
         let needed = |prefix: usize| -> Needed {
-            (0..needed.len())
-                .map(|b| (b > 0).then(|| needed[b][prefix]))
+            (0..=strings.longest())
+                .map(|b| (b > 0).then(|| needed.of(b, prefix)))
                 .collect()
         };
         let initial = query[0];
@@ -572,23 +618,34 @@ impl NameIndex {
             })
             .collect();
         let counted = Counted::new(letters);
-        let mut seen = Seen::new(compacts.chars.len());
-        compacts.probe(
-            letters,
-            &compacts.postings,
-            |token| token,
-            &needed,
-            &mut seen,
-            &mut |id, len| {
-                let mask = compacts.masks[id as usize];
-                let shared = a.max(len) - distance_max(len);
-                if counted.ours(mask).min(len) >= shared
-                    && counted.shared_at_most(&compacts.chars[id as usize], mask) >= shared
-                {
-                    names.extend_from_slice(&compacts.names[id as usize]);
+        let mut check = |id: u32, len: usize| {
+            let mask = compacts.masks[id as usize];
+            let shared = a.max(len) - distance_max(len);
+            if counted.ours(mask).min(len) >= shared
+                && counted.shared_at_most(&compacts.chars[id as usize], mask) >= shared
+            {
+                names.extend_from_slice(&compacts.names[id as usize]);
+            }
+        };
+        if compacts.chars.len() <= LOOK_THROUGH_MAX {
+            for (len, needed) in needed.iter().enumerate() {
+                if needed.is_some() {
+                    for id in compacts.ids_of_lengths(len, len) {
+                        check(id, len);
+                    }
                 }
-            },
-        );
+            }
+        } else {
+            let mut seen = Seen::new(compacts.chars.len());
+            compacts.probe(
+                letters,
+                &compacts.postings,
+                |token| token,
+                &needed,
+                &mut seen,
+                &mut check,
+            );
+        }
         names.sort_unstable();
         names.dedup();
         names
