@@ -488,11 +488,13 @@ impl Words {
         let a = query.len();
         let look_through = strings.chars.len() <= LOOK_THROUGH_MAX;
         let needed = LettersNeeded::new(ratio, a, (!look_through).then(|| strings.longest()));
-        let mut check = |id: u32, len: usize| {
-            // First what the query alone says about a word of the length and buckets,
-            // with the largest prefix bonus; then the word itself.
+        // `loosest`: what a word of `len` characters must share with the largest prefix
+        // bonus.
+        let mut check = |id: u32, len: usize, loosest: usize| {
+            // First what the query alone says about a word of the length and buckets;
+            // then the word itself.
             let mask = strings.masks[id as usize];
-            if counted.ours(mask).min(len) < needed.of(len, 4) {
+            if counted.ours(mask).min(len) < loosest {
                 return;
             }
             let word = &strings.chars[id as usize];
@@ -510,8 +512,9 @@ impl Words {
         };
         if look_through {
             for len in 1..=strings.longest() {
+                let loosest = needed.of(len, 4);
                 for id in strings.ids_of_lengths(len, len) {
-                    check(id, len);
+                    check(id, len, loosest);
                 }
             }
             return;
@@ -526,30 +529,33 @@ impl Words {
             .take_while(|id| strings.chars[**id as usize].starts_with(prefix))
         {
             if seen.first(id) {
-                check(id, strings.chars[id as usize].len());
+                let len = strings.chars[id as usize].len();
+                check(id, len, needed.of(len, 4));
             }
         }
-        let needed = |prefix: usize| -> Needed {
+        let needed_by = |prefix: usize| -> Needed {
             (0..=strings.longest())
                 .map(|b| (b > 0).then(|| needed.of(b, prefix)))
                 .collect()
         };
+        let (by_initial, by_none) = (needed_by(prefix.len() - 1), needed_by(0));
+        let mut visit = |id: u32, len: usize| check(id, len, needed.of(len, 4));
         let initial = query[0];
         strings.probe(
             query,
             &self.by_initial,
             |token| (initial, token),
-            &needed(prefix.len() - 1),
+            &by_initial,
             &mut seen,
-            &mut check,
+            &mut visit,
         );
         strings.probe(
             query,
             &strings.postings,
             |token| token,
-            &needed(0),
+            &by_none,
             &mut seen,
-            &mut check,
+            &mut visit,
         );
     }
 }
