@@ -616,17 +616,20 @@ impl NameIndex {
         let a = letters.len();
         let compacts = &self.compacts;
         #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
-        let distance_max = |b: usize| at_most((1.0 - ratio) * a.max(b) as f64);
-        let needed: Needed = (0..=compacts.longest())
-            .map(|b| {
-                let k = distance_max(b);
+        let distance_max: Vec<usize> = (0..=compacts.longest())
+            .map(|b| at_most((1.0 - ratio) * a.max(b) as f64))
+            .collect();
+        let needed: Needed = distance_max
+            .iter()
+            .enumerate()
+            .map(|(b, &k)| {
                 (b > 0 && a.abs_diff(b) <= k).then(|| (a.max(b) - 1).saturating_sub(2 * k))
             })
             .collect();
         let counted = Counted::new(letters);
         let mut check = |id: u32, len: usize| {
             let mask = compacts.masks[id as usize];
-            let shared = a.max(len) - distance_max(len);
+            let shared = a.max(len) - distance_max[len];
             if counted.ours(mask).min(len) >= shared
                 && counted.shared_at_most(&compacts.chars[id as usize], mask) >= shared
             {
