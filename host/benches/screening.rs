@@ -5,7 +5,8 @@
 //! on a generated list the size of OFAC's SDN list (18,000 entries with aliases,
 //! `fixtures/sdn_like.rs`). The queries are the example payment's two party names (a
 //! payment that matches nothing: the common case), a listed name written differently
-//! (a hit), and, as the floor of any matcher, normalising the two names alone. Each is
+//! (a hit), and, as the floor of any matcher, normalising the two names alone; and what
+//! reading and indexing each list costs at load. Each is
 //! measured asked for the first time (`fuzzy_match_unremembered`: the index and the
 //! measure) and asked again (`fuzzy_match`: the list remembers its answers, as it does for
 //! a counterparty paid again).
@@ -107,6 +108,29 @@ fn screening(c: &mut Criterion) {
         b.iter(|| screen(&large, &[listed_hit.as_str()]))
     });
     group.finish();
+
+    // What a rule set with such a list pays at load (and at each reload): reading the CSV,
+    // normalising every name and alias, building the index.
+    let mut load = c.benchmark_group("screening load");
+    load.sample_size(10);
+    load.bench_function("read and index the SDN-sized list", |b| {
+        b.iter(|| {
+            NamedList::parse(black_box(csv.as_bytes()), true)
+                .expect("parses")
+                .len()
+        })
+    });
+    load.bench_function("read and index the shipped list", |b| {
+        b.iter(|| {
+            NamedList::parse(
+                black_box(include_bytes!("../../examples/rules/lists/sdn-sample.csv")),
+                true,
+            )
+            .expect("parses")
+            .len()
+        })
+    });
+    load.finish();
 }
 
 criterion_group!(benches, screening);

@@ -160,6 +160,55 @@ fn the_rule_set_version_changes_with_any_rule_manifest_or_list() {
     );
 }
 
+/// A reload reuses a list whose file did not change (its index and the answers it
+/// remembers with it) and reads one whose file changed; the two rules naming one file
+/// share one list.
+#[test]
+fn a_reload_reuses_a_list_whose_file_did_not_change() {
+    let manifest = "kind = \"compliance\"\ncapabilities = [\"lists\", \"config\"]\n[lists]\nsanctions = \"sdn.csv\"\n";
+    let dir = RulesDir::new()
+        .rule("sanctions-screening", manifest, SANCTIONS_SCREENING)
+        .rule("second-screening", manifest, SANCTIONS_SCREENING)
+        .file("sdn.csv", b"id,name\n1,ACME TRADING\n");
+    let runtime = crate::support::runtime();
+    let list = |set: &payrules::registry::RuleSet, rule: &str| {
+        let rule = set
+            .rules()
+            .iter()
+            .find(|r| r.manifest.name == rule)
+            .expect("the rule is loaded");
+        std::sync::Arc::clone(&rule.context.lists["sanctions"])
+    };
+    let first = payrules::registry::RuleSet::load(dir.path(), &runtime).expect("loads");
+    assert!(std::sync::Arc::ptr_eq(
+        &list(&first, "sanctions-screening"),
+        &list(&first, "second-screening")
+    ));
+    let again = payrules::registry::RuleSet::load_reusing(dir.path(), &runtime, Some(&first))
+        .expect("reloads");
+    assert!(
+        std::sync::Arc::ptr_eq(
+            &list(&first, "sanctions-screening"),
+            &list(&again, "sanctions-screening")
+        ),
+        "an unchanged list is reused"
+    );
+    let fresh = payrules::registry::RuleSet::load(dir.path(), &runtime).expect("loads");
+    assert!(!std::sync::Arc::ptr_eq(
+        &list(&first, "sanctions-screening"),
+        &list(&fresh, "sanctions-screening")
+    ));
+    let dir = dir.file("sdn.csv", b"id,name\n1,ACME TRADING\n2,OTHER HOLDING\n");
+    let changed = payrules::registry::RuleSet::load_reusing(dir.path(), &runtime, Some(&again))
+        .expect("reloads");
+    let reread = list(&changed, "sanctions-screening");
+    assert!(!std::sync::Arc::ptr_eq(
+        &list(&again, "sanctions-screening"),
+        &reread
+    ));
+    assert_eq!(reread.len(), 2, "the changed file is read");
+}
+
 #[test]
 fn a_component_that_compiles_slower_than_the_bound_is_refused() {
     let dir = RulesDir::new().rule(

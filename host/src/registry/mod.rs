@@ -197,6 +197,10 @@ pub struct RuleSet {
     /// Each rule's test vectors as they ran when the set was loaded (by rule name; none
     /// for a rule without vectors, or a set loaded untested).
     vector_results: BTreeMap<String, (PathBuf, Vec<CaseResult>)>,
+    /// The lists the rules read, by content (sha256 of the file, and whether it is CSV):
+    /// a reload reuses a list whose file did not change, index and remembered answers
+    /// with it.
+    lists: BTreeMap<(String, bool), Arc<NamedList>>,
 }
 
 impl RuleSet {
@@ -207,8 +211,9 @@ impl RuleSet {
     }
 
     /// Loads `dir` like [`RuleSet::load`], reusing the compiled code of `previous` for
-    /// every component it already holds (same bytes, kind and capabilities): a reload
-    /// compiles only what changed. The vectors always run, reused code or not.
+    /// every component it already holds (same bytes, kind and capabilities) and its lists
+    /// whose files did not change: a reload compiles and indexes only what changed. The
+    /// vectors always run, reused code or not.
     pub fn load_reusing(
         dir: &Path,
         runtime: &Runtime,
@@ -305,6 +310,7 @@ impl RuleSet {
             PipelinePolicy::default()
         };
         let mut lists: BTreeMap<PathBuf, (Arc<NamedList>, String)> = BTreeMap::new();
+        let mut by_content = BTreeMap::new();
         let mut rules = Vec::with_capacity(manifests.len());
         for path in manifests {
             let name = path
@@ -340,12 +346,17 @@ impl RuleSet {
                 if !lists.contains_key(&list_path) {
                     let bytes = read_bytes(&root, &list_path, crate::lists::LIST_BYTES_MAX as u64)?;
                     let csv = list_path.extension().is_some_and(|ext| ext == "csv");
-                    let list = NamedList::parse(&bytes, csv)
-                        .map_err(|e| LoadError::new(&list_path, e.to_string()))?;
-                    lists.insert(
-                        list_path.clone(),
-                        (Arc::new(list), hex(&Sha256::digest(&bytes))),
-                    );
+                    let content = (hex(&Sha256::digest(&bytes)), csv);
+                    let kept = previous.and_then(|set| set.lists.get(&content)).cloned();
+                    let list = match kept {
+                        Some(list) => list,
+                        None => Arc::new(
+                            NamedList::parse(&bytes, csv)
+                                .map_err(|e| LoadError::new(&list_path, e.to_string()))?,
+                        ),
+                    };
+                    by_content.insert(content.clone(), Arc::clone(&list));
+                    lists.insert(list_path.clone(), (list, content.0));
                 }
                 let (list, list_hash) = &lists[&list_path];
                 set_hash.update(list_name.as_bytes());
@@ -388,6 +399,7 @@ impl RuleSet {
             policy,
             rules,
             vector_results: BTreeMap::new(),
+            lists: by_content,
         })
     }
 
