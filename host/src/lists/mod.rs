@@ -171,8 +171,11 @@ struct Memo(quick_cache::sync::Cache<Asked, Arc<[ListMatch]>, Bytes>);
 
 impl Default for Memo {
     fn default() -> Memo {
+        // The estimate of how many answers fit sizes the shards and the record of names
+        // recently evicted (S3-FIFO's ghosts); nothing is allocated until used.
+        let answers_estimated = 32_768;
         Memo(quick_cache::sync::Cache::with_weighter(
-            32_768,
+            answers_estimated,
             MEMO_BYTES_MAX,
             Bytes,
         ))
