@@ -27,6 +27,9 @@ struct Browser {
     agent: ureq::Agent,
     /// The test's name, for its screenshot.
     name: &'static str,
+    /// Chromium's profile: its own, removed with it (a profile left behind and met again
+    /// by a later browser on the same port brought back cookies for 127.0.0.1).
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -47,7 +50,7 @@ impl Browser {
         // Chromium's first start on a fresh, busy machine can fail (chromedriver answers
         // "session not created"): a fresh chromedriver and profile, up to three times.
         let mut attempt = 0;
-        let (driver, base, session, agent) = loop {
+        let (driver, base, session, agent, profile) = loop {
             attempt += 1;
             match Browser::launch() {
                 Ok(launched) => break launched,
@@ -63,6 +66,7 @@ impl Browser {
             session,
             agent,
             name,
+            _profile: profile,
         };
         // Finding an element waits for it (a page still loading), up to 5 s.
         browser.call(
@@ -73,9 +77,14 @@ impl Browser {
         Some(browser)
     }
 
-    /// A chromedriver on a free loopback port and a new session in it: the driver, its
-    /// address, the session's id and the agent that talks to it; or why not.
-    fn launch() -> Result<(Child, String, String, ureq::Agent), String> {
+    /// A chromedriver on a free loopback port and a new session in it with a new profile:
+    /// the driver, its address, the session's id, the agent that talks to it and the
+    /// profile; or why not.
+    fn launch() -> Result<(Child, String, String, ureq::Agent, tempfile::TempDir), String> {
+        let profile = tempfile::Builder::new()
+            .prefix("payrules-chromium-")
+            .tempdir()
+            .map_err(|e| format!("a profile directory: {e}"))?;
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -100,7 +109,6 @@ impl Browser {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let profile = std::env::temp_dir().join(format!("payrules-chromium-{port}"));
             let capabilities = json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {
@@ -108,7 +116,7 @@ impl Browser {
                     "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                              "--disable-dev-shm-usage", "--no-first-run",
                              "--window-size=1280,900",
-                             format!("--user-data-dir={}", profile.display())],
+                             format!("--user-data-dir={}", profile.path().display())],
                 },
                 "goog:loggingPrefs": {"browser": "ALL"},
             }}});
@@ -126,7 +134,7 @@ impl Browser {
                 .ok_or_else(|| format!("no session: {body}"))
         })();
         match session {
-            Ok(session) => Ok((driver, base, session, agent)),
+            Ok(session) => Ok((driver, base, session, agent, profile)),
             Err(why) => {
                 let _ = driver.kill();
                 let _ = driver.wait();
