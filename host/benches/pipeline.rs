@@ -269,7 +269,7 @@ impl NativeRules {
                 let matches: Vec<_> = self
                     .sanctions
                     .1
-                    .fuzzy_match(&name, screening.weak_match, 3)
+                    .fuzzy_match(&name, screening.weak_match, 3, None)
                     .expect("a payment's party name is within the bound")
                     .into_iter()
                     .map(|m| sdk::lists::ListMatch {

@@ -14,9 +14,10 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use payrules::lists::{ListMatch, NameTooLong, NamedList};
+use payrules::lists::{ListMatch, NamedList, Unscreened};
 
 #[path = "fixtures/sdn_like.rs"]
 mod sdn_like;
@@ -27,7 +28,7 @@ const PAYMENT_NAMES: [&str; 2] = ["Muster Maschinenbau GmbH", "Van Dijk Onderdel
 const WEAK_MATCH: u16 = 850;
 
 /// How a name is asked about: for the first time, or as the rule asks (remembered).
-type Ask = fn(&NamedList, &str, u16, usize) -> Result<Vec<ListMatch>, NameTooLong>;
+type Ask = fn(&NamedList, &str, u16, usize, Option<Instant>) -> Result<Vec<ListMatch>, Unscreened>;
 const FIRST_TIME: Ask = NamedList::fuzzy_match_unremembered;
 const AGAIN: Ask = NamedList::fuzzy_match;
 
@@ -36,7 +37,7 @@ fn screen_with(ask: Ask, list: &NamedList, names: &[&str]) -> usize {
     names
         .iter()
         .map(|name| {
-            ask(list, black_box(name), WEAK_MATCH, 3)
+            ask(list, black_box(name), WEAK_MATCH, 3, None)
                 .expect("short names")
                 .len()
         })

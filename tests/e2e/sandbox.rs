@@ -296,3 +296,59 @@ fn a_rule_that_keeps_failing_is_not_run_until_a_probe_passes() {
         assert_eq!(failure(&decision.rules[0]), Some(FailureKind::Trap));
     }
 }
+
+/// A rule cannot make the host work for it past its own deadline. The host's name look-up
+/// runs inside the rule's call, where the engine's deadline (which interrupts WebAssembly
+/// code) cannot stop it; asked at threshold 1 about a 140-character name, it measures every
+/// name of a 30,000-entry list, far longer than the rule's 10 ms. The look-up stops at the
+/// rule's deadline and the rule fails as timed out, its failure policy applying.
+#[test]
+fn a_host_look_up_stops_at_the_rules_deadline() {
+    let mut list = String::from("id,name,aliases\n");
+    for i in 0..30_000 {
+        list.push_str(&format!(
+            "{i},Trading House {i} Holdings,\"THH {i}; House {i} Trading\"\n"
+        ));
+    }
+    let manifest = "kind = \"compliance\"\norder = 1\ncapabilities = [\"lists\", \"config\"]\n\
+        [limits]\nfuel = 1_000_000_000\ntimeout-ms = 10\n\
+        [lists]\nsanctions = \"lists/big.csv\"\n\
+        [config]\nlist = \"sanctions\"\nstrong-match = 1000\nweak-match = 1\n";
+    let rules = RulesDir::new()
+        .file("lists/big.csv", list.as_bytes())
+        .rule(
+            "screening",
+            manifest,
+            payrules_rule_artifacts::SANCTIONS_SCREENING,
+        )
+        .misbehaving("b-control", "pass", "order = 2")
+        .load();
+    let path = crate::support::workspace().join("examples/payments/sepa-instant-supplier.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let name: String = (0..70).map(|i| format!("{} ", i % 10)).collect();
+    json["debtor"]["name"] = serde_json::json!(name.trim_end());
+    let payment = payrules::model::Payment::from_json(&json.to_string()).unwrap();
+    let decision = decide(&pipeline(), &rules, &payment);
+    assert_eq!(
+        decision.rules[1].outcome,
+        RuleOutcome::Pass,
+        "the next rule ran"
+    );
+    let run = &decision.rules[0];
+    let RuleOutcome::Failed {
+        failure, message, ..
+    } = &run.outcome
+    else {
+        panic!("the look-up should have been stopped: {:?}", run.outcome);
+    };
+    assert_eq!(*failure, FailureKind::Timeout, "{message}");
+    assert!(
+        message.contains("deadline passed while the host was screening"),
+        "the host's look-up, not the rule's code, was stopped: {message}"
+    );
+    assert_eq!(decision.status, Status::PendingReview);
+    // The bound, with a wide margin for a loaded machine (unbounded, the look-up takes
+    // hundreds of milliseconds here).
+    assert!(run.duration_us < 200_000, "{} µs", run.duration_us);
+}

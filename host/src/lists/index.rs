@@ -36,8 +36,77 @@
 //! first letter was changed ("Xizballah" for "HIZBALLAH" scores 926, over the example
 //! rule's review threshold, and was never scored).
 
+use std::cell::Cell;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
 use payrules_names::{Name, SIMILARITY_MAX, word_score};
 use rustc_hash::FxHashMap;
+
+/// How much measuring a look-up does between two readings of the clock, in characters of
+/// the query measured against one string (about 0.1 ms of work).
+const WORK_BETWEEN_READINGS: usize = 4_096;
+
+/// Keeps a look-up within a deadline: the rule's own, because the host works on its behalf
+/// inside its call, where the engine's deadline (which interrupts WebAssembly code) cannot
+/// reach. Each string measured counts as the query's length in work; the clock is read when
+/// [`WORK_BETWEEN_READINGS`] has been done, and once the deadline has passed the look-up
+/// stops.
+#[derive(Debug)]
+pub(super) struct Watch {
+    deadline: Option<Instant>,
+    credit: Cell<usize>,
+    passed: Cell<bool>,
+}
+
+impl Watch {
+    /// A watch for `deadline`; `None` never stops (the caller bounds the work itself).
+    pub(super) fn new(deadline: Option<Instant>) -> Watch {
+        let watch = Watch {
+            deadline,
+            credit: Cell::new(WORK_BETWEEN_READINGS),
+            passed: Cell::new(false),
+        };
+        // A deadline already gone stops the look-up before it starts.
+        watch.read_the_clock();
+        watch
+    }
+
+    /// Counts `work` (characters measured); whether the deadline has passed.
+    pub(super) fn spend(&self, work: usize) -> bool {
+        if self.passed.get() {
+            return true;
+        }
+        match self.credit.get().checked_sub(work.max(1)) {
+            Some(left) => self.credit.set(left),
+            None => {
+                self.credit.set(WORK_BETWEEN_READINGS);
+                self.read_the_clock();
+            }
+        }
+        self.passed.get()
+    }
+
+    /// Whether the deadline was found passed.
+    pub(super) fn passed(&self) -> bool {
+        self.passed.get()
+    }
+
+    fn read_the_clock(&self) {
+        if let Some(deadline) = self.deadline {
+            self.passed.set(Instant::now() >= deadline);
+        }
+    }
+}
+
+/// Stops a visit when `stop`.
+fn stop_if(stop: bool) -> ControlFlow<()> {
+    if stop {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
 
 /// A token: an item (a character, or a pair of adjacent ones) and which occurrence of it
 /// in the string it is (1 for the first), so that a string's tokens are a set whose
@@ -302,7 +371,7 @@ impl Strings {
     /// first `q − n + 1` of a `q`-token query and the first `s − n + 1` of an `s`-token
     /// string when they share `n`; so only those of the query are looked up, and of their
     /// postings only those that come early enough in their string. `key` makes a token a
-    /// key of `postings`.
+    /// key of `postings`. A visit that breaks ends the probe (a deadline has passed).
     fn probe<K: std::hash::Hash + Eq>(
         &self,
         query: &[char],
@@ -310,7 +379,7 @@ impl Strings {
         key: impl Fn(Token) -> K,
         needed: &Needed,
         seen: &mut Seen,
-        visit: &mut impl FnMut(u32, usize),
+        visit: &mut impl FnMut(u32, usize) -> ControlFlow<()>,
     ) {
         let mut tokens = self.cut.tokens(query);
         self.order(&mut tokens);
@@ -321,8 +390,8 @@ impl Strings {
                 // Nothing to filter by: every string of the length.
                 Some(0) => {
                     for id in self.ids_of_lengths(len, len) {
-                        if seen.first(id) {
-                            visit(id, len);
+                        if seen.first(id) && visit(id, len).is_break() {
+                            return;
                         }
                     }
                 }
@@ -355,8 +424,11 @@ impl Strings {
             let from = strings.partition_point(|posting| posting.id < range.start);
             let to = strings.partition_point(|posting| posting.id < range.end);
             for posting in &strings[from..to] {
-                if room(posting) && seen.first(posting.id) {
-                    visit(posting.id, posting.len as usize);
+                if room(posting)
+                    && seen.first(posting.id)
+                    && visit(posting.id, posting.len as usize).is_break()
+                {
+                    return;
                 }
             }
         }
@@ -482,7 +554,14 @@ impl Words {
     /// first are looked for with the bound for a bonus of one character fewer; the rest
     /// with no bonus at all. Each one found is checked against the bound for the prefix
     /// it does share and the characters it can share before it is measured.
-    fn matching(&self, query: &[char], word_min: u16, ratio: f64, found: &mut impl FnMut(u32)) {
+    fn matching(
+        &self,
+        query: &[char],
+        word_min: u16,
+        ratio: f64,
+        watch: &Watch,
+        found: &mut impl FnMut(u32),
+    ) {
         let strings = &self.strings;
         let counted = Counted::new(query);
         let a = query.len();
@@ -491,6 +570,9 @@ impl Words {
         // `loosest`: what a word of `len` characters must share with the largest prefix
         // bonus.
         let mut check = |id: u32, len: usize, loosest: usize| {
+            if watch.spend(a) {
+                return;
+            }
             // First what the query alone says about a word of the length and buckets;
             // then the word itself.
             let mask = strings.masks[id as usize];
@@ -516,6 +598,9 @@ impl Words {
                 for id in strings.ids_of_lengths(len, len) {
                     check(id, len, loosest);
                 }
+                if watch.passed() {
+                    return;
+                }
             }
             return;
         }
@@ -528,6 +613,9 @@ impl Words {
             .iter()
             .take_while(|id| strings.chars[**id as usize].starts_with(prefix))
         {
+            if watch.passed() {
+                return;
+            }
             if seen.first(id) {
                 let len = strings.chars[id as usize].len();
                 check(id, len, needed.of(len, 4));
@@ -539,7 +627,10 @@ impl Words {
                 .collect()
         };
         let (by_initial, by_none) = (needed_by(prefix.len() - 1), needed_by(0));
-        let mut visit = |id: u32, len: usize| check(id, len, needed.of(len, 4));
+        let mut visit = |id: u32, len: usize| {
+            check(id, len, needed.of(len, 4));
+            stop_if(watch.passed())
+        };
         let initial = query[0];
         strings.probe(
             query,
@@ -586,8 +677,9 @@ impl NameIndex {
     }
 
     /// The names (positions) whose similarity to `query` may reach `min_similarity`: every
-    /// one that does, and few that do not.
-    pub(super) fn candidates(&self, query: &Name, min_similarity: u16) -> Vec<u32> {
+    /// one that does, and few that do not; fewer if `watch` finds its deadline passed
+    /// (the caller then has no answer).
+    pub(super) fn candidates(&self, query: &Name, min_similarity: u16, watch: &Watch) -> Vec<u32> {
         if min_similarity <= 1 {
             let all = u32::try_from(self.names).expect("fewer names than bytes");
             return (0..all).collect();
@@ -604,9 +696,13 @@ impl NameIndex {
                 continue;
             }
             let words = &self.words.strings;
-            self.words.matching(word, word_min, ratio, &mut |id| {
-                names.extend_from_slice(&words.names[id as usize]);
-            });
+            self.words
+                .matching(word, word_min, ratio, watch, &mut |id| {
+                    names.extend_from_slice(&words.names[id as usize]);
+                });
+            if watch.passed() {
+                return names;
+            }
         }
 
         // Letters without spaces: 1 − distance / longer ≥ ratio needs a distance of at
@@ -628,6 +724,9 @@ impl NameIndex {
             .collect();
         let counted = Counted::new(letters);
         let mut check = |id: u32, len: usize| {
+            if watch.spend(a) {
+                return;
+            }
             let mask = compacts.masks[id as usize];
             let shared = a.max(len) - distance_max[len];
             if counted.ours(mask).min(len) >= shared
@@ -642,6 +741,9 @@ impl NameIndex {
                     for id in compacts.ids_of_lengths(len, len) {
                         check(id, len);
                     }
+                    if watch.passed() {
+                        break;
+                    }
                 }
             }
         } else {
@@ -652,7 +754,10 @@ impl NameIndex {
                 |token| token,
                 &needed,
                 &mut seen,
-                &mut check,
+                &mut |id, len| {
+                    check(id, len);
+                    stop_if(watch.passed())
+                },
             );
         }
         names.sort_unstable();

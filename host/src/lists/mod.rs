@@ -19,10 +19,11 @@ mod sdn_like;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use payrules_names::{Name, normalize};
 
-use index::NameIndex;
+use index::{NameIndex, Watch};
 
 /// The largest list file payrules reads.
 pub const LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -61,16 +62,26 @@ pub enum ListError {
     EmptyField(u64),
 }
 
-/// A name longer than [`FUZZY_NAME_CHARS_MAX`] was asked about.
-#[derive(Debug, thiserror::Error)]
-#[error("a name of {0} characters was screened; the host screens at most {FUZZY_NAME_CHARS_MAX}")]
-pub struct NameTooLong(pub usize);
+/// Why `fuzzy-match` has no answer. Either stops the rule that asked (its failure policy
+/// applies): the host does bounded work for a rule.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unscreened {
+    /// A name longer than [`FUZZY_NAME_CHARS_MAX`] characters was asked about.
+    #[error(
+        "a name of {0} characters was screened; the host screens at most {FUZZY_NAME_CHARS_MAX}"
+    )]
+    NameTooLong(usize),
+    /// The deadline passed before the look-up was done: the host stopped working for the
+    /// rule when the rule's own time was up.
+    #[error("the rule's deadline passed while the host was screening a name of {0} characters")]
+    DeadlinePassed(usize),
+}
 
 /// Refuses a name over [`FUZZY_NAME_CHARS_MAX`] characters.
-fn screenable(name: &str) -> Result<(), NameTooLong> {
+fn screenable(name: &str) -> Result<(), Unscreened> {
     let chars = name.chars().count();
     if chars > FUZZY_NAME_CHARS_MAX {
-        return Err(NameTooLong(chars));
+        return Err(Unscreened::NameTooLong(chars));
     }
     Ok(())
 }
@@ -295,12 +306,17 @@ impl NamedList {
     /// [`FUZZY_NAME_CHARS_MAX`] characters is refused. Every entry that reaches the
     /// threshold is considered (the index only skips names that cannot), and the answer
     /// is remembered for the next time the same name is asked about in the same way.
+    ///
+    /// The look-up stops with no answer once `deadline` has passed (checked about every
+    /// 0.1 ms of work): the rule's own deadline, when the host looks up for a rule. A
+    /// look-up that is stopped is not remembered.
     pub fn fuzzy_match(
         &self,
         name: &str,
         min_similarity: u16,
         max_results: usize,
-    ) -> Result<Vec<ListMatch>, NameTooLong> {
+        deadline: Option<Instant>,
+    ) -> Result<Vec<ListMatch>, Unscreened> {
         screenable(name)?;
         let max_results = max_results.min(FUZZY_RESULTS_MAX);
         let asking = Asking {
@@ -311,7 +327,7 @@ impl NamedList {
         if let Some(answer) = self.memo.0.get(&asking) {
             return Ok(answer.to_vec());
         }
-        let answer = self.fuzzy_match_unremembered(name, min_similarity, max_results)?;
+        let answer = self.fuzzy_match_unremembered(name, min_similarity, max_results, deadline)?;
         let asked = Asked {
             name: name.into(),
             min_similarity,
@@ -328,16 +344,25 @@ impl NamedList {
         name: &str,
         min_similarity: u16,
         max_results: usize,
-    ) -> Result<Vec<ListMatch>, NameTooLong> {
+        deadline: Option<Instant>,
+    ) -> Result<Vec<ListMatch>, Unscreened> {
         screenable(name)?;
         let query = Name::new(&normalize(name));
         if query.is_empty() {
             return Ok(Vec::new());
         }
+        let watch = Watch::new(deadline);
+        let stopped = || Unscreened::DeadlinePassed(name.chars().count());
+        let candidates = self.index.candidates(&query, min_similarity, &watch);
+        // Measuring a name costs about its letters times the query's, and names are short.
+        let work = query.letters().len();
         // Best similarity per entry: (entry, similarity, name). Candidates come in the
         // order of the names, so an entry's names are consecutive; the first best wins.
         let mut ranked: Vec<(usize, u16, usize)> = Vec::new();
-        for index in self.index.candidates(&query, min_similarity) {
+        for index in candidates {
+            if watch.spend(work) {
+                return Err(stopped());
+            }
             let index = index as usize;
             let score = query.similarity(&self.prepared[index]);
             if score < min_similarity {
@@ -352,6 +377,9 @@ impl NamedList {
                 }
                 _ => ranked.push((entry, score, index)),
             }
+        }
+        if watch.passed() {
+            return Err(stopped());
         }
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         Ok(ranked
@@ -382,19 +410,21 @@ mod tests {
     #[test]
     fn exact_names_and_aliases_match_fully() {
         let list = sdn();
-        let matches = list.fuzzy_match("Kim Jong-Un", 900, 5).unwrap();
+        let matches = list.fuzzy_match("Kim Jong-Un", 900, 5, None).unwrap();
         assert_eq!(matches.len(), 1);
         assert_eq!(matches[0].entry.id, "7001");
         assert_eq!(matches[0].similarity, 1000);
         assert_eq!(matches[0].entry.program, "DPRK");
-        let matches = list.fuzzy_match("National Bank of Cuba", 900, 5).unwrap();
+        let matches = list
+            .fuzzy_match("National Bank of Cuba", 900, 5, None)
+            .unwrap();
         assert_eq!(matches[0].entry.id, "7003");
         assert_eq!(matches[0].matched_name, "National Bank of Cuba");
     }
 
     #[test]
     fn spelling_variants_match_below_the_maximum() {
-        let matches = sdn().fuzzy_match("Al Qaidah", 850, 5).unwrap();
+        let matches = sdn().fuzzy_match("Al Qaidah", 850, 5, None).unwrap();
         assert_eq!(matches.first().map(|m| m.entry.id.as_str()), Some("7002"));
         assert!(matches[0].similarity < 1000);
     }
@@ -403,11 +433,11 @@ mod tests {
     fn unrelated_names_do_not_match() {
         assert!(
             sdn()
-                .fuzzy_match("Maria Gonzalez Lopez", 700, 5)
+                .fuzzy_match("Maria Gonzalez Lopez", 700, 5, None)
                 .unwrap()
                 .is_empty()
         );
-        assert!(sdn().fuzzy_match("Ltd.", 0, 5).unwrap().is_empty());
+        assert!(sdn().fuzzy_match("Ltd.", 0, 5, None).unwrap().is_empty());
     }
 
     #[test]
@@ -418,7 +448,9 @@ mod tests {
         }
         let list = NamedList::parse(csv.as_bytes(), true).expect("parses");
         assert_eq!(
-            list.fuzzy_match("Acme Trading", 0, 255).unwrap().len(),
+            list.fuzzy_match("Acme Trading", 0, 255, None)
+                .unwrap()
+                .len(),
             FUZZY_RESULTS_MAX
         );
     }
@@ -447,7 +479,7 @@ mod tests {
 
     /// The best match's entry id and similarity for a name.
     fn best(list: &NamedList, name: &str) -> Option<(String, u16)> {
-        list.fuzzy_match(name, 0, 1)
+        list.fuzzy_match(name, 0, 1, None)
             .expect("a short name is screened")
             .into_iter()
             .next()
@@ -519,7 +551,7 @@ mod tests {
             ("1009", "Gamas"),
             ("1020", "Kosoboronexport"),
         ] {
-            let found = list.fuzzy_match(name, 850, 3).expect("screened");
+            let found = list.fuzzy_match(name, 850, 3, None).expect("screened");
             assert_eq!(
                 found.first().map(|m| m.entry.id.as_str()),
                 Some(id),
@@ -548,7 +580,7 @@ mod tests {
         ];
         let list = example_list();
         for name in ordinary {
-            let found = list.fuzzy_match(name, 850, 1).expect("screened");
+            let found = list.fuzzy_match(name, 850, 1, None).expect("screened");
             assert!(found.is_empty(), "{name:?} matched {found:?}");
         }
     }
@@ -639,7 +671,7 @@ mod tests {
             let every = every_name_scored(&list, query, 700, usize::MAX);
             for min in [700, 850, 930] {
                 let found = list
-                    .fuzzy_match(query, min, FUZZY_RESULTS_MAX)
+                    .fuzzy_match(query, min, FUZZY_RESULTS_MAX, None)
                     .expect("short");
                 let expected: Vec<ListMatch> = every
                     .iter()
@@ -659,6 +691,46 @@ mod tests {
         );
     }
 
+    /// A rule cannot make the host work for it past its deadline: long names asked about at
+    /// low thresholds of an SDN-sized list (every name, or most, measured: hundreds of
+    /// milliseconds each without a deadline) stop at the deadline with no answer, which
+    /// is not remembered.
+    #[test]
+    fn a_look_up_stops_at_the_deadline() {
+        let (csv, _) = sdn_like::generate(sdn_like::ENTRIES);
+        let list = NamedList::parse(csv.as_bytes(), true).expect("the generated list parses");
+        let words: String = (0..FUZZY_NAME_CHARS_MAX)
+            .map(|i| format!("m{} ", i % 10))
+            .collect();
+        let words: String = words.chars().take(FUZZY_NAME_CHARS_MAX).collect();
+        let one_word = "m".repeat(FUZZY_NAME_CHARS_MAX);
+        for (name, min) in [(&words, 0), (&words, 300), (&one_word, 1), (&one_word, 300)] {
+            let started = Instant::now();
+            let deadline = started + std::time::Duration::from_millis(5);
+            let answer = list.fuzzy_match(name, min, FUZZY_RESULTS_MAX, Some(deadline));
+            let took = started.elapsed();
+            assert_eq!(
+                answer,
+                Err(Unscreened::DeadlinePassed(FUZZY_NAME_CHARS_MAX)),
+                "at {min}"
+            );
+            // The bound itself, with a wide margin for a loaded machine: the look-up
+            // stops within about 0.1 ms of work past the deadline.
+            assert!(took.as_millis() < 200, "at {min}: stopped after {took:?}");
+        }
+        // A deadline already gone stops even a look-up that would be quick.
+        assert_eq!(
+            list.fuzzy_match("Mohammad Ali", 850, 3, Some(Instant::now())),
+            Err(Unscreened::DeadlinePassed(12))
+        );
+        // Nothing stopped was remembered: asked with time enough, the name has its answer.
+        let answer = list
+            .fuzzy_match("Mohammad Ali", 850, 3, None)
+            .expect("no deadline");
+        assert_eq!(answer, every_name_scored(&list, "Mohammad Ali", 850, 3));
+        assert!(!answer.is_empty(), "the name has matches on the list");
+    }
+
     /// The index also answers the shipped list's evasions and ordinary names as scoring
     /// every name does, at the example rule's thresholds.
     #[test]
@@ -676,7 +748,7 @@ mod tests {
         ] {
             for min in [2, 500, 850, 930] {
                 assert_eq!(
-                    list.fuzzy_match(name, min, FUZZY_RESULTS_MAX)
+                    list.fuzzy_match(name, min, FUZZY_RESULTS_MAX, None)
                         .expect("short"),
                     every_name_scored(&list, name, min, FUZZY_RESULTS_MAX),
                     "{name:?} at {min}"
@@ -700,11 +772,14 @@ mod tests {
         ];
         for (name, min, max) in asked {
             let worked_out = list
-                .fuzzy_match_unremembered(name, min, max)
+                .fuzzy_match_unremembered(name, min, max, None)
                 .expect("short");
-            assert_eq!(list.fuzzy_match(name, min, max).expect("short"), worked_out);
             assert_eq!(
-                list.fuzzy_match(name, min, max).expect("short"),
+                list.fuzzy_match(name, min, max, None).expect("short"),
+                worked_out
+            );
+            assert_eq!(
+                list.fuzzy_match(name, min, max, None).expect("short"),
                 worked_out,
                 "remembered"
             );
@@ -714,25 +789,32 @@ mod tests {
             asked.len(),
             "each question remembered once"
         );
-        assert!(list.fuzzy_match("Iran Bank", 600, 16).expect("short").len() > 1);
+        assert!(
+            list.fuzzy_match("Iran Bank", 600, 16, None)
+                .expect("short")
+                .len()
+                > 1
+        );
         assert_eq!(
-            list.fuzzy_match("Iran Bank", 600, 1).expect("short").len(),
+            list.fuzzy_match("Iran Bank", 600, 1, None)
+                .expect("short")
+                .len(),
             1
         );
         assert_eq!(
-            list.fuzzy_match("Kim Jong Eum", 850, 3)
+            list.fuzzy_match("Kim Jong Eum", 850, 3, None)
                 .expect("short")
                 .len(),
             1
         );
         assert!(
-            list.fuzzy_match("Kim Jong Eum", 1000, 3)
+            list.fuzzy_match("Kim Jong Eum", 1000, 3, None)
                 .expect("short")
                 .is_empty()
         );
         // A name past the bound is refused before it is looked up or remembered.
         let long = "x".repeat(FUZZY_NAME_CHARS_MAX + 1);
-        assert!(list.fuzzy_match(&long, 850, 3).is_err());
+        assert!(list.fuzzy_match(&long, 850, 3, None).is_err());
         assert_eq!(list.memo.0.len(), asked.len());
     }
 
@@ -743,7 +825,7 @@ mod tests {
         let list = example_list();
         let filler = "Made Up Trading ".repeat(60);
         for index in 0..10_000 {
-            list.fuzzy_match(&format!("{index} {filler}"), 850, 3)
+            list.fuzzy_match(&format!("{index} {filler}"), 850, 3, None)
                 .expect("screened");
         }
         let remembered = list.memo.0.weight();
@@ -760,9 +842,11 @@ mod tests {
     #[test]
     fn a_name_past_the_bound_is_refused_not_screened() {
         let long = "Kim Jong Un ".repeat(FUZZY_NAME_CHARS_MAX / 12 + 1);
-        let error = sdn().fuzzy_match(&long, 850, 3).expect_err("too long");
-        assert_eq!(error.0, long.chars().count());
+        let error = sdn()
+            .fuzzy_match(&long, 850, 3, None)
+            .expect_err("too long");
+        assert_eq!(error, Unscreened::NameTooLong(long.chars().count()));
         let at_bound: String = long.chars().take(FUZZY_NAME_CHARS_MAX).collect();
-        assert!(sdn().fuzzy_match(&at_bound, 850, 3).is_ok());
+        assert!(sdn().fuzzy_match(&at_bound, 850, 3, None).is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! `config`), and the state one payment's store carries while its rules run.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasSelf, Linker};
@@ -9,6 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 use super::RuleContext;
 use super::bindings::payrules::rules as wit;
 use super::limits::RuleLimiter;
+use crate::lists::Unscreened;
 use crate::model::{Currency, Date, Payment, RuleLogLine};
 use crate::velocity::{Scope, VelocityBook, WINDOW_SECONDS_MAX};
 
@@ -97,6 +99,11 @@ pub(crate) struct EvalState {
     host_calls: u32,
     host_calls_max: u32,
     pub(crate) host_calls_exceeded: bool,
+    /// When the running rule's time is up: host calls that do work proportional to what
+    /// the rule asks stop there (the engine's deadline only interrupts WebAssembly code).
+    deadline: Option<Instant>,
+    /// Set when a host call stopped at the rule's deadline.
+    pub(crate) deadline_passed_in_host: bool,
     logs: Vec<RuleLogLine>,
     logs_dropped: u32,
 }
@@ -121,6 +128,8 @@ impl EvalState {
             host_calls: 0,
             host_calls_max: 0,
             host_calls_exceeded: false,
+            deadline: None,
+            deadline_passed_in_host: false,
             logs: Vec::new(),
             logs_dropped: 0,
         }
@@ -142,6 +151,9 @@ impl EvalState {
         self.host_calls = 0;
         self.host_calls_max = context.limits.host_calls_max;
         self.host_calls_exceeded = false;
+        self.deadline =
+            Instant::now().checked_add(Duration::from_millis(context.limits.timeout_ms));
+        self.deadline_passed_in_host = false;
         self.logs.clear();
         self.logs_dropped = 0;
     }
@@ -212,11 +224,24 @@ impl wit::lists::Host for EvalState {
         let Some(list) = rule.lists.get(&list_name) else {
             return Ok(Err(wit::lists::ListError::UnknownList(list_name)));
         };
-        // A name past the bound stops the rule (its failure policy applies): the host
-        // does bounded work for a rule, and no payment's party name comes near it.
-        let matches = list
-            .fuzzy_match(&name, min_similarity, usize::from(max_results))
-            .map_err(|too_long| wasmtime::format_err!("lists.fuzzy-match: {too_long}"))?
+        // A name past the bound, or a look-up still going at the rule's deadline, stops
+        // the rule (its failure policy applies): the host does bounded work for a rule. No
+        // payment's party name comes near the bound; a look-up at a low threshold on a
+        // large list can take longer than a rule's deadline (hundreds of milliseconds for a
+        // long name scored against every name of an SDN-sized list).
+        let matches = match list.fuzzy_match(
+            &name,
+            min_similarity,
+            usize::from(max_results),
+            self.deadline,
+        ) {
+            Ok(matches) => matches,
+            Err(unscreened) => {
+                self.deadline_passed_in_host = matches!(unscreened, Unscreened::DeadlinePassed(_));
+                return Err(wasmtime::format_err!("lists.fuzzy-match: {unscreened}"));
+            }
+        };
+        let matches = matches
             .into_iter()
             .map(|found| wit::lists::ListMatch {
                 entry_id: found.entry.id,

@@ -575,6 +575,7 @@ fn run(
             &error,
             state.limiter.memory_denied,
             state.host_calls_exceeded,
+            state.deadline_passed_in_host,
         )),
     };
     RuleRunResult {
@@ -601,10 +602,13 @@ fn classify(
     error: &wasmtime::Error,
     memory_denied: bool,
     host_calls_exceeded: bool,
+    deadline_passed_in_host: bool,
 ) -> RuleFailure {
     let message = format!("{error:#}");
     let kind = if host_calls_exceeded {
         FailureKind::HostCallLimit
+    } else if deadline_passed_in_host {
+        FailureKind::Timeout
     } else if let Some(trap) = error.downcast_ref::<Trap>() {
         match trap {
             Trap::OutOfFuel => FailureKind::FuelExhausted,
