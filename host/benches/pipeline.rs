@@ -22,7 +22,7 @@ use payrules::lists::NamedList;
 use payrules::model::{self, Payment, Rail, RuleKind, RuleOutcome, RuleRun};
 use payrules::pipeline::{Pipeline, combine};
 use payrules::registry::{Manifest, RuleSet};
-use payrules::runtime::{RuleContext, Runtime};
+use payrules::runtime::{RuleContext, Runtime, WarmInstances};
 use payrules::velocity::{Scope, VelocityBook};
 use payrules_sdk as sdk;
 
@@ -77,6 +77,31 @@ fn pipeline(c: &mut Criterion) {
             );
         },
     );
+    // The same rules with `isolation = "warm"`: each keeps an instance on the bench's
+    // thread (as on a decider), every per-call bound still enforced.
+    let warm_dir = warm_copy_of_the_example_rules();
+    let warm_rules = RuleSet::load(warm_dir.path(), &runtime).expect("warm example rules");
+    let mut warm = WarmInstances::new();
+    group.bench_function("wasm: 4 rules, warm instances", |b| {
+        b.iter_batched(
+            || Pipeline::new(Arc::clone(&runtime), Arc::new(VelocityBook::new())),
+            |pipeline| {
+                black_box(pipeline.evaluate_warm(
+                    &mut warm,
+                    &warm_rules,
+                    &payment,
+                    "bench",
+                    NOW_UNIX_MS,
+                ))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    println!(
+        "warm instances made: {} (recycled after {} payments, or when a call grows memory)",
+        warm.instantiated(),
+        payrules::runtime::WarmPolicy::default().recycle_after
+    );
     group.bench_function("native: the same 4 rules as Rust functions", |b| {
         b.iter_batched(
             VelocityBook::new,
@@ -94,6 +119,18 @@ fn pipeline(c: &mut Criterion) {
         NOW_UNIX_MS,
     );
     let floor = native.evaluate(&payment, &VelocityBook::new());
+    let warmed = Pipeline::new(Arc::clone(&runtime), Arc::new(VelocityBook::new())).evaluate_warm(
+        &mut warm,
+        &warm_rules,
+        &payment,
+        "bench",
+        NOW_UNIX_MS,
+    );
+    assert_eq!(
+        outcomes(&warmed),
+        outcomes(&wasm),
+        "warm and fresh instances decide alike"
+    );
     assert_eq!(wasm.status, floor.status);
     assert_eq!(
         wasm.route.as_ref().map(|r| r.rail),
@@ -102,6 +139,45 @@ fn pipeline(c: &mut Criterion) {
     assert_eq!(wasm.risk_score, floor.risk_score);
 
     breakdown(&runtime, &rules, &payment);
+}
+
+/// Each rule's answer, for comparing decisions.
+fn outcomes(decision: &model::Decision) -> Vec<(String, RuleOutcome)> {
+    decision
+        .rules
+        .iter()
+        .map(|run| (run.name.clone(), run.outcome.clone()))
+        .collect()
+}
+
+/// The example rules in a temporary directory, each manifest asking for warm isolation.
+fn warm_copy_of_the_example_rules() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    copy_dir(&workspace().join("examples/rules"), dir.path());
+    for entry in std::fs::read_dir(dir.path()).expect("read the copy") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let manifest =
+            name.ends_with(".toml") && !name.ends_with(".vectors.toml") && name != "pipeline.toml";
+        if manifest {
+            let text = std::fs::read_to_string(&path).expect("manifest");
+            std::fs::write(&path, format!("isolation = \"warm\"\n{text}")).expect("write");
+        }
+    }
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("read") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 /// Per rule: median instantiation, call, and the call of a rule that does nothing with
@@ -211,6 +287,7 @@ fn noop_rule(runtime: &Runtime) -> (payrules::runtime::CompiledRule, Arc<RuleCon
         limits: payrules::runtime::RuleLimits::default(),
         config: BTreeMap::from([("behaviour".to_owned(), "pass".to_owned())]),
         lists: BTreeMap::new(),
+        isolation: payrules::runtime::Isolation::Fresh,
     });
     (compiled, context)
 }

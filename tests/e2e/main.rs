@@ -40,6 +40,8 @@
 //!   connection (`postgres` makes each test its database).
 //! - `tls`: the listener over TLS 1.3 with HTTP/2, a certificate renewed under it, and
 //!   clients authenticated by their certificates.
+//! - `warm`: rules with warm isolation keep an instance per thread from payment to payment,
+//!   every bound still enforced, recycled after a failure, a growth, N payments, a new set.
 //! - `webhooks`: events delivered to a real receiver on loopback that is down, slow, then
 //!   up; after a kill -9; dead letters sent again.
 
@@ -72,4 +74,5 @@ mod service;
 mod support;
 mod telemetry;
 mod tls;
+mod warm;
 mod webhooks;

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use super::Pipeline;
 use crate::model::{Decision, Payment};
 use crate::registry::RuleSet;
+use crate::runtime::WarmInstances;
 
 struct Job {
     rules: Arc<RuleSet>,
@@ -169,6 +170,8 @@ impl Drop for Deciders {
 }
 
 fn work(pipeline: &Pipeline, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    // The warm rules' instances of this decider: kept from payment to payment.
+    let mut warm = WarmInstances::new();
     loop {
         let job = {
             let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -195,13 +198,17 @@ fn work(pipeline: &Pipeline, jobs: &Mutex<mpsc::Receiver<Job>>) {
             continue;
         }
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            pipeline.evaluate(&rules, &payment, &payment_id, now_unix_ms)
+            pipeline.evaluate_warm(&mut warm, &rules, &payment, &payment_id, now_unix_ms)
         }));
         match decided {
             // A caller that went away (timeout, disconnect) no longer wants the answer.
             Ok(decision) => drop(reply.send((payment, decision))),
             // The reply is dropped: the caller answers 500 and the key is released.
-            Err(_) => tracing::error!(%payment_id, "the pipeline panicked (a bug in payrules)"),
+            Err(_) => {
+                tracing::error!(%payment_id, "the pipeline panicked (a bug in payrules)");
+                // Nothing the panic interrupted is reused.
+                warm = WarmInstances::new();
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::Instant;
 use crate::model::{Decision, FailureKind, FailurePolicy, Payment, RuleKind, RuleOutcome, RuleRun};
 use crate::registry::breaker::{Admission, BreakerPolicy, Transition};
 use crate::registry::{Rule, RuleSet};
-use crate::runtime::{Evaluation, RuleRunResult, Runtime};
+use crate::runtime::{Evaluation, RuleRunResult, Runtime, WarmInstances};
 use crate::velocity::VelocityBook;
 
 /// Runs payments through rule sets.
@@ -92,11 +92,43 @@ impl Pipeline {
         payment_id: &str,
         now_unix_ms: i64,
     ) -> Decision {
+        self.evaluate_in(None, rules, payment, payment_id, now_unix_ms)
+    }
+
+    /// [`Pipeline::evaluate`] on a thread that keeps `warm` instances: the rules whose
+    /// isolation is warm run in them (the deciders do this; every other caller runs every
+    /// rule on a fresh instance).
+    pub fn evaluate_warm(
+        &self,
+        warm: &mut WarmInstances,
+        rules: &RuleSet,
+        payment: &Payment,
+        payment_id: &str,
+        now_unix_ms: i64,
+    ) -> Decision {
+        self.evaluate_in(Some(warm), rules, payment, payment_id, now_unix_ms)
+    }
+
+    fn evaluate_in(
+        &self,
+        warm: Option<&mut WarmInstances>,
+        rules: &RuleSet,
+        payment: &Payment,
+        payment_id: &str,
+        now_unix_ms: i64,
+    ) -> Decision {
         let span = tracing::info_span!("pipeline", payment_id, rule_set = %&rules.version[..12]);
         let _entered = span.enter();
-        let mut evaluation =
-            self.runtime
-                .evaluation(payment, payment_id, now_unix_ms, Arc::clone(&self.velocity));
+        let velocity = Arc::clone(&self.velocity);
+        let mut evaluation = match warm {
+            Some(warm) => {
+                self.runtime
+                    .evaluation_warm(payment, payment_id, now_unix_ms, velocity, warm)
+            }
+            None => self
+                .runtime
+                .evaluation(payment, payment_id, now_unix_ms, velocity),
+        };
         let mut runs = Vec::with_capacity(rules.rules().len());
         let stage = |kind: RuleKind| tracing::debug_span!("stage", kind = kind.name());
         let compliance = stage(RuleKind::Compliance).entered();

@@ -7,6 +7,10 @@
 //! order = 10                        # lower runs first within its kind
 //! failure-policy = "review"         # review | reject | skip (default by kind)
 //! capabilities = ["lists", "log", "config"]
+//! isolation = "fresh"               # fresh | warm (trusted rules only; see below)
+//!
+//! [warm]                            # only with isolation = "warm"
+//! recycle-after = 1_000             # payments per instance
 //!
 //! [limits]                          # all optional; see runtime::RuleLimits
 //! fuel = 10_000_000
@@ -24,7 +28,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::model::{FailurePolicy, RuleKind};
-use crate::runtime::{Capability, RuleLimits};
+use crate::runtime::{Capability, Isolation, RuleLimits, WarmPolicy};
 
 /// The most configuration entries (after flattening) a rule may have.
 pub const CONFIG_ENTRIES_MAX: usize = 4_096;
@@ -43,9 +47,21 @@ struct ManifestFile {
     #[serde(default)]
     limits: RuleLimits,
     #[serde(default)]
+    isolation: IsolationName,
+    warm: Option<WarmPolicy>,
+    #[serde(default)]
     lists: BTreeMap<String, String>,
     #[serde(default)]
     config: toml::Table,
+}
+
+/// `isolation` as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum IsolationName {
+    #[default]
+    Fresh,
+    Warm,
 }
 
 /// A parsed, checked manifest.
@@ -65,6 +81,8 @@ pub struct Manifest {
     pub capabilities: Vec<Capability>,
     /// Its bounds.
     pub limits: RuleLimits,
+    /// How its instances live.
+    pub isolation: Isolation,
     /// Its lists: name → file relative to the manifest.
     pub lists: BTreeMap<String, String>,
     /// Its configuration, flattened (see [`flatten_config`]).
@@ -86,6 +104,17 @@ impl Manifest {
                 ));
             }
         }
+        let isolation = match (file.isolation, file.warm) {
+            (IsolationName::Fresh, None) => Isolation::Fresh,
+            (IsolationName::Fresh, Some(_)) => {
+                return Err("it has a [warm] table but its isolation is not \"warm\"".to_owned());
+            }
+            (IsolationName::Warm, policy) => {
+                let policy = policy.unwrap_or_default();
+                policy.check()?;
+                Isolation::Warm(policy)
+            }
+        };
         let config = flatten_config(&file.config)?;
         Ok(Manifest {
             name: name.to_owned(),
@@ -99,6 +128,7 @@ impl Manifest {
                 .unwrap_or(FailurePolicy::default_for(file.kind)),
             capabilities: file.capabilities,
             limits: file.limits,
+            isolation,
             lists: file.lists,
             config,
         })

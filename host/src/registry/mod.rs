@@ -368,6 +368,7 @@ impl RuleSet {
                 limits: manifest.limits,
                 config: manifest.config.clone(),
                 lists: rule_lists,
+                isolation: manifest.isolation,
             });
             let vectors_path = dir.join(format!("{name}{}", vectors::FILE_SUFFIX));
             let vectors = if vectors_path.is_file() {

@@ -94,7 +94,7 @@ struct PaymentFacts {
 /// rule running now.
 pub(crate) struct EvalState {
     pub(crate) limiter: RuleLimiter,
-    facts: PaymentFacts,
+    facts: Arc<PaymentFacts>,
     rule: Option<Arc<RuleContext>>,
     host_calls: u32,
     host_calls_max: u32,
@@ -110,17 +110,17 @@ pub(crate) struct EvalState {
 
 impl EvalState {
     pub(crate) fn new(payment: &Payment, now_unix_ms: i64, velocity: Arc<VelocityBook>) -> Self {
-        EvalState::with_facts(PaymentFacts {
+        EvalState::with_facts(Arc::new(PaymentFacts {
             now: instant(now_unix_ms),
             now_unix_ms,
             velocity,
             debtor_account: payment.debtor_account().to_owned(),
             creditor_account: payment.creditor_account().to_owned(),
             currency: payment.currency,
-        })
+        }))
     }
 
-    fn with_facts(facts: PaymentFacts) -> Self {
+    fn with_facts(facts: Arc<PaymentFacts>) -> Self {
         EvalState {
             limiter: RuleLimiter::default(),
             facts,
@@ -135,9 +135,17 @@ impl EvalState {
         }
     }
 
-    /// The same payment's state for a new store (after a trap poisoned the old one).
+    /// The same payment's state for a new store (after a trap poisoned the old one, or
+    /// for a warm rule's store).
     pub(crate) fn for_a_new_store(&self) -> Self {
-        EvalState::with_facts(self.facts.clone())
+        EvalState::with_facts(Arc::clone(&self.facts))
+    }
+
+    /// Gives a warm rule's store, which outlives payments, the facts of `payment`'s.
+    pub(crate) fn take_facts_of(&mut self, payment: &EvalState) {
+        if !Arc::ptr_eq(&self.facts, &payment.facts) {
+            self.facts = Arc::clone(&payment.facts);
+        }
     }
 
     /// Prepares the store for the next rule: its bounds, its context, empty logs.
@@ -146,6 +154,7 @@ impl EvalState {
             memory_bytes_max: usize::try_from(context.limits.memory_bytes_max)
                 .unwrap_or(usize::MAX),
             memory_denied: false,
+            grew: false,
         };
         self.rule = Some(Arc::clone(context));
         self.host_calls = 0;

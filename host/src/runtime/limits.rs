@@ -76,12 +76,14 @@ pub(crate) struct RuleLimiter {
     pub(crate) memory_bytes_max: usize,
     /// Set when the rule asked for more memory than it may have.
     pub(crate) memory_denied: bool,
+    /// Set when a memory grew (a warm instance that grows is recycled after the call).
+    pub(crate) grew: bool,
 }
 
 impl wasmtime::ResourceLimiter for RuleLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -89,6 +91,7 @@ impl wasmtime::ResourceLimiter for RuleLimiter {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.grew |= desired > current;
         Ok(true)
     }
 

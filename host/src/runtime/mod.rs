@@ -9,6 +9,12 @@
 //! - [`Runtime::evaluation`] opens one store for one payment; each rule then gets a fresh
 //!   instance from the pool, its own fuel, deadline, memory cap, output cap and host-call
 //!   budget, and its answer is checked against the contract before anyone sees it.
+//! - A rule whose isolation is [`Isolation::Warm`] runs, on a thread that keeps
+//!   [`WarmInstances`] (a decider), in that thread's instance of it, in a store of its own
+//!   that outlives payments: the same per-call bounds, no instantiation or teardown per
+//!   payment, and whatever the rule left in its memory still there. The instance is
+//!   replaced after a failure, a call that grew its memory, `recycle_after` payments, and
+//!   for a new rule set.
 //!
 //! A rule that traps, runs out of fuel or time, asks for too much memory, calls the host
 //! too often or answers garbage ends as a [`RuleFailure`]; the host carries on.
@@ -362,11 +368,30 @@ impl Runtime {
         payment_id: &str,
         now_unix_ms: i64,
         velocity: Arc<VelocityBook>,
-    ) -> Evaluation {
+    ) -> Evaluation<'static> {
         let state = EvalState::new(payment, now_unix_ms, velocity);
         Evaluation {
             store: new_store(&self.engine, state),
             payment: convert::guest_payment(payment, payment_id),
+            warm: None,
+        }
+    }
+
+    /// The same, with the thread's `warm` instances: a rule whose isolation is warm runs
+    /// in its instance there (made on first use), every other rule on a fresh one.
+    pub fn evaluation_warm<'w>(
+        &self,
+        payment: &Payment,
+        payment_id: &str,
+        now_unix_ms: i64,
+        velocity: Arc<VelocityBook>,
+        warm: &'w mut WarmInstances,
+    ) -> Evaluation<'w> {
+        let evaluation = self.evaluation(payment, payment_id, now_unix_ms, velocity);
+        Evaluation {
+            store: evaluation.store,
+            payment: evaluation.payment,
+            warm: Some(warm),
         }
     }
 }
@@ -415,6 +440,109 @@ pub struct RuleContext {
     pub config: BTreeMap<String, String>,
     /// Its named lists.
     pub lists: BTreeMap<String, Arc<NamedList>>,
+    /// Whether each payment gets a fresh instance of it, or a thread's warm one.
+    pub isolation: Isolation,
+}
+
+/// How a rule's instances live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// A fresh instance for every payment (the default): nothing of one payment can reach
+    /// the next.
+    #[default]
+    Fresh,
+    /// An instance per decider thread, reused from payment to payment with every per-call
+    /// bound still enforced, and recycled (see [`WarmPolicy`]). For trusted rules: a
+    /// reused instance keeps whatever the rule left in its memory.
+    Warm(WarmPolicy),
+}
+
+/// When a warm instance is replaced by a fresh one. It always is after a call that failed
+/// (a trap or any bound), after a call in which its memory grew, and when the rule's
+/// version or configuration changes (a new rule set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WarmPolicy {
+    /// The most payments one instance decides.
+    pub recycle_after: u32,
+}
+
+/// The most payments a warm instance may be asked to decide before it is recycled.
+pub const WARM_RECYCLE_AFTER_CAP: u32 = 1_000_000;
+
+impl Default for WarmPolicy {
+    fn default() -> Self {
+        WarmPolicy {
+            recycle_after: 1_000,
+        }
+    }
+}
+
+impl WarmPolicy {
+    /// Checks the bounds; names the first broken.
+    pub fn check(&self) -> Result<(), String> {
+        if self.recycle_after == 0 || self.recycle_after > WARM_RECYCLE_AFTER_CAP {
+            return Err(format!(
+                "warm.recycle-after is {}; it must be 1..={WARM_RECYCLE_AFTER_CAP}",
+                self.recycle_after
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The warm instances of one thread (a decider's): at most one per warm rule version,
+/// each in a store of its own that outlives payments. A thread that decides without them
+/// (a backtest, a reproduction) runs warm rules on fresh instances.
+#[derive(Default)]
+pub struct WarmInstances {
+    slots: Vec<WarmSlot>,
+    /// Instances created (the first, and every recycling).
+    instantiated: u64,
+}
+
+/// One warm rule's instance.
+struct WarmSlot {
+    /// Held, so that the context's address names this rule version while the slot lives.
+    context: Arc<RuleContext>,
+    store: Store<EvalState>,
+    instance: wasmtime::component::Instance,
+    calls: u32,
+}
+
+impl WarmInstances {
+    /// None yet.
+    pub fn new() -> WarmInstances {
+        WarmInstances::default()
+    }
+
+    /// How many warm instances the thread holds.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// How many instances were created for warm rules on this thread (the first of each
+    /// rule version and every recycling).
+    pub fn instantiated(&self) -> u64 {
+        self.instantiated
+    }
+
+    /// The slot of `context`'s rule version, taken out; drops those of rule versions no
+    /// rule set holds any more.
+    fn take(&mut self, context: &Arc<RuleContext>) -> Option<WarmSlot> {
+        self.slots
+            .retain(|slot| Arc::strong_count(&slot.context) > 1);
+        let at = self
+            .slots
+            .iter()
+            .position(|slot| Arc::ptr_eq(&slot.context, context))?;
+        Some(self.slots.swap_remove(at))
+    }
 }
 
 /// How a rule failed.
@@ -442,27 +570,13 @@ pub struct RuleRunResult {
 }
 
 /// The sandbox for one payment.
-pub struct Evaluation {
+pub struct Evaluation<'w> {
     store: Store<EvalState>,
     payment: bindings::payrules::rules::types::Payment,
+    warm: Option<&'w mut WarmInstances>,
 }
 
-impl Evaluation {
-    /// After a trap, wasmtime refuses to enter any component instance of the store again
-    /// ("cannot enter component instance"), so the next rule gets a fresh store holding
-    /// the same state. Only a failing rule pays for this.
-    fn recover(&mut self, result: &RuleRunResult) {
-        // Output the host refused after a normal return leaves the store usable.
-        let trapped = matches!(
-            &result.outcome,
-            Err(failure) if !matches!(failure.kind, FailureKind::OutputTooLarge | FailureKind::InvalidOutput)
-        );
-        if trapped {
-            let engine = self.store.engine().clone();
-            self.store = new_store(&engine, self.store.data().for_a_new_store());
-        }
-    }
-
+impl Evaluation<'_> {
     /// Runs a compliance rule's `check`.
     pub fn check(&mut self, rule: &CompiledRule, context: &Arc<RuleContext>) -> RuleRunResult {
         let KindExports::Compliance(indices) = &rule.exports else {
@@ -470,14 +584,18 @@ impl Evaluation {
         };
         let payment = &self.payment;
         let limits = context.limits;
-        let result = run(&mut self.store, rule, context, |store, instance| {
-            let verdict = indices
-                .load(&mut *store, instance)?
-                .call_check(&mut *store, payment)?;
-            Ok(convert::verdict(verdict, &limits))
-        });
-        self.recover(&result);
-        result
+        run_rule(
+            &mut self.store,
+            self.warm.as_deref_mut(),
+            rule,
+            context,
+            |store, instance| {
+                let verdict = indices
+                    .load(&mut *store, instance)?
+                    .call_check(&mut *store, payment)?;
+                Ok(convert::verdict(verdict, &limits))
+            },
+        )
     }
 
     /// Runs a fraud rule's `score`.
@@ -487,14 +605,18 @@ impl Evaluation {
         };
         let payment = &self.payment;
         let limits = context.limits;
-        let result = run(&mut self.store, rule, context, |store, instance| {
-            let risk = indices
-                .load(&mut *store, instance)?
-                .call_score(&mut *store, payment)?;
-            Ok(convert::risk(risk, &limits))
-        });
-        self.recover(&result);
-        result
+        run_rule(
+            &mut self.store,
+            self.warm.as_deref_mut(),
+            rule,
+            context,
+            |store, instance| {
+                let risk = indices
+                    .load(&mut *store, instance)?
+                    .call_score(&mut *store, payment)?;
+                Ok(convert::risk(risk, &limits))
+            },
+        )
     }
 
     /// Runs a routing rule's `route` with the rails this deployment can use.
@@ -513,15 +635,20 @@ impl Evaluation {
             .iter()
             .map(|rail| convert::guest_rail(*rail))
             .collect();
-        let result = run(&mut self.store, rule, context, |store, instance| {
-            let answer =
-                indices
-                    .load(&mut *store, instance)?
-                    .call_route(&mut *store, payment, &offered)?;
-            Ok(convert::route(answer, candidates, &limits))
-        });
-        self.recover(&result);
-        result
+        run_rule(
+            &mut self.store,
+            self.warm.as_deref_mut(),
+            rule,
+            context,
+            |store, instance| {
+                let answer = indices.load(&mut *store, instance)?.call_route(
+                    &mut *store,
+                    payment,
+                    &offered,
+                )?;
+                Ok(convert::route(answer, candidates, &limits))
+            },
+        )
     }
 }
 
@@ -538,10 +665,11 @@ fn wrong_kind(kind: &str) -> RuleRunResult {
     }
 }
 
-/// Instantiates `rule` afresh in `store` within its bounds, calls it, and classifies what
-/// happened.
-fn run(
+/// Runs `call` on the rule's warm instance if it has one in `warm`, or else on a fresh one
+/// in the payment's `store`.
+fn run_rule(
     store: &mut Store<EvalState>,
+    warm: Option<&mut WarmInstances>,
     rule: &CompiledRule,
     context: &Arc<RuleContext>,
     call: impl FnOnce(
@@ -549,19 +677,60 @@ fn run(
         &wasmtime::component::Instance,
     ) -> wasmtime::Result<Result<RuleOutcome, RuleFailure>>,
 ) -> RuleRunResult {
+    if let (Isolation::Warm(policy), Some(warm)) = (context.isolation, warm) {
+        return run_warm(warm, store, rule, context, policy, call);
+    }
+    let (result, _) = run(store, rule, context, None, call);
+    // After a trap, wasmtime refuses to enter any component instance of the store again
+    // ("cannot enter component instance"), so the next rule gets a fresh store holding the
+    // same state. Only a failing rule pays for this. Output the host refused after a
+    // normal return leaves the store usable.
+    let trapped = matches!(
+        &result.outcome,
+        Err(failure) if !matches!(failure.kind, FailureKind::OutputTooLarge | FailureKind::InvalidOutput)
+    );
+    if trapped {
+        let engine = store.engine().clone();
+        *store = new_store(&engine, store.data().for_a_new_store());
+    }
+    result
+}
+
+/// Runs `rule` in `store` within its bounds — on `instance` (a warm one) or on one
+/// instantiated afresh — and classifies what happened; hands back the instance used.
+fn run(
+    store: &mut Store<EvalState>,
+    rule: &CompiledRule,
+    context: &Arc<RuleContext>,
+    instance: Option<wasmtime::component::Instance>,
+    call: impl FnOnce(
+        &mut Store<EvalState>,
+        &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Result<RuleOutcome, RuleFailure>>,
+) -> (RuleRunResult, Option<wasmtime::component::Instance>) {
     let limits = context.limits;
     store.data_mut().begin_rule(context);
     let started = Instant::now();
     let mut instantiated = started;
+    let mut used = None;
     let result = store.set_fuel(limits.fuel).and_then(|()| {
         // The deadline is in epoch ticks of one millisecond; one more tick makes sure a
         // rule gets at least its whole timeout whatever the phase of the ticker.
         store.set_epoch_deadline(limits.timeout_ms + 1);
-        let instance = rule
-            .pre
-            .instantiate(&mut *store)
-            .map_err(|error| error.context(InstantiationFailed))?;
+        let instance = match instance {
+            Some(instance) => instance,
+            None => {
+                let instance = rule
+                    .pre
+                    .instantiate(&mut *store)
+                    .map_err(|error| error.context(InstantiationFailed))?;
+                // Making the memories is not the rule growing them.
+                store.data_mut().limiter.grew = false;
+                instance
+            }
+        };
         instantiated = Instant::now();
+        used = Some(instance);
         call(store, &instance)
     });
     let duration = started.elapsed();
@@ -578,13 +747,59 @@ fn run(
             state.deadline_passed_in_host,
         )),
     };
-    RuleRunResult {
+    let result = RuleRunResult {
         outcome,
         duration,
         instantiation,
         fuel_used,
         logs,
+    };
+    (result, used)
+}
+
+/// Runs a warm rule in this thread's instance of it (made, and counted, if there is none)
+/// and keeps the instance for the next payment unless it must be recycled: after a
+/// failure of any kind, a call in which its memory grew (other than its first), or its
+/// `recycle_after`-th payment.
+fn run_warm(
+    warm: &mut WarmInstances,
+    payment: &Store<EvalState>,
+    rule: &CompiledRule,
+    context: &Arc<RuleContext>,
+    policy: WarmPolicy,
+    call: impl FnOnce(
+        &mut Store<EvalState>,
+        &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Result<RuleOutcome, RuleFailure>>,
+) -> RuleRunResult {
+    let (mut store, instance, calls) = match warm.take(context) {
+        Some(slot) => {
+            let mut store = slot.store;
+            store.data_mut().take_facts_of(payment.data());
+            (store, Some(slot.instance), slot.calls)
+        }
+        None => {
+            warm.instantiated += 1;
+            let state = payment.data().for_a_new_store();
+            (new_store(payment.engine(), state), None, 0)
+        }
+    };
+    let (result, instance) = run(&mut store, rule, context, instance, call);
+    let calls = calls + 1;
+    let grew = calls > 1 && store.data().limiter.grew;
+    if let Some(instance) = instance
+        && result.outcome.is_ok()
+        && !grew
+        && calls < policy.recycle_after
+    {
+        warm.slots.push(WarmSlot {
+            context: Arc::clone(context),
+            store,
+            instance,
+            calls,
+        });
     }
+    result
 }
 
 /// Marks an error that happened before the rule's code ran.

@@ -14,13 +14,18 @@
 //! | `use-hashmap` | uses std's `HashMap` (seeded through `wasi:random`) and passes |
 //! | `chatty` | logs 40 lines, the first 5,000 bytes long, and passes |
 //! | `panic-on-break` | panics when the end-to-end id contains `BREAK`, else passes |
+//! | `remember` | holds for review with the number of payments this instance has seen, as the finding's message and in its code `seen-N` (a warm instance counts up; a fresh one always says 1); first allocates `grow-bytes` (default 0) and keeps them; panics on `BREAK` |
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use payrules_sdk::log::{self, Level};
 use payrules_sdk::{ComplianceRule, Payment, Reason, Verdict, config};
 
 struct Misbehaving;
+
+/// Payments this instance has seen: what a reused instance carries from one to the next.
+static SEEN: AtomicU32 = AtomicU32::new(0);
 
 /// Recursion with no end and no allocation: only the call stack grows.
 #[inline(never)]
@@ -64,6 +69,15 @@ impl ComplianceRule for Misbehaving {
                     seen += config::get("behaviour").map_or(0, |b| b.len());
                     std::hint::black_box(seen);
                 }
+            }
+            Some("remember") => {
+                let seen = SEEN.fetch_add(1, Ordering::Relaxed) + 1;
+                let bytes = config::number("grow-bytes", 0_usize);
+                std::mem::forget(std::hint::black_box(vec![1_u8; bytes]));
+                if payment.end_to_end_id.contains("BREAK") {
+                    panic!("rule bug on {}", payment.end_to_end_id)
+                }
+                Verdict::Review(vec![Reason::new(&format!("seen-{seen}"), seen.to_string())])
             }
             Some("bad-reason-code") => Verdict::Reject(Reason::new("XX99", "not an ISO code")),
             Some("use-hashmap") => {
