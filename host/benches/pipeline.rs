@@ -288,6 +288,7 @@ fn noop_rule(runtime: &Runtime) -> (payrules::runtime::CompiledRule, Arc<RuleCon
         config: BTreeMap::from([("behaviour".to_owned(), "pass".to_owned())]),
         lists: BTreeMap::new(),
         isolation: payrules::runtime::Isolation::Fresh,
+        warm: payrules::runtime::WarmRecord::default(),
     });
     (compiled, context)
 }

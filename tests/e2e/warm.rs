@@ -154,10 +154,110 @@ fn a_warm_table_needs_warm_isolation_and_sane_bounds() {
     assert!(error.contains("warm.recycle-after is 0"), "{error}");
     let error = refused("kind = \"compliance\"\nisolation = \"hot\"\n");
     assert!(error.contains("hot"), "{error}");
+    let error = refused("kind = \"compliance\"\nisolation = \"warm\"\n[warm]\nverify-one-in = 0\n");
+    assert!(error.contains("warm.verify-one-in is 0"), "{error}");
+}
+
+/// A warm rule that carries something from one payment to the next is caught: its answer
+/// on a reused instance is decided again on a fresh one, the two differ, the fresh answer
+/// decides, the mismatch is reported, and the rule version runs on fresh instances from
+/// then on.
+#[test]
+fn a_warm_rule_that_carries_state_is_caught_and_sent_back_to_fresh_instances() {
+    let rules = warm_rule("remember", "verify-one-in = 1", "").load();
+    let (pipeline, mut reports) = pipeline().with_warm_mismatches();
+    let mut warm = WarmInstances::new();
+    let mut decide_warm = |id: &str| {
+        let decision = pipeline.evaluate_warm(&mut warm, &rules, &payment(id), id, 0);
+        seen(&decision.rules[0].outcome)
+    };
+    // The first payment is its instance's first: nothing to carry, nothing checked.
+    assert_eq!(decide_warm("A"), "1");
+    assert!(reports.try_recv().is_err());
+    // The second is checked: the warm instance says 2, a fresh one 1; the fresh one decides.
+    assert_eq!(decide_warm("B"), "1");
+    let report = reports.try_recv().expect("the mismatch is reported");
+    assert_eq!(
+        (report.rule.as_str(), report.payment_id.as_str()),
+        ("warm", "B")
+    );
+    assert_eq!(
+        (report.warm.as_str(), report.fresh.as_str()),
+        ("review [seen-2]", "review [seen-1]")
+    );
+    // From then on, fresh instances: every payment is the instance's first.
+    assert_eq!(decide_warm("C"), "1");
+    assert_eq!(decide_warm("D"), "1");
+    let figures = rules.rules()[0].context.warm.figures();
+    assert_eq!(
+        (
+            figures.runs,
+            figures.verified,
+            figures.mismatches,
+            figures.fresh_again
+        ),
+        (2, 1, 1, true),
+        "{figures:?}"
+    );
+}
+
+/// The example rules carry nothing from one payment to the next: warm, with every answer
+/// checked on a fresh instance, they decide every example payment (each several times, on
+/// reused instances) as fresh instances do, and no check finds a difference.
+#[test]
+fn the_example_rules_warm_decide_as_they_do_fresh() {
+    let dir = RulesDir::new();
+    crate::support::copy_dir(&crate::support::example_rules(), dir.path());
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".toml") && !name.ends_with(".vectors.toml") && name != "pipeline.toml" {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replacen("\n", "\nisolation = \"warm\"\n", 1)
+                + "\n[warm]\nverify-one-in = 1\n";
+            std::fs::write(&path, text).unwrap();
+        }
+    }
+    let warm_rules = dir.load();
+    let fresh_rules = crate::support::load(&crate::support::example_rules());
+    let (pipeline, mut reports) = pipeline().with_warm_mismatches();
+    let mut warm = WarmInstances::new();
+    let payments: Vec<_> = std::fs::read_dir(crate::support::workspace().join("examples/payments"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    assert!(payments.len() >= 4, "{payments:?}");
+    for round in 0..3 {
+        for name in &payments {
+            let payment = example_payment(name);
+            let id = format!("pay_{round}_{name}");
+            let warm_decision = pipeline.evaluate_warm(&mut warm, &warm_rules, &payment, &id, 0);
+            let fresh_decision = pipeline.evaluate(&fresh_rules, &payment, &id, 0);
+            let answers = |d: &payrules::model::Decision| -> Vec<_> {
+                d.rules
+                    .iter()
+                    .map(|r| (r.name.clone(), r.outcome.clone()))
+                    .collect()
+            };
+            assert_eq!(answers(&warm_decision), answers(&fresh_decision), "{name}");
+        }
+    }
+    assert!(reports.try_recv().is_err(), "no mismatch");
+    for rule in warm_rules.rules() {
+        let figures = rule.context.warm.figures();
+        assert!(
+            figures.verified > 0 && figures.mismatches == 0 && !figures.fresh_again,
+            "{}: {figures:?}",
+            rule.manifest.name
+        );
+    }
 }
 
 /// The service's deciders keep warm instances: over real HTTP, payments decided one after
-/// another by a warm `remember` rule meet instances that have seen earlier payments.
+/// another by a warm `remember` rule meet instances that have seen earlier payments. With
+/// every answer checked, the service reports the first mismatch: `GET /v1/rules`, the
+/// metrics, the audit log.
 #[test]
 fn the_service_decides_on_warm_instances() {
     use crate::server::{SUBMITTER, Server, payment as example};
@@ -184,5 +284,63 @@ fn the_service_decides_on_warm_instances() {
     assert!(
         most as usize >= 8_usize.div_ceil(deciders),
         "the most payments one instance saw: {most}"
+    );
+}
+
+/// Over real HTTP, a warm rule caught carrying state: the first checked answer on a
+/// reused instance differs, and the service shows it in `GET /v1/rules`, the metrics and
+/// the audit log; the rule then answers as a fresh instance does.
+#[test]
+fn the_service_reports_a_warm_mismatch() {
+    use crate::server::{AUDITOR, OPERATOR, SUBMITTER, Server, payment as example};
+    let rules = warm_rule("remember", "verify-one-in = 1", "");
+    let server = Server::with_rules(rules.path());
+    let warm_figures = || server.get("/v1/rules", Some(OPERATOR)).json()["rules"][0].clone();
+    assert_eq!(warm_figures()["isolation"], "warm");
+    let mut n = 0;
+    let started = std::time::Instant::now();
+    while warm_figures()["warm"]["mismatches"] == 0 {
+        assert!(started.elapsed().as_secs() < 30, "{}", warm_figures());
+        let key = format!("mismatch-{n}");
+        n += 1;
+        let reply = server.submit(
+            SUBMITTER,
+            &key,
+            &example("sepa-instant-supplier.json", &key),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(
+            reply.json()["reasons"][0]["code"],
+            "seen-1",
+            "every answer that decides is a fresh instance's: a reused one's is checked first"
+        );
+    }
+    let rule = warm_figures();
+    assert_eq!(rule["warm"]["fresh_again"], true, "{rule}");
+    assert_eq!(rule["warm"]["mismatches"], 1, "{rule}");
+    let audited = || -> Vec<serde_json::Value> {
+        server.get("/v1/audit", Some(AUDITOR)).json()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "rule.warm_mismatch")
+            .cloned()
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    while audited().is_empty() {
+        assert!(started.elapsed().as_secs() < 20, "the mismatch is audited");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let entry = &audited()[0];
+    assert_eq!(entry["subject"], "warm", "{entry}");
+    let detail: serde_json::Value =
+        serde_json::from_str(entry["detail"].as_str().expect("the detail, as JSON text")).unwrap();
+    assert_eq!(detail["warm"], "review [seen-2]", "{entry}");
+    assert_eq!(detail["fresh"], "review [seen-1]", "{entry}");
+    let metrics = server.get("/metrics", None).body;
+    assert!(
+        metrics.contains("payrules_rule_warm_mismatches_total{rule=\"warm\"} 1"),
+        "{metrics}"
     );
 }

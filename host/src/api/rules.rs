@@ -42,6 +42,14 @@ pub struct RuleView {
     /// is not run and its failure policy applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit: Option<crate::registry::breaker::CircuitSnapshot>,
+    /// `fresh` (an instance per payment) or `warm` (an instance per decider thread,
+    /// reused).
+    pub isolation: &'static str,
+    /// A warm rule's payments on this host since its set was loaded, how many of its
+    /// answers were decided again on a fresh instance and compared, how many differed,
+    /// and whether a difference sent it back to fresh instances (absent for a fresh rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm: Option<crate::runtime::WarmFigures>,
 }
 
 impl RuleView {
@@ -63,6 +71,12 @@ impl RuleView {
                 host_calls_max: m.limits.host_calls_max,
             },
             circuit: service.breaker_policy().map(|_| rule.breaker.snapshot()),
+            isolation: match m.isolation {
+                crate::runtime::Isolation::Fresh => "fresh",
+                crate::runtime::Isolation::Warm(_) => "warm",
+            },
+            warm: matches!(m.isolation, crate::runtime::Isolation::Warm(_))
+                .then(|| rule.context.warm.figures()),
         }
     }
 }

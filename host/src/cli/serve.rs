@@ -124,6 +124,7 @@ fn serve(
         service.follow_fleet_canary();
         service.expire_unreviewed();
         service.record_circuit_transitions();
+        service.record_warm_mismatches();
         service.relay_events(std::sync::Arc::clone(service.webhooks()));
         service.sample_overview();
         service.beat(address.to_string()).await;

@@ -27,6 +27,28 @@ pub struct Pipeline {
     runtime: Arc<Runtime>,
     velocity: Arc<VelocityBook>,
     breakers: Option<Breakers>,
+    warm_mismatches: Option<tokio::sync::mpsc::UnboundedSender<WarmMismatch>>,
+}
+
+/// A warm rule's answer that differed from the same rule's on a fresh instance for the
+/// same payment: the rule carried something from one payment to the next. The fresh
+/// answer decided the payment, and the rule version runs on fresh instances from then on.
+#[derive(Clone, Debug)]
+pub struct WarmMismatch {
+    /// The rule.
+    pub rule: String,
+    /// Its version (the component's sha256).
+    pub version: String,
+    /// The version of the rule set it is in.
+    pub rule_set_version: String,
+    /// The payment decided twice.
+    pub payment_id: String,
+    /// The warm instance's answer, summarised (kind and codes: no personal data).
+    pub warm: String,
+    /// The fresh instance's answer, summarised.
+    pub fresh: String,
+    /// When, ms since the Unix epoch.
+    pub at_unix_ms: i64,
 }
 
 /// The circuit breakers' policy, and where their transitions go.
@@ -59,7 +81,18 @@ impl Pipeline {
             runtime,
             velocity,
             breakers: None,
+            warm_mismatches: None,
         }
+    }
+
+    /// The same, reporting warm answers that a fresh instance contradicted to the receiver
+    /// this returns.
+    pub fn with_warm_mismatches(
+        mut self,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<WarmMismatch>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.warm_mismatches = Some(sender);
+        (self, receiver)
     }
 
     /// The same with each rule's circuit breaker under `policy`; transitions are sent to
@@ -134,7 +167,7 @@ impl Pipeline {
         let compliance = stage(RuleKind::Compliance).entered();
         for rule in rules.of_kind(RuleKind::Compliance) {
             runs.push(
-                self.execute(&mut evaluation, rules, rule, now_unix_ms, |e| {
+                self.execute(&mut evaluation, rules, rule, payment_id, now_unix_ms, |e| {
                     e.check(&rule.compiled, &rule.context)
                 }),
             );
@@ -143,20 +176,24 @@ impl Pipeline {
         if !combine::compliance_rejects(&runs) {
             let fraud = stage(RuleKind::Fraud).entered();
             for rule in rules.of_kind(RuleKind::Fraud) {
-                runs.push(
-                    self.execute(&mut evaluation, rules, rule, now_unix_ms, |e| {
-                        e.score(&rule.compiled, &rule.context)
-                    }),
-                );
+                runs.push(self.execute(
+                    &mut evaluation,
+                    rules,
+                    rule,
+                    payment_id,
+                    now_unix_ms,
+                    |e| e.score(&rule.compiled, &rule.context),
+                ));
             }
             drop(fraud);
             if !combine::fraud_rejects(&runs, &rules.policy.fraud) {
                 let _routing = stage(RuleKind::Routing).entered();
                 let candidates = &rules.policy.routing.candidates;
                 for rule in rules.of_kind(RuleKind::Routing) {
-                    let run = self.execute(&mut evaluation, rules, rule, now_unix_ms, |e| {
-                        e.route(&rule.compiled, &rule.context, candidates)
-                    });
+                    let run =
+                        self.execute(&mut evaluation, rules, rule, payment_id, now_unix_ms, |e| {
+                            e.route(&rule.compiled, &rule.context, candidates)
+                        });
                     let settled = match &run.outcome {
                         RuleOutcome::Route { .. } => true,
                         RuleOutcome::Failed { policy, .. } => *policy != FailurePolicy::Skip,
@@ -195,9 +232,36 @@ impl Pipeline {
         evaluation: &mut Evaluation,
         rules: &RuleSet,
         rule: &Rule,
+        payment_id: &str,
         now_unix_ms: i64,
         call: impl FnOnce(&mut Evaluation) -> RuleRunResult,
     ) -> RuleRun {
+        let call = |evaluation: &mut Evaluation| {
+            let result = call(evaluation);
+            if let (Some(warm), Ok(fresh)) = (&result.warm_mismatch, &result.outcome) {
+                let mismatch = WarmMismatch {
+                    rule: rule.manifest.name.clone(),
+                    version: rule.version.clone(),
+                    rule_set_version: rules.version.clone(),
+                    payment_id: payment_id.to_owned(),
+                    warm: warm.summary(),
+                    fresh: fresh.summary(),
+                    at_unix_ms: now_unix_ms,
+                };
+                tracing::error!(
+                    rule = %mismatch.rule,
+                    payment_id,
+                    warm = %mismatch.warm,
+                    fresh = %mismatch.fresh,
+                    "a warm instance answered otherwise than a fresh one: the fresh answer \
+                     decides, and the rule runs on fresh instances from now on"
+                );
+                if let Some(sender) = &self.warm_mismatches {
+                    let _ = sender.send(mismatch);
+                }
+            }
+            result
+        };
         let Some(breakers) = &self.breakers else {
             return execute(evaluation, rule, call);
         };

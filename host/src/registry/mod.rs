@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::lists::NamedList;
 use crate::model::{Rail, RuleKind};
-use crate::runtime::{CompiledRule, RuleContext, Runtime};
+use crate::runtime::{CompiledRule, RuleContext, Runtime, WarmRecord};
 
 pub use manifest::Manifest;
 pub use vectors::Vectors;
@@ -369,6 +369,7 @@ impl RuleSet {
                 config: manifest.config.clone(),
                 lists: rule_lists,
                 isolation: manifest.isolation,
+                warm: WarmRecord::default(),
             });
             let vectors_path = dir.join(format!("{name}{}", vectors::FILE_SUFFIX));
             let vectors = if vectors_path.is_file() {

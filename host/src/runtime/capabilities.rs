@@ -1,7 +1,7 @@
 //! The host side of the capabilities a rule imports (`lists`, `velocity`, `clock`, `log`,
 //! `config`), and the state one payment's store carries while its rules run.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use super::bindings::payrules::rules as wit;
 use super::limits::RuleLimiter;
 use crate::lists::Unscreened;
 use crate::model::{Currency, Date, Payment, RuleLogLine};
-use crate::velocity::{Scope, VelocityBook, WINDOW_SECONDS_MAX};
+use crate::velocity::{Figures, Scope, VelocityBook, WINDOW_SECONDS_MAX};
 
 /// The most log lines a rule keeps per evaluation; later lines are counted and dropped.
 pub const LOG_LINES_MAX: usize = 32;
@@ -80,7 +80,6 @@ impl Capability {
 }
 
 /// What the capabilities answer from for one payment, the same for every rule of it.
-#[derive(Clone)]
 struct PaymentFacts {
     now: wit::clock::Instant,
     now_unix_ms: i64,
@@ -88,6 +87,11 @@ struct PaymentFacts {
     debtor_account: String,
     creditor_account: String,
     currency: Currency,
+    /// The velocity figures given for this payment, by scope and window: asked again for
+    /// the same payment, the same answer, though other payments were stored meanwhile (so
+    /// every rule of a decision sees one picture, and a warm answer decided again on a
+    /// fresh instance is decided from the same facts).
+    velocity_given: Mutex<Vec<((u8, u32), Figures)>>,
 }
 
 /// The data of one payment's store: the payment's facts, and the bounds and logs of the
@@ -117,6 +121,7 @@ impl EvalState {
             debtor_account: payment.debtor_account().to_owned(),
             creditor_account: payment.creditor_account().to_owned(),
             currency: payment.currency,
+            velocity_given: Mutex::new(Vec::new()),
         }))
     }
 
@@ -276,23 +281,39 @@ impl wit::velocity::Host for EvalState {
                 "window-seconds is {window_seconds}; it must be 1..={WINDOW_SECONDS_MAX}"
             )));
         }
-        let scope = match scope {
+        let facts = &*self.facts;
+        let (key, scope) = match scope {
             wit::velocity::VelocityScope::DebtorAccount => {
-                Scope::Debtor(&self.facts.debtor_account)
+                (0, Scope::Debtor(&facts.debtor_account))
             }
             wit::velocity::VelocityScope::CreditorAccount => {
-                Scope::Creditor(&self.facts.creditor_account)
+                (1, Scope::Creditor(&facts.creditor_account))
             }
-            wit::velocity::VelocityScope::DebtorToCreditor => {
-                Scope::Pair(&self.facts.debtor_account, &self.facts.creditor_account)
+            wit::velocity::VelocityScope::DebtorToCreditor => (
+                2,
+                Scope::Pair(&facts.debtor_account, &facts.creditor_account),
+            ),
+        };
+        let mut given = facts
+            .velocity_given
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let figures = match given
+            .iter()
+            .find(|(asked, _)| *asked == (key, window_seconds))
+        {
+            Some((_, figures)) => *figures,
+            None => {
+                let figures = facts.velocity.figures(
+                    scope,
+                    facts.currency,
+                    window_seconds,
+                    facts.now_unix_ms,
+                );
+                given.push(((key, window_seconds), figures));
+                figures
             }
         };
-        let figures = self.facts.velocity.figures(
-            scope,
-            self.facts.currency,
-            window_seconds,
-            self.facts.now_unix_ms,
-        );
         Ok(Ok(wit::velocity::VelocityFigures {
             count: figures.count,
             sum_minor_units: figures.sum_minor_units,
@@ -463,6 +484,54 @@ pub fn utc_date(unix_ms: i64) -> Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every rule of a payment sees one picture of velocity: figures asked again for the
+    /// same payment are the first answer, though a payment was stored meanwhile (what lets
+    /// a warm answer be decided again on a fresh instance from the same facts); the next
+    /// payment sees the new one.
+    #[test]
+    fn a_payments_velocity_figures_are_the_same_every_time_it_asks() {
+        let payment = Payment::from_json(
+            r#"{"end_to_end_id": "E", "amount": "10", "currency": "EUR",
+                "debtor": {"name": "A", "account": {"id": "D1"}}, "debtor_agent": {"member_id": "1"},
+                "creditor": {"name": "B", "account": {"id": "C1"}}, "creditor_agent": {"member_id": "2"}}"#,
+        )
+        .expect("a valid payment");
+        let now = 1_795_327_986_000;
+        let book = Arc::new(VelocityBook::new());
+        let context = Arc::new(RuleContext {
+            name: "r".to_owned(),
+            limits: crate::runtime::RuleLimits::default(),
+            config: std::collections::BTreeMap::new(),
+            lists: std::collections::BTreeMap::new(),
+            isolation: crate::runtime::Isolation::Fresh,
+            warm: crate::runtime::WarmRecord::default(),
+        });
+        let ask = |state: &mut EvalState| {
+            state.begin_rule(&context);
+            let scope = wit::velocity::VelocityScope::DebtorAccount;
+            let figures = wit::velocity::Host::figures(state, scope, 3_600)
+                .expect("no trap")
+                .expect("a valid window");
+            (figures.count, figures.sum_minor_units)
+        };
+        let mut state = EvalState::new(&payment, now, Arc::clone(&book));
+        assert_eq!(ask(&mut state), (0, 0));
+        book.record(&payment, now - 1_000);
+        assert_eq!(ask(&mut state), (0, 0), "the same payment, the same answer");
+        let mut other_store = state.for_a_new_store();
+        assert_eq!(
+            ask(&mut other_store),
+            (0, 0),
+            "in another store of the payment too"
+        );
+        let mut next = EvalState::new(&payment, now, book);
+        assert_eq!(
+            ask(&mut next),
+            (1, 1_000),
+            "the next payment sees the stored one"
+        );
+    }
 
     #[test]
     fn instants_carry_their_utc_calendar_parts() {

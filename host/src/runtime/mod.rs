@@ -27,7 +27,7 @@ mod limits;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -442,6 +442,44 @@ pub struct RuleContext {
     pub lists: BTreeMap<String, Arc<NamedList>>,
     /// Whether each payment gets a fresh instance of it, or a thread's warm one.
     pub isolation: Isolation,
+    /// How its warm runs have been checked against fresh ones (all zero for a fresh rule).
+    pub warm: WarmRecord,
+}
+
+/// What the checks of a warm rule found, across the threads of this host, for one rule
+/// version of one rule set.
+#[derive(Debug, Default)]
+pub struct WarmRecord {
+    runs: AtomicU64,
+    verified: AtomicU64,
+    mismatches: AtomicU64,
+    fresh_again: AtomicBool,
+}
+
+/// A [`WarmRecord`] read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct WarmFigures {
+    /// Payments decided on a warm instance.
+    pub runs: u64,
+    /// Warm answers decided again on a fresh instance and compared.
+    pub verified: u64,
+    /// Of those, answers that differed: the rule carried something from one payment to
+    /// the next.
+    pub mismatches: u64,
+    /// Whether a mismatch sent the rule back to fresh instances (until the next rule set).
+    pub fresh_again: bool,
+}
+
+impl WarmRecord {
+    /// The figures now.
+    pub fn figures(&self) -> WarmFigures {
+        WarmFigures {
+            runs: self.runs.load(Ordering::Relaxed),
+            verified: self.verified.load(Ordering::Relaxed),
+            mismatches: self.mismatches.load(Ordering::Relaxed),
+            fresh_again: self.fresh_again.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// How a rule's instances live.
@@ -465,15 +503,20 @@ pub enum Isolation {
 pub struct WarmPolicy {
     /// The most payments one instance decides.
     pub recycle_after: u32,
+    /// About one warm answer in this many (from an instance that decided an earlier
+    /// payment) is decided again on a fresh instance and the two compared.
+    pub verify_one_in: u32,
 }
 
-/// The most payments a warm instance may be asked to decide before it is recycled.
+/// The most payments a warm instance may be asked to decide before it is recycled, and
+/// the rarest check.
 pub const WARM_RECYCLE_AFTER_CAP: u32 = 1_000_000;
 
 impl Default for WarmPolicy {
     fn default() -> Self {
         WarmPolicy {
             recycle_after: 1_000,
+            verify_one_in: 100,
         }
     }
 }
@@ -481,11 +524,15 @@ impl Default for WarmPolicy {
 impl WarmPolicy {
     /// Checks the bounds; names the first broken.
     pub fn check(&self) -> Result<(), String> {
-        if self.recycle_after == 0 || self.recycle_after > WARM_RECYCLE_AFTER_CAP {
-            return Err(format!(
-                "warm.recycle-after is {}; it must be 1..={WARM_RECYCLE_AFTER_CAP}",
-                self.recycle_after
-            ));
+        for (name, value) in [
+            ("recycle-after", self.recycle_after),
+            ("verify-one-in", self.verify_one_in),
+        ] {
+            if value == 0 || value > WARM_RECYCLE_AFTER_CAP {
+                return Err(format!(
+                    "warm.{name} is {value}; it must be 1..={WARM_RECYCLE_AFTER_CAP}"
+                ));
+            }
         }
         Ok(())
     }
@@ -567,6 +614,9 @@ pub struct RuleRunResult {
     pub fuel_used: u64,
     /// What the rule logged.
     pub logs: Vec<RuleLogLine>,
+    /// When a warm answer was checked and differed from the fresh one this result holds:
+    /// the warm answer.
+    pub warm_mismatch: Option<RuleOutcome>,
 }
 
 /// The sandbox for one payment.
@@ -662,14 +712,61 @@ fn wrong_kind(kind: &str) -> RuleRunResult {
         instantiation: Duration::ZERO,
         fuel_used: 0,
         logs: Vec::new(),
+        warm_mismatch: None,
     }
 }
 
 /// Runs `call` on the rule's warm instance if it has one in `warm`, or else on a fresh one
-/// in the payment's `store`.
+/// in the payment's `store`. Now and then a warm answer is checked: decided again on a
+/// fresh instance (same payment, same facts) and compared; if they differ, the fresh
+/// answer is the rule's, and the rule version runs on fresh instances from then on.
 fn run_rule(
     store: &mut Store<EvalState>,
     warm: Option<&mut WarmInstances>,
+    rule: &CompiledRule,
+    context: &Arc<RuleContext>,
+    call: impl Fn(
+        &mut Store<EvalState>,
+        &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Result<RuleOutcome, RuleFailure>>,
+) -> RuleRunResult {
+    if let (Isolation::Warm(policy), Some(warm)) = (context.isolation, warm)
+        && !context.warm.fresh_again.load(Ordering::Relaxed)
+    {
+        let (warm_result, reused) = run_warm(warm, store, rule, context, policy, &call);
+        let record = &context.warm;
+        let run = record.runs.fetch_add(1, Ordering::Relaxed) + 1;
+        // Only an instance that decided an earlier payment can carry anything from it.
+        if !reused
+            || !run.is_multiple_of(u64::from(policy.verify_one_in))
+            || warm_result.outcome.is_err()
+        {
+            return warm_result;
+        }
+        let fresh = run_fresh(store, rule, context, &call);
+        let Ok(fresh_outcome) = &fresh.outcome else {
+            // A fresh instance that fails where the warm one answered (its deadline spent
+            // on instantiating, say) proves nothing either way.
+            return warm_result;
+        };
+        record.verified.fetch_add(1, Ordering::Relaxed);
+        if warm_result.outcome.as_ref().ok() == Some(fresh_outcome) {
+            return warm_result;
+        }
+        record.mismatches.fetch_add(1, Ordering::Relaxed);
+        record.fresh_again.store(true, Ordering::Relaxed);
+        // The fresh answer decides: it is what the rule answers with nothing carried over.
+        return RuleRunResult {
+            warm_mismatch: warm_result.outcome.ok(),
+            ..fresh
+        };
+    }
+    run_fresh(store, rule, context, call)
+}
+
+/// Runs `call` on a fresh instance in the payment's `store`.
+fn run_fresh(
+    store: &mut Store<EvalState>,
     rule: &CompiledRule,
     context: &Arc<RuleContext>,
     call: impl FnOnce(
@@ -677,9 +774,6 @@ fn run_rule(
         &wasmtime::component::Instance,
     ) -> wasmtime::Result<Result<RuleOutcome, RuleFailure>>,
 ) -> RuleRunResult {
-    if let (Isolation::Warm(policy), Some(warm)) = (context.isolation, warm) {
-        return run_warm(warm, store, rule, context, policy, call);
-    }
     let (result, _) = run(store, rule, context, None, call);
     // After a trap, wasmtime refuses to enter any component instance of the store again
     // ("cannot enter component instance"), so the next rule gets a fresh store holding the
@@ -753,6 +847,7 @@ fn run(
         instantiation,
         fuel_used,
         logs,
+        warm_mismatch: None,
     };
     (result, used)
 }
@@ -760,7 +855,7 @@ fn run(
 /// Runs a warm rule in this thread's instance of it (made, and counted, if there is none)
 /// and keeps the instance for the next payment unless it must be recycled: after a
 /// failure of any kind, a call in which its memory grew (other than its first), or its
-/// `recycle_after`-th payment.
+/// `recycle_after`-th payment. Also says whether the instance had decided a payment before.
 fn run_warm(
     warm: &mut WarmInstances,
     payment: &Store<EvalState>,
@@ -771,7 +866,7 @@ fn run_warm(
         &mut Store<EvalState>,
         &wasmtime::component::Instance,
     ) -> wasmtime::Result<Result<RuleOutcome, RuleFailure>>,
-) -> RuleRunResult {
+) -> (RuleRunResult, bool) {
     let (mut store, instance, calls) = match warm.take(context) {
         Some(slot) => {
             let mut store = slot.store;
@@ -784,6 +879,7 @@ fn run_warm(
             (new_store(payment.engine(), state), None, 0)
         }
     };
+    let reused = instance.is_some();
     let (result, instance) = run(&mut store, rule, context, instance, call);
     let calls = calls + 1;
     let grew = calls > 1 && store.data().limiter.grew;
@@ -799,7 +895,7 @@ fn run_warm(
             calls,
         });
     }
-    result
+    (result, reused)
 }
 
 /// Marks an error that happened before the rule's code ran.

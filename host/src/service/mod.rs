@@ -79,6 +79,11 @@ pub struct Service {
     webhooks: Arc<crate::webhooks::Webhooks>,
     /// What checks the audit chain: the keys and this host's checkpoint file.
     audit_check: Option<(crate::store::audit_keys::AuditKeys, std::path::PathBuf)>,
+    /// Warm answers a fresh instance contradicted, until
+    /// [`Service::record_warm_mismatches`] takes them.
+    warm_mismatches: std::sync::Mutex<
+        Option<tokio::sync::mpsc::UnboundedReceiver<crate::pipeline::WarmMismatch>>,
+    >,
     /// The rules' circuit transitions, until [`Service::record_circuit_transitions`]
     /// takes them.
     circuit_transitions: std::sync::Mutex<
@@ -195,6 +200,7 @@ impl Service {
             webhooks: Arc::new(crate::webhooks::Webhooks::none()),
             audit_check: None,
             circuit_transitions: std::sync::Mutex::new(None),
+            warm_mismatches: std::sync::Mutex::new(None),
             breaker_policy: None,
         }
     }
@@ -226,6 +232,18 @@ impl Service {
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(transitions);
         }
+        self
+    }
+
+    /// Where warm answers a fresh instance contradicted come from.
+    pub fn with_warm_mismatches(
+        mut self,
+        mismatches: tokio::sync::mpsc::UnboundedReceiver<crate::pipeline::WarmMismatch>,
+    ) -> Service {
+        *self
+            .warm_mismatches
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mismatches);
         self
     }
 

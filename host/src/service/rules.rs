@@ -23,6 +23,9 @@ pub const REJECTED: &str = "rules.rejected";
 pub const CIRCUIT_OPENED: &str = "rule.circuit_opened";
 /// The audit action of a rule's circuit closing (a probe passed: the rule runs again).
 pub const CIRCUIT_CLOSED: &str = "rule.circuit_closed";
+/// The audit action of a warm rule's answer contradicted by a fresh instance (the rule
+/// version goes back to fresh instances).
+pub const WARM_MISMATCH: &str = "rule.warm_mismatch";
 
 /// The subdirectory of the rules directory whose rules run as the shadow set.
 pub const SHADOW_SUBDIR: &str = "shadow";
@@ -80,6 +83,42 @@ impl Service {
         tokio::spawn(async move {
             while let Some(change) = transitions.recv().await {
                 service.circuit_changed(&change).await;
+            }
+        });
+    }
+
+    /// Records warm answers that a fresh instance contradicted as they come: the metrics and
+    /// the audit log (the pipeline has logged each). A tokio task; call it on the runtime
+    /// that serves.
+    pub fn record_warm_mismatches(self: &Arc<Self>) {
+        let taken = self
+            .warm_mismatches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(mut mismatches) = taken else {
+            return;
+        };
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(mismatch) = mismatches.recv().await {
+                service.metrics.warm_mismatch(&mismatch.rule);
+                let detail = serde_json::json!({
+                    "rule_version": mismatch.version,
+                    "rule_set_version": mismatch.rule_set_version,
+                    "payment_id": mismatch.payment_id,
+                    "warm": mismatch.warm,
+                    "fresh": mismatch.fresh,
+                    "at_unix_ms": mismatch.at_unix_ms,
+                    "host": service.host_id,
+                });
+                if let Err(error) = service
+                    .store
+                    .audit_event(WARM_MISMATCH, &mismatch.rule, &detail)
+                    .await
+                {
+                    tracing::error!(rule = %mismatch.rule, "the warm mismatch was not audited: {error}");
+                }
             }
         });
     }

@@ -135,7 +135,8 @@ pub fn start(
         through_audit_entry = accepted.through_seq,
         "velocity figures rebuilt from the store"
     );
-    let pipeline = Pipeline::new(runtime, Arc::clone(&velocity));
+    let (pipeline, warm_mismatches) =
+        Pipeline::new(runtime, Arc::clone(&velocity)).with_warm_mismatches();
     let (pipeline, circuits) = match config.circuit_breaker.policy() {
         Some(policy) => {
             let (pipeline, transitions) = pipeline.with_breakers(policy);
@@ -159,7 +160,8 @@ pub fn start(
         .with_review_policy((&config.review).into())
         .with_webhooks(webhooks)
         .with_audit_check(audit_keys, config.audit_checkpoint_file())
-        .with_circuits(circuits);
+        .with_circuits(circuits)
+        .with_warm_mismatches(warm_mismatches);
     Ok(Started {
         service: Arc::new(service),
         trigger,

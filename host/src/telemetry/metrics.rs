@@ -69,6 +69,7 @@ pub struct Metrics {
     reviews: Family<ReviewLabels, Counter>,
     webhook_deliveries: Family<DeliveryLabels, Counter>,
     circuit_transitions: Family<CircuitLabels, Counter>,
+    warm_mismatches: Family<WarmLabels, Counter>,
     /// What the console's overview charts, tallied beside the registry.
     overview: super::overview::Overview,
 }
@@ -77,6 +78,11 @@ pub struct Metrics {
 struct CircuitLabels {
     rule: String,
     to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WarmLabels {
+    rule: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -206,8 +212,16 @@ impl Metrics {
              rule stops running), half_open (one payment probes it), closed",
             circuit_transitions.clone(),
         );
+        let warm_mismatches = Family::<WarmLabels, Counter>::default();
+        registry.register(
+            "rule_warm_mismatches",
+            "Warm rules' answers that a fresh instance of the rule contradicted for the same \
+             payment (each sends the rule version back to fresh instances), by rule",
+            warm_mismatches.clone(),
+        );
         Metrics {
             circuit_transitions,
+            warm_mismatches,
             overview: super::overview::Overview::default(),
             webhook_deliveries,
             reviews,
@@ -342,6 +356,15 @@ impl Metrics {
             .get_or_create(&CircuitLabels {
                 rule: rule.to_owned(),
                 to: to.name().to_owned(),
+            })
+            .inc();
+    }
+
+    /// A warm rule's answer was contradicted by a fresh instance.
+    pub fn warm_mismatch(&self, rule: &str) {
+        self.warm_mismatches
+            .get_or_create(&WarmLabels {
+                rule: rule.to_owned(),
             })
             .inc();
     }
