@@ -7,7 +7,8 @@
 # Runs three layers, each on a fresh store, so the cost of each shows:
 #   1. GET /healthz: HTTP alone (the floor);
 #   2. POST /v1/payments with no rules: HTTP, validation, idempotency, durable commit;
-#   3. POST /v1/payments with the example rules: everything.
+#   3. POST /v1/payments with the example rules: everything;
+#   4. the same with each example rule's manifest saying `isolation = "warm"`.
 # After each POST run it stops the service and checks with `payrules audit verify` that
 # the store holds a decision for every 201 (and that the audit chain is intact).
 set -euo pipefail
@@ -19,6 +20,11 @@ source bench/serve.sh
 new_key submitter
 mkdir -p "$work/no-rules"
 cp examples/rules/pipeline.toml "$work/no-rules/"
+cp -r examples/rules "$work/warm"
+for manifest in "$work"/warm/*.toml; do
+  case "$manifest" in *.vectors.toml|*/pipeline.toml) continue ;; esac
+  sed -i '1i isolation = "warm"' "$manifest"
+done
 
 stop_and_verify() { # name answered
   kill -TERM "$pid"; wait "$pid" || true
@@ -39,8 +45,9 @@ serve examples/rules healthz
 wrk -t1 -c"$connections" -d"${seconds}s" --latency "$url/healthz" | grep -E "Requests/sec|50%|99%|Non-2xx"
 kill -TERM "$pid"; wait "$pid" || true
 
-for layer in no-rules examples; do
+for layer in no-rules examples warm; do
   rules=examples/rules; [ "$layer" = no-rules ] && rules="$work/no-rules"
+  [ "$layer" = warm ] && rules="$work/warm"
   echo "== POST /v1/payments, $layer ($rules), durable SQLite"
   serve "$rules" "$layer"
   PAYRULES_KEY=$key wrk -t1 -c"$connections" -d"${seconds}s" --latency -s bench/load/submit.lua "$url" \

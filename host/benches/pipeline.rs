@@ -433,7 +433,7 @@ impl NativeRules {
             .iter()
             .map(|rail| sdk_rail(*rail))
             .collect();
-        let routing = rail_router::Routing::read(&guest, &candidates, &self.router.0);
+        let routing = rail_router::Routing::remembered(&guest, &candidates, &self.router.0);
         let now = sdk::clock::Instant {
             unix_ms: NOW_UNIX_MS,
             date: sdk::Date {

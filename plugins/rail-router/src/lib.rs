@@ -33,6 +33,9 @@
 //! the rule declines: AM03 if no rail takes the currency, AM02 if the amount is over
 //! every limit, AG03 otherwise.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use payrules_sdk::clock::Instant;
 use payrules_sdk::config::{self, Source};
 use payrules_sdk::money::format_minor_units;
@@ -100,7 +103,32 @@ fn parse_hh_mm(text: &str) -> Option<u16> {
     (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
 }
 
+/// What [`Routing::read`] depends on besides the configuration.
+type RoutingKey = (Urgency, u8, Vec<Rail>);
+
+thread_local! {
+    /// The routings read so far in this instance. The configuration never changes within
+    /// an instance, so on a warm instance (one that decides payment after payment) each
+    /// urgency's routing is read from the host once; a fresh instance reads it once, as
+    /// before.
+    static READ: RefCell<Vec<(RoutingKey, Rc<Routing>)>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Routing {
+    /// [`Routing::read`], remembered per urgency, currency scale and candidates for the
+    /// life of the instance (`config` must be the same every time: the host's is).
+    pub fn remembered(payment: &Payment, candidates: &[Rail], config: &impl Source) -> Rc<Routing> {
+        let key: RoutingKey = (payment.urgency, payment.amount.scale, candidates.to_vec());
+        READ.with(|read| {
+            if let Some((_, routing)) = read.borrow().iter().find(|(seen, _)| *seen == key) {
+                return Rc::clone(routing);
+            }
+            let routing = Rc::new(Routing::read(payment, candidates, config));
+            read.borrow_mut().push((key, Rc::clone(&routing)));
+            routing
+        })
+    }
+
     /// Reads the rails among `candidates` and the preference for `payment`'s urgency
     /// from `config`.
     pub fn read(payment: &Payment, candidates: &[Rail], config: &impl Source) -> Routing {
@@ -305,7 +333,7 @@ struct RailRouter;
 
 impl RoutingRule for RailRouter {
     fn route(payment: Payment, candidates: Vec<Rail>) -> Result<RouteChoice, Reason> {
-        let routing = Routing::read(&payment, &candidates, &config::Host);
+        let routing = Routing::remembered(&payment, &candidates, &config::Host);
         let now = clock::now();
         choose(&payment, &routing, &now, |list, id| {
             lists::contains(list, id).unwrap_or(false)
@@ -512,5 +540,47 @@ mod tests {
         assert_eq!(parse_hh_mm("20:45"), Some(1245));
         assert_eq!(parse_hh_mm("24:00"), None);
         assert_eq!(parse_hh_mm("7"), None);
+    }
+
+    /// A routing is read once per urgency, scale and candidates in an instance, and is
+    /// what reading it afresh gives.
+    #[test]
+    fn a_routing_is_read_once_per_urgency() {
+        let config: std::collections::BTreeMap<String, String> = [
+            ("preference.instant", "sepa-instant"),
+            ("preference.normal", "sepa-credit-transfer, sepa-instant"),
+            ("rails.sepa-instant.reach", "sepa"),
+            ("rails.sepa-instant.currency", "EUR"),
+            ("rails.sepa-credit-transfer.reach", "sepa"),
+            ("sepa-countries", "DE, NL"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let candidates = [Rail::SepaInstant, Rail::SepaCreditTransfer];
+        let mut instant = sepa_payment();
+        instant.urgency = Urgency::Instant;
+        let mut normal = sepa_payment();
+        normal.urgency = Urgency::Normal;
+        let first = Routing::remembered(&instant, &candidates, &config);
+        let again = Routing::remembered(&instant, &candidates, &config);
+        assert!(Rc::ptr_eq(&first, &again), "read once");
+        let other = Routing::remembered(&normal, &candidates, &config);
+        assert!(
+            !Rc::ptr_eq(&first, &other),
+            "another urgency is read for itself"
+        );
+        assert_eq!(
+            other.preference,
+            [Rail::SepaCreditTransfer, Rail::SepaInstant]
+        );
+        let fewer = Routing::remembered(&normal, &candidates[..1], &config);
+        assert_eq!(
+            fewer.preference,
+            [Rail::SepaInstant],
+            "other candidates, another read"
+        );
+        let afresh = Routing::read(&instant, &candidates, &config);
+        assert_eq!(format!("{first:?}"), format!("{afresh:?}"));
     }
 }
