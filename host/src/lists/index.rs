@@ -570,13 +570,10 @@ impl Words {
         // `loosest`: what a word of `len` characters must share with the largest prefix
         // bonus.
         let mut check = |id: u32, len: usize, loosest: usize| {
-            if watch.spend(a) {
-                return;
-            }
             // First what the query alone says about a word of the length and buckets;
-            // then the word itself.
+            // then the word itself (the work the watch counts).
             let mask = strings.masks[id as usize];
-            if counted.ours(mask).min(len) < loosest {
+            if counted.ours(mask).min(len) < loosest || watch.spend(a) {
                 return;
             }
             let word = &strings.chars[id as usize];
@@ -724,12 +721,10 @@ impl NameIndex {
             .collect();
         let counted = Counted::new(letters);
         let mut check = |id: u32, len: usize| {
-            if watch.spend(a) {
-                return;
-            }
             let mask = compacts.masks[id as usize];
             let shared = a.max(len) - distance_max[len];
             if counted.ours(mask).min(len) >= shared
+                && !watch.spend(a)
                 && counted.shared_at_most(&compacts.chars[id as usize], mask) >= shared
             {
                 names.extend_from_slice(&compacts.names[id as usize]);
