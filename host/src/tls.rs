@@ -1,6 +1,7 @@
 //! TLS (rustls with the ring provider). Clients: one that trusts only the CA
-//! certificates of a PEM file the config names, and one that trusts nothing (for a plain
-//! connection that never uses it). The listener's: TLS 1.3 (1.2 if configured), HTTP/2
+//! certificates of a PEM file the config names (presenting, if configured, a client
+//! certificate read again from its files when they change), and one that trusts nothing
+//! (for a plain connection that never uses it). The listener's: TLS 1.3 (1.2 if configured), HTTP/2
 //! and HTTP/1.1 by ALPN, optional client certificates, and a certificate reloaded from
 //! its files when they change, with no restart.
 
@@ -166,7 +167,9 @@ fn certified(
 
 /// A client that trusts only the CA certificates in `ca_file` and, when asked for one,
 /// presents the certificate `identity` names (its chain and its key's files, with the
-/// settings that name them): mutual TLS to a server that verifies its clients.
+/// settings that name them): mutual TLS to a server that verifies its clients. The files
+/// are read again when they change ([`ClientCertificateFiles`]), so a renewed certificate
+/// needs no restart.
 pub fn client_trusting_as(
     ca_file: &Path,
     setting: &str,
@@ -176,23 +179,112 @@ pub fn client_trusting_as(
         return client_trusting(ca_file, setting);
     };
     let roots = roots(ca_file, setting)?;
-    let (chain, key) = read_pair(certificate, private_key, settings)?;
     // The key must be the certificate's: checked here, at start, not at the first
     // handshake the server refuses.
-    let provider = rustls::crypto::ring::default_provider();
-    certified(
-        chain.clone(),
-        key.clone_key(),
-        &provider,
-        private_key,
-        certificate,
-        settings.1,
-    )?;
-    builder()
+    let files = ClientCertificateFiles::read(certificate, private_key, settings)?;
+    Ok(builder()
         .map_err(|e| format!("{setting}: {e}"))?
         .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("{} {}: {e}", settings.1, private_key.display()))
+        .with_client_cert_resolver(Arc::new(files)))
+}
+
+/// A client's certificate and key, from their files, read again at a handshake that asks
+/// for a certificate when either file's bytes changed since the pair in use was read: a
+/// renewal (a new certificate and key written in place, a mounted secret updated) is
+/// presented from the next connection on, with no restart. Connections already open keep
+/// theirs (a server checks a client's certificate when the connection is made). A pair
+/// that does not read (a file half-written, a key of another certificate, a key others may
+/// read) keeps the one in use, and says why in the log at each handshake until it reads.
+#[derive(Debug)]
+pub struct ClientCertificateFiles {
+    certificate: PathBuf,
+    private_key: PathBuf,
+    settings: (String, String),
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The files' bytes as last read, and the pair in use.
+    current: RwLock<(Vec<u8>, Arc<CertifiedKey>)>,
+}
+
+impl ClientCertificateFiles {
+    /// Reads the pair; errors name the setting and the file.
+    fn read(
+        certificate: &Path,
+        private_key: &Path,
+        settings: (&str, &str),
+    ) -> Result<ClientCertificateFiles, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let bytes = both(certificate, private_key).unwrap_or_default();
+        let (chain, key) = read_pair(certificate, private_key, settings)?;
+        let pair = certified(chain, key, &provider, private_key, certificate, settings.1)?;
+        Ok(ClientCertificateFiles {
+            certificate: certificate.to_owned(),
+            private_key: private_key.to_owned(),
+            settings: (settings.0.to_owned(), settings.1.to_owned()),
+            provider,
+            current: RwLock::new((bytes, Arc::new(pair))),
+        })
+    }
+
+    /// The pair to present now: read again first if the files changed.
+    fn now(&self) -> Arc<CertifiedKey> {
+        let bytes = both(&self.certificate, &self.private_key);
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let unchanged = bytes.as_ref().is_none_or(|bytes| *bytes == current.0);
+        if unchanged {
+            return Arc::clone(&current.1);
+        }
+        drop(current);
+        let settings = (self.settings.0.as_str(), self.settings.1.as_str());
+        let read =
+            read_pair(&self.certificate, &self.private_key, settings).and_then(|(chain, key)| {
+                certified(
+                    chain,
+                    key,
+                    &self.provider,
+                    &self.private_key,
+                    &self.certificate,
+                    settings.1,
+                )
+            });
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        match (read, bytes) {
+            (Ok(pair), Some(bytes)) => {
+                let leaf = pair.cert.first().map(|leaf| certificate_sha256(leaf));
+                tracing::info!(
+                    certificate = %self.certificate.display(),
+                    certificate_sha256 = %leaf.map(|d| crate::registry::hex(&d)).unwrap_or_default(),
+                    "client certificate read again: presented from this connection on"
+                );
+                *current = (bytes, Arc::new(pair));
+            }
+            (Err(error), _) => {
+                tracing::error!("client certificate not read again, the one in use stays: {error}")
+            }
+            (Ok(_), None) => {}
+        }
+        Arc::clone(&current.1)
+    }
+}
+
+/// The bytes of both files, one after the other (`None` if either cannot be read now).
+fn both(certificate: &Path, private_key: &Path) -> Option<Vec<u8>> {
+    let mut bytes = std::fs::read(certificate).ok()?;
+    bytes.extend(std::fs::read(private_key).ok()?);
+    Some(bytes)
+}
+
+impl rustls::client::ResolvesClientCert for ClientCertificateFiles {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.now())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// The sha256 of a certificate (DER): how the config names a client's certificate.
@@ -283,5 +375,68 @@ impl ServerTls {
             self.certificate.certificate.clone(),
             self.certificate.private_key.clone(),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::ResolvesClientCert;
+
+    /// A self-signed certificate for `name`: its PEM, its key's PEM, its DER.
+    fn certificate(name: &str) -> (String, String, Vec<u8>) {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("generated");
+        (cert.pem(), signing_key.serialize_pem(), cert.der().to_vec())
+    }
+
+    fn write(dir: &Path, (cert, key): (&str, &str)) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(dir.join("client.pem"), cert).expect("written");
+        let key_file = dir.join("client.key");
+        std::fs::write(&key_file, key).expect("written");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+
+    /// A renewed client certificate is presented at the next handshake, with no restart;
+    /// a renewal that does not read (a certificate with another's key) keeps the pair in
+    /// use until one does.
+    #[test]
+    fn a_renewed_client_certificate_is_presented_from_the_next_handshake() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let (first, renewed) = (certificate("host-a"), certificate("host-b"));
+        write(dir.path(), (&first.0, &first.1));
+        let settings = ("store.tls_client_certificate", "store.tls_client_key");
+        let files = ClientCertificateFiles::read(
+            &dir.path().join("client.pem"),
+            &dir.path().join("client.key"),
+            settings,
+        )
+        .expect("reads");
+        let presented = |files: &ClientCertificateFiles| {
+            files.resolve(&[], &[]).expect("a certificate").cert[0].to_vec()
+        };
+        assert_eq!(presented(&files), first.2);
+        assert_eq!(presented(&files), first.2, "unchanged files, the same pair");
+
+        write(dir.path(), (&renewed.0, &renewed.1));
+        assert_eq!(
+            presented(&files),
+            renewed.2,
+            "the renewal, at the next handshake"
+        );
+
+        // Half a renewal: the first certificate with the renewed key.
+        write(dir.path(), (&first.0, &renewed.1));
+        assert_eq!(
+            presented(&files),
+            renewed.2,
+            "a pair that does not read is not used"
+        );
+        std::fs::remove_file(dir.path().join("client.key")).expect("removed");
+        assert_eq!(presented(&files), renewed.2, "nor a missing file");
+
+        write(dir.path(), (&first.0, &first.1));
+        assert_eq!(presented(&files), first.2, "a pair that reads again is");
     }
 }

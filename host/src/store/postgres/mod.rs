@@ -2242,6 +2242,102 @@ pub(crate) mod tests {
         assert!(error.contains("is not the key of"), "{error}");
     }
 
+    /// A renewal of the test client's certificate (another subject, the same CA), as
+    /// (certificate, key) (`PAYRULES_TEST_POSTGRES_RENEWED_CLIENT`; CI makes it).
+    fn test_renewed_client() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        match std::env::var_os("PAYRULES_TEST_POSTGRES_RENEWED_CLIENT") {
+            Some(prefix) => {
+                let prefix = std::path::PathBuf::from(prefix);
+                Some((prefix.with_extension("pem"), prefix.with_extension("key")))
+            }
+            None => {
+                assert!(
+                    std::env::var_os("PAYRULES_REQUIRE_POSTGRES").is_none(),
+                    "PAYRULES_REQUIRE_POSTGRES is set, but not PAYRULES_TEST_POSTGRES_RENEWED_CLIENT"
+                );
+                eprintln!("PAYRULES_TEST_POSTGRES_RENEWED_CLIENT is not set: the test is skipped");
+                None
+            }
+        }
+    }
+
+    /// A client certificate renewed in place (new files over the old, as a renewal job or
+    /// a mounted secret does) is what the host presents from its next connection to the
+    /// database: no restart. The database names the renewed subject once the store's
+    /// connections are new.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_renewed_client_certificate_is_presented_from_the_next_connection() {
+        let Some(db) = TestDatabase::make() else {
+            return;
+        };
+        let (Some((ca, _)), Some((client, _)), Some(renewed)) =
+            (test_cas(), test_clients(), test_renewed_client())
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("a directory");
+        let (certificate, key) = (dir.path().join("host.pem"), dir.path().join("host.key"));
+        let install = |(from_certificate, from_key): &(std::path::PathBuf, std::path::PathBuf)| {
+            std::fs::copy(from_certificate, &certificate).expect("copied");
+            std::fs::copy(from_key, &key).expect("copied");
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+        };
+        install(&client);
+        let mut settings = db.settings.clone();
+        settings.tls_ca_file = Some(ca);
+        settings.tls_client = Some((certificate.clone(), key.clone()));
+        let sealing = AuditSealing {
+            keys: test_keys(),
+            checkpoints: CheckpointLog::open(&dir.path().join("checkpoints"), 1_000)
+                .expect("checkpoints"),
+            personal: PersonalData::new(test_master()),
+        };
+        let store = PgStore::open(&settings, Arc::new(()), sealing).expect("opens with mTLS");
+        let subject = || async {
+            let rows = store
+                .inner
+                .query(
+                    "SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .await?;
+            Ok::<_, StoreError>(rows[0].get::<_, Option<String>>(0))
+        };
+        assert_eq!(
+            subject().await.expect("reads").as_deref(),
+            Some("/CN=payrules-host")
+        );
+
+        install(&renewed);
+        // The store's connections end (as at a database restart or a failover); every
+        // connection made from then on presents the renewed certificate.
+        admin_sql(
+            &db.admin,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                db.name
+            ),
+        );
+        let started = std::time::Instant::now();
+        let mut answered = 0;
+        // Every reader, twice over: a reader whose connection was ended fails once, then
+        // connects again.
+        while answered < 2 * READERS {
+            match subject().await {
+                Ok(found) => {
+                    assert_eq!(found.as_deref(), Some("/CN=payrules-host-renewed"));
+                    answered += 1;
+                }
+                Err(error) => assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "no new connection: {error}"
+                ),
+            }
+        }
+        store.close();
+    }
+
     /// With `tls_ca_file`, every connection is TLS with the server's certificate verified:
     /// the server says the session is encrypted; a CA that did not sign the server's
     /// certificate gets no connection at all (never a plain one), and says why.
