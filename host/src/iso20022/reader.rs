@@ -12,6 +12,11 @@ use crate::model::{AMOUNT_DIGITS_MAX, Bic, Currency, Date, Money};
 
 const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
 
+/// Fewer bytes than any transaction takes in a message (`<CdtTrfTxInf>` and the closing
+/// tag, an `EndToEndId`, an amount with its currency, a creditor's name and account): a
+/// bound on how many transactions a message of a given length can hold.
+const TRANSACTION_BYTES_MIN: usize = 150;
+
 /// The versions read, by message: their fields used here are the same in each.
 const PACS_008_VERSIONS: std::ops::RangeInclusive<u8> = 2..=13;
 const PAIN_001_VERSIONS: std::ops::RangeInclusive<u8> = 3..=12;
@@ -61,13 +66,36 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedMessage, IsoError> {
 struct Transaction {
     payment: RawPayment,
     /// `(amount text, currency, path)` of the amount, checked when the transaction ends.
-    amount: Option<(String, Option<String>, String)>,
+    amount: Option<(String, Option<String>, ShortPath)>,
     /// pain.001 `EqvtAmt/Amt`, used when there is no `InstdAmt`.
-    equivalent: Option<(String, Option<String>, String)>,
+    equivalent: Option<(String, Option<String>, ShortPath)>,
     service_level: Option<String>,
     local_instrument: Option<String>,
     priority: Option<String>,
-    path: String,
+    /// Where the transaction is; joined into text only for an error.
+    path: ShortPath,
+}
+
+/// The path of a transaction or of its amount (at most six names deep), kept without an
+/// allocation for the error message it may never need.
+#[derive(Clone, Copy, Default)]
+struct ShortPath {
+    tags: [Tag; 8],
+    len: usize,
+}
+
+impl ShortPath {
+    /// The first eight names of `path` (the paths kept have fewer).
+    fn of(path: &[Tag]) -> ShortPath {
+        let mut short = ShortPath::default();
+        short.len = path.len().min(short.tags.len());
+        short.tags[..short.len].copy_from_slice(&path[..short.len]);
+        short
+    }
+
+    fn tags(&self) -> &[Tag] {
+        &self.tags[..self.len]
+    }
 }
 
 /// What a pain.001 `PmtInf` gives all its transactions.
@@ -99,6 +127,10 @@ struct Reader<'i> {
     message: ParsedMessage,
     /// Local names from the `Document` down, interned; empty outside it.
     path: Vec<Tag>,
+    /// How many of `path` are [`Tag::Other`] (a name the reader does not know).
+    unknown_open: usize,
+    /// The message's length.
+    input_bytes: usize,
     /// Depth of every open element, wrappers included.
     depth: usize,
     document_depth: usize,
@@ -128,6 +160,8 @@ impl<'i> Reader<'i> {
             kind: None,
             message: ParsedMessage::default(),
             path: Vec::new(),
+            unknown_open: 0,
+            input_bytes: text.len(),
             depth: 0,
             document_depth: 0,
             document_done: false,
@@ -166,8 +200,13 @@ impl<'i> Reader<'i> {
                 }
                 Event::Start(start) => self.start(&start)?,
                 Event::End(_) => self.end()?,
-                Event::Text(text) => self.push_text(&text.xml10_content())?,
-                Event::CData(data) => self.push_text(&data.into_inner())?,
+                // Text is decoded only where it can be a field's (not the indentation
+                // between elements, nor text under an element the reader does not read).
+                Event::Text(text) if self.wants_text() => {
+                    self.push_text(&text.xml10_content())?;
+                }
+                Event::CData(data) if self.wants_text() => self.push_text(&data.into_inner())?,
+                Event::Text(_) | Event::CData(_) => {}
                 Event::GeneralRef(reference) => {
                     let resolved = match reference.resolve_char_ref() {
                         Ok(Some(c)) => c.to_string(),
@@ -212,8 +251,14 @@ impl<'i> Reader<'i> {
         self.finish()
     }
 
+    /// Whether text here can be a field's: inside the `Document`, directly in the element
+    /// opened last, whose path is made of names the reader knows.
+    fn wants_text(&self) -> bool {
+        self.text_depth == self.depth && !self.path.is_empty() && self.unknown_open == 0
+    }
+
     fn push_text(&mut self, text: &str) -> Result<(), IsoError> {
-        if self.text_depth == self.depth && !self.path.is_empty() {
+        if self.wants_text() {
             if self.text.len() + text.len() > TEXT_BYTES_MAX {
                 return Err(IsoError::at(
                     "FF01",
@@ -284,7 +329,9 @@ impl<'i> Reader<'i> {
             }
             return Ok(());
         }
-        self.path.push(intern(name));
+        let tag = intern(name);
+        self.unknown_open += usize::from(tag == Tag::Other);
+        self.path.push(tag);
         self.currencies.push(currency);
         match self.path.as_slice() {
             [_] => {
@@ -307,7 +354,7 @@ impl<'i> Reader<'i> {
                     ));
                 }
                 self.transaction = Some(Transaction {
-                    path: self.path_string(),
+                    path: ShortPath::of(&self.path),
                     ..Transaction::default()
                 });
             }
@@ -379,14 +426,16 @@ impl<'i> Reader<'i> {
         } else if self.document_depth != 0 {
             // Only a leaf whose whole path is made of names the reader knows can be a
             // field; any other text is dropped without a copy.
-            let field = self.text_depth == self.depth && !self.path.contains(&Tag::Other);
+            let field = self.text_depth == self.depth && self.unknown_open == 0;
             if field {
-                let text = self.text.clone();
+                let text = std::mem::take(&mut self.text);
                 self.assign(text)?;
             }
             self.text.clear();
             self.close()?;
-            self.path.pop();
+            if self.path.pop() == Some(Tag::Other) {
+                self.unknown_open -= 1;
+            }
             self.currencies.pop();
         }
         self.text_depth = 0;
@@ -415,7 +464,7 @@ impl<'i> Reader<'i> {
         if transaction.payment.end_to_end_id.is_none() {
             return Err(IsoError::at(
                 "FF08",
-                &format!("{}/PmtId/EndToEndId", transaction.path),
+                &format!("{}/PmtId/EndToEndId", join_path(transaction.path.tags())),
                 "the transaction has no EndToEndId",
             ));
         }
@@ -423,12 +472,15 @@ impl<'i> Reader<'i> {
         let Some((text, currency, path)) = amount else {
             return Err(IsoError::at(
                 "AM12",
-                &transaction.path,
+                &join_path(transaction.path.tags()),
                 "the transaction has no amount",
             ));
         };
-        let (value, currency) = check_amount(&text, currency.as_deref(), &path)?;
-        transaction.payment.amount = Some(value.to_string());
+        let (value, currency) = check_amount(&text, currency.as_deref(), path.tags())?;
+        // The amount as written when that is its canonical form (no leading zero), which
+        // it nearly always is; else as the decimal prints it.
+        let canonical = !text.starts_with('0') || text.starts_with("0.") || text == "0";
+        transaction.payment.amount = Some(if canonical { text } else { value.to_string() });
         transaction.payment.currency = Some(currency.code().to_owned());
         let info = self.payment_info.as_ref();
         let service_level = transaction
@@ -582,14 +634,23 @@ impl<'i> Reader<'i> {
         match path {
             [_, Tag::GrpHdr, Tag::MsgId] => self.message.message_id = text,
             [_, Tag::GrpHdr, Tag::NbOfTxs] => {
-                self.group_transactions = Some((count(&text, path)?, join_path(path)));
+                let transactions = count(&text, path)?;
+                // Room for the transactions the header announces, made once (growing a
+                // vector of a thousand payments by doubling was a fifth of the reading):
+                // never more than the message can hold, whatever the header says.
+                let room = usize::try_from(transactions)
+                    .unwrap_or(usize::MAX)
+                    .min(TRANSACTIONS_MAX)
+                    .min(self.input_bytes / TRANSACTION_BYTES_MIN);
+                self.message.payments.reserve(room);
+                self.group_transactions = Some((transactions, join_path(path)));
             }
             [_, Tag::GrpHdr, Tag::CtrlSum] => {
                 self.group_control_sum = Some((decimal(&text, path)?, join_path(path)));
             }
             [_, Tag::GrpHdr, Tag::TtlIntrBkSttlmAmt] => {
                 let currency = self.currencies.last_mut().and_then(Option::take);
-                let (value, _) = check_amount(&text, currency.as_deref(), &join_path(path))?;
+                let (value, _) = check_amount(&text, currency.as_deref(), path)?;
                 self.group_total = Some((value, join_path(path)));
             }
             [_, Tag::GrpHdr, Tag::IntrBkSttlmDt] => {
@@ -626,9 +687,10 @@ macro_rules! tags {
         /// its patterns compare integers, not strings. Any name not listed is `Other`.
         // The variants are the ISO 20022 element names, spelled as the schema spells them.
         #[allow(clippy::upper_case_acronyms)]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         enum Tag {
             $($name,)+
+            #[default]
             Other,
         }
 
@@ -676,10 +738,10 @@ fn transaction_field(
         [Tag::PmtTpInf, Tag::InstrPrty] => transaction.priority = Some(text),
         [Tag::PmtTpInf, Tag::CtgyPurp, Tag::Cd] => payment.category_purpose = Some(text),
         [Tag::IntrBkSttlmAmt] | [Tag::Amt, Tag::InstdAmt] => {
-            transaction.amount = Some((text, currency, join_path(path)));
+            transaction.amount = Some((text, currency, ShortPath::of(path)));
         }
         [Tag::Amt, Tag::EqvtAmt, Tag::Amt] => {
-            transaction.equivalent = Some((text, currency, join_path(path)));
+            transaction.equivalent = Some((text, currency, ShortPath::of(path)));
         }
         [Tag::IntrBkSttlmDt] => payment.requested_execution_date = Some(date(&text, path)?),
         [Tag::ChrgBr] => payment.charge_bearer = Some(text),
@@ -915,24 +977,27 @@ fn plain_decimal(text: &str) -> Option<Decimal> {
 fn check_amount(
     text: &str,
     currency: Option<&str>,
-    path: &str,
+    path: &[Tag],
 ) -> Result<(Decimal, Currency), IsoError> {
+    let path = || join_path(path);
+    let path = &path;
     let currency = match currency {
         Some(code) => {
-            Currency::parse(code).map_err(|e| IsoError::at("AM11", path, format!("Ccy: {e}")))?
+            Currency::parse(code).map_err(|e| IsoError::at("AM11", &path(), format!("Ccy: {e}")))?
         }
-        None => return Err(IsoError::at("AM11", path, "the amount has no Ccy")),
+        None => return Err(IsoError::at("AM11", &path(), "the amount has no Ccy")),
     };
     let value = plain_decimal(text).ok_or_else(|| {
         IsoError::at(
             "AM12",
-            path,
+            &path(),
             format!(
                 "{text:?} is not a positive decimal amount of at most {AMOUNT_DIGITS_MAX} digits"
             ),
         )
     })?;
-    Money::new(value, currency).map_err(|e| IsoError::at(e.reason_code(), path, e.to_string()))?;
+    Money::new(value, currency)
+        .map_err(|e| IsoError::at(e.reason_code(), &path(), e.to_string()))?;
     Ok((value, currency))
 }
 
@@ -960,5 +1025,34 @@ mod tests {
             assert_eq!(tag.name(), *name);
         }
         assert_eq!(intern("SplmtryData"), Tag::Other);
+    }
+
+    /// An amount is kept as written when that is its canonical decimal form, and written
+    /// canonically otherwise (leading zeros dropped; the scale kept either way).
+    #[test]
+    fn amounts_come_out_canonical() {
+        let message = |amount: &str| {
+            format!(
+                "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08\"><FIToFICstmrCdtTrf>\
+                 <GrpHdr><MsgId>M</MsgId><NbOfTxs>1</NbOfTxs><IntrBkSttlmDt>2026-11-24</IntrBkSttlmDt></GrpHdr>\
+                 <CdtTrfTxInf><PmtId><EndToEndId>E</EndToEndId></PmtId>\
+                 <IntrBkSttlmAmt Ccy=\"EUR\">{amount}</IntrBkSttlmAmt></CdtTrfTxInf>\
+                 </FIToFICstmrCdtTrf></Document>"
+            )
+        };
+        for (written, read) in [
+            ("150.00", "150.00"),
+            ("0.50", "0.50"),
+            ("000150.00", "150.00"),
+            ("00.5", "0.5"),
+            ("7", "7"),
+        ] {
+            let parsed = parse(message(written).as_bytes()).expect("a valid message");
+            assert_eq!(
+                parsed.payments[0].amount.as_deref(),
+                Some(read),
+                "{written}"
+            );
+        }
     }
 }
