@@ -7,7 +7,8 @@
 # 1. Per evaluation: `payrules plugin test` on the rule's 10 test vectors, ROUNDS times
 #    each, interleaved; the median per case of wall time, instantiation time and fuel.
 # 2. Under load: the real `payrules serve` with the example rules, then with the Python
-#    velocity-risk in place of the Rust one, driven by wrk for SECONDS each.
+#    velocity-risk in place of the Rust one, then the same with the Python rule's manifest
+#    saying `isolation = "warm"`, driven by wrk for SECONDS each.
 # Needs a release build, componentize-py (pip install componentize-py==0.25.1) and wrk.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,7 +59,9 @@ source bench/serve.sh
 new_key submitter
 cp -r examples/rules "$work/with-python"
 cp "$work/python/"* "$work/with-python/"
-for rules in examples/rules "$work/with-python"; do
+cp -r "$work/with-python" "$work/with-python-warm"
+sed -i '1i isolation = "warm"' "$work/with-python-warm/velocity-risk.toml"
+for rules in examples/rules "$work/with-python" "$work/with-python-warm"; do
   name=$(basename "$rules")
   serve "$rules" "$name"
   echo "-- $rules"

@@ -288,6 +288,54 @@ fn velocity_risk_in_python_passes_the_rust_rules_vectors_and_decides_every_examp
         "the examples exercise the rule"
     );
     assert_eq!(by_python, by_rust);
+
+    // Warm (an instance of CPython kept from payment to payment), with every answer from
+    // a reused instance checked on a fresh one: the Rust rule's answers, and no check
+    // finds a difference.
+    let manifest = python_rules.join("velocity-risk.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("isolation = \"warm\"\n{text}\n[warm]\nverify-one-in = 1\n"),
+    )
+    .unwrap();
+    let warm_rules = crate::support::load(&python_rules);
+    let rust_rules = crate::support::load(&example_rules());
+    let pipeline = crate::support::pipeline();
+    let mut warm = payrules::runtime::WarmInstances::new();
+    let velocity_risk = |decision: &payrules::model::Decision| {
+        decision
+            .rules
+            .iter()
+            .find(|run| run.name == "velocity-risk")
+            .map(|run| run.outcome.clone())
+    };
+    for round in 0..3 {
+        for path in payments.iter().filter(|path| path.ends_with(".json")) {
+            let payment =
+                payrules::model::Payment::from_json(&std::fs::read_to_string(path).unwrap())
+                    .unwrap();
+            let id = format!("pay_{round}");
+            let now = crate::support::TUESDAY_MORNING_UNIX_MS;
+            let by_warm_python = pipeline.evaluate_warm(&mut warm, &warm_rules, &payment, &id, now);
+            let by_fresh_rust = pipeline.evaluate(&rust_rules, &payment, &id, now);
+            assert_eq!(
+                velocity_risk(&by_warm_python),
+                velocity_risk(&by_fresh_rust),
+                "{path}"
+            );
+        }
+    }
+    let rule = warm_rules
+        .rules()
+        .iter()
+        .find(|rule| rule.manifest.name == "velocity-risk")
+        .unwrap();
+    let figures = rule.context.warm.figures();
+    assert!(
+        figures.verified > 0 && figures.mismatches == 0 && !figures.fresh_again,
+        "{figures:?}"
+    );
 }
 
 #[test]
