@@ -139,6 +139,11 @@ fn a_new_rule_set_gets_new_warm_instances() {
         1,
         "a set no longer loaded leaves nothing behind"
     );
+    // Nor when the set that replaces it has no warm rule at all.
+    drop(second);
+    let fresh_only = RulesDir::new().misbehaving("plain", "pass", "").load();
+    pipeline().evaluate_warm(&mut warm, &fresh_only, &payment("F"), "pay_warm", 0);
+    assert!(warm.is_empty(), "{} instances left", warm.len());
 }
 
 #[test]

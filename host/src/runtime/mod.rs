@@ -387,6 +387,7 @@ impl Runtime {
         velocity: Arc<VelocityBook>,
         warm: &'w mut WarmInstances,
     ) -> Evaluation<'w> {
+        warm.prune();
         let evaluation = self.evaluation(payment, payment_id, now_unix_ms, velocity);
         Evaluation {
             store: evaluation.store,
@@ -579,11 +580,15 @@ impl WarmInstances {
         self.instantiated
     }
 
-    /// The slot of `context`'s rule version, taken out; drops those of rule versions no
-    /// rule set holds any more.
-    fn take(&mut self, context: &Arc<RuleContext>) -> Option<WarmSlot> {
+    /// Drops the instances of rule versions no rule set holds any more (their contexts
+    /// are held by the slots alone).
+    fn prune(&mut self) {
         self.slots
             .retain(|slot| Arc::strong_count(&slot.context) > 1);
+    }
+
+    /// The slot of `context`'s rule version, taken out.
+    fn take(&mut self, context: &Arc<RuleContext>) -> Option<WarmSlot> {
         let at = self
             .slots
             .iter()
