@@ -12,9 +12,11 @@ use crate::model::{AMOUNT_DIGITS_MAX, Bic, Currency, Date, Money};
 
 const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
 
-/// Fewer bytes than any transaction takes in a message (`<CdtTrfTxInf>` and the closing
-/// tag, an `EndToEndId`, an amount with its currency, a creditor's name and account): a
-/// bound on how many transactions a message of a given length can hold.
+/// About the fewest bytes a transaction takes in a message (`<CdtTrfTxInf>` and its
+/// closing tag, an `EndToEndId`, an amount with its currency, a creditor): how many
+/// transactions a message of a given length is taken to hold when room is made for them
+/// ahead. Only a size hint: a message with smaller transactions still reads, its vector
+/// growing as it goes.
 const TRANSACTION_BYTES_MIN: usize = 150;
 
 /// The versions read, by message: their fields used here are the same in each.
@@ -637,7 +639,7 @@ impl<'i> Reader<'i> {
                 let transactions = count(&text, path)?;
                 // Room for the transactions the header announces, made once (growing a
                 // vector of a thousand payments by doubling was a fifth of the reading):
-                // never more than the message can hold, whatever the header says.
+                // never more than about what the message can hold, whatever the header says.
                 let room = usize::try_from(transactions)
                     .unwrap_or(usize::MAX)
                     .min(TRANSACTIONS_MAX)
