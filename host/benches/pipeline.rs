@@ -18,13 +18,14 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
-use payrules::lists::NamedList;
-use payrules::model::{self, Payment, Rail, RuleKind, RuleOutcome, RuleRun};
-use payrules::pipeline::{Pipeline, combine};
-use payrules::registry::{Manifest, RuleSet};
+use payrules::model::{self, Payment, RuleKind, RuleOutcome};
+use payrules::pipeline::Pipeline;
+use payrules::registry::RuleSet;
 use payrules::runtime::{RuleContext, Runtime, WarmInstances};
-use payrules::velocity::{Scope, VelocityBook};
-use payrules_sdk as sdk;
+use payrules::velocity::VelocityBook;
+
+mod floor;
+use floor::NativeRules;
 
 /// Tuesday 2026-11-24 10:00 UTC.
 const NOW_UNIX_MS: i64 = 1_795_514_400_000;
@@ -45,7 +46,7 @@ fn pipeline(c: &mut Criterion) {
     let rules =
         RuleSet::load(&workspace().join("examples/rules"), &runtime).expect("example rules");
     let payment = bench_payment();
-    let native = NativeRules::load();
+    let native = NativeRules::load(&workspace().join("examples/rules"));
 
     let mut group = c.benchmark_group("pipeline");
     group.bench_function("wasm: 4 rules, fresh instance each", |b| {
@@ -79,7 +80,7 @@ fn pipeline(c: &mut Criterion) {
     );
     // The same rules with `isolation = "warm"`: each keeps an instance on the bench's
     // thread (as on a decider), every per-call bound still enforced.
-    let warm_dir = warm_copy_of_the_example_rules();
+    let warm_dir = floor::warm_copy_of_the_example_rules(&workspace().join("examples/rules"));
     let warm_rules = RuleSet::load(warm_dir.path(), &runtime).expect("warm example rules");
     let mut warm = WarmInstances::new();
     group.bench_function("wasm: 4 rules, warm instances", |b| {
@@ -105,7 +106,7 @@ fn pipeline(c: &mut Criterion) {
     group.bench_function("native: the same 4 rules as Rust functions", |b| {
         b.iter_batched(
             VelocityBook::new,
-            |velocity| black_box(native.evaluate(&payment, &velocity)),
+            |velocity| black_box(native.evaluate(&payment, &velocity, NOW_UNIX_MS)),
             BatchSize::SmallInput,
         );
     });
@@ -118,7 +119,7 @@ fn pipeline(c: &mut Criterion) {
         "bench",
         NOW_UNIX_MS,
     );
-    let floor = native.evaluate(&payment, &VelocityBook::new());
+    let floor = native.evaluate(&payment, &VelocityBook::new(), NOW_UNIX_MS);
     let warmed = Pipeline::new(Arc::clone(&runtime), Arc::new(VelocityBook::new())).evaluate_warm(
         &mut warm,
         &warm_rules,
@@ -148,36 +149,6 @@ fn outcomes(decision: &model::Decision) -> Vec<(String, RuleOutcome)> {
         .iter()
         .map(|run| (run.name.clone(), run.outcome.clone()))
         .collect()
-}
-
-/// The example rules in a temporary directory, each manifest asking for warm isolation.
-fn warm_copy_of_the_example_rules() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    copy_dir(&workspace().join("examples/rules"), dir.path());
-    for entry in std::fs::read_dir(dir.path()).expect("read the copy") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let manifest =
-            name.ends_with(".toml") && !name.ends_with(".vectors.toml") && name != "pipeline.toml";
-        if manifest {
-            let text = std::fs::read_to_string(&path).expect("manifest");
-            std::fs::write(&path, format!("isolation = \"warm\"\n{text}")).expect("write");
-        }
-    }
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create");
-    for entry in std::fs::read_dir(from).expect("read") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// Per rule: median instantiation, call, and the call of a rule that does nothing with
@@ -291,323 +262,6 @@ fn noop_rule(runtime: &Runtime) -> (payrules::runtime::CompiledRule, Arc<RuleCon
         warm: payrules::runtime::WarmRecord::default(),
     });
     (compiled, context)
-}
-
-/// The four example rules, natively: their own code, their manifests' configuration,
-/// the host's list index and velocity book.
-struct NativeRules {
-    sanctions: (BTreeMap<String, String>, NamedList),
-    limits: BTreeMap<String, String>,
-    velocity: BTreeMap<String, String>,
-    router: (BTreeMap<String, String>, NamedList, NamedList),
-    policy: payrules::registry::PipelinePolicy,
-}
-
-impl NativeRules {
-    fn load() -> NativeRules {
-        let dir = workspace().join("examples/rules");
-        let config = |name: &str| {
-            let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("manifest");
-            Manifest::parse(name, &text).expect("valid manifest").config
-        };
-        let list = |file: &str, csv: bool| {
-            NamedList::parse(
-                &std::fs::read(dir.join("lists").join(file)).expect("list"),
-                csv,
-            )
-            .expect("valid list")
-        };
-        let policy = payrules::registry::PipelinePolicy::parse(
-            &std::fs::read_to_string(dir.join("pipeline.toml")).expect("policy"),
-        )
-        .expect("valid policy");
-        NativeRules {
-            sanctions: (config("sanctions-screening"), list("sdn-sample.csv", true)),
-            limits: config("limits"),
-            velocity: config("velocity-risk"),
-            router: (
-                config("rail-router"),
-                list("fednow-participants.txt", false),
-                list("rtp-participants.txt", false),
-            ),
-            policy,
-        }
-    }
-
-    fn evaluate(&self, payment: &Payment, velocity: &VelocityBook) -> model::Decision {
-        let guest = sdk_payment(payment);
-        let mut runs = Vec::with_capacity(4);
-
-        let screening = sanctions_screening::Screening::read(&self.sanctions.0);
-        let hits: Vec<_> = guest
-            .named_parties()
-            .into_iter()
-            .filter_map(|(role, party)| {
-                let name = party.name.clone()?;
-                let matches: Vec<_> = self
-                    .sanctions
-                    .1
-                    .fuzzy_match(&name, screening.weak_match, 3, None)
-                    .expect("a payment's party name is within the bound")
-                    .into_iter()
-                    .map(|m| sdk::lists::ListMatch {
-                        entry_id: m.entry.id,
-                        entry_name: m.entry.name,
-                        matched_name: m.matched_name,
-                        similarity: m.similarity,
-                        program: m.entry.program,
-                    })
-                    .collect();
-                (!matches.is_empty()).then_some(sanctions_screening::PartyHits {
-                    role,
-                    name,
-                    matches,
-                })
-            })
-            .collect();
-        let disguised: Vec<_> = guest
-            .named_parties()
-            .into_iter()
-            .filter_map(|(role, party)| {
-                let name = party.name.clone()?;
-                let disguises = sdk::names::disguises(&name);
-                (!disguises.is_empty()).then_some(sanctions_screening::DisguisedName {
-                    role,
-                    name,
-                    disguises,
-                })
-            })
-            .collect();
-        runs.push(run(
-            "sanctions-screening",
-            RuleKind::Compliance,
-            verdict(sanctions_screening::verdict(
-                &hits,
-                &disguised,
-                screening.strong_match,
-            )),
-        ));
-
-        let limits = limits::Limits::read(&guest, &self.limits);
-        runs.push(run(
-            "limits",
-            RuleKind::Compliance,
-            verdict(limits::verdict(&guest, &limits)),
-        ));
-
-        let (debtor, creditor) = (payment.debtor_account(), payment.creditor_account());
-        let figures =
-            |scope, window| velocity.figures(scope, payment.currency, window, NOW_UNIX_MS);
-        let day = 86_400;
-        let month = figures(Scope::Debtor(debtor), 30 * day);
-        let signals = velocity_risk::Signals {
-            debtor_last_hour: figures(Scope::Debtor(debtor), 3_600).count,
-            debtor_last_day: figures(Scope::Debtor(debtor), day).count,
-            debtor_last_30_days: (month.count, month.sum_minor_units),
-            pair_last_day: figures(Scope::Pair(debtor, creditor), day).count,
-            pair_last_90_days: figures(Scope::Pair(debtor, creditor), 90 * day).count,
-        };
-        let settings = velocity_risk::Settings::read(guest.amount.scale, &self.velocity);
-        let risk = velocity_risk::score(&guest, &signals, &settings);
-        runs.push(run(
-            "velocity-risk",
-            RuleKind::Fraud,
-            RuleOutcome::Score {
-                score: risk.score,
-                reasons: risk
-                    .reasons
-                    .into_iter()
-                    .map(|r| model::RiskReason {
-                        code: r.code,
-                        points: r.points,
-                        message: r.message,
-                    })
-                    .collect(),
-            },
-        ));
-
-        let candidates: Vec<sdk::Rail> = self
-            .policy
-            .routing
-            .candidates
-            .iter()
-            .map(|rail| sdk_rail(*rail))
-            .collect();
-        let routing = rail_router::Routing::remembered(&guest, &candidates, &self.router.0);
-        let now = sdk::clock::Instant {
-            unix_ms: NOW_UNIX_MS,
-            date: sdk::Date {
-                year: 2026,
-                month: 11,
-                day: 24,
-            },
-            minute_of_day: 600,
-            weekday: 2,
-        };
-        let on_list = |list: &str, id: &str| match list {
-            "fednow-participants" => self.router.1.contains(id),
-            "rtp-participants" => self.router.2.contains(id),
-            _ => false,
-        };
-        let outcome = match rail_router::choose(&guest, &routing, &now, on_list) {
-            Ok(choice) => RuleOutcome::Route {
-                rail: model_rail(choice.rail),
-                explanation: choice.explanation,
-            },
-            Err(reason) => RuleOutcome::Decline {
-                reason: model_reason(reason),
-            },
-        };
-        runs.push(run("rail-router", RuleKind::Routing, outcome));
-
-        let combined = combine::combine(&runs, &self.policy.fraud);
-        model::Decision {
-            payment_id: "bench".to_owned(),
-            end_to_end_id: payment.end_to_end_id.to_string(),
-            status: combined.status,
-            reasons: combined.reasons,
-            risk_score: combined.risk_score,
-            route: combined.route,
-            rule_set_version: String::new(),
-            canary: false,
-            decided_at_unix_ms: NOW_UNIX_MS,
-            rules: runs,
-        }
-    }
-}
-
-fn run(name: &str, kind: RuleKind, outcome: RuleOutcome) -> RuleRun {
-    RuleRun {
-        name: name.to_owned(),
-        kind,
-        version: String::new(),
-        outcome,
-        duration_us: 0,
-        instantiation_us: 0,
-        fuel_used: 0,
-        logs: Vec::new(),
-    }
-}
-
-fn model_reason(reason: sdk::Reason) -> model::Reason {
-    model::Reason {
-        code: reason.code,
-        message: reason.message,
-        rule: None,
-    }
-}
-
-fn verdict(verdict: sdk::Verdict) -> RuleOutcome {
-    match verdict {
-        sdk::Verdict::Pass => RuleOutcome::Pass,
-        sdk::Verdict::Review(findings) => RuleOutcome::Review {
-            findings: findings.into_iter().map(model_reason).collect(),
-        },
-        sdk::Verdict::Reject(reason) => RuleOutcome::Reject {
-            reason: model_reason(reason),
-        },
-    }
-}
-
-const RAILS: [(Rail, sdk::Rail); 7] = [
-    (Rail::Rtp, sdk::Rail::Rtp),
-    (Rail::Fednow, sdk::Rail::Fednow),
-    (Rail::Ach, sdk::Rail::Ach),
-    (Rail::SepaInstant, sdk::Rail::SepaInstant),
-    (Rail::SepaCreditTransfer, sdk::Rail::SepaCreditTransfer),
-    (Rail::Swift, sdk::Rail::Swift),
-    (Rail::BookTransfer, sdk::Rail::BookTransfer),
-];
-
-fn sdk_rail(rail: Rail) -> sdk::Rail {
-    RAILS
-        .iter()
-        .find(|(model, _)| *model == rail)
-        .map(|(_, sdk)| *sdk)
-        .expect("every rail maps")
-}
-
-fn model_rail(rail: sdk::Rail) -> Rail {
-    RAILS
-        .iter()
-        .find(|(_, sdk)| *sdk == rail)
-        .map(|(model, _)| *model)
-        .expect("every rail maps")
-}
-
-/// The payment as a native rule sees it: the copy the host would marshal into the guest.
-fn sdk_payment(payment: &Payment) -> sdk::Payment {
-    let money = payment.money();
-    let text = |t: &Option<model::Text<35>>| t.as_ref().map(ToString::to_string);
-    let agent = |a: &model::Agent| sdk::Agent {
-        bic: a.bic.as_ref().map(|b| b.as_str().to_owned()),
-        member_id: a.member_id.as_ref().map(ToString::to_string),
-        name: a.name.as_ref().map(ToString::to_string),
-        country: a
-            .country
-            .as_ref()
-            .map(|c| c.as_str().to_owned())
-            .or_else(|| a.bic.as_ref().map(|b| b.country().to_owned())),
-    };
-    let party = |p: &model::Party| sdk::Party {
-        name: p.name.as_ref().map(ToString::to_string),
-        country: p.country.as_ref().map(|c| c.as_str().to_owned()),
-        address: p.address.as_ref().map(|a| sdk::PostalAddress {
-            street_name: a.street_name.as_ref().map(ToString::to_string),
-            building_number: a.building_number.as_ref().map(ToString::to_string),
-            post_code: a.post_code.as_ref().map(ToString::to_string),
-            town_name: a.town_name.as_ref().map(ToString::to_string),
-            country_sub_division: a.country_sub_division.as_ref().map(ToString::to_string),
-            address_lines: a
-                .address_lines
-                .lines()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        }),
-        account: p.account.as_ref().map(|a| match &a.iban {
-            Some(iban) => sdk::AccountId::Iban(iban.as_str().to_owned()),
-            None => sdk::AccountId::Other(a.identifier().to_owned()),
-        }),
-    };
-    sdk::Payment {
-        payment_id: "bench".to_owned(),
-        end_to_end_id: payment.end_to_end_id.to_string(),
-        instruction_id: text(&payment.instruction_id),
-        uetr: payment.uetr.as_ref().map(|u| u.as_str().to_owned()),
-        amount: sdk::Money {
-            minor_units: money.minor_units(),
-            currency: money.currency().code().to_owned(),
-            scale: money.currency().minor_digits(),
-        },
-        debtor: party(&payment.debtor),
-        debtor_agent: agent(&payment.debtor_agent),
-        creditor: party(&payment.creditor),
-        creditor_agent: agent(&payment.creditor_agent),
-        ultimate_debtor: payment.ultimate_debtor.as_ref().map(party),
-        ultimate_creditor: payment.ultimate_creditor.as_ref().map(party),
-        intermediary_agents: payment.intermediary_agents.iter().map(agent).collect(),
-        charge_bearer: payment.charge_bearer.map(|c| match c {
-            model::ChargeBearer::DEBT => sdk::ChargeBearer::Debt,
-            model::ChargeBearer::CRED => sdk::ChargeBearer::Cred,
-            model::ChargeBearer::SHAR => sdk::ChargeBearer::Shar,
-            model::ChargeBearer::SLEV => sdk::ChargeBearer::Slev,
-        }),
-        purpose: text(&payment.purpose),
-        category_purpose: text(&payment.category_purpose),
-        remittance: payment.remittance.as_ref().map(ToString::to_string),
-        requested_execution_date: payment.requested_execution_date.map(|d| sdk::Date {
-            year: d.year,
-            month: d.month,
-            day: d.day,
-        }),
-        urgency: match payment.urgency {
-            model::Urgency::Normal => sdk::Urgency::Normal,
-            model::Urgency::Urgent => sdk::Urgency::Urgent,
-            model::Urgency::Instant => sdk::Urgency::Instant,
-        },
-        channel: text(&payment.channel),
-    }
 }
 
 criterion_group!(benches, pipeline);
