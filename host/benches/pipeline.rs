@@ -140,6 +140,54 @@ fn pipeline(c: &mut Criterion) {
     assert_eq!(wasm.risk_score, floor.risk_score);
 
     breakdown(&runtime, &rules, &payment);
+    load_cost(&rules);
+}
+
+/// What preparation costs at load: each example rule's component compiled as it is, and
+/// made into its rule version as a load does (prepared, for the rules that prepare: the
+/// instrumented component compiled, `prepare` run, the snapshot compiled), on a fresh
+/// runtime with no code cache; the median of a few rounds.
+fn load_cost(rules: &RuleSet) {
+    const ROUNDS: usize = 5;
+    println!("\nat load, median of {ROUNDS} (ms): compiled as it is / made into its rule version");
+    for rule in rules.rules() {
+        let file = rule.manifest.component.clone();
+        let wasm = std::fs::read(workspace().join("examples/rules").join(file)).expect("component");
+        let (mut plain, mut made) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let runtime = Runtime::new().expect("runtime");
+            let started = std::time::Instant::now();
+            runtime
+                .compile(&wasm, rule.manifest.kind, &rule.manifest.capabilities)
+                .expect("compiles");
+            plain.push(started.elapsed());
+            let runtime = Runtime::new().expect("runtime");
+            let started = std::time::Instant::now();
+            let compiled = runtime
+                .compile_rule(
+                    &wasm,
+                    rule.manifest.kind,
+                    &rule.manifest.capabilities,
+                    &rule.context,
+                )
+                .expect("compiles");
+            made.push(started.elapsed());
+            assert_eq!(compiled.prepared(), rule.compiled.prepared());
+        }
+        plain.sort();
+        made.sort();
+        println!(
+            "{:<22} {:>8.1} {:>8.1}{}",
+            rule.manifest.name,
+            plain[ROUNDS / 2].as_secs_f64() * 1e3,
+            made[ROUNDS / 2].as_secs_f64() * 1e3,
+            if rule.compiled.prepared() {
+                "  (prepared)"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 /// Each rule's answer, for comparing decisions.

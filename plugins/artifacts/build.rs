@@ -19,10 +19,11 @@ const RULES: &[(&str, &str)] = &[
     ("rail-router", "rail_router"),
     ("misbehaving", "misbehaving"),
     ("escape", "escape"),
+    ("preparing", "preparing"),
 ];
 
 /// Rules built only for the tests, never installed among the examples.
-const TEST_RULES: &[&str] = &["misbehaving", "escape"];
+const TEST_RULES: &[&str] = &["misbehaving", "escape", "preparing"];
 
 const TARGET: &str = "wasm32-wasip2";
 

@@ -235,9 +235,9 @@ fn a_component_that_compiles_slower_than_the_bound_is_refused() {
 #[test]
 fn a_component_compiled_once_is_loaded_from_the_code_cache_after() {
     let dir = RulesDir::new().rule(
-        "velocity-risk",
-        "kind = \"fraud\"\ncapabilities = [\"velocity\", \"config\"]\n",
-        VELOCITY_RISK,
+        "misbehaving",
+        "kind = \"compliance\"\ncapabilities = [\"config\", \"log\"]\n",
+        MISBEHAVING,
     );
     let cache = tempfile::tempdir().unwrap();
     let with_cache = |limit_ms| {
@@ -272,6 +272,20 @@ fn a_component_compiled_once_is_loaded_from_the_code_cache_after() {
     );
     payrules::registry::RuleSet::load(dir.path(), &with_cache(10_000)).expect("recompiled");
     payrules::registry::RuleSet::load(dir.path(), &with_cache(1)).expect("cached again");
+
+    // A rule that prepares keeps both its compiles (the component as Wizer instruments
+    // it, and as prepared: the same bytes every time), so a restart compiles neither.
+    let prepared = RulesDir::new().rule(
+        "velocity-risk",
+        "kind = \"fraud\"\ncapabilities = [\"velocity\", \"config\"]\n",
+        VELOCITY_RISK,
+    );
+    let before = cached(cache.path()).len();
+    let set = payrules::registry::RuleSet::load(prepared.path(), &with_cache(10_000)).unwrap();
+    assert!(set.rules()[0].compiled.prepared());
+    assert_eq!(cached(cache.path()).len(), before + 2);
+    payrules::registry::RuleSet::load(prepared.path(), &with_cache(1))
+        .expect("prepared again from the cache, with nothing to compile");
 }
 
 #[test]
@@ -283,11 +297,11 @@ fn the_code_cache_keeps_the_most_recently_used_code_within_its_bound() {
             wasm,
         )
     };
-    let velocity = rule(
-        "velocity-risk",
-        "fraud",
-        "\"velocity\", \"config\"",
-        VELOCITY_RISK,
+    let misbehaving = rule(
+        "misbehaving",
+        "compliance",
+        "\"config\", \"log\"",
+        MISBEHAVING,
     );
     let limits = rule("limits", "compliance", "\"config\"", LIMITS);
     let sanctions = rule(
@@ -336,23 +350,27 @@ fn the_code_cache_keeps_the_most_recently_used_code_within_its_bound() {
             .map(|e| e.unwrap().metadata().unwrap().len())
             .sum()
     };
-    let (velocity_bytes, limits_bytes, sanctions_bytes) = (
-        compiled_bytes(&velocity),
+    let (misbehaving_bytes, limits_bytes, sanctions_bytes) = (
+        compiled_bytes(&misbehaving),
         compiled_bytes(&limits),
         compiled_bytes(&sanctions),
     );
-    // Room for velocity-risk with either of the others, not for all three.
-    let bound =
-        velocity_bytes + limits_bytes.max(sanctions_bytes) + limits_bytes.min(sanctions_bytes) / 2;
-    compile(&velocity, bound);
+    // Room for misbehaving with either of the others, not for all three.
+    let bound = misbehaving_bytes
+        + limits_bytes.max(sanctions_bytes)
+        + limits_bytes.min(sanctions_bytes) / 2;
+    compile(&misbehaving, bound);
     assert_eq!(files().len(), 1);
     compile(&limits, bound);
     assert_eq!(files().len(), 2);
-    // velocity-risk is used again, so limits is now the least recently used.
-    assert!(from_cache(&velocity, bound));
+    // misbehaving is used again, so limits is now the least recently used.
+    assert!(from_cache(&misbehaving, bound));
     compile(&sanctions, bound);
     assert_eq!(files().len(), 2, "{:?}", files());
-    assert!(from_cache(&velocity, bound), "the most recently used stays");
+    assert!(
+        from_cache(&misbehaving, bound),
+        "the most recently used stays"
+    );
     assert!(from_cache(&sanctions, bound), "the one just compiled stays");
     assert!(
         !from_cache(&limits, bound),

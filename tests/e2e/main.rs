@@ -24,6 +24,8 @@
 //! - `reload`: the rules directory changed under load: swapped whole or refused.
 //! - `overview`: the overview's figures against a hand count, from memory and from the
 //!   store, across a restart.
+//! - `preparation`: a rule's `prepare` run once per rule version at load, under its
+//!   bounds and without a payment; every instance starts from what it made.
 //! - `pin`: a shadow divergence pinned as a test vector, checked on both versions.
 //! - `reproduce`: a past decision decided again by the kept rule set that made it.
 //! - `rule_page`: a rule's vectors, measured figures and changes since the last set.
@@ -62,6 +64,7 @@ mod overview;
 mod pin;
 mod plugins;
 mod postgres;
+mod preparation;
 mod reload;
 mod reproduce;
 mod reviews;

@@ -323,19 +323,6 @@ impl RuleSet {
             let component_path = dir.join(&manifest.component);
             let wasm = read_bytes(&root, &component_path, COMPONENT_BYTES_MAX)?;
             let version = hex(&Sha256::digest(&wasm));
-            let reusable = previous.and_then(|set| {
-                set.rules.iter().find(|rule| {
-                    rule.version == version
-                        && rule.manifest.kind == manifest.kind
-                        && rule.manifest.capabilities == manifest.capabilities
-                })
-            });
-            let compiled = match reusable {
-                Some(rule) => rule.compiled.clone(),
-                None => runtime
-                    .compile(&wasm, manifest.kind, &manifest.capabilities)
-                    .map_err(|e| LoadError::new(&component_path, e.to_string()))?,
-            };
             set_hash.update(name.as_bytes());
             set_hash.update(b"\0");
             set_hash.update(version.as_bytes());
@@ -371,6 +358,25 @@ impl RuleSet {
                 isolation: manifest.isolation,
                 warm: WarmRecord::default(),
             });
+            // A prepared rule version started from what its `prepare` made of its
+            // configuration and lists: it is reused only where those are the same too.
+            let reusable = previous.and_then(|set| {
+                set.rules.iter().find(|rule| {
+                    rule.version == version
+                        && rule.manifest.kind == manifest.kind
+                        && rule.manifest.capabilities == manifest.capabilities
+                        && (!rule.compiled.prepared()
+                            || (rule.context.config == context.config
+                                && rule.context.limits == context.limits
+                                && same_lists(&rule.context.lists, &context.lists)))
+                })
+            });
+            let compiled = match reusable {
+                Some(rule) => rule.compiled.clone(),
+                None => runtime
+                    .compile_rule(&wasm, manifest.kind, &manifest.capabilities, &context)
+                    .map_err(|e| LoadError::new(&component_path, e.to_string()))?,
+            };
             let vectors_path = dir.join(format!("{name}{}", vectors::FILE_SUFFIX));
             let vectors = if vectors_path.is_file() {
                 let text = read_text(&root, &vectors_path)?;
@@ -500,6 +506,15 @@ pub(crate) fn toml_error(text: &str, error: &toml::de::Error) -> String {
         }
         None => message.to_owned(),
     }
+}
+
+/// Whether two rule versions have the same lists: by name, and by content (a list whose
+/// file did not change is the very same `Arc` in the next rule set).
+fn same_lists(a: &BTreeMap<String, Arc<NamedList>>, b: &BTreeMap<String, Arc<NamedList>>) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((a_name, a_list), (b_name, b_list))| {
+            a_name == b_name && Arc::ptr_eq(a_list, b_list)
+        })
 }
 
 /// Lower-case hex of a digest.

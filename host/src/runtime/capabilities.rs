@@ -98,7 +98,8 @@ struct PaymentFacts {
 /// rule running now.
 pub(crate) struct EvalState {
     pub(crate) limiter: RuleLimiter,
-    facts: Arc<PaymentFacts>,
+    /// The payment's facts; `None` while a rule prepares (there is no payment).
+    facts: Option<Arc<PaymentFacts>>,
     rule: Option<Arc<RuleContext>>,
     host_calls: u32,
     host_calls_max: u32,
@@ -125,7 +126,17 @@ impl EvalState {
         }))
     }
 
+    /// The state in which a rule version prepares: no payment, so `velocity` and `clock`
+    /// trap.
+    pub(crate) fn preparing() -> Self {
+        EvalState::with(None)
+    }
+
     fn with_facts(facts: Arc<PaymentFacts>) -> Self {
+        EvalState::with(Some(facts))
+    }
+
+    fn with(facts: Option<Arc<PaymentFacts>>) -> Self {
         EvalState {
             limiter: RuleLimiter::default(),
             facts,
@@ -143,13 +154,17 @@ impl EvalState {
     /// The same payment's state for a new store (after a trap poisoned the old one, or
     /// for a warm rule's store).
     pub(crate) fn for_a_new_store(&self) -> Self {
-        EvalState::with_facts(Arc::clone(&self.facts))
+        EvalState::with(self.facts.clone())
     }
 
     /// Gives a warm rule's store, which outlives payments, the facts of `payment`'s.
     pub(crate) fn take_facts_of(&mut self, payment: &EvalState) {
-        if !Arc::ptr_eq(&self.facts, &payment.facts) {
-            self.facts = Arc::clone(&payment.facts);
+        let same = match (&self.facts, &payment.facts) {
+            (Some(mine), Some(theirs)) => Arc::ptr_eq(mine, theirs),
+            _ => false,
+        };
+        if !same {
+            self.facts.clone_from(&payment.facts);
         }
     }
 
@@ -201,6 +216,16 @@ impl EvalState {
             ));
         }
         Ok(())
+    }
+
+    /// The payment's facts, or a trap naming `capability` while the rule prepares.
+    fn payment_facts(&self, capability: &str) -> wasmtime::Result<&PaymentFacts> {
+        self.facts.as_deref().ok_or_else(|| {
+            wasmtime::format_err!(
+                "{capability} was called in `prepare`, where there is no payment: a \
+                 preparation may read only the rule's config and lists"
+            )
+        })
     }
 
     fn rule(&self) -> wasmtime::Result<&RuleContext> {
@@ -281,7 +306,7 @@ impl wit::velocity::Host for EvalState {
                 "window-seconds is {window_seconds}; it must be 1..={WINDOW_SECONDS_MAX}"
             )));
         }
-        let facts = &*self.facts;
+        let facts = self.payment_facts("velocity.figures")?;
         let (key, scope) = match scope {
             wit::velocity::VelocityScope::DebtorAccount => {
                 (0, Scope::Debtor(&facts.debtor_account))
@@ -324,7 +349,7 @@ impl wit::velocity::Host for EvalState {
 impl wit::clock::Host for EvalState {
     fn now(&mut self) -> wasmtime::Result<wit::clock::Instant> {
         self.charge()?;
-        Ok(self.facts.now)
+        Ok(self.payment_facts("clock.now")?.now)
     }
 }
 

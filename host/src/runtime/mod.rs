@@ -23,6 +23,7 @@ mod capabilities;
 mod code_cache;
 mod convert;
 mod limits;
+mod preparation;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -123,6 +124,10 @@ pub enum CompileError {
         /// The contract interface it imports or exports, with its version.
         found: String,
     },
+    /// It exports `preparation`, and preparing it failed (a trap or a bound, or the
+    /// snapshot of what it prepared).
+    #[error("{0}")]
+    Preparation(String),
     /// It does not export the interface of its kind.
     #[error(
         "it does not export the {kind} interface of payrules:rules@{CONTRACT_VERSION} ({detail})"
@@ -357,7 +362,34 @@ impl Runtime {
                     .map_err(wrong_world)?,
             ),
         };
-        Ok(CompiledRule { pre, exports })
+        Ok(CompiledRule {
+            pre,
+            exports,
+            prepared: false,
+        })
+    }
+
+    /// [`Runtime::compile`], and for a component that exports `preparation`, its
+    /// preparation: `prepare` run once in `context` (the rule version's configuration,
+    /// lists and bounds) on the component instrumented by Wizer, and the component that
+    /// starts where it left off compiled instead (see [`preparation`]). Whether it
+    /// prepared is [`CompiledRule::prepared`].
+    pub fn compile_rule(
+        &self,
+        wasm: &[u8],
+        kind: RuleKind,
+        granted: &[Capability],
+        context: &Arc<RuleContext>,
+    ) -> Result<CompiledRule, CompileError> {
+        if !preparation::exported(wasm) {
+            return self.compile(wasm, kind, granted);
+        }
+        let (cx, instrumented) = preparation::instrument(wasm)?;
+        let running = self.compile(&instrumented, kind, granted)?;
+        let prepared = preparation::prepare(&self.engine, &running, &cx, context)?;
+        let mut compiled = self.compile(&prepared, kind, granted)?;
+        compiled.prepared = true;
+        Ok(compiled)
     }
 
     /// Opens the sandbox for one payment: one store, in which each rule gets a fresh
@@ -427,6 +459,14 @@ enum KindExports {
 pub struct CompiledRule {
     pre: InstancePre<EvalState>,
     exports: KindExports,
+    prepared: bool,
+}
+
+impl CompiledRule {
+    /// Whether its instances start from what its `preparation.prepare` made.
+    pub fn prepared(&self) -> bool {
+        self.prepared
+    }
 }
 
 /// What the sandbox needs of a rule besides its code: its name, bounds, configuration

@@ -38,8 +38,10 @@ use std::rc::Rc;
 
 use payrules_sdk::clock::Instant;
 use payrules_sdk::config::{self, Source};
-use payrules_sdk::money::format_minor_units;
-use payrules_sdk::{Payment, Rail, Reason, RouteChoice, RoutingRule, Urgency, clock, lists};
+use payrules_sdk::money::{format_minor_units, parse_minor_units};
+use payrules_sdk::{
+    Payment, Prepare, Rail, Reason, RouteChoice, RoutingRule, Urgency, clock, lists,
+};
 
 /// How a rail reaches agents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,18 +76,18 @@ pub struct RailSpec {
 }
 
 /// Everything the choice depends on besides the payment and the clock.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Routing {
     /// The configured rails that the host offered.
     pub rails: Vec<RailSpec>,
     /// Preference order for the payment's urgency.
     pub preference: Vec<Rail>,
     /// This institution's BICs.
-    pub own_bics: Vec<String>,
+    pub own_bics: Rc<[String]>,
     /// This institution's clearing member ids.
-    pub own_member_ids: Vec<String>,
+    pub own_member_ids: Rc<[String]>,
     /// Countries SEPA reaches.
-    pub sepa_countries: Vec<String>,
+    pub sepa_countries: Rc<[String]>,
 }
 
 /// The urgency as manifests spell it.
@@ -106,7 +108,93 @@ fn parse_hh_mm(text: &str) -> Option<u16> {
 /// What [`Routing::read`] depends on besides the configuration.
 type RoutingKey = (Urgency, u8, Vec<Rail>);
 
+/// One rail as configured, before a payment: its limit still as the configuration's text
+/// (a payment's currency decides its minor units).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ConfiguredRail {
+    rail: Rail,
+    currency: Option<String>,
+    max_amount: Option<String>,
+    instant: bool,
+    cutoff_minute_utc: Option<u16>,
+    reach: Reach,
+}
+
+/// The whole configuration, read once, payment-independent: what [`Prepare::prepare`]
+/// keeps, so that a payment's [`Routing`] is made from memory without asking the host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Each urgency's preference, as named rails.
+    preferences: Vec<(Urgency, Vec<Rail>)>,
+    /// Every rail some preference names and the configuration describes.
+    rails: Vec<ConfiguredRail>,
+    own_bics: Rc<[String]>,
+    own_member_ids: Rc<[String]>,
+    sepa_countries: Rc<[String]>,
+}
+
+const URGENCIES: [Urgency; 3] = [Urgency::Instant, Urgency::Urgent, Urgency::Normal];
+
+impl RoutingConfig {
+    /// Reads every key any payment's routing could need.
+    pub fn read(config: &impl Source) -> RoutingConfig {
+        let preferences: Vec<(Urgency, Vec<Rail>)> = URGENCIES
+            .iter()
+            .map(|urgency| {
+                let names = config.list(&format!("preference.{}", urgency_name(*urgency)));
+                (
+                    *urgency,
+                    names.iter().filter_map(|n| Rail::from_name(n)).collect(),
+                )
+            })
+            .collect();
+        let mut named: Vec<Rail> = Vec::new();
+        for rail in preferences.iter().flat_map(|(_, rails)| rails) {
+            if !named.contains(rail) {
+                named.push(*rail);
+            }
+        }
+        let rails = named
+            .into_iter()
+            .filter_map(|rail| {
+                let key = |field: &str| format!("rails.{}.{field}", rail.name());
+                Some(ConfiguredRail {
+                    rail,
+                    reach: reach(config, &key)?,
+                    currency: config.get(&key("currency")),
+                    max_amount: config.get(&key("max-amount")),
+                    instant: config.flag(&key("instant"), false),
+                    cutoff_minute_utc: config.get(&key("cutoff-utc")).and_then(|t| parse_hh_mm(&t)),
+                })
+            })
+            .collect();
+        RoutingConfig {
+            preferences,
+            rails,
+            own_bics: config.list("own-bics").into(),
+            own_member_ids: config.list("own-member-ids").into(),
+            sepa_countries: config.list("sepa-countries").into(),
+        }
+    }
+}
+
+/// How a rail reaches agents, from its `reach` (and `reach-list`); `None` for a rail that
+/// names neither, which is left out.
+fn reach(config: &impl Source, key: &impl Fn(&str) -> String) -> Option<Reach> {
+    Some(match config.get(&key("reach")).as_deref() {
+        Some("bic") => Reach::Bic,
+        Some("member-id") => Reach::MemberId,
+        Some("sepa") => Reach::Sepa,
+        Some("own-institution") => Reach::OwnInstitution,
+        _ => Reach::MemberList(config.get(&key("reach-list"))?),
+    })
+}
+
 thread_local! {
+    /// The configuration as the rule version's preparation read it (see [`RailRouter`]'s
+    /// [`Prepare`]); empty in an instance that was not prepared.
+    static PREPARED: RefCell<Option<Rc<RoutingConfig>>> = const { RefCell::new(None) };
+
     /// The routings read so far in this instance. The configuration never changes within
     /// an instance, so on a warm instance (one that decides payment after payment) each
     /// urgency's routing is read from the host once; a fresh instance reads it once, as
@@ -123,7 +211,11 @@ impl Routing {
             if let Some((_, routing)) = read.borrow().iter().find(|(seen, _)| *seen == key) {
                 return Rc::clone(routing);
             }
-            let routing = Rc::new(Routing::read(payment, candidates, config));
+            let prepared = PREPARED.with(|prepared| prepared.borrow().clone());
+            let routing = Rc::new(match prepared {
+                Some(prepared) => Routing::from_config(&prepared, payment, candidates),
+                None => Routing::read(payment, candidates, config),
+            });
             read.borrow_mut().push((key, Rc::clone(&routing)));
             routing
         })
@@ -146,13 +238,7 @@ impl Routing {
             .iter()
             .filter_map(|rail| {
                 let key = |field: &str| format!("rails.{}.{field}", rail.name());
-                let reach = match config.get(&key("reach")).as_deref() {
-                    Some("bic") => Reach::Bic,
-                    Some("member-id") => Reach::MemberId,
-                    Some("sepa") => Reach::Sepa,
-                    Some("own-institution") => Reach::OwnInstitution,
-                    _ => Reach::MemberList(config.get(&key("reach-list"))?),
-                };
+                let reach = reach(config, &key)?;
                 Some(RailSpec {
                     rail: *rail,
                     currency: config.get(&key("currency")),
@@ -164,22 +250,67 @@ impl Routing {
             })
             .collect::<Vec<_>>();
         let needs = |reach: fn(&Reach) -> bool| rails.iter().any(|spec| reach(&spec.reach));
+        let list = |needed: bool, key: &str| {
+            if needed {
+                config.list(key).into()
+            } else {
+                Rc::from([])
+            }
+        };
+        let own = needs(|r| *r == Reach::OwnInstitution);
         Routing {
-            own_bics: if needs(|r| *r == Reach::OwnInstitution) {
-                config.list("own-bics")
+            own_bics: list(own, "own-bics"),
+            own_member_ids: list(own, "own-member-ids"),
+            sepa_countries: list(needs(|r| *r == Reach::Sepa), "sepa-countries"),
+            rails,
+            preference,
+        }
+    }
+}
+
+impl Routing {
+    /// What [`Routing::read`] reads for `payment` and `candidates`, made from the whole
+    /// configuration read before (the same answer, with no call to the host).
+    pub fn from_config(config: &RoutingConfig, payment: &Payment, candidates: &[Rail]) -> Routing {
+        let scale = payment.amount.scale;
+        let preference: Vec<Rail> = config
+            .preferences
+            .iter()
+            .find(|(urgency, _)| *urgency == payment.urgency)
+            .map(|(_, rails)| rails.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|rail| candidates.contains(rail))
+            .copied()
+            .collect();
+        let rails = preference
+            .iter()
+            .filter_map(|rail| config.rails.iter().find(|spec| spec.rail == *rail))
+            .map(|spec| RailSpec {
+                rail: spec.rail,
+                currency: spec.currency.clone(),
+                max_minor_units: spec
+                    .max_amount
+                    .as_deref()
+                    .and_then(|text| parse_minor_units(text, scale)),
+                instant: spec.instant,
+                cutoff_minute_utc: spec.cutoff_minute_utc,
+                reach: spec.reach.clone(),
+            })
+            .collect::<Vec<_>>();
+        let needs = |reach: fn(&Reach) -> bool| rails.iter().any(|spec| reach(&spec.reach));
+        let when = |needed: bool, list: &Rc<[String]>| {
+            if needed {
+                Rc::clone(list)
             } else {
-                Vec::new()
-            },
-            own_member_ids: if needs(|r| *r == Reach::OwnInstitution) {
-                config.list("own-member-ids")
-            } else {
-                Vec::new()
-            },
-            sepa_countries: if needs(|r| *r == Reach::Sepa) {
-                config.list("sepa-countries")
-            } else {
-                Vec::new()
-            },
+                Rc::from([])
+            }
+        };
+        let own = needs(|r| *r == Reach::OwnInstitution);
+        Routing {
+            own_bics: when(own, &config.own_bics),
+            own_member_ids: when(own, &config.own_member_ids),
+            sepa_countries: when(needs(|r| *r == Reach::Sepa), &config.sepa_countries),
             rails,
             preference,
         }
@@ -341,7 +472,16 @@ impl RoutingRule for RailRouter {
     }
 }
 
-payrules_sdk::routing_rule!(RailRouter);
+impl Prepare for RailRouter {
+    /// Reads the whole configuration once per rule version: every payment's routing is
+    /// then made from memory (no `config.get` calls: they were most of this rule's cost).
+    fn prepare() {
+        let config = Rc::new(RoutingConfig::read(&config::Host));
+        PREPARED.with(|prepared| *prepared.borrow_mut() = Some(config));
+    }
+}
+
+payrules_sdk::routing_rule!(RailRouter, prepared);
 
 #[cfg(test)]
 mod tests {
@@ -412,9 +552,9 @@ mod tests {
                 spec(Rail::Swift, None, None, false, Some(16 * 60), Reach::Bic),
             ],
             preference: preference.to_vec(),
-            own_bics: vec!["PAYRUS33".into()],
-            own_member_ids: vec!["026009593".into()],
-            sepa_countries: vec!["DE".into(), "NL".into(), "FR".into()],
+            own_bics: vec!["PAYRUS33".into()].into(),
+            own_member_ids: vec!["026009593".into()].into(),
+            sepa_countries: vec!["DE".into(), "NL".into(), "FR".into()].into(),
         }
     }
 
@@ -582,5 +722,83 @@ mod tests {
         );
         let afresh = Routing::read(&instant, &candidates, &config);
         assert_eq!(format!("{first:?}"), format!("{afresh:?}"));
+    }
+
+    /// The prepared configuration gives every payment the routing that reading it from
+    /// the host gives: for each urgency, currency scale and set of candidates, on the
+    /// example manifest's configuration and on one with the odd cases (a rail without a
+    /// reach, a rail named twice, a limit that is not an amount, an unknown rail).
+    #[test]
+    fn a_prepared_configuration_routes_as_reading_it_from_the_host() {
+        let example = include_str!("../../../examples/rules/rail-router.toml");
+        let manifest: toml::Table = example.parse().expect("the example manifest");
+        let mut flat = std::collections::BTreeMap::new();
+        flatten("", &manifest["config"], &mut flat);
+        assert!(flat.len() > 20, "{flat:?}");
+        let mut odd = flat.clone();
+        odd.insert(
+            "preference.urgent".into(),
+            "swift, fednow, swift, telegraph, ach".into(),
+        );
+        odd.remove("rails.ach.reach");
+        odd.insert("rails.fednow.max-amount".into(), "lots".into());
+        for config in [&flat, &odd] {
+            let prepared = RoutingConfig::read(config);
+            for urgency in URGENCIES {
+                for scale in [0, 2, 3] {
+                    for subset in 1_u32..(1 << Rail::ALL.len()) {
+                        let candidates: Vec<Rail> = Rail::ALL
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(i, _)| subset & (1 << i) != 0)
+                            .map(|(_, rail)| rail)
+                            .collect();
+                        let mut payment = us_payment();
+                        payment.urgency = urgency;
+                        payment.amount.scale = scale;
+                        assert_eq!(
+                            Routing::from_config(&prepared, &payment, &candidates),
+                            Routing::read(&payment, &candidates, config),
+                            "{urgency:?}, scale {scale}, {candidates:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A manifest's `[config]` as the host gives it: dotted keys, text values, arrays
+    /// joined with ",".
+    fn flatten(
+        prefix: &str,
+        value: &toml::Value,
+        into: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    let key = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    flatten(&key, value, into);
+                }
+            }
+            toml::Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(text).collect();
+                into.insert(prefix.to_owned(), items.join(","));
+            }
+            scalar => {
+                into.insert(prefix.to_owned(), text(scalar));
+            }
+        }
+    }
+
+    fn text(value: &toml::Value) -> String {
+        match value {
+            toml::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        }
     }
 }

@@ -96,10 +96,26 @@ pub mod routing {
     });
 }
 
+/// Bindings for the `preparing` world: the `preparation` export, linked beside a rule's
+/// own world when it is exported with `prepared`.
+#[allow(missing_docs, unsafe_code)]
+pub mod preparing {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "payrules:rules/preparing",
+        pub_export_macro: true,
+        export_macro_name: "export_preparing",
+        default_bindings_module: "::payrules_sdk::preparing",
+        runtime_path: "::payrules_sdk::wit_bindgen_rt",
+    });
+}
+
 #[doc(hidden)]
 pub use wit_bindgen::rt as wit_bindgen_rt;
 
-/// Exports a [`ComplianceRule`] as the component's `compliance` interface.
+/// Exports a [`ComplianceRule`] as the component's `compliance` interface;
+/// `compliance_rule!(Rule, prepared)` also exports its [`Prepare`] as the `preparation`
+/// interface (the `compliance-rule-prepared` world).
 ///
 /// On `wasm32` this is the export; natively (unit tests, benchmarks) nothing is exported,
 /// so several rules can link into one test binary, and the type is only checked.
@@ -111,9 +127,16 @@ macro_rules! compliance_rule {
         #[cfg(not(target_arch = "wasm32"))]
         const _: fn($crate::Payment) -> $crate::Verdict = <$rule as $crate::ComplianceRule>::check;
     };
+    ($rule:ident, prepared) => {
+        $crate::compliance_rule!($rule);
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_preparing!($rule);
+        const _: fn() = <$rule as $crate::Prepare>::prepare;
+    };
 }
 
-/// Exports a [`FraudRule`] as the component's `fraud` interface (see [`compliance_rule!`]).
+/// Exports a [`FraudRule`] as the component's `fraud` interface (see [`compliance_rule!`],
+/// also for `prepared`).
 #[macro_export]
 macro_rules! fraud_rule {
     ($rule:ident) => {
@@ -122,10 +145,16 @@ macro_rules! fraud_rule {
         #[cfg(not(target_arch = "wasm32"))]
         const _: fn($crate::Payment) -> $crate::Risk = <$rule as $crate::FraudRule>::score;
     };
+    ($rule:ident, prepared) => {
+        $crate::fraud_rule!($rule);
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_preparing!($rule);
+        const _: fn() = <$rule as $crate::Prepare>::prepare;
+    };
 }
 
 /// Exports a [`RoutingRule`] as the component's `routing` interface (see
-/// [`compliance_rule!`]).
+/// [`compliance_rule!`], also for `prepared`).
 #[macro_export]
 macro_rules! routing_rule {
     ($rule:ident) => {
@@ -138,7 +167,26 @@ macro_rules! routing_rule {
         ) -> ::std::result::Result<$crate::RouteChoice, $crate::Reason> =
             <$rule as $crate::RoutingRule>::route;
     };
+    ($rule:ident, prepared) => {
+        $crate::routing_rule!($rule);
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_preparing!($rule);
+        const _: fn() = <$rule as $crate::Prepare>::prepare;
+    };
 }
+
+#[doc(hidden)]
+pub use preparing::export_preparing;
+/// What a rule prepares once per rule version, before any payment (exported with the
+/// `prepared` form of the rule's macro, e.g. `routing_rule!(Router, prepared)`).
+///
+/// The host calls `prepare` once when it loads the rule version, then starts every call
+/// from an instance holding what it left in memory: read and parse the configuration
+/// (and anything else that depends on the configuration and the lists alone) here, keep
+/// it in a `static` or `thread_local!`, and every payment finds it ready instead of
+/// asking the host for it again. `velocity` and `clock` trap during `prepare`: there is
+/// no payment yet. A trap or a broken bound in `prepare` refuses the rule version.
+pub use preparing::exports::payrules::rules::preparation::Guest as Prepare;
 
 #[doc(hidden)]
 pub use compliance::export_compliance_rule;

@@ -13,7 +13,7 @@
 use payrules_sdk::config::{self, Source};
 use payrules_sdk::money::format_minor_units;
 use payrules_sdk::velocity::{self, VelocityScope};
-use payrules_sdk::{FraudRule, Payment, Risk, RiskReason};
+use payrules_sdk::{FraudRule, Payment, Prepare, Risk, RiskReason};
 
 const HOUR_SECONDS: u32 = 3_600;
 const DAY_SECONDS: u32 = 86_400;
@@ -202,11 +202,7 @@ impl FraudRule for VelocityRisk {
             })
         })();
         match signals {
-            Ok(signals) => score(
-                &payment,
-                &signals,
-                &Settings::read(payment.amount.scale, &config::Host),
-            ),
+            Ok(signals) => score(&payment, &signals, &settings(payment.amount.scale)),
             // The host refused a window: a bug in this rule, so fail loudly rather
             // than score on missing data.
             Err(error) => panic!("velocity figures unavailable: {error}"),
@@ -214,7 +210,40 @@ impl FraudRule for VelocityRisk {
     }
 }
 
-payrules_sdk::fraud_rule!(VelocityRisk);
+/// The minor-unit digits of nearly every ISO 4217 currency: 0 (JPY), 2 (EUR, USD), 3
+/// (BHD, KWD).
+const USUAL_SCALES: [u8; 3] = [0, 2, 3];
+
+std::thread_local! {
+    /// The settings read so far in this instance, per currency scale; those of the usual
+    /// scales read by the preparation.
+    static SETTINGS: std::cell::RefCell<Vec<(u8, std::rc::Rc<Settings>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The settings for a currency of `scale`: as prepared, or read from the host once.
+fn settings(scale: u8) -> std::rc::Rc<Settings> {
+    SETTINGS.with(|kept| {
+        if let Some((_, settings)) = kept.borrow().iter().find(|(s, _)| *s == scale) {
+            return std::rc::Rc::clone(settings);
+        }
+        let settings = std::rc::Rc::new(Settings::read(scale, &config::Host));
+        kept.borrow_mut()
+            .push((scale, std::rc::Rc::clone(&settings)));
+        settings
+    })
+}
+
+impl Prepare for VelocityRisk {
+    /// Reads the settings for the usual currency scales once per rule version.
+    fn prepare() {
+        for scale in USUAL_SCALES {
+            settings(scale);
+        }
+    }
+}
+
+payrules_sdk::fraud_rule!(VelocityRisk, prepared);
 
 #[cfg(test)]
 mod tests {
