@@ -3,42 +3,15 @@
 //!
 //! payrules' rules ask the host during the call (velocity figures, the sanctions index);
 //! a peer gets the same answers from the same host code: the velocity book's five
-//! figures the velocity rule reads, and, where the engine cannot call the host, the
-//! screening index's answer for each named party. The time to gather them counts in the
+//! figures the velocity rule reads (`floor::signals`), and, where the engine cannot call
+//! the host, the screening index's answer for each named party. The time to gather them counts in the
 //! peer's time per payment.
 
 use payrules::lists::NamedList;
-use payrules::model::{Decision, Payment, Urgency};
-use payrules::velocity::{Scope, VelocityBook};
+use payrules::model::{Decision, Urgency};
 
 /// The similarity at or above which the screening rule looks at a match (`weak-match`).
 pub const WEAK_MATCH: u16 = 850;
-
-/// The velocity figures the example velocity rule reads.
-pub struct Signals {
-    pub debtor_last_hour: u32,
-    pub debtor_last_day: u32,
-    pub debtor_last_30_days: (u32, u64),
-    pub pair_last_day: u32,
-    pub pair_last_90_days: u32,
-}
-
-impl Signals {
-    /// The figures for `payment` at `now_unix_ms`.
-    pub fn read(payment: &Payment, book: &VelocityBook, now_unix_ms: i64) -> Signals {
-        let (debtor, creditor) = (payment.debtor_account(), payment.creditor_account());
-        let figures = |scope, window| book.figures(scope, payment.currency, window, now_unix_ms);
-        let day = 86_400;
-        let month = figures(Scope::Debtor(debtor), 30 * day);
-        Signals {
-            debtor_last_hour: figures(Scope::Debtor(debtor), 3_600).count,
-            debtor_last_day: figures(Scope::Debtor(debtor), day).count,
-            debtor_last_30_days: (month.count, month.sum_minor_units),
-            pair_last_day: figures(Scope::Pair(debtor, creditor), day).count,
-            pair_last_90_days: figures(Scope::Pair(debtor, creditor), 90 * day).count,
-        }
-    }
-}
 
 /// The best similarity (0..=1000) of `name` to an entry of `list`, 0 if none reaches
 /// [`WEAK_MATCH`]: what the screening rule's `lists.fuzzy-match` call answers.

@@ -10,7 +10,7 @@ use payrules::model::{Agent, Party, Payment};
 use payrules::velocity::VelocityBook;
 use rhai::{AST, Dynamic, Engine, Map, Scope};
 
-use crate::facts::{self, Outcome, Signals};
+use crate::facts::{self, Outcome};
 
 /// The script's bounds: far above what the decision needs (it takes ≈2,000 operations),
 /// low enough that a runaway script stops in milliseconds.
@@ -120,7 +120,7 @@ fn agent(agent: &Agent) -> Dynamic {
 /// The payment as the script reads it, with the velocity figures and the clock.
 fn payment_map(payment: &Payment, book: &VelocityBook, now_unix_ms: i64) -> Map {
     let money = payment.money();
-    let signals = Signals::read(payment, book, now_unix_ms);
+    let signals = crate::floor::signals(payment, book, now_unix_ms);
     let clock = crate::floor::clock(now_unix_ms);
     let int = |n: u64| Dynamic::from(i64::try_from(n).expect("fits in i64"));
     let mut map = Map::new();

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use zen_engine::Decision;
 use zen_engine::model::GraphContent;
 
-use crate::facts::{self, Outcome, Signals};
+use crate::facts::{self, Outcome};
 
 pub struct ZenPeer {
     decision: Decision,
@@ -93,7 +93,7 @@ fn agent(agent: &Agent) -> Value {
 /// index's answer for each named party.
 fn input(payment: &Payment, book: &VelocityBook, sanctions: &NamedList, now_unix_ms: i64) -> Value {
     let money = payment.money();
-    let signals = Signals::read(payment, book, now_unix_ms);
+    let signals = crate::floor::signals(payment, book, now_unix_ms);
     let clock = crate::floor::clock(now_unix_ms);
     let named = [
         Some(&payment.debtor),

@@ -154,18 +154,7 @@ impl NativeRules {
         velocity: &VelocityBook,
         now_unix_ms: i64,
     ) -> RuleRun {
-        let (debtor, creditor) = (payment.debtor_account(), payment.creditor_account());
-        let figures =
-            |scope, window| velocity.figures(scope, payment.currency, window, now_unix_ms);
-        let day = 86_400;
-        let month = figures(Scope::Debtor(debtor), 30 * day);
-        let signals = velocity_risk::Signals {
-            debtor_last_hour: figures(Scope::Debtor(debtor), 3_600).count,
-            debtor_last_day: figures(Scope::Debtor(debtor), day).count,
-            debtor_last_30_days: (month.count, month.sum_minor_units),
-            pair_last_day: figures(Scope::Pair(debtor, creditor), day).count,
-            pair_last_90_days: figures(Scope::Pair(debtor, creditor), 90 * day).count,
-        };
+        let signals = signals(payment, velocity, now_unix_ms);
         let settings = velocity_risk::Settings::read(guest.amount.scale, &self.velocity);
         let risk = velocity_risk::score(guest, &signals, &settings);
         run(
@@ -211,6 +200,22 @@ impl NativeRules {
             },
         };
         run("rail-router", RuleKind::Routing, outcome)
+    }
+}
+
+/// The velocity figures the example velocity rule asks the host for, for `payment` at
+/// `now_unix_ms`.
+pub fn signals(payment: &Payment, book: &VelocityBook, now_unix_ms: i64) -> velocity_risk::Signals {
+    let (debtor, creditor) = (payment.debtor_account(), payment.creditor_account());
+    let figures = |scope, window| book.figures(scope, payment.currency, window, now_unix_ms);
+    let day = 86_400;
+    let month = figures(Scope::Debtor(debtor), 30 * day);
+    velocity_risk::Signals {
+        debtor_last_hour: figures(Scope::Debtor(debtor), 3_600).count,
+        debtor_last_day: figures(Scope::Debtor(debtor), day).count,
+        debtor_last_30_days: (month.count, month.sum_minor_units),
+        pair_last_day: figures(Scope::Pair(debtor, creditor), day).count,
+        pair_last_90_days: figures(Scope::Pair(debtor, creditor), 90 * day).count,
     }
 }
 

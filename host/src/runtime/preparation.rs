@@ -81,7 +81,9 @@ pub(super) fn prepare(
             .call_prepare(&mut store)?;
         Ok(instance)
     });
-    let logs = store.data_mut().end_rule();
+    // What the rule logged went to the `payrules::rule` log target as it logged it; there
+    // is no decision to keep it in.
+    store.data_mut().end_rule();
     let instance = ran.map_err(|error| {
         let state = store.data();
         let RuleFailure { kind, message } = classify(
@@ -92,9 +94,6 @@ pub(super) fn prepare(
         );
         CompileError::Preparation(format!("its preparation failed ({kind:?}): {message}"))
     })?;
-    for line in &logs {
-        tracing::debug!(rule = %context.name, level = ?line.level, "{}", line.message);
-    }
     // Reading the state out runs the instrumentation's own exports: not the rule's code,
     // and not bounded by its budget.
     store
