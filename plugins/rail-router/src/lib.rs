@@ -106,7 +106,18 @@ fn parse_hh_mm(text: &str) -> Option<u16> {
 }
 
 /// What [`Routing::read`] depends on besides the configuration.
-type RoutingKey = (Urgency, u8, Vec<Rail>);
+/// (urgency, currency scale, the candidates as a set: one bit per [`Rail::ALL`] entry;
+/// only which rails are offered matters, not their order).
+type RoutingKey = (Urgency, u8, u8);
+
+/// The candidates as a set, for [`RoutingKey`].
+fn offered(candidates: &[Rail]) -> u8 {
+    Rail::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, rail)| candidates.contains(rail))
+        .fold(0, |set, (index, _)| set | (1 << index))
+}
 
 /// One rail as configured, before a payment: its limit still as the configuration's text
 /// (a payment's currency decides its minor units).
@@ -206,14 +217,19 @@ impl Routing {
     /// [`Routing::read`], remembered per urgency, currency scale and candidates for the
     /// life of the instance (`config` must be the same every time: the host's is).
     pub fn remembered(payment: &Payment, candidates: &[Rail], config: &impl Source) -> Rc<Routing> {
-        let key: RoutingKey = (payment.urgency, payment.amount.scale, candidates.to_vec());
+        let key: RoutingKey = (payment.urgency, payment.amount.scale, offered(candidates));
         READ.with(|read| {
             if let Some((_, routing)) = read.borrow().iter().find(|(seen, _)| *seen == key) {
                 return Rc::clone(routing);
             }
             let prepared = PREPARED.with(|prepared| prepared.borrow().clone());
             let routing = Rc::new(match prepared {
-                Some(prepared) => Routing::from_config(&prepared, payment, candidates),
+                Some(prepared) => Routing::from_config(
+                    &prepared,
+                    payment.urgency,
+                    payment.amount.scale,
+                    candidates,
+                ),
                 None => Routing::read(payment, candidates, config),
             });
             read.borrow_mut().push((key, Rc::clone(&routing)));
@@ -269,14 +285,19 @@ impl Routing {
 }
 
 impl Routing {
-    /// What [`Routing::read`] reads for `payment` and `candidates`, made from the whole
-    /// configuration read before (the same answer, with no call to the host).
-    pub fn from_config(config: &RoutingConfig, payment: &Payment, candidates: &[Rail]) -> Routing {
-        let scale = payment.amount.scale;
+    /// What [`Routing::read`] reads for a payment of `urgency` in a currency of `scale`
+    /// and `candidates`, made from the whole configuration read before (the same answer,
+    /// with no call to the host).
+    pub fn from_config(
+        config: &RoutingConfig,
+        urgency: Urgency,
+        scale: u8,
+        candidates: &[Rail],
+    ) -> Routing {
         let preference: Vec<Rail> = config
             .preferences
             .iter()
-            .find(|(urgency, _)| *urgency == payment.urgency)
+            .find(|(preferred, _)| *preferred == urgency)
             .map(|(_, rails)| rails.as_slice())
             .unwrap_or_default()
             .iter()
@@ -473,10 +494,21 @@ impl RoutingRule for RailRouter {
 }
 
 impl Prepare for RailRouter {
-    /// Reads the whole configuration once per rule version: every payment's routing is
-    /// then made from memory (no `config.get` calls: they were most of this rule's cost).
+    /// Reads the whole configuration once per rule version, and makes the routing of
+    /// every urgency for the usual currency scales with every rail offered (what a rule
+    /// set offering all its rails asks): a payment then finds its routing made, or makes
+    /// it from memory (no `config.get` calls: they were most of this rule's cost).
     fn prepare() {
         let config = Rc::new(RoutingConfig::read(&config::Host));
+        READ.with(|read| {
+            let mut read = read.borrow_mut();
+            for urgency in URGENCIES {
+                for scale in [0, 2, 3] {
+                    let routing = Routing::from_config(&config, urgency, scale, &Rail::ALL);
+                    read.push(((urgency, scale, offered(&Rail::ALL)), Rc::new(routing)));
+                }
+            }
+        });
         PREPARED.with(|prepared| *prepared.borrow_mut() = Some(config));
     }
 }
@@ -757,7 +789,7 @@ mod tests {
                         payment.urgency = urgency;
                         payment.amount.scale = scale;
                         assert_eq!(
-                            Routing::from_config(&prepared, &payment, &candidates),
+                            Routing::from_config(&prepared, urgency, scale, &candidates),
                             Routing::read(&payment, &candidates, config),
                             "{urgency:?}, scale {scale}, {candidates:?}"
                         );
