@@ -208,8 +208,8 @@ thread_local! {
 
     /// The routings read so far in this instance. The configuration never changes within
     /// an instance, so on a warm instance (one that decides payment after payment) each
-    /// urgency's routing is read from the host once; a fresh instance reads it once, as
-    /// before.
+    /// urgency's routing is made once; a prepared instance starts with those `prepare`
+    /// made (every urgency, the usual scales, every rail offered).
     static READ: RefCell<Vec<(RoutingKey, Rc<Routing>)>> = const { RefCell::new(Vec::new()) };
 }
 
