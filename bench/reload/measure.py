@@ -2,12 +2,14 @@
 """Hot-reload latency: how long from a rule's new version landing in the rules directory
 to the first payment decided with it.
 
-    python3 bench/reload/measure.py BASE_URL KEY RULES_DIR [SWAPS]
+    python3 bench/reload/measure.py BASE_URL KEY RULES_DIR [SWAPS] [RULE]
 
-Each swap writes a new version of the `limits` component (the same code with a custom
-section that changes its bytes, so it must be compiled) by writing a temporary file and
-renaming it into place, as deployment tools do; then submits payments back to back until
-one is decided by a rule set whose `limits` rule has the new version's sha256. Prints
+Each swap writes a new version of RULE's component (`limits` when absent; the same code
+with a custom section that changes its bytes, so it must be compiled, and prepared again
+if the rule prepares) by writing a temporary file and renaming it into place, as
+deployment tools do; then submits payments back to back until one is decided by a rule
+set whose RULE has the new version's sha256. The key must see whole decisions (an
+operator's), as the rules' versions are not in a submitting system's view. Prints
 each latency and the median, p90 and maximum. Used by bench/reload/run.sh.
 """
 import hashlib
@@ -52,7 +54,8 @@ def submit(base, key, n):
 def main():
     base, key, rules_dir = sys.argv[1:4]
     swaps = int(sys.argv[4]) if len(sys.argv) > 4 else 20
-    path = os.path.join(rules_dir, "limits.wasm")
+    rule = sys.argv[5] if len(sys.argv) > 5 else "limits"
+    path = os.path.join(rules_dir, rule.replace("-", "_") + ".wasm")
     original = open(path, "rb").read()
     latencies = []
     n = 0
@@ -67,7 +70,7 @@ def main():
         while True:
             n += 1
             decision = submit(base, key, n)
-            if any(r["name"] == "limits" and r["version"] == version for r in decision["rules"]):
+            if any(r["name"] == rule and r["version"] == version for r in decision["rules"]):
                 latencies.append((time.monotonic() - landed) * 1000)
                 break
             if time.monotonic() - landed > 10:
