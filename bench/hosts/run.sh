@@ -15,6 +15,9 @@
 #   2. one host, PostgreSQL;
 #   3. two hosts, one PostgreSQL database, each driven by its own wrk with half the
 #      connections.
+# For each, the CPU time the hosts and the database server's processes (every `postgres`
+# process on this machine: run no other cluster meanwhile) spent during the run, per
+# decision answered, from /proc.
 # After each, the hosts stop and `payrules audit verify` checks that the chain is intact
 # and holds a decision for every 201 counted. During 2 and 3, one psql session samples
 # the database's sessions every 20 ms (`pg_stat_activity`): how often a host's writer
@@ -78,6 +81,28 @@ head_report() { # NAME
     }' "$work/$1.waits"
 }
 
+# CPU seconds (user + system) of PIDS, from /proc (processes gone are not counted).
+cpu_of() { # PIDS...
+  local pid ticks=0 t
+  for pid in "$@"; do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || continue
+    ticks=$(( ticks + ${t:-0} ))
+  done
+  echo "$ticks"
+}
+database_pids() { pgrep -x postgres || true; }
+cpu_start() { # HOST_PIDS...
+  cpu_hosts=$(cpu_of "$@"); cpu_db=$(cpu_of $(database_pids))
+}
+cpu_report() { # NAME ANSWERED HOST_PIDS...
+  local name=$1 answered=$2; shift 2
+  local hosts db hz
+  hosts=$(( $(cpu_of "$@") - cpu_hosts )); db=$(( $(cpu_of $(database_pids)) - cpu_db ))
+  hz=$(getconf CLK_TCK)
+  awk -v n="$name" -v h="$hosts" -v d="$db" -v a="$answered" -v hz="$hz" 'BEGIN {
+    printf "  [%s] CPU per decision: hosts %.3f ms, database server %.3f ms\n", n, 1000 * h / hz / a, 1000 * d / hz / a }'
+}
+
 drive() { # NAME URL CONNECTIONS -> $work/NAME.wrk
   PAYRULES_KEY=$key PAYRULES_LOAD_PREFIX="$1-" wrk -t1 -c"$3" -d"${seconds}s" --latency \
     -s bench/load/submit.lua "$2" >"$work/$1.wrk"
@@ -102,8 +127,10 @@ check() { # VERDICT ANSWERED HOSTS
 
 echo "== 1. one host, SQLite"
 serve examples/rules sqlite
+cpu_start "$pid"
 drive sqlite "$url" "$connections"
 report sqlite
+cpu_report sqlite "$(answered sqlite)" "$pid"
 kill -TERM "$pid"; wait "$pid" || true
 check "$("$bin" audit verify --store "$work/sqlite.db")" "$(answered sqlite)" 1
 
@@ -112,9 +139,11 @@ db="payrules_bench_$$_one"; databases+=("$db")
 psql -q "$admin" -c "CREATE DATABASE $db"
 serve_pg pg-one "$db"
 sample_head pg-one "$db"
+cpu_start "$pid"
 drive pg-one "$url" "$connections"
 head_report pg-one
 report pg-one
+cpu_report pg-one "$(answered pg-one)" "$pid"
 kill -TERM "$pid"; wait "$pid" || true
 check "$("$bin" audit verify --config "$work/pg-one.toml")" "$(answered pg-one)" 1
 
@@ -124,12 +153,14 @@ psql -q "$admin" -c "CREATE DATABASE $db"
 serve_pg pg-a "$db"; pid_a=$pid; url_a=$url
 serve_pg pg-b "$db"; pid_b=$pid; url_b=$url
 sample_head pg-two "$db"
+cpu_start "$pid_a" "$pid_b"
 drive pg-a "$url_a" $(( connections / 2 )) & wrk_a=$!
 drive pg-b "$url_b" $(( connections / 2 )) & wrk_b=$!
 wait "$wrk_a" "$wrk_b"
 head_report pg-two
 report pg-a
 report pg-b
+cpu_report pg-two "$(( $(answered pg-a) + $(answered pg-b) ))" "$pid_a" "$pid_b"
 kill -TERM "$pid_a" "$pid_b"; wait "$pid_a" || true; wait "$pid_b" || true
 both=$(( $(answered pg-a) + $(answered pg-b) ))
 check "$("$bin" audit verify --config "$work/pg-a.toml")" "$both" 2

@@ -61,11 +61,21 @@ impl Following {
         }
     }
 
-    fn is_own(&self, id: &str) -> bool {
+    /// Whether this host counted `id` itself (the follower passes it unread).
+    fn counted(&self, id: &str) -> bool {
         self.own
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
+            .contains(id)
+    }
+
+    /// The follower passed these (counted here): they leave the set. Only once the page
+    /// that passed them is read whole: a page that fails is read again.
+    fn passed(&self, ids: &[String]) {
+        let mut own = self.own.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            own.remove(id);
+        }
     }
 }
 
@@ -82,14 +92,17 @@ impl Service {
             let mut warned = false;
             loop {
                 let at = service.following.through_seq.load(Ordering::SeqCst);
-                match service.store.accepted_after(at, FOLLOW_PAGE).await {
+                let counted = |id: &str| service.following.counted(id);
+                match service
+                    .store
+                    .accepted_after(at, FOLLOW_PAGE, &counted)
+                    .await
+                {
                     Ok(page) => {
                         warned = false;
+                        service.following.passed(&page.counted);
                         let now = now_unix_ms();
-                        for (id, payment, decided_at) in &page.payments {
-                            if service.following.is_own(id) {
-                                continue;
-                            }
+                        for (_, payment, decided_at) in &page.payments {
                             service.velocity.record(payment, *decided_at);
                             let delay_ms = now.saturating_sub(*decided_at).max(0);
                             service.metrics.followed(

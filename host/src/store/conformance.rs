@@ -961,7 +961,10 @@ pub async fn accepted_payments_are_followed_in_chain_order(harness: &Harness) {
     let mut followed = Vec::new();
     let mut at = snapshot.through_seq;
     loop {
-        let page = store.accepted_after(at, 2).await.expect("reads");
+        let page = store
+            .accepted_after(at, 2, &|_| false)
+            .await
+            .expect("reads");
         if page.through_seq == at {
             break;
         }
@@ -972,7 +975,7 @@ pub async fn accepted_payments_are_followed_in_chain_order(harness: &Harness) {
     assert_eq!(followed, ["pay_f3", "pay_f5"]);
     assert_eq!(at, 6, "past every entry");
     let decided_at = store
-        .accepted_after(snapshot.through_seq, 10)
+        .accepted_after(snapshot.through_seq, 10, &|_| false)
         .await
         .expect("reads");
     let f3 = store
@@ -981,7 +984,18 @@ pub async fn accepted_payments_are_followed_in_chain_order(harness: &Harness) {
         .expect("reads")
         .expect("stored");
     assert_eq!(decided_at.payments[0].2, f3.decision.decided_at_unix_ms);
-    let after_all = store.accepted_after(at, 10).await.expect("reads");
+    // What the caller counted itself is passed unread, and said so; the rest is read.
+    let own = store
+        .accepted_after(snapshot.through_seq, 10, &|id| id == "pay_f3")
+        .await
+        .expect("reads");
+    assert_eq!(ids(&own), ["pay_f5"]);
+    assert_eq!(own.counted, ["pay_f3"]);
+    assert_eq!(own.through_seq, 6);
+    let after_all = store
+        .accepted_after(at, 10, &|_| false)
+        .await
+        .expect("reads");
     assert!(after_all.payments.is_empty());
     assert_eq!(after_all.through_seq, at, "nothing new: the point stays");
     store.close();
@@ -1406,7 +1420,7 @@ pub async fn approvals_count_in_velocity_from_their_instant(harness: &Harness) {
         "counted from the approval's instant"
     );
     let followed = store
-        .accepted_after(before.through_seq, 100)
+        .accepted_after(before.through_seq, 100, &|_| false)
         .await
         .expect("reads");
     let followed: Vec<(&str, i64)> = followed

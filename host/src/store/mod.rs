@@ -201,8 +201,15 @@ pub trait Store: Send + Sync {
     /// The accepted payments whose decisions' audit entries come after entry `after_seq`,
     /// and the held payments whose approvals' entries do (at the instant of approval), in
     /// chain order, reading at most `limit` entries: what a host follows of the decisions
-    /// and reviews other hosts commit.
-    fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted>;
+    /// and reviews other hosts commit. The payments `counted` says yes to (those this host
+    /// counted itself) are passed without reading them and listed in
+    /// [`Accepted::counted`].
+    fn accepted_after<'a>(
+        &'a self,
+        after_seq: i64,
+        limit: u32,
+        counted: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> StoreFuture<'a, Accepted>;
 
     /// Visits every payment received in `since_unix_ms..until_unix_ms`, in the order
     /// decided, with its stored decision: what a backtest replays. Blocking.
@@ -350,6 +357,9 @@ pub struct Accepted {
     /// Each payment's id, the payment, and the instant it was decided (ms since the Unix
     /// epoch), in decision order.
     pub payments: Vec<(String, Payment, i64)>,
+    /// The ids of the accepted payments passed unread, as the caller had counted them
+    /// ([`Store::accepted_after`]; always empty from [`Store::accepted_since`]).
+    pub counted: Vec<String>,
     /// The last audit entry the read covered: continue after it.
     pub through_seq: i64,
 }

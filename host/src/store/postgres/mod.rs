@@ -29,6 +29,7 @@
 mod schema;
 mod writer;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1216,6 +1217,7 @@ impl Store for PgStore {
                 }
                 Ok(Accepted {
                     payments,
+                    counted: Vec::new(),
                     through_seq: get(&head, 0)?,
                 })
             })
@@ -1226,14 +1228,21 @@ impl Store for PgStore {
         true
     }
 
-    fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted> {
+    fn accepted_after<'a>(
+        &'a self,
+        after_seq: i64,
+        limit: u32,
+        counted: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> StoreFuture<'a, Accepted> {
         Box::pin(async move {
             let limit = i64::from(limit.clamp(1, LIST_LIMIT_MAX));
-            let rows = self
+            // Which entries are an accepted decision's or an approval's, without the
+            // payments: a host reads back the payments it committed itself (half of what
+            // two hosts commit, all of what one does) only to pass them.
+            let entries = self
                 .inner
                 .query(
-                    // An accepted decision's entry, or an approval's (at its instant).
-                    "SELECT a.seq, p.id, p.payment, p.decision, r.reviewed_at_ms \
+                    "SELECT a.seq, p.id, r.reviewed_at_ms \
                      FROM audit_log a \
                      LEFT JOIN reviews r ON a.action = $4 AND r.payment_id = a.subject \
                          AND r.verdict = 'approve' \
@@ -1251,25 +1260,51 @@ impl Store for PgStore {
                 .await?;
             let mut accepted = Accepted {
                 payments: Vec::new(),
+                counted: Vec::new(),
                 through_seq: after_seq,
             };
-            for row in &rows {
+            let mut unread: Vec<(String, Option<i64>)> = Vec::new();
+            for row in &entries {
                 accepted.through_seq = get(row, 0)?;
-                let id: Option<String> = get(row, 1)?;
-                let payment: Option<&str> = get(row, 2)?;
-                let decision: Option<&str> = get(row, 3)?;
-                if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
-                    let Some(payment) =
-                        unless_erased(stored_payment(&self.personal, &id, payment))?
-                    else {
-                        continue;
-                    };
-                    let at = match get::<Option<i64>>(row, 4)? {
-                        Some(approved_at) => approved_at,
-                        None => stored_decision(&self.personal, &id, decision)?.decided_at_unix_ms,
-                    };
-                    accepted.payments.push((id, payment, at));
+                if let Some(id) = get::<Option<String>>(row, 1)? {
+                    if counted(&id) {
+                        accepted.counted.push(id);
+                    } else {
+                        unread.push((id, get(row, 2)?));
+                    }
                 }
+            }
+            if unread.is_empty() {
+                return Ok(accepted);
+            }
+            let ids: Vec<&str> = unread.iter().map(|(id, _)| id.as_str()).collect();
+            let rows = self
+                .inner
+                .query(
+                    "SELECT id, payment, decision FROM payments WHERE id = ANY($1)",
+                    &[(&ids, Type::TEXT_ARRAY)],
+                )
+                .await?;
+            let mut by_id: HashMap<&str, &Row> = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                by_id.insert(get(row, 0)?, row);
+            }
+            for (id, approved_at) in unread {
+                // Payment rows are never deleted (erasure seals them): the first read
+                // found it, so this one does.
+                let Some(row) = by_id.get(id.as_str()) else {
+                    continue;
+                };
+                let Some(payment) =
+                    unless_erased(stored_payment(&self.personal, &id, get(row, 1)?))?
+                else {
+                    continue;
+                };
+                let at = match approved_at {
+                    Some(approved_at) => approved_at,
+                    None => stored_decision(&self.personal, &id, get(row, 2)?)?.decided_at_unix_ms,
+                };
+                accepted.payments.push((id, payment, at));
             }
             Ok(accepted)
         })

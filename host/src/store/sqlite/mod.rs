@@ -813,6 +813,7 @@ impl Store for SqliteStore {
             }
             Ok(Accepted {
                 payments,
+                counted: Vec::new(),
                 through_seq,
             })
         })
@@ -823,51 +824,68 @@ impl Store for SqliteStore {
         false
     }
 
-    fn accepted_after(&self, after_seq: i64, limit: u32) -> StoreFuture<'_, Accepted> {
-        let personal = Arc::clone(&self.personal);
-        Box::pin(self.read(move |conn| {
-            // An accepted decision's entry, or an approval's (counted at its instant).
-            let mut statement = conn.prepare_cached(
-                "SELECT a.seq, p.id, p.payment, p.decision, r.reviewed_at_ms FROM audit_log a \
-                 LEFT JOIN reviews r ON a.action = ?4 AND r.payment_id = a.subject \
-                     AND r.verdict = 'approve' \
-                 LEFT JOIN payments p ON p.id = a.subject \
-                     AND ((a.action = ?1 AND p.status = 'accepted') OR r.payment_id IS NOT NULL) \
-                 WHERE a.seq > ?2 ORDER BY a.seq LIMIT ?3",
-            )?;
-            let rows = statement.query_map(
-                params![DECIDED, after_seq, limit.clamp(1, LIST_LIMIT_MAX), REVIEWED],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, Option<String>>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                        row.get::<_, Option<String>>(3)?,
-                        row.get::<_, Option<i64>>(4)?,
-                    ))
-                },
-            )?;
+    fn accepted_after<'a>(
+        &'a self,
+        after_seq: i64,
+        limit: u32,
+        counted: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> StoreFuture<'a, Accepted> {
+        Box::pin(async move {
+            // An accepted decision's entry, or an approval's (counted at its instant). (A
+            // SQLite store has no other host to follow: this reads the payments whole.)
+            let rows = self
+                .read(move |conn| {
+                    let mut statement = conn.prepare_cached(
+                        "SELECT a.seq, p.id, p.payment, p.decision, r.reviewed_at_ms \
+                         FROM audit_log a \
+                         LEFT JOIN reviews r ON a.action = ?4 AND r.payment_id = a.subject \
+                             AND r.verdict = 'approve' \
+                         LEFT JOIN payments p ON p.id = a.subject \
+                             AND ((a.action = ?1 AND p.status = 'accepted') \
+                                  OR r.payment_id IS NOT NULL) \
+                         WHERE a.seq > ?2 ORDER BY a.seq LIMIT ?3",
+                    )?;
+                    let rows = statement.query_map(
+                        params![DECIDED, after_seq, limit.clamp(1, LIST_LIMIT_MAX), REVIEWED],
+                        |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, Option<String>>(1)?,
+                                row.get::<_, Option<String>>(2)?,
+                                row.get::<_, Option<String>>(3)?,
+                                row.get::<_, Option<i64>>(4)?,
+                            ))
+                        },
+                    )?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .await?;
             let mut accepted = Accepted {
                 payments: Vec::new(),
+                counted: Vec::new(),
                 through_seq: after_seq,
             };
-            for row in rows {
-                let (seq, id, payment, decision, approved_at) = row?;
+            for (seq, id, payment, decision, approved_at) in rows {
                 accepted.through_seq = seq;
                 if let (Some(id), Some(payment), Some(decision)) = (id, payment, decision) {
-                    let Some(payment) = unless_erased(stored_payment(&personal, &id, &payment))?
+                    if counted(&id) {
+                        accepted.counted.push(id);
+                        continue;
+                    }
+                    let Some(payment) =
+                        unless_erased(stored_payment(&self.personal, &id, &payment))?
                     else {
                         continue;
                     };
                     let at = match approved_at {
                         Some(at) => at,
-                        None => stored_decision(&personal, &id, &decision)?.decided_at_unix_ms,
+                        None => stored_decision(&self.personal, &id, &decision)?.decided_at_unix_ms,
                     };
                     accepted.payments.push((id, payment, at));
                 }
             }
             Ok(accepted)
-        }))
+        })
     }
 
     fn for_each_decided(
