@@ -2545,6 +2545,53 @@ pub(crate) mod tests {
         assert_eq!(plans[1].1, "P4321");
     }
 
+    /// A payment whose sealed decision is 3 KB (ciphertext, which does not compress)
+    /// stays whole in its row: no compression tried, nothing moved to the TOAST table
+    /// (which cost half of a payment's insert).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sealed_decision_stays_in_its_row() {
+        let Some(db) = TestDatabase::make() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("a directory");
+        drop((harness(&db, &dir).open)());
+        let (toasted, stored, length) = on_test_server(&db.settings, |client| {
+            Box::pin(async move {
+                client
+                    .batch_execute(
+                        "INSERT INTO payments (id, received_at_ms, submitted_by, end_to_end_id,
+                             amount, currency, status, rule_set_version, payment, decision)
+                         SELECT 'P1', 1, 'key', 'E1', '1.00', 'EUR', 'accepted', 'v', '{}',
+                                (SELECT string_agg(md5(random()::text), '')
+                                 FROM generate_series(1, 96))",
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                let row = client
+                    .query_one(
+                        "SELECT pg_relation_size(c.reltoastrelid),
+                                (SELECT pg_column_size(decision) FROM payments),
+                                (SELECT length(decision) FROM payments)::int4
+                         FROM pg_class c WHERE c.relname = 'payments'",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                Ok((
+                    row.get::<_, i64>(0),
+                    row.get::<_, i32>(1),
+                    row.get::<_, i32>(2),
+                ))
+            })
+        });
+        assert_eq!(length, 3072);
+        assert_eq!(toasted, 0, "the decision was moved to the TOAST table");
+        assert!(
+            stored > length,
+            "stored as written, not compressed: {stored} bytes"
+        );
+    }
+
     #[test]
     fn sslmode_require_without_a_ca_is_refused_rather_than_unverified() {
         let settings = PgSettings {
