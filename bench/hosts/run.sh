@@ -4,12 +4,19 @@
 # noisy machine.
 #
 #   PAYRULES_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres \
-#     bench/hosts/run.sh [SECONDS] [CONNECTIONS]
+#     bench/hosts/run.sh [SECONDS] [CONNECTIONS] [shared|split]
 #
 # PAYRULES_BENCH_POSTGRES names a role that may create databases (its password, if it
 # needs one, in PGPASSWORD); each run makes its own databases and drops them. Needs a
-# release build, wrk and psql. Every host, the database server and wrk share this
-# machine's cores: the figures say what one machine does, not what N machines would.
+# release build, wrk and psql.
+#
+# `shared` (the default): every host, the database server and wrk share this machine's
+# cores; the figures say what one machine does, not what N machines would. `split`: the
+# database server's processes (every `postgres` process on this machine, which this user
+# must be allowed to re-pin: its owner or root) are pinned to the last core, and the
+# hosts and wrk to the others, for every layout, SQLite's too: each host gets the same
+# cores as the SQLite host does, and the database its own, as when it runs on a server
+# of its own (needs taskset; the pinning is undone at the end).
 #
 #   1. one host, SQLite (the embedded default): the baseline;
 #   2. one host, PostgreSQL;
@@ -27,6 +34,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
 connections=${2:-32}
+layout=${3:-shared}
 bin=target/release/payrules
 admin=${PAYRULES_BENCH_POSTGRES:?set PAYRULES_BENCH_POSTGRES to a PostgreSQL role that may create databases}
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
@@ -34,12 +42,29 @@ command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1
 command -v psql >/dev/null || { echo "needs psql: apt-get install postgresql-client" >&2; exit 1; }
 work=$(mktemp -d)
 databases=()
+all_cores="0-$(( $(nproc) - 1 ))"
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
   for db in "${databases[@]}"; do psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true; done
+  if [ "$layout" = split ]; then
+    for p in $(pgrep -x postgres || true); do taskset -a -p -c "$all_cores" "$p" >/dev/null || true; done
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+case "$layout" in
+  shared) ;;
+  split)
+    command -v taskset >/dev/null || { echo "needs taskset: apt-get install util-linux" >&2; exit 1; }
+    last=$(( $(nproc) - 1 ))
+    [ "$last" -ge 1 ] || { echo "split needs two cores or more" >&2; exit 1; }
+    # Backends forked later inherit the postmaster's core.
+    for p in $(pgrep -x postgres); do taskset -a -p -c "$last" "$p" >/dev/null; done
+    taskset -p -c "0-$(( last - 1 ))" $$ >/dev/null
+    echo "== the database server on core $last; the hosts and wrk on cores 0-$(( last - 1 ))"
+    ;;
+  *) echo "the layout is shared or split, not $layout" >&2; exit 1 ;;
+esac
 source bench/serve.sh
 new_key submitter
 "$bin" audit new-key --key-file "$work/audit.key" >/dev/null
