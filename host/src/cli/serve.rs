@@ -151,22 +151,24 @@ fn serve(
         let _tls_watch = match &tls {
             Some(tls) => {
                 let reloaded = Arc::clone(tls);
-                payrules::registry::watch::watch_contents(
-                    &tls.files(),
-                    Duration::from_millis(config.reload_settle_ms),
-                    move || match reloaded.reload() {
-                        Ok(()) => tracing::info!(
-                            certificate_sha256 = %reloaded.certificate_sha256(),
-                            "TLS certificate reloaded"
-                        ),
-                        Err(error) => tracing::error!(
-                            "TLS certificate not reloaded, the one in use stays: {error}"
-                        ),
-                    },
+                Some(
+                    payrules::registry::watch::watch_contents(
+                        &tls.files(),
+                        Duration::from_millis(config.reload_settle_ms),
+                        move || match reloaded.reload() {
+                            Ok(()) => tracing::info!(
+                                certificate_sha256 = %reloaded.certificate_sha256(),
+                                "TLS certificate reloaded"
+                            ),
+                            Err(error) => tracing::error!(
+                                "TLS certificate not reloaded, the one in use stays: {error}"
+                            ),
+                        },
+                    )
+                    .context("watching the TLS certificate and key")?,
                 )
-                .context("watching the TLS certificate and key")?
             }
-            None => Vec::new(),
+            None => None,
         };
         // The API keys are read again when the config file changes (a key added, removed,
         // rotated, given an expiry): no restart. Only the keys: other settings need one.
@@ -179,7 +181,7 @@ fn serve(
                     async move { reload_keys(&state, &file).await }
                 })?
             }
-            _ => Vec::new(),
+            _ => None,
         };
         // OAuth: a JWKS URL fetched now and periodically; a JWKS file read again when it
         // changes.
@@ -201,10 +203,10 @@ fn serve(
                             }
                         })?
                     }
-                    None => Vec::new(),
+                    None => None,
                 }
             }
-            None => Vec::new(),
+            None => None,
         };
         let rules = service.rule_set();
         tracing::info!(
@@ -252,7 +254,7 @@ fn on_change<Job, Run>(
     files: &[std::path::PathBuf],
     settle: Duration,
     job: Job,
-) -> anyhow::Result<Vec<payrules::registry::watch::DirectoryWatch>>
+) -> anyhow::Result<Option<payrules::registry::watch::FileWatch>>
 where
     Job: Fn() -> Run + Send + 'static,
     Run: std::future::Future<Output = ()> + Send,
@@ -268,7 +270,7 @@ where
             job().await;
         }
     });
-    Ok(watch)
+    Ok(Some(watch))
 }
 
 /// Reads the config file again and, if it is valid and its keys changed, puts its keys
