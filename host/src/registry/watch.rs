@@ -169,9 +169,13 @@ mod tests {
         std::fs::write(&config, "a = 1\n").expect("written");
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&calls);
-        let watch = watch_contents(&[config.clone()], Duration::from_millis(20), move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-        })
+        let watch = watch_contents(
+            std::slice::from_ref(&config),
+            Duration::from_millis(20),
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            },
+        )
         .expect("watching");
         let wal = dir.path().join("payrules.db-wal");
         let busy_until = Instant::now() + FILE_POLL * 3;
@@ -181,13 +185,19 @@ mod tests {
         }
         std::fs::write(&config, "a = 1\n").expect("the same again");
         std::thread::sleep(FILE_POLL * 2);
-        assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing of the file changed");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            0,
+            "nothing of the file changed"
+        );
 
         // Replaced by a rename, as deployment tools do.
         let temporary = dir.path().join("payrules.toml.tmp");
         std::fs::write(&temporary, "a = 2\n").expect("written");
         std::fs::rename(&temporary, &config).expect("renamed");
-        eventually("the change is reported", || calls.load(Ordering::SeqCst) == 1);
+        eventually("the change is reported", || {
+            calls.load(Ordering::SeqCst) == 1
+        });
 
         drop(watch);
         std::thread::sleep(FILE_POLL * 2);
