@@ -21,7 +21,10 @@
 #   1. one host, SQLite (the embedded default): the baseline;
 #   2. one host, PostgreSQL;
 #   3. two hosts, one PostgreSQL database, each driven by its own wrk with half the
-#      connections.
+#      connections;
+#   4. the same two hosts' work on two databases of the same server: no chain head
+#      shared — the most per-host chains joined by checkpoints could give (their
+#      checkpoint entries aside), measured without building them.
 # For each, the CPU time the hosts and the database server's processes (every `postgres`
 # process on this machine: run no other cluster meanwhile) spent during the run, per
 # decision answered, from /proc.
@@ -190,3 +193,21 @@ kill -TERM "$pid_a" "$pid_b"; wait "$pid_a" || true; wait "$pid_b" || true
 both=$(( $(answered pg-a) + $(answered pg-b) ))
 check "$("$bin" audit verify --config "$work/pg-a.toml")" "$both" 2
 echo "  two hosts together: $(awk '/Requests\/sec/ {s += $2} END {printf "%.0f", s}' "$work/pg-a.wrk" "$work/pg-b.wrk") requests/s"
+
+echo "== 4. two hosts, two databases of one PostgreSQL server (no head shared)"
+db_c="payrules_bench_$$_c"; db_d="payrules_bench_$$_d"; databases+=("$db_c" "$db_d")
+psql -q "$admin" -c "CREATE DATABASE $db_c"
+psql -q "$admin" -c "CREATE DATABASE $db_d"
+serve_pg pg-c "$db_c"; pid_c=$pid; url_c=$url
+serve_pg pg-d "$db_d"; pid_d=$pid; url_d=$url
+cpu_start "$pid_c" "$pid_d"
+drive pg-c "$url_c" $(( connections / 2 )) & wrk_c=$!
+drive pg-d "$url_d" $(( connections / 2 )) & wrk_d=$!
+wait "$wrk_c" "$wrk_d"
+report pg-c
+report pg-d
+cpu_report pg-apart "$(( $(answered pg-c) + $(answered pg-d) ))" "$pid_c" "$pid_d"
+kill -TERM "$pid_c" "$pid_d"; wait "$pid_c" || true; wait "$pid_d" || true
+check "$("$bin" audit verify --config "$work/pg-c.toml")" "$(answered pg-c)" 1
+check "$("$bin" audit verify --config "$work/pg-d.toml")" "$(answered pg-d)" 1
+echo "  two hosts apart: $(awk '/Requests\/sec/ {s += $2} END {printf "%.0f", s}' "$work/pg-c.wrk" "$work/pg-d.wrk") requests/s"
