@@ -136,6 +136,14 @@ drive() { # NAME URL CONNECTIONS -> $work/NAME.wrk
     -s bench/load/submit.lua "$2" >"$work/$1.wrk"
 }
 
+# Two hosts driven at once, half the connections each, their CPU counted from the start.
+drive_two() { # NAME_A URL_A PID_A NAME_B URL_B PID_B
+  cpu_start "$3" "$6"
+  drive "$1" "$2" $(( connections / 2 )) & local wrk_a=$!
+  drive "$4" "$5" $(( connections / 2 )) & local wrk_b=$!
+  wait "$wrk_a" "$wrk_b"
+}
+
 report() { # NAME
   grep -E "requests in|Requests/sec|50%|99%|not 201|Socket errors" "$work/$1.wrk" | sed "s/^/  [$1] /"
 }
@@ -181,10 +189,7 @@ psql -q "$admin" -c "CREATE DATABASE $db"
 serve_pg pg-a "$db"; pid_a=$pid; url_a=$url
 serve_pg pg-b "$db"; pid_b=$pid; url_b=$url
 sample_head pg-two "$db"
-cpu_start "$pid_a" "$pid_b"
-drive pg-a "$url_a" $(( connections / 2 )) & wrk_a=$!
-drive pg-b "$url_b" $(( connections / 2 )) & wrk_b=$!
-wait "$wrk_a" "$wrk_b"
+drive_two pg-a "$url_a" "$pid_a" pg-b "$url_b" "$pid_b"
 head_report pg-two
 report pg-a
 report pg-b
@@ -200,10 +205,7 @@ psql -q "$admin" -c "CREATE DATABASE $db_c"
 psql -q "$admin" -c "CREATE DATABASE $db_d"
 serve_pg pg-c "$db_c"; pid_c=$pid; url_c=$url
 serve_pg pg-d "$db_d"; pid_d=$pid; url_d=$url
-cpu_start "$pid_c" "$pid_d"
-drive pg-c "$url_c" $(( connections / 2 )) & wrk_c=$!
-drive pg-d "$url_d" $(( connections / 2 )) & wrk_d=$!
-wait "$wrk_c" "$wrk_d"
+drive_two pg-c "$url_c" "$pid_c" pg-d "$url_d" "$pid_d"
 report pg-c
 report pg-d
 cpu_report pg-apart "$(( $(answered pg-c) + $(answered pg-d) ))" "$pid_c" "$pid_d"
