@@ -22,16 +22,6 @@ pub struct DirectoryWatch {
     _watcher: RecommendedWatcher,
 }
 
-/// Watches `dir` (and its subdirectories, for lists) and calls `changed` once per burst
-/// of changes, after `settle` of quiet, on a thread of its own.
-pub fn watch(
-    dir: &Path,
-    settle: Duration,
-    changed: impl Fn() + Send + 'static,
-) -> notify::Result<DirectoryWatch> {
-    watch_in(dir, RecursiveMode::Recursive, settle, changed)
-}
-
 /// How often the files of [`watch_contents`] are read again.
 pub const FILE_POLL: Duration = Duration::from_millis(500);
 
@@ -104,9 +94,10 @@ pub fn watch_contents(
     Ok(FileWatch { stop })
 }
 
-fn watch_in(
+/// Watches `dir` (and its subdirectories, for lists) and calls `changed` once per burst
+/// of changes, after `settle` of quiet, on a thread of its own.
+pub fn watch(
     dir: &Path,
-    mode: RecursiveMode,
     settle: Duration,
     changed: impl Fn() + Send + 'static,
 ) -> notify::Result<DirectoryWatch> {
@@ -122,7 +113,7 @@ fn watch_in(
             Err(error) => tracing::warn!("watching {shown}: {error}"),
         }
     })?;
-    watcher.watch(dir, mode)?;
+    watcher.watch(dir, RecursiveMode::Recursive)?;
     std::thread::Builder::new()
         .name("payrules-watch".into())
         .spawn(move || {

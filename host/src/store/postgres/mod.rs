@@ -610,6 +610,7 @@ WITH missing AS MATERIALIZED (
                       WHERE a.action = ANY($1) AND a.subject = r.payment_id)
 )
 SELECT payment_id FROM missing ORDER BY seq LIMIT 1";
+
 fn audit_row(row: &Row) -> Result<AuditEntry, StoreError> {
     let seq: i64 = get(row, 0)?;
     let prev: Vec<u8> = get(row, 6)?;
@@ -1236,9 +1237,9 @@ impl Store for PgStore {
     ) -> StoreFuture<'a, Accepted> {
         Box::pin(async move {
             let limit = i64::from(limit.clamp(1, LIST_LIMIT_MAX));
-            // Which entries are an accepted decision's or an approval's, without the
-            // payments: a host reads back the payments it committed itself (half of what
-            // two hosts commit, all of what one does) only to pass them.
+            // Which entries are an accepted decision's or an approval's, read without
+            // their payments: those this host committed itself (all of them with one host,
+            // half with two) are passed unread; only the others' payments are read.
             let entries = self
                 .inner
                 .query(
@@ -1290,11 +1291,11 @@ impl Store for PgStore {
                 by_id.insert(get(row, 0)?, row);
             }
             for (id, approved_at) in unread {
-                // Payment rows are never deleted (erasure seals them): the first read
-                // found it, so this one does.
-                let Some(row) = by_id.get(id.as_str()) else {
-                    continue;
-                };
+                // Payment rows are never deleted (erasure destroys their data key): the
+                // first read found it, so this one must; if not, the page is read again.
+                let row = by_id.get(id.as_str()).ok_or_else(|| {
+                    StoreError::failed(format!("payment {id} was not found after its entry"))
+                })?;
                 let Some(payment) =
                     unless_erased(stored_payment(&self.personal, &id, get(row, 1)?))?
                 else {
