@@ -110,7 +110,8 @@ fn spans_are_exported_over_otlp_and_continue_the_clients_trace() {
     );
     assert_eq!(reply.status, 201, "{}", reply.body);
     // A stop exports what is queued.
-    assert!(server.terminate().success());
+    let stopped = server.terminate();
+    assert!(stopped.success(), "{stopped:?}\n{}", server.log());
     let started = Instant::now();
     let in_trace = || -> Vec<Value> {
         collector
